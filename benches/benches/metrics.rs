@@ -1,0 +1,171 @@
+//! mpm-metrics beside prometheus, prometheus-client, hdrhistogram and the metrics crate.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mpm_metrics::{Registry, Unit};
+
+/// 1,024 values spread log-uniformly over 1 ns .. 10 s, the same for every histogram.
+fn sample_values() -> Vec<u64> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let exp = (x % 1000) as f64 / 1000.0 * 10.0; // 10^0 .. 10^10
+            10f64.powf(exp) as u64
+        })
+        .collect()
+}
+
+fn counter(c: &mut Criterion) {
+    let mut g = c.benchmark_group("counter_inc");
+    let registry = Registry::default();
+    let ours = registry
+        .counter("requests_total", &[("route", "/a")])
+        .unwrap();
+    g.bench_function("mpm", |b| b.iter(|| black_box(&ours).inc()));
+    let prom = prometheus::IntCounter::new("requests_total", "requests").unwrap();
+    g.bench_function("prometheus", |b| b.iter(|| black_box(&prom).inc()));
+    let handle = metrics::Counter::from_arc(Arc::new(AtomicU64::new(0)));
+    g.bench_function("metrics", |b| b.iter(|| black_box(&handle).increment(1)));
+    g.finish();
+}
+
+fn histogram(c: &mut Criterion) {
+    let values = sample_values();
+    let mut g = c.benchmark_group("histogram_record");
+    let registry = Registry::default();
+    let ours = registry.histogram("latency", &[], Unit::Seconds).unwrap();
+    let mut i = 0usize;
+    g.bench_function("mpm", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            ours.record(black_box(values[i]));
+        })
+    });
+    let mut hdr = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+    g.bench_function("hdrhistogram", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            hdr.saturating_record(black_box(values[i]));
+        })
+    });
+    let prom =
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("latency", "latency"))
+            .unwrap();
+    let as_secs: Vec<f64> = values.iter().map(|v| *v as f64 * 1e-9).collect();
+    g.bench_function("prometheus", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            prom.observe(black_box(as_secs[i]));
+        })
+    });
+    g.finish();
+}
+
+fn timer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("timer_start_stop");
+    let registry = Registry::default();
+    let timer = registry.timer("op", &[]).unwrap();
+    g.bench_function("mpm_guard", |b| {
+        b.iter(|| {
+            let guard = timer.start();
+            drop(black_box(guard));
+        })
+    });
+    g.bench_function("std_instant_pair", |b| {
+        b.iter(|| {
+            let start = Instant::now();
+            black_box(start.elapsed())
+        })
+    });
+    g.finish();
+}
+
+fn render(c: &mut Criterion) {
+    const SERIES: usize = 1000;
+    let mut g = c.benchmark_group("prometheus_render_1000_series");
+    let registry = Registry::default();
+    registry
+        .describe("requests_total", "Requests served.")
+        .unwrap();
+    for i in 0..SERIES {
+        let route = format!("/agents/{i}");
+        registry
+            .counter("requests_total", &[("method", "GET"), ("route", &route)])
+            .unwrap()
+            .add(i as u64);
+    }
+    let mut buf = String::new();
+    g.bench_function("mpm", |b| {
+        b.iter(|| {
+            buf.clear();
+            registry.render_prometheus_into(&mut buf);
+            black_box(buf.len())
+        })
+    });
+
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::metrics::counter::Counter as PcCounter;
+    use prometheus_client::metrics::family::Family;
+    let mut pc_registry = prometheus_client::registry::Registry::default();
+    let family = Family::<Vec<(String, String)>, PcCounter>::default();
+    pc_registry.register("requests", "Requests served.", family.clone());
+    for i in 0..SERIES {
+        family
+            .get_or_create(&vec![
+                ("method".to_owned(), "GET".to_owned()),
+                ("route".to_owned(), format!("/agents/{i}")),
+            ])
+            .inc_by(i as u64);
+    }
+    let mut pc_buf = String::new();
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            pc_buf.clear();
+            encode(&mut pc_buf, &pc_registry).unwrap();
+            black_box(pc_buf.len())
+        })
+    });
+    g.finish();
+}
+
+fn snapshot(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_snapshot");
+    let values = sample_values();
+    let h = mpm_metrics::Histogram::new();
+    for v in &values {
+        h.record(*v);
+    }
+    g.bench_function("mpm", |b| b.iter(|| black_box(h.snapshot().p99)));
+    let mut hdr = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+    for v in &values {
+        hdr.saturating_record(*v);
+    }
+    g.bench_function("hdrhistogram", |b| {
+        b.iter_batched(
+            || (),
+            |_| black_box(hdr.value_at_quantile(0.99)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = counter, histogram, timer, render, snapshot
+}
+criterion_main!(benches);

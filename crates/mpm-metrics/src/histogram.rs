@@ -1,0 +1,382 @@
+//! A lock-free log-linear histogram.
+//!
+//! # Layout
+//!
+//! Values are unsigned integers in the caller's unit (nanoseconds for durations, bytes for
+//! sizes). Values below 64 each have a bucket of their own and are counted exactly. Above that,
+//! each power of two `[2^k, 2^(k+1))` for `k` in `6..44` is cut into [`SUB_BUCKETS`] equal
+//! parts. A bucket therefore spans at most `1/51` of its lower bound, and reporting its midpoint
+//! is off by at most `1/102` (0.98%) of the true value. Values of `2^44` and above (about 4.9
+//! hours in nanoseconds) are counted in the last bucket.
+//!
+//! 2,002 buckets of 8 bytes plus the header make 16,064 bytes per histogram, allocated once when
+//! it is created. Recording is one relaxed `fetch_add` on one bucket: no lock, no allocation, no
+//! other shared write. The count, sum, mean, minimum and maximum are derived from the buckets
+//! when a snapshot is taken, so they carry the same 1% bound (counts are exact).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Values below this are counted exactly, one bucket each.
+const EXACT: u64 = 64;
+/// `log2(EXACT)`: the first octave cut into sub-buckets.
+const FIRST_OCTAVE: u32 = 6;
+/// One past the last octave: values of `2^LAST_OCTAVE` and above land in the last bucket.
+const LAST_OCTAVE: u32 = 44;
+/// How many equal parts each octave is cut into. 51 keeps the midpoint error below 1%.
+pub const SUB_BUCKETS: u64 = 51;
+/// The number of buckets in every histogram.
+pub const BUCKETS: usize = (EXACT + (LAST_OCTAVE - FIRST_OCTAVE) as u64 * SUB_BUCKETS) as usize;
+/// The largest value that is counted in a bucket of its own range; larger values saturate.
+pub const MAX_TRACKED: u64 = (1 << LAST_OCTAVE) - 1;
+
+/// The bucket a value falls into.
+#[inline(always)]
+fn bucket_index(value: u64) -> usize {
+    if value < EXACT {
+        return value as usize;
+    }
+    let value = value.min(MAX_TRACKED);
+    let k = 63 - value.leading_zeros();
+    let base = 1u64 << k;
+    // (value - base) < 2^k <= 2^43, so the product fits in 64 bits.
+    let sub = ((value - base) * SUB_BUCKETS) >> k;
+    (EXACT + (k - FIRST_OCTAVE) as u64 * SUB_BUCKETS + sub) as usize
+}
+
+/// The smallest and largest integer that fall into bucket `index`, both inclusive.
+fn bucket_bounds(index: usize) -> (u64, u64) {
+    let index = index as u64;
+    if index < EXACT {
+        return (index, index);
+    }
+    let rest = index - EXACT;
+    let k = FIRST_OCTAVE as u64 + rest / SUB_BUCKETS;
+    let j = rest % SUB_BUCKETS;
+    let base = 1u64 << k;
+    // `d = value - base` is in bucket j when j * 2^k <= d * 51 < (j + 1) * 2^k.
+    let lo = (j << k).div_ceil(SUB_BUCKETS);
+    let hi = ((j + 1) << k).div_ceil(SUB_BUCKETS) - 1;
+    (base + lo, base + hi)
+}
+
+/// The value reported for bucket `index`: the midpoint of the integers it holds.
+fn bucket_value(index: usize) -> f64 {
+    let (lo, hi) = bucket_bounds(index);
+    (lo as f64 + hi as f64) / 2.0
+}
+
+pub(crate) struct HistogramCell {
+    buckets: Box<[AtomicU64]>,
+    rejected: AtomicU64,
+}
+
+impl HistogramCell {
+    fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            rejected: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A handle to a lock-free log-linear histogram. Cloning it is cheap and every clone records
+/// into the same buckets.
+///
+/// Percentiles, minimum, maximum, sum and mean are within 1% of the exact figures for values
+/// up to [`MAX_TRACKED`]; counts are exact. See the [module docs](self) for the layout.
+///
+/// ```
+/// use mpm_metrics::Histogram;
+///
+/// let latency = Histogram::new();
+/// for v in 1..=1000 {
+///     latency.record(v);
+/// }
+/// let snap = latency.snapshot();
+/// assert_eq!(snap.count, 1000);
+/// assert!((snap.p50 - 500.0).abs() <= 5.0);
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    cell: Arc<HistogramCell>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.snapshot();
+        f.debug_struct("Histogram")
+            .field("count", &s.count)
+            .field("p50", &s.p50)
+            .field("p99", &s.p99)
+            .finish()
+    }
+}
+
+impl Histogram {
+    /// A new histogram not attached to any registry. This is the only allocation it makes.
+    pub fn new() -> Self {
+        Self {
+            cell: Arc::new(HistogramCell::new()),
+        }
+    }
+
+    /// Records one value. Lock-free and allocation-free.
+    #[inline]
+    pub fn record(&self, value: u64) {
+        self.cell.buckets[bucket_index(value)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records `count` occurrences of one value.
+    #[inline]
+    pub fn record_n(&self, value: u64, count: u64) {
+        self.cell.buckets[bucket_index(value)].fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Records a duration in nanoseconds (saturating at [`MAX_TRACKED`] nanoseconds).
+    #[inline]
+    pub fn record_duration(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.record(nanos);
+    }
+
+    /// Records a floating-point value, rounded to the nearest integer. NaN, infinite and
+    /// negative values are not recorded: they are counted in
+    /// [`HistogramSnapshot::rejected`] and `false` is returned.
+    #[inline]
+    pub fn record_f64(&self, value: f64) -> bool {
+        if value.is_finite() && value >= 0.0 {
+            // `as` saturates for values above u64::MAX.
+            self.record(value.round() as u64);
+            true
+        } else {
+            self.cell.rejected.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Adds every count of `other` into `self`. Histograms share one layout, so merging is
+    /// exact.
+    pub fn merge_from(&self, other: &Histogram) {
+        for (mine, theirs) in self.cell.buckets.iter().zip(other.cell.buckets.iter()) {
+            let n = theirs.load(Ordering::Relaxed);
+            if n != 0 {
+                mine.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        let r = other.cell.rejected.load(Ordering::Relaxed);
+        self.cell.rejected.fetch_add(r, Ordering::Relaxed);
+    }
+
+    /// Sets every bucket back to zero.
+    pub fn reset(&self) {
+        for b in self.cell.buckets.iter() {
+            b.store(0, Ordering::Relaxed);
+        }
+        self.cell.rejected.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether two handles record into the same histogram.
+    pub fn same_as(&self, other: &Histogram) -> bool {
+        Arc::ptr_eq(&self.cell, &other.cell)
+    }
+
+    /// Reads the buckets once and computes the summary statistics.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self
+            .cell
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        HistogramSnapshot::from_counts(&counts, self.cell.rejected.load(Ordering::Relaxed))
+    }
+}
+
+/// What a [`Histogram`] held when it was read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistogramSnapshot {
+    /// How many values were recorded (exact).
+    pub count: u64,
+    /// The sum of the values (within 1%).
+    pub sum: f64,
+    /// The mean, `sum / count`, or 0 when empty.
+    pub mean: f64,
+    /// The smallest value (within 1%), or 0 when empty.
+    pub min: f64,
+    /// The largest value (within 1%), or 0 when empty.
+    pub max: f64,
+    /// The median.
+    pub p50: f64,
+    /// The 90th percentile.
+    pub p90: f64,
+    /// The 99th percentile.
+    pub p99: f64,
+    /// The 99.9th percentile.
+    pub p999: f64,
+    /// Values refused by [`Histogram::record_f64`] (NaN, infinite or negative).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejected: u64,
+    /// Cumulative counts at each power of two, for exposition: `(upper_bound_inclusive,
+    /// cumulative_count)`, up to the largest non-empty one.
+    #[serde(skip)]
+    pub(crate) cumulative: Vec<(u64, u64)>,
+    /// The non-empty buckets, as `(bucket_index, count)`, for exact quantiles.
+    #[serde(skip)]
+    pub(crate) nonzero: Vec<(u32, u64)>,
+    /// The factor from recorded to reported values.
+    #[serde(skip)]
+    pub(crate) scale: f64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl HistogramSnapshot {
+    fn from_counts(counts: &[u64], rejected: u64) -> Self {
+        let nonzero: Vec<(u32, u64)> = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .map(|(i, c)| (i as u32, *c))
+            .collect();
+        let count: u64 = nonzero.iter().map(|(_, c)| c).sum();
+        let sum: f64 = nonzero
+            .iter()
+            .map(|(i, c)| bucket_value(*i as usize) * *c as f64)
+            .sum();
+        let mut snap = HistogramSnapshot {
+            count,
+            sum,
+            mean: if count == 0 { 0.0 } else { sum / count as f64 },
+            min: nonzero
+                .first()
+                .map_or(0.0, |(i, _)| bucket_value(*i as usize)),
+            max: nonzero
+                .last()
+                .map_or(0.0, |(i, _)| bucket_value(*i as usize)),
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            rejected,
+            cumulative: Vec::new(),
+            nonzero,
+            scale: 1.0,
+        };
+        snap.p50 = snap.quantile(0.5);
+        snap.p90 = snap.quantile(0.9);
+        snap.p99 = snap.quantile(0.99);
+        snap.p999 = snap.quantile(0.999);
+        snap.cumulative = snap.power_of_two_cumulative();
+        snap
+    }
+
+    /// The value at quantile `q` (0 to 1), in the reported unit: the smallest recorded value (within 1%) that at
+    /// least `q * count` values do not exceed. 0 when the histogram is empty; `q` is clamped
+    /// into `0..=1` and NaN counts as 0.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0u64;
+        for (i, c) in &self.nonzero {
+            seen += c;
+            if seen >= rank {
+                return bucket_value(*i as usize) * self.scale;
+            }
+        }
+        self.max
+    }
+
+    /// The same statistics multiplied by `factor` (counts unchanged): how a [`Unit`] turns
+    /// recorded nanoseconds into reported seconds.
+    ///
+    /// [`Unit`]: crate::Unit
+    pub(crate) fn scaled(mut self, factor: f64) -> Self {
+        if factor != 1.0 {
+            for v in [
+                &mut self.sum,
+                &mut self.mean,
+                &mut self.min,
+                &mut self.max,
+                &mut self.p50,
+                &mut self.p90,
+                &mut self.p99,
+                &mut self.p999,
+            ] {
+                *v *= factor;
+            }
+            self.scale = factor;
+        }
+        self
+    }
+
+    fn power_of_two_cumulative(&self) -> Vec<(u64, u64)> {
+        // Octave boundaries are bucket boundaries, so counts at `2^k - 1` are exact.
+        let Some((last, _)) = self.nonzero.last() else {
+            return Vec::new();
+        };
+        let (_, last_hi) = bucket_bounds(*last as usize);
+        let mut out = Vec::new();
+        let mut it = self.nonzero.iter().peekable();
+        let mut seen = 0u64;
+        for k in 0..=LAST_OCTAVE {
+            let bound = (1u64 << k) - 1;
+            while let Some((i, c)) = it.peek() {
+                if bucket_bounds(*i as usize).1 <= bound {
+                    seen += c;
+                    it.next();
+                } else {
+                    break;
+                }
+            }
+            out.push((bound, seen));
+            if bound >= last_hi {
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_tile_the_range_without_gaps() {
+        let mut expected_lo = 0u64;
+        for i in 0..BUCKETS {
+            let (lo, hi) = bucket_bounds(i);
+            assert_eq!(lo, expected_lo, "bucket {i}");
+            assert!(hi >= lo, "bucket {i} is empty");
+            assert_eq!(bucket_index(lo), i);
+            assert_eq!(bucket_index(hi), i);
+            let err = (hi - lo) as f64 / 2.0 / lo.max(1) as f64;
+            assert!(err < 0.01, "bucket {i} [{lo}, {hi}] has error {err}");
+            expected_lo = hi + 1;
+        }
+        assert_eq!(expected_lo, MAX_TRACKED + 1);
+    }
+
+    #[test]
+    fn a_histogram_fits_in_16_kib() {
+        let bytes = BUCKETS * std::mem::size_of::<AtomicU64>()
+            + std::mem::size_of::<HistogramCell>()
+            + 2 * std::mem::size_of::<usize>();
+        assert!(bytes <= 16 * 1024, "{bytes} bytes");
+    }
+}

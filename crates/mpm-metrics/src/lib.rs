@@ -1,0 +1,105 @@
+//! Lock-free counters, gauges and histograms, scoped timers, Prometheus and JSON export, a
+//! `tracing` layer and performance budgets: the floor every other mpm crate reports into.
+//!
+//! An agent-orchestration service wants to know where its time goes without paying for the
+//! knowing. `mpm-metrics` keeps every hot path to one relaxed atomic operation on a handle you
+//! resolve once, and does the rest (percentiles, exposition, budgets) when you read.
+//!
+//! - [`Counter`], [`Gauge`] (float) and [`IntGauge`]: one atomic per update.
+//! - [`Histogram`]: log-linear buckets, lock-free, allocation-free after creation, 16 KB, every
+//!   percentile within 1% for values from 1 to 2^44 (1 ns to 4.9 hours in nanoseconds),
+//!   mergeable.
+//! - [`Registry`]: metrics by name and labels, a cap on label sets per metric with an overflow
+//!   series beyond it, removal, and the guide's `record_metric`, `increment_counter`,
+//!   `start_timer`/`stop_timer`.
+//! - [`Timer`]: the guide's `PerformanceContext` as a guard that records duration, errors and
+//!   panics, and optionally the allocation delta from the opt-in [`CountingAllocator`].
+//! - [`Snapshot`] (serde, JSON) and [`Registry::render_prometheus`].
+//! - [`MetricsLayer`]: span durations from `tracing`; [`MetricsRecorder`]: the `metrics` crate's
+//!   macros land here.
+//! - [`Budget`] and [`check_budgets`]: limits on p50/p99/max/mean/count/rate, checked against a
+//!   snapshot.
+//!
+//! # Example
+//!
+//! ```
+//! use mpm_metrics::{Budget, Registry, Statistic, check_budgets};
+//! use std::time::Duration;
+//!
+//! let registry = Registry::default();
+//! let requests = registry.counter("requests_total", &[("route", "/agents")])?;
+//! let timer = registry.timer("deploy", &[])?;
+//! for _ in 0..10 {
+//!     let _guard = timer.start();
+//!     requests.inc();
+//! }
+//! registry.record_metric("agents_loaded", 42.0, &[("tier", "hot")])?;
+//!
+//! let snapshot = registry.snapshot();
+//! assert_eq!(snapshot.get("requests_total", &[("route", "/agents")]).unwrap().as_f64(), 10.0);
+//! let report = check_budgets(
+//!     &snapshot,
+//!     &[Budget::duration_at_most("deploy_duration_seconds", Statistic::P99, Duration::from_secs(1))],
+//! );
+//! assert!(report.passed(), "{report}");
+//! assert!(registry.render_prometheus().contains("# TYPE deploy_duration_seconds histogram"));
+//! # Ok::<(), mpm_metrics::Error>(())
+//! ```
+//!
+//! # Bad input
+//!
+//! Invalid metric or label names are refused with [`Error::InvalidMetricName`] and
+//! [`Error::InvalidLabelName`] by the registry; the tracing layer and the `metrics` recorder
+//! sanitise names instead ([`sanitize_metric_name`]). NaN and infinite gauge values are refused
+//! and counted ([`Gauge::rejected`]); so are NaN, infinite and negative
+//! [`Histogram::record_f64`] values. A label-cardinality explosion stops at the cap.
+//!
+//! # Features
+//!
+//! - `tracing` (default): [`MetricsLayer`].
+//! - `recorder`: [`MetricsRecorder`], a `metrics::Recorder`.
+//! - `strict-assertions`: expensive internal checks, for tests.
+//!
+//! # Unsafe code
+//!
+//! Only [`CountingAllocator`] uses `unsafe`, because implementing `GlobalAlloc` requires it; it
+//! forwards every call unchanged. Everything else is safe code.
+//!
+//! Minimum supported Rust version: 1.95.
+#![doc(test(attr(deny(warnings))))]
+
+mod alloc;
+mod budget;
+mod counter;
+mod error;
+mod gauge;
+pub mod histogram;
+mod name;
+mod prometheus;
+#[cfg(feature = "recorder")]
+mod recorder;
+mod registry;
+mod snapshot;
+mod timer;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
+
+pub use alloc::{AllocStats, CountingAllocator, thread_stats};
+pub use budget::{Bound, Budget, BudgetReport, BudgetResult, Statistic, check_budgets};
+pub use counter::Counter;
+pub use error::Error;
+pub use gauge::{Gauge, IntGauge};
+pub use histogram::{Histogram, HistogramSnapshot};
+pub use name::{
+    sanitize_label_name, sanitize_metric_name, validate_label_name, validate_metric_name,
+};
+pub use prometheus::PROMETHEUS_CONTENT_TYPE;
+#[cfg(feature = "recorder")]
+pub use recorder::MetricsRecorder;
+pub use registry::{
+    DEFAULT_MAX_SERIES, Kind, OVERFLOW_LABELS, Registry, RegistryBuilder, TimerId, Unit,
+};
+pub use snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
+pub use timer::{Timer, TimerGuard};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::MetricsLayer;
