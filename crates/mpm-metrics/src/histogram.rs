@@ -233,9 +233,9 @@ pub struct HistogramSnapshot {
     /// The non-empty buckets, as `(bucket_index, count)`, for exact quantiles.
     #[serde(skip)]
     pub(crate) nonzero: Vec<(u32, u64)>,
-    /// The factor from recorded to reported values.
+    /// What recorded values are divided by to give reported ones.
     #[serde(skip)]
-    pub(crate) scale: f64,
+    pub(crate) divisor: f64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -272,7 +272,7 @@ impl HistogramSnapshot {
             rejected,
             cumulative: Vec::new(),
             nonzero,
-            scale: 1.0,
+            divisor: 1.0,
         };
         snap.p50 = snap.quantile(0.5);
         snap.p90 = snap.quantile(0.9);
@@ -295,18 +295,18 @@ impl HistogramSnapshot {
         for (i, c) in &self.nonzero {
             seen += c;
             if seen >= rank {
-                return bucket_value(*i as usize) * self.scale;
+                return bucket_value(*i as usize) / self.divisor;
             }
         }
         self.max
     }
 
-    /// The same statistics multiplied by `factor` (counts unchanged): how a [`Unit`] turns
+    /// The same statistics divided by `divisor` (counts unchanged): how a [`Unit`] turns
     /// recorded nanoseconds into reported seconds.
     ///
     /// [`Unit`]: crate::Unit
-    pub(crate) fn scaled(mut self, factor: f64) -> Self {
-        if factor != 1.0 {
+    pub(crate) fn scaled(mut self, divisor: f64) -> Self {
+        if divisor != 1.0 {
             for v in [
                 &mut self.sum,
                 &mut self.mean,
@@ -317,9 +317,9 @@ impl HistogramSnapshot {
                 &mut self.p99,
                 &mut self.p999,
             ] {
-                *v *= factor;
+                *v /= divisor;
             }
-            self.scale = factor;
+            self.divisor = divisor;
         }
         self
     }

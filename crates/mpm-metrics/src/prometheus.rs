@@ -64,11 +64,11 @@ fn render_family(out: &mut String, name: &str, family: &Family) {
                 out.push('\n');
             }
             Handle::Histogram(h) => {
-                let scale = family.unit.scale();
+                let divisor = family.unit.divisor();
                 let snap = h.snapshot();
                 for (bound, cumulative) in &snap.cumulative {
                     bucket_start(out, name, labels);
-                    push_f64(out, &mut floats, *bound as f64 * scale);
+                    push_f64(out, &mut floats, *bound as f64 / divisor);
                     out.push_str("\"} ");
                     out.push_str(ints.format(*cumulative));
                     out.push('\n');
@@ -78,7 +78,7 @@ fn render_family(out: &mut String, name: &str, family: &Family) {
                 out.push_str(ints.format(snap.count));
                 out.push('\n');
                 sample_start(out, name, "_sum", labels);
-                push_f64(out, &mut floats, snap.sum * scale);
+                push_f64(out, &mut floats, snap.sum / divisor);
                 out.push('\n');
                 sample_start(out, name, "_count", labels);
                 out.push_str(ints.format(snap.count));

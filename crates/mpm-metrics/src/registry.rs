@@ -64,10 +64,10 @@ pub enum Unit {
 }
 
 impl Unit {
-    /// The factor from recorded values to reported ones.
-    pub fn scale(self) -> f64 {
+    /// What recorded values are divided by to give reported ones (10^9 for seconds).
+    pub fn divisor(self) -> f64 {
         match self {
-            Unit::Seconds => 1e-9,
+            Unit::Seconds => 1e9,
             Unit::None | Unit::Bytes => 1.0,
         }
     }
@@ -392,7 +392,7 @@ impl Registry {
                             Handle::Gauge(g) => Value::Gauge(g.get()),
                             Handle::IntGauge(g) => Value::IntGauge(g.get()),
                             Handle::Histogram(h) => {
-                                Value::Histogram(h.snapshot().scaled(family.unit.scale()))
+                                Value::Histogram(h.snapshot().scaled(family.unit.divisor()))
                             }
                         },
                     })

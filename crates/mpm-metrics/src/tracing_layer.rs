@@ -80,11 +80,11 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(&id) {
-            if let Some(t) = span.extensions().get::<SpanTiming>() {
-                t.histogram
-                    .record_duration(quanta::Instant::now().saturating_duration_since(t.start));
-            }
+        if let Some(span) = ctx.span(&id)
+            && let Some(t) = span.extensions().get::<SpanTiming>()
+        {
+            t.histogram
+                .record_duration(quanta::Instant::now().saturating_duration_since(t.start));
         }
     }
 }

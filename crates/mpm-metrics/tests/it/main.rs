@@ -1,0 +1,17 @@
+//! Integration tests of `mpm-metrics`.
+//!
+//! The whole binary runs on the crate's [`CountingAllocator`], so any test can check that a
+//! code path allocates nothing.
+
+use mpm_metrics::CountingAllocator;
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::system();
+
+mod alloc;
+mod budget;
+mod export;
+mod histogram;
+mod integrations;
+mod registry;
+mod timer;
