@@ -1,1 +1,3 @@
-//! Integration tests of `mpm-cache`.
+//! Integration tests of mpm-cache.
+
+mod memory;

@@ -1,0 +1,59 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `mpm-cache`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is out of range.
+    #[error("invalid cache configuration: {what}")]
+    InvalidConfig {
+        /// What was wrong.
+        what: String,
+    },
+    /// A glob pattern could not be parsed.
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The loader given to `get_or_load` failed; every waiter receives this error.
+    #[error("loading key {key:?} failed: {message}")]
+    Load {
+        /// The key being loaded.
+        key: String,
+        /// The loader's error, rendered.
+        message: String,
+    },
+    /// The loader given to `get_or_load` panicked or was cancelled before producing a value.
+    #[error("loading key {key:?} was abandoned (the loader panicked or was cancelled)")]
+    LoadAbandoned {
+        /// The key being loaded.
+        key: String,
+    },
+    /// A disk-tier file operation failed.
+    #[error("disk tier {op} failed on {path}: {source}")]
+    Io {
+        /// What was being done (`"write"`, `"read"`, `"create directory"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be serialized for the disk tier.
+    #[error("could not serialize the value for key {key:?}: {message}")]
+    Serialize {
+        /// The key whose value failed.
+        key: String,
+        /// The serializer's message.
+        message: String,
+    },
+    /// A metric could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] mpm_metrics::Error),
+}

@@ -1,0 +1,701 @@
+//! `MemoryTier`: the L1, a quick_cache with TTL, weights, pinning and an eviction listener.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::sync::Cache;
+use quick_cache::{Equivalent, Lifecycle, OptionsBuilder, Weighter};
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
+
+/// The hasher quick_cache uses by default (foldhash, randomly seeded).
+pub type DefaultHashBuilder = quick_cache::DefaultHashBuilder;
+
+/// The `hot_allocation` mpm-cache gives quick_cache unless told otherwise, chosen by replaying
+/// the traces with `cargo xtask trace` (see the crate docs for the table).
+pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
+
+const NEVER: u64 = u64::MAX;
+
+/// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
+#[derive(Clone)]
+pub(crate) struct Slot<V> {
+    pub(crate) value: V,
+    deadline: u64,
+    pinned: bool,
+}
+
+type WeighFn<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+type ListenFn<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct SlotWeighter<K, V> {
+    weigh: Option<WeighFn<K, V>>,
+    /// The least weight of an entry, so that a weight bound also bounds the entry count.
+    floor: u64,
+}
+
+impl<K, V> Weighter<K, Slot<V>> for SlotWeighter<K, V> {
+    #[inline]
+    fn weight(&self, key: &K, slot: &Slot<V>) -> u64 {
+        match &self.weigh {
+            None => 1,
+            Some(f) => f(key, &slot.value).max(self.floor).max(1),
+        }
+    }
+}
+
+/// What the eviction hooks share: the clock (to tell expiry from capacity), the statistics and
+/// the user's listener.
+pub(crate) struct Shared<K, V> {
+    clock: Clock,
+    stats: TierStats,
+    listener: Option<ListenFn<K, V>>,
+}
+
+impl<K, V> Shared<K, V> {
+    fn notify(&self, key: &K, slot: &Slot<V>, cause: RemovalCause) {
+        self.stats.removed(cause);
+        if let Some(l) = &self.listener {
+            l(key, &slot.value, cause);
+        }
+    }
+
+    fn cause_of(&self, slot: &Slot<V>) -> RemovalCause {
+        if slot.deadline != NEVER && self.clock.now_ms() > slot.deadline {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Capacity
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct SlotLifecycle<K, V> {
+    shared: Arc<Shared<K, V>>,
+}
+
+/// Entries evicted during one quick_cache request; reported when it is dropped, which quick_cache
+/// does after releasing the shard lock, so a listener may call back into the cache.
+pub(crate) struct Evicted<K, V> {
+    /// The first eviction of a request lives inline: most inserts evict exactly one entry.
+    first: Option<(K, Slot<V>, RemovalCause)>,
+    items: Vec<(K, Slot<V>, RemovalCause)>,
+    shared: Option<Arc<Shared<K, V>>>,
+}
+
+impl<K, V> Default for Evicted<K, V> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            items: Vec::new(),
+            shared: None,
+        }
+    }
+}
+
+impl<K, V> Drop for Evicted<K, V> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take()
+            && let Some(listener) = &shared.listener
+        {
+            {
+                for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
+                    listener(&k, &slot.value, cause);
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> Lifecycle<K, Slot<V>> for SlotLifecycle<K, V> {
+    type RequestState = Evicted<K, V>;
+
+    #[inline]
+    fn is_pinned(&self, _key: &K, slot: &Slot<V>) -> bool {
+        slot.pinned
+    }
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: K, slot: Slot<V>) {
+        let cause = self.shared.cause_of(&slot);
+        self.shared.stats.removed(cause);
+        if state.shared.is_none() && self.shared.listener.is_some() {
+            state.shared = Some(Arc::clone(&self.shared));
+        }
+        // Held until the request ends so values drop outside the shard lock.
+        if state.first.is_none() {
+            state.first = Some((key, slot, cause));
+        } else {
+            state.items.push((key, slot, cause));
+        }
+    }
+}
+
+/// Builds a [`MemoryTier`].
+///
+/// ```
+/// use mpm_cache::MemoryTier;
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+///
+/// let tier: MemoryTier<String, Vec<u8>> = MemoryTier::builder()
+///     .max_entries(NonZeroUsize::new(10_000).unwrap())
+///     .max_weight(64 << 20) // 64 MiB
+///     .weigher(|k: &String, v: &Vec<u8>| (k.len() + v.len()) as u64)
+///     .default_ttl(Some(Duration::from_secs(300)))
+///     .build()?;
+/// tier.insert("k".to_owned(), vec![1, 2, 3]);
+/// assert_eq!(tier.get("k"), Some(vec![1, 2, 3]));
+/// # Ok::<(), mpm_cache::Error>(())
+/// ```
+pub struct MemoryTierBuilder<K, V, S = DefaultHashBuilder> {
+    max_entries: Option<NonZeroUsize>,
+    max_weight: Option<u64>,
+    weigh: Option<WeighFn<K, V>>,
+    default_ttl: Option<Duration>,
+    hot_allocation: f64,
+    ghost_allocation: Option<f64>,
+    shards: Option<usize>,
+    hasher: S,
+    clock: Clock,
+    stats: TierStats,
+    listener: Option<ListenFn<K, V>>,
+}
+
+impl<K, V> Default for MemoryTierBuilder<K, V> {
+    fn default() -> Self {
+        Self {
+            max_entries: None,
+            max_weight: None,
+            weigh: None,
+            default_ttl: None,
+            hot_allocation: DEFAULT_HOT_ALLOCATION,
+            ghost_allocation: None,
+            shards: None,
+            hasher: DefaultHashBuilder::default(),
+            clock: Clock::default(),
+            stats: TierStats::default(),
+            listener: None,
+        }
+    }
+}
+
+impl<K, V, S> MemoryTierBuilder<K, V, S> {
+    /// Bounds the number of entries (default 10,000 when no weight bound is set either).
+    pub fn max_entries(mut self, n: NonZeroUsize) -> Self {
+        self.max_entries = Some(n);
+        self
+    }
+
+    /// Bounds the total weight (for example bytes, with a [`weigher`](Self::weigher)). With both
+    /// bounds set, every entry weighs at least `max_weight / max_entries`, so both hold.
+    pub fn max_weight(mut self, weight: u64) -> Self {
+        self.max_weight = Some(weight);
+        self
+    }
+
+    /// How much an entry weighs (a weight of 0 counts as 1). Without a weigher every entry weighs 1.
+    pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        self.weigh = Some(Arc::new(f));
+        self
+    }
+
+    /// The TTL of entries inserted with [`MemoryTier::insert`]; `None` (the default) means they
+    /// never expire.
+    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// quick_cache's `hot_allocation`, in `[0, 1]`; default [`DEFAULT_HOT_ALLOCATION`].
+    pub fn hot_allocation(mut self, fraction: f64) -> Self {
+        self.hot_allocation = fraction;
+        self
+    }
+
+    /// quick_cache's `ghost_allocation`, in `[0, 1]`; default quick_cache's.
+    pub fn ghost_allocation(mut self, fraction: f64) -> Self {
+        self.ghost_allocation = Some(fraction);
+        self
+    }
+
+    /// The number of shards (a power of two); default quick_cache's (4 per core).
+    pub fn shards(mut self, n: NonZeroUsize) -> Self {
+        self.shards = Some(n.get());
+        self
+    }
+
+    /// The clock TTLs are measured on (default: the process-wide coarse clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where the statistics go (default: standalone counters, see [`TierStats::register`]).
+    pub fn stats(mut self, stats: TierStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Called after an entry leaves the tier, with the cause. It runs outside the tier's locks,
+    /// so it may use the tier.
+    pub fn eviction_listener(
+        mut self,
+        f: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(f));
+        self
+    }
+
+    /// Uses `hasher` for the tier (for example a fixed seed, for repeatable hit ratios).
+    pub fn hasher<S2>(self, hasher: S2) -> MemoryTierBuilder<K, V, S2> {
+        MemoryTierBuilder {
+            max_entries: self.max_entries,
+            max_weight: self.max_weight,
+            weigh: self.weigh,
+            default_ttl: self.default_ttl,
+            hot_allocation: self.hot_allocation,
+            ghost_allocation: self.ghost_allocation,
+            shards: self.shards,
+            hasher,
+            clock: self.clock,
+            stats: self.stats,
+            listener: self.listener,
+        }
+    }
+
+    /// Builds the tier; refuses out-of-range fractions and a weight bound of zero.
+    pub fn build(self) -> Result<MemoryTier<K, V, S>, Error>
+    where
+        K: Eq + Hash + Clone,
+        V: Clone,
+        S: BuildHasher + Clone,
+    {
+        let bad = |what: String| Err(Error::InvalidConfig { what });
+        for (name, f) in [
+            ("hot_allocation", Some(self.hot_allocation)),
+            ("ghost_allocation", self.ghost_allocation),
+        ] {
+            if let Some(f) = f
+                && !(0.0..=1.0).contains(&f)
+            {
+                return bad(format!("{name} must be within [0, 1], got {f}"));
+            }
+        }
+        if self.max_weight == Some(0) {
+            return bad("max_weight must be at least 1".into());
+        }
+        if let Some(s) = self.shards
+            && !s.is_power_of_two()
+        {
+            return bad(format!("shards must be a power of two, got {s}"));
+        }
+        let entries = self.max_entries.map(NonZeroUsize::get);
+        let (weight_capacity, estimated, floor, weigh) = match (self.max_weight, self.weigh) {
+            (Some(w), Some(f)) => {
+                let est = entries.unwrap_or_else(|| usize::try_from(w.min(1 << 20)).unwrap_or(1));
+                let floor = entries.map_or(1, |n| (w / n as u64).max(1));
+                (w, est, floor, Some(f))
+            }
+            (Some(w), None) => {
+                // Without a weigher every entry weighs 1: the weight bound is an entry bound.
+                let n = entries.map_or(w, |n| w.min(n as u64));
+                (n, usize::try_from(n).unwrap_or(usize::MAX), 1, None)
+            }
+            (None, f) => {
+                let n = entries.unwrap_or(10_000);
+                if f.is_some() {
+                    // A weigher without a weight bound: bound the count, ignore the weights.
+                }
+                (n as u64, n, 1, None)
+            }
+        };
+        let mut opts = OptionsBuilder::new();
+        opts.weight_capacity(weight_capacity)
+            .estimated_items_capacity(estimated)
+            .hot_allocation(self.hot_allocation);
+        if let Some(g) = self.ghost_allocation {
+            opts.ghost_allocation(g);
+        }
+        if let Some(s) = self.shards {
+            opts.shards(s);
+        }
+        let opts = opts.build().map_err(|e| Error::InvalidConfig {
+            what: e.to_string(),
+        })?;
+        let shared = Arc::new(Shared {
+            clock: self.clock.clone(),
+            stats: self.stats.clone(),
+            listener: self.listener,
+        });
+        let cache = Cache::with_options(
+            opts,
+            SlotWeighter { weigh, floor },
+            self.hasher,
+            SlotLifecycle {
+                shared: Arc::clone(&shared),
+            },
+        );
+        Ok(MemoryTier {
+            inner: Arc::new(Inner {
+                cache,
+                clock: self.clock,
+                default_ttl: self.default_ttl,
+                stats: self.stats,
+                shared,
+                capacity: weight_capacity,
+            }),
+        })
+    }
+}
+
+type SlotCache<K, V, S> = Cache<K, Slot<V>, SlotWeighter<K, V>, S, SlotLifecycle<K, V>>;
+
+struct Inner<K, V, S> {
+    cache: SlotCache<K, V, S>,
+    clock: Clock,
+    default_ttl: Option<Duration>,
+    stats: TierStats,
+    shared: Arc<Shared<K, V>>,
+    capacity: u64,
+}
+
+/// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
+/// CLOCK-Pro policy) with TTL on a coarse clock, a weight bound, pinned entries, an eviction
+/// listener told the [`RemovalCause`], and statistics.
+///
+/// Clones share the same tier.
+///
+/// ```
+/// use mpm_cache::{Clock, MemoryTier};
+/// use std::time::Duration;
+///
+/// let (clock, hand) = Clock::manual();
+/// let tier: MemoryTier<&str, u32> = MemoryTier::builder().clock(clock).build()?;
+/// tier.insert_with_ttl("short", 1, Some(Duration::from_secs(1)));
+/// tier.insert_with_ttl("forever", 2, None);
+/// hand.advance(Duration::from_secs(2));
+/// assert_eq!(tier.get("short"), None);
+/// assert_eq!(tier.get("forever"), Some(2));
+/// assert_eq!(tier.len(), 1); // the expired entry was reclaimed
+/// # Ok::<(), mpm_cache::Error>(())
+/// ```
+pub struct MemoryTier<K, V, S = DefaultHashBuilder> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+impl<K, V, S> Clone for MemoryTier<K, V, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for MemoryTier<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTier")
+            .field("capacity", &self.inner.capacity)
+            .field("default_ttl", &self.inner.default_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> MemoryTier<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// A builder with the defaults: 10,000 entries, no TTL, the coarse clock.
+    pub fn builder() -> MemoryTierBuilder<K, V> {
+        MemoryTierBuilder::default()
+    }
+
+    /// A tier bounded to `n` entries, with no TTL.
+    pub fn with_capacity(n: NonZeroUsize) -> Self {
+        match Self::builder().max_entries(n).build() {
+            Ok(t) => t,
+            // The defaults and a non-zero entry bound are always valid.
+            Err(e) => unreachable!("default MemoryTier configuration refused: {e}"),
+        }
+    }
+}
+
+impl<K, V, S> MemoryTier<K, V, S>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    S: BuildHasher + Clone,
+{
+    /// The live value for `key`, counting a hit or a miss. An expired entry is removed and
+    /// reported to the listener as [`RemovalCause::Expired`].
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let inner = &*self.inner;
+        match inner.cache.get(key) {
+            Some(slot) if slot.deadline == NEVER || inner.clock.now_ms() <= slot.deadline => {
+                inner.stats.hits.inc();
+                Some(slot.value)
+            }
+            Some(_) => {
+                self.reclaim(key);
+                inner.stats.misses.inc();
+                None
+            }
+            None => {
+                inner.stats.misses.inc();
+                None
+            }
+        }
+    }
+
+    /// Like [`get`](Self::get) but neither counts nor changes the entry's hotness.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let slot = self.inner.cache.peek(key)?;
+        self.live(&slot).then_some(slot.value)
+    }
+
+    /// The time to live left for `key`: `None` if absent or expired, `Some(None)` if it never
+    /// expires.
+    pub fn ttl_of<Q>(&self, key: &Q) -> Option<Option<Duration>>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let slot = self.inner.cache.peek(key)?;
+        if !self.live(&slot) {
+            return None;
+        }
+        Some((slot.deadline != NEVER).then(|| {
+            Duration::from_millis(slot.deadline.saturating_sub(self.inner.clock.now_ms()))
+        }))
+    }
+
+    /// Whether a live entry for `key` is present (does not count as a lookup).
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.inner.cache.peek(key).is_some_and(|s| self.live(&s))
+    }
+
+    /// Whether an entry (live or expired but not yet reclaimed) occupies `key`.
+    #[allow(dead_code)]
+    pub(crate) fn occupies<Q>(&self, key: &Q) -> bool
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.inner.cache.contains_key(key)
+    }
+
+    #[inline]
+    fn live(&self, slot: &Slot<V>) -> bool {
+        slot.deadline == NEVER || self.inner.clock.now_ms() <= slot.deadline
+    }
+
+    fn reclaim<Q>(&self, key: &Q)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let now = self.inner.clock.now_ms();
+        if let Some((k, slot)) = self
+            .inner
+            .cache
+            .remove_if(key, |s| s.deadline != NEVER && now > s.deadline)
+        {
+            self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+        }
+    }
+
+    /// Inserts with the tier's default TTL.
+    pub fn insert(&self, key: K, value: V) {
+        self.put(key, value, self.inner.default_ttl, false);
+    }
+
+    /// Inserts with `ttl`; `None` means the entry never expires (not "the default").
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Option<Duration>) {
+        self.put(key, value, ttl, false);
+    }
+
+    /// Inserts an entry that capacity eviction and [`shrink_to`](Self::shrink_to) never remove
+    /// (TTL and invalidation still do). Pinned entries still count toward the bounds.
+    pub fn insert_pinned(&self, key: K, value: V, ttl: Option<Duration>) {
+        self.put(key, value, ttl, true);
+    }
+
+    fn put(&self, key: K, value: V, ttl: Option<Duration>, pinned: bool) {
+        let inner = &*self.inner;
+        let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
+        inner.stats.inserts.inc();
+        if inner.shared.listener.is_some()
+            && let Some((k, old)) = inner.cache.remove(&key)
+        {
+            let cause = if self.live(&old) {
+                RemovalCause::Replaced
+            } else {
+                RemovalCause::Expired
+            };
+            inner.shared.notify(&k, &old, cause);
+        }
+        let mut evicted = Evicted::default();
+        inner.cache.insert_with_lifecycle(
+            key,
+            Slot {
+                value,
+                deadline,
+                pinned,
+            },
+            &mut evicted,
+        );
+        drop(evicted);
+    }
+
+    /// Removes `key`, returning its live value; the listener hears [`RemovalCause::Invalidated`].
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (k, slot) = self.inner.cache.remove(key)?;
+        let live = self.live(&slot);
+        let cause = if live {
+            RemovalCause::Invalidated
+        } else {
+            RemovalCause::Expired
+        };
+        self.inner.shared.notify(&k, &slot, cause);
+        live.then_some(slot.value)
+    }
+
+    /// Removes every entry (each reported as [`RemovalCause::Invalidated`]).
+    pub fn clear(&self) {
+        if self.inner.shared.listener.is_none() {
+            let n = self.inner.cache.len() as u64;
+            self.inner.cache.clear();
+            self.inner.stats.invalidated.add(n);
+            return;
+        }
+        for (k, slot) in self.inner.cache.drain() {
+            self.inner
+                .shared
+                .notify(&k, &slot, RemovalCause::Invalidated);
+        }
+    }
+
+    /// Removes every expired entry now; returns how many. Costs a walk over the whole tier.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.inner.clock.now_ms();
+        let expired: Vec<K> = self
+            .inner
+            .cache
+            .iter()
+            .filter(|(_, s)| s.deadline != NEVER && now > s.deadline)
+            .map(|(k, _)| k)
+            .collect();
+        let mut n = 0;
+        for k in expired {
+            if let Some((k, slot)) = self
+                .inner
+                .cache
+                .remove_if(&k, |s| s.deadline != NEVER && now > s.deadline)
+            {
+                self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Evicts the coldest entries until the tier holds at most `fraction` of its capacity (for
+    /// example 0.5 or 0.25), then restores the capacity. Pinned entries stay. Returns the number
+    /// of entries removed. Expired entries go first.
+    pub fn shrink_to(&self, fraction: f64) -> Result<usize, Error> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(Error::InvalidConfig {
+                what: format!("shrink fraction must be within [0, 1], got {fraction}"),
+            });
+        }
+        let before = self.inner.cache.len();
+        self.purge_expired();
+        let target = ((self.inner.capacity as f64) * fraction).floor() as u64;
+        self.inner.cache.set_capacity(target.max(1));
+        if fraction == 0.0 {
+            // A capacity of one entry per shard may remain; drop the unpinned rest.
+            let keys: Vec<K> = self
+                .inner
+                .cache
+                .iter()
+                .filter(|(_, s)| !s.pinned)
+                .map(|(k, _)| k)
+                .collect();
+            for k in keys {
+                if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| !s.pinned) {
+                    self.inner.shared.notify(&k, &slot, RemovalCause::Capacity);
+                }
+            }
+        }
+        self.inner.cache.set_capacity(self.inner.capacity);
+        Ok(before.saturating_sub(self.inner.cache.len()))
+    }
+
+    /// Entries held, including expired ones not yet reclaimed (expired entries are reclaimed on
+    /// access, by eviction, and by [`purge_expired`](Self::purge_expired)).
+    pub fn len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Whether the tier holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.inner.cache.is_empty()
+    }
+
+    /// Total weight held.
+    pub fn weight(&self) -> u64 {
+        self.inner.cache.weight()
+    }
+
+    /// The weight bound (the entry bound when no weigher is set).
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
+    /// The tier's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The tier's default TTL.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
+    /// The statistics handles (shared with any registry they were registered in).
+    pub fn stats(&self) -> &TierStats {
+        &self.inner.stats
+    }
+
+    /// A snapshot of the statistics; also refreshes the entry and weight gauges.
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot(self.len() as u64, self.weight())
+    }
+
+    /// Every live entry (key and value), in no particular order.
+    pub fn entries(&self) -> Vec<(K, V)> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .cache
+            .iter()
+            .filter(|(_, s)| s.deadline == NEVER || now <= s.deadline)
+            .map(|(k, s)| (k, s.value))
+            .collect()
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-tier statistics, recorded into `mpm-metrics` handles.
+
+use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Unit};
+
+use crate::Error;
+
+/// Why an entry left a tier, as told to an eviction listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Evicted to stay within the entry or weight bound (or by [`shrink_to`](crate::MemoryTier::shrink_to)).
+    Capacity,
+    /// Its time to live ran out.
+    Expired,
+    /// Removed on purpose: `remove`, `clear`, or an invalidation by key, prefix, tag or pattern.
+    Invalidated,
+    /// Overwritten by an insert of the same key.
+    Replaced,
+}
+
+/// The counters of one tier. Every update is one relaxed atomic operation on an `mpm-metrics`
+/// handle; [`TierStats::register`] puts the same handles in a [`Registry`].
+#[derive(Clone, Default)]
+pub struct TierStats {
+    pub(crate) hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) inserts: Counter,
+    pub(crate) evicted_capacity: Counter,
+    pub(crate) expired: Counter,
+    pub(crate) invalidated: Counter,
+    pub(crate) replaced: Counter,
+    pub(crate) loads_ok: Counter,
+    pub(crate) loads_err: Counter,
+    pub(crate) load_latency: Histogram,
+    pub(crate) entries: IntGauge,
+    pub(crate) weight: IntGauge,
+}
+
+/// A point-in-time copy of a tier's statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Lookups that found a live entry.
+    pub hits: u64,
+    /// Lookups that found nothing (or only an expired entry).
+    pub misses: u64,
+    /// Inserts.
+    pub inserts: u64,
+    /// Entries evicted by the capacity bound.
+    pub evicted_capacity: u64,
+    /// Entries reclaimed because their TTL ran out.
+    pub expired: u64,
+    /// Entries removed by `remove`, `clear` or an invalidation.
+    pub invalidated: u64,
+    /// Entries overwritten by an insert of the same key.
+    pub replaced: u64,
+    /// Loader runs that produced a value.
+    pub loads_ok: u64,
+    /// Loader runs that failed, panicked or were cancelled.
+    pub loads_err: u64,
+    /// Entries held when the snapshot was taken.
+    pub entries: u64,
+    /// Total weight held when the snapshot was taken.
+    pub weight: u64,
+}
+
+impl StatsSnapshot {
+    /// `hits / (hits + misses)`, or 0 before the first lookup.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+impl TierStats {
+    /// Counters registered in `registry` as `cache_*` metrics labelled `cache=<name>` and
+    /// `tier=<tier>`.
+    pub fn register(registry: &Registry, name: &str, tier: &str) -> Result<Self, Error> {
+        let l = [("cache", name), ("tier", tier)];
+        let ev = |cause: &str| {
+            registry.counter(
+                "cache_evictions_total",
+                &[("cache", name), ("tier", tier), ("cause", cause)],
+            )
+        };
+        let load = |outcome: &str| {
+            registry.counter(
+                "cache_loads_total",
+                &[("cache", name), ("tier", tier), ("outcome", outcome)],
+            )
+        };
+        Ok(Self {
+            hits: registry.counter("cache_hits_total", &l)?,
+            misses: registry.counter("cache_misses_total", &l)?,
+            inserts: registry.counter("cache_inserts_total", &l)?,
+            evicted_capacity: ev("capacity")?,
+            expired: ev("expired")?,
+            invalidated: ev("invalidated")?,
+            replaced: ev("replaced")?,
+            loads_ok: load("ok")?,
+            loads_err: load("error")?,
+            load_latency: registry.histogram("cache_load_duration_seconds", &l, Unit::Seconds)?,
+            entries: registry.int_gauge("cache_entries", &l)?,
+            weight: registry.int_gauge("cache_weight", &l)?,
+        })
+    }
+
+    pub(crate) fn removed(&self, cause: RemovalCause) {
+        match cause {
+            RemovalCause::Capacity => self.evicted_capacity.inc(),
+            RemovalCause::Expired => self.expired.inc(),
+            RemovalCause::Invalidated => self.invalidated.inc(),
+            RemovalCause::Replaced => self.replaced.inc(),
+        }
+    }
+
+    /// The load-latency histogram (filled by `get_or_load`).
+    pub fn load_latency(&self) -> &Histogram {
+        &self.load_latency
+    }
+
+    pub(crate) fn snapshot(&self, entries: u64, weight: u64) -> StatsSnapshot {
+        self.entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.weight.set(i64::try_from(weight).unwrap_or(i64::MAX));
+        StatsSnapshot {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            inserts: self.inserts.get(),
+            evicted_capacity: self.evicted_capacity.get(),
+            expired: self.expired.get(),
+            invalidated: self.invalidated.get(),
+            replaced: self.replaced.get(),
+            loads_ok: self.loads_ok.get(),
+            loads_err: self.loads_err.get(),
+            entries,
+            weight,
+        }
+    }
+}
+
+impl std::fmt::Debug for TierStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierStats")
+            .field("hits", &self.hits.get())
+            .field("misses", &self.misses.get())
+            .finish_non_exhaustive()
+    }
+}
