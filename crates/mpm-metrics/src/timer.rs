@@ -9,10 +9,17 @@
 //! below a nanosecond, so it is precise enough for anything a histogram with 1% buckets can
 //! show. The first read in a process calibrates the clock once (a few milliseconds).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::alloc::{AllocStats, thread_stats};
 use crate::{Counter, Error, Histogram, IntGauge, Registry, Unit};
+
+/// The process-wide clock that guards read: calibrated once, on first use.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
 
 /// A pre-resolved timer for one operation: start it as often as you like, each guard records
 /// once. Create it with [`Registry::timer`] or [`Registry::memory_timer`]; cloning is cheap.
@@ -87,7 +94,7 @@ impl Timer {
             timer: self,
             alloc_start: self.memory.as_ref().map(|_| thread_stats()),
             failed: false,
-            start: quanta::Instant::now(),
+            start: clock().raw(),
         }
     }
 
@@ -114,7 +121,8 @@ pub struct TimerGuard<'a> {
     timer: &'a Timer,
     alloc_start: Option<AllocStats>,
     failed: bool,
-    start: quanta::Instant,
+    /// Raw clock ticks; converted to nanoseconds only once, when the guard stops.
+    start: u64,
 }
 
 impl TimerGuard<'_> {
@@ -126,7 +134,13 @@ impl TimerGuard<'_> {
 
     /// The time since the guard was started.
     pub fn elapsed(&self) -> Duration {
-        quanta::Instant::now().saturating_duration_since(self.start)
+        Duration::from_nanos(self.elapsed_nanos())
+    }
+
+    #[inline]
+    fn elapsed_nanos(&self) -> u64 {
+        let clock = clock();
+        clock.delta_as_nanos(self.start, clock.raw())
     }
 
     /// Stops now and returns the recorded duration (the same as dropping the guard).
@@ -138,8 +152,7 @@ impl TimerGuard<'_> {
 impl Drop for TimerGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let elapsed = quanta::Instant::now().saturating_duration_since(self.start);
-        self.timer.duration.record_duration(elapsed);
+        self.timer.duration.record(self.elapsed_nanos());
         if self.failed || std::thread::panicking() {
             self.timer.errors.inc();
         }
