@@ -1,16 +1,29 @@
-//! Keeps agent memory files small and useful: duplicate removal, consolidation, priority order, safe rewrite.
+//! Keeps agent memory files small and useful: duplicate removal, consolidation, priority order,
+//! safe rewrite.
 //!
-//! **Status: not yet implemented.** This crate is a placeholder in the mpm workspace; it exports
-//! nothing yet and claims no capability. See the project README for the crates that are ready.
-//!
-//! It sits on floor 1 of the workspace: it may depend on `mpm-metrics` and never on another
-//! floor-1 crate (see `docs/ARCHITECTURE.md`).
+//! Work in progress: the lossless [`Document`] model and the [`Similarity`] metrics are here.
 //!
 //! ```
-//! // The crate links; its API arrives with its own issue.
-//! use mpm_memory_opt as _;
+//! use mpm_memory_opt::{Difflib, Document, Similarity};
+//!
+//! let doc = Document::parse(b"## Learnings\r\n- one\r\n- two")?;
+//! assert_eq!(doc.render(), "## Learnings\r\n- one\r\n- two");
+//! assert_eq!(Difflib.ratio("abcd", "bcde"), 0.75);
+//! # Ok::<(), mpm_memory_opt::ParseError>(())
 //! ```
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+mod document;
+#[allow(dead_code)] // The optimizer that uses the prepared scorer lands next.
+mod similarity;
+
+pub use document::{
+    Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content, classify,
+    is_py_space, is_section_heading, section_name,
+};
+pub use similarity::{
+    Builtin, Difflib, Indel, PairStats, Similarity, difflib_ratio_chars, lcs_len, upper_bound,
+};

@@ -1,1 +1,4 @@
 //! Integration tests of `mpm-memory-opt`.
+
+mod document;
+mod similarity;

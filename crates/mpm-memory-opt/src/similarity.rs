@@ -1,0 +1,519 @@
+//! Similarity of two entries: Python's `difflib` ratio, a fast indel ratio, and the upper bounds
+//! that let the optimizer skip pairs that cannot reach a threshold.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A similarity metric between two strings, in `0.0..=1.0` (1.0 for equal strings).
+///
+/// Implement it to plug your own metric into [`crate::Options::metric`]. The optimizer prunes
+/// candidate pairs with character-count bounds only when [`Similarity::bounded_by_lcs`] says it
+/// is safe; a custom metric is compared on every pair otherwise.
+pub trait Similarity: Send + Sync + std::fmt::Debug {
+    /// A short name for reports (`"difflib"`, `"indel"`).
+    fn name(&self) -> &str;
+    /// The similarity of `a` and `b`.
+    fn ratio(&self, a: &str, b: &str) -> f64;
+    /// `true` if `ratio(a, b) <= 2 * m / (len(a) + len(b))` (lengths in `char`s) whenever `a` and `b`
+    /// have a common subsequence of at most `m` characters. Both built-in metrics satisfy this.
+    fn bounded_by_lcs(&self) -> bool {
+        false
+    }
+    /// Which built-in metric this is, so the optimizer can use its prepared fast path.
+    #[doc(hidden)]
+    fn builtin(&self) -> Option<Builtin> {
+        None
+    }
+}
+
+/// The built-in metrics.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// [`Difflib`].
+    Difflib,
+    /// [`Indel`].
+    Indel,
+}
+
+/// Python's `difflib.SequenceMatcher(None, a, b).ratio()`, autojunk on, bit for bit.
+///
+/// Ratcliff/Obershelp: the longest matching block, recursively on both sides, then
+/// `2 * matched / (len(a) + len(b))` over `char`s (Python's code points). When `b` has 200
+/// characters or more, characters occurring more than `len(b) / 100 + 1` times in `b` are not used
+/// as anchors (Python's "popular" elements), exactly as Python does.
+///
+/// ```
+/// use mpm_memory_opt::{Difflib, Similarity};
+/// let r = Difflib.ratio(
+///     "use async/await for all database operations",
+///     "use async/await for all database operations and queries",
+/// );
+/// assert!((r - 0.8776).abs() < 1e-4);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Difflib;
+
+/// The indel ratio: `2 * LCS / (len(a) + len(b))`, what rapidfuzz's `fuzz.ratio` computes (over
+/// 100), with a bit-parallel LCS (Hyyrö), so about `len(a) / 64 * len(b)` word operations.
+///
+/// It is never below [`Difflib`]'s ratio for the same pair.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Indel;
+
+impl Similarity for Difflib {
+    fn name(&self) -> &str {
+        "difflib"
+    }
+    fn ratio(&self, a: &str, b: &str) -> f64 {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        difflib_ratio_chars(&a, &b)
+    }
+    fn bounded_by_lcs(&self) -> bool {
+        true
+    }
+    fn builtin(&self) -> Option<Builtin> {
+        Some(Builtin::Difflib)
+    }
+}
+
+impl Similarity for Indel {
+    fn name(&self) -> &str {
+        "indel"
+    }
+    fn ratio(&self, a: &str, b: &str) -> f64 {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        ratio_of(lcs_len(&a, &b), a.len() + b.len())
+    }
+    fn bounded_by_lcs(&self) -> bool {
+        true
+    }
+    fn builtin(&self) -> Option<Builtin> {
+        Some(Builtin::Indel)
+    }
+}
+
+/// `2 * matches / total`, as Python's `difflib._calculate_ratio` computes it (1.0 when empty).
+#[inline]
+pub(crate) fn ratio_of(matches: usize, total: usize) -> f64 {
+    if total == 0 {
+        1.0
+    } else {
+        2.0 * matches as f64 / total as f64
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct CharHasher(u64);
+
+impl Hasher for CharHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type CharMap<V> = HashMap<char, V, BuildHasherDefault<CharHasher>>;
+
+/// `b2j` of Python's `SequenceMatcher`: the positions of each character of `b`, popular ones
+/// removed.
+pub(crate) struct B2j {
+    map: CharMap<Vec<u32>>,
+}
+
+impl B2j {
+    pub(crate) fn new(b: &[char]) -> B2j {
+        let mut map: CharMap<Vec<u32>> = CharMap::default();
+        for (j, c) in b.iter().enumerate() {
+            map.entry(*c).or_default().push(j as u32);
+        }
+        let n = b.len();
+        if n >= 200 {
+            let ntest = n / 100 + 1;
+            map.retain(|_, idx| idx.len() <= ntest);
+        }
+        B2j { map }
+    }
+}
+
+/// Python's difflib ratio over `char` slices.
+pub fn difflib_ratio_chars(a: &[char], b: &[char]) -> f64 {
+    let b2j = B2j::new(b);
+    ratio_of(difflib_matches(a, b, &b2j), a.len() + b.len())
+}
+
+/// The number of matched characters of Python's `get_matching_blocks`.
+pub(crate) fn difflib_matches(a: &[char], b: &[char], b2j: &B2j) -> usize {
+    let mut prev = vec![0u32; b.len()];
+    let mut cur = vec![0u32; b.len()];
+    let mut tp: Vec<usize> = Vec::new();
+    let mut tc: Vec<usize> = Vec::new();
+    let mut queue = vec![(0usize, a.len(), 0usize, b.len())];
+    let mut matched = 0usize;
+    while let Some((alo, ahi, blo, bhi)) = queue.pop() {
+        // find_longest_match(alo, ahi, blo, bhi)
+        let (mut besti, mut bestj, mut bestsize) = (alo, blo, 0usize);
+        for (i, ch) in a.iter().enumerate().take(ahi).skip(alo) {
+            if let Some(js) = b2j.map.get(ch) {
+                for &j in js {
+                    let j = j as usize;
+                    if j < blo {
+                        continue;
+                    }
+                    if j >= bhi {
+                        break;
+                    }
+                    let k = if j > 0 { prev[j - 1] } else { 0 } + 1;
+                    cur[j] = k;
+                    tc.push(j);
+                    let k = k as usize;
+                    if k > bestsize {
+                        besti = i + 1 - k;
+                        bestj = j + 1 - k;
+                        bestsize = k;
+                    }
+                }
+            }
+            for &j in &tp {
+                prev[j] = 0;
+            }
+            tp.clear();
+            std::mem::swap(&mut prev, &mut cur);
+            std::mem::swap(&mut tp, &mut tc);
+        }
+        for &j in &tp {
+            prev[j] = 0;
+        }
+        tp.clear();
+        // No junk (isjunk is None), so Python extends over popular characters too.
+        while besti > alo && bestj > blo && a[besti - 1] == b[bestj - 1] {
+            besti -= 1;
+            bestj -= 1;
+            bestsize += 1;
+        }
+        while besti + bestsize < ahi
+            && bestj + bestsize < bhi
+            && a[besti + bestsize] == b[bestj + bestsize]
+        {
+            bestsize += 1;
+        }
+        if bestsize > 0 {
+            matched += bestsize;
+            if alo < besti && blo < bestj {
+                queue.push((alo, besti, blo, bestj));
+            }
+            if besti + bestsize < ahi && bestj + bestsize < bhi {
+                queue.push((besti + bestsize, ahi, bestj + bestsize, bhi));
+            }
+        }
+    }
+    matched
+}
+
+/// Bit masks of a pattern's characters, one bit per position, for the bit-parallel LCS.
+pub(crate) struct PatternMasks {
+    words: usize,
+    ascii: Vec<u64>,
+    other: CharMap<Vec<u64>>,
+}
+
+impl PatternMasks {
+    pub(crate) fn new(a: &[char]) -> PatternMasks {
+        let words = a.len().div_ceil(64).max(1);
+        let mut ascii = vec![0u64; 128 * words];
+        let mut other: CharMap<Vec<u64>> = CharMap::default();
+        for (i, c) in a.iter().enumerate() {
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            let code = *c as u32;
+            if code < 128 {
+                ascii[code as usize * words + w] |= bit;
+            } else {
+                other.entry(*c).or_insert_with(|| vec![0; words])[w] |= bit;
+            }
+        }
+        PatternMasks {
+            words,
+            ascii,
+            other,
+        }
+    }
+
+    /// The LCS length of the pattern and `b`.
+    pub(crate) fn lcs(&self, b: &[char], s: &mut Vec<u64>) -> usize {
+        let words = self.words;
+        s.clear();
+        s.resize(words, u64::MAX);
+        for c in b {
+            let code = *c as u32;
+            let m: &[u64] = if code < 128 {
+                &self.ascii[code as usize * words..(code as usize + 1) * words]
+            } else {
+                match self.other.get(c) {
+                    Some(m) => m,
+                    None => continue,
+                }
+            };
+            if words == 1 {
+                let u = s[0] & m[0];
+                s[0] = s[0].wrapping_add(u) | (s[0] - u);
+                continue;
+            }
+            let mut carry = 0u64;
+            for w in 0..words {
+                let sw = s[w];
+                let u = sw & m[w];
+                let (sum, c1) = sw.overflowing_add(u);
+                let (sum, c2) = sum.overflowing_add(carry);
+                carry = u64::from(c1 | c2);
+                s[w] = sum | (sw - u);
+            }
+        }
+        s.iter().map(|w| (!w).count_ones() as usize).sum()
+    }
+}
+
+/// Length of the longest common subsequence of `a` and `b` (bit-parallel).
+pub fn lcs_len(a: &[char], b: &[char]) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    let (p, t) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    PatternMasks::new(p).lcs(t, &mut Vec::new())
+}
+
+/// A 64-bucket character histogram: `sum(min(ha, hb))` bounds every common subsequence.
+#[derive(Clone, Debug)]
+pub(crate) struct Histogram {
+    counts: [u16; 64],
+    /// `false` when a count saturated, so the bound would not hold.
+    exact: bool,
+}
+
+impl Histogram {
+    pub(crate) fn new(s: &[char]) -> Histogram {
+        let mut counts = [0u16; 64];
+        let mut exact = true;
+        for c in s {
+            let slot = &mut counts[(*c as u32 & 63) as usize];
+            if *slot == u16::MAX {
+                exact = false;
+            } else {
+                *slot += 1;
+            }
+        }
+        Histogram { counts, exact }
+    }
+
+    /// An upper bound on the LCS of the two strings, if the histograms are exact.
+    #[inline]
+    pub(crate) fn common(&self, other: &Histogram) -> Option<usize> {
+        if !(self.exact && other.exact) {
+            return None;
+        }
+        Some(
+            self.counts
+                .iter()
+                .zip(other.counts.iter())
+                .map(|(a, b)| u32::from(*a.min(b)))
+                .sum::<u32>() as usize,
+        )
+    }
+}
+
+/// An upper bound on the similarity of `a` and `b` under any metric that is
+/// [`Similarity::bounded_by_lcs`]: the length bound and the character-multiset bound.
+pub fn upper_bound(a: &str, b: &str) -> f64 {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let common = Histogram::new(&a)
+        .common(&Histogram::new(&b))
+        .unwrap_or(a.len().min(b.len()));
+    ratio_of(common.min(a.len().min(b.len())), a.len() + b.len())
+}
+
+/// One string prepared for comparison.
+pub(crate) struct Prepared {
+    pub(crate) text: String,
+    pub(crate) chars: Vec<char>,
+    pub(crate) hist: Histogram,
+    b2j: Option<B2j>,
+}
+
+impl Prepared {
+    pub(crate) fn new(text: String) -> Prepared {
+        let chars: Vec<char> = text.chars().collect();
+        let hist = Histogram::new(&chars);
+        Prepared {
+            text,
+            chars,
+            hist,
+            b2j: None,
+        }
+    }
+}
+
+/// Counters of how many pairs were pruned and how many computed in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PairStats {
+    /// Pairs looked at.
+    pub pairs: u64,
+    /// Pairs ruled out by the length bound.
+    pub pruned_length: u64,
+    /// Pairs ruled out by the character-multiset bound.
+    pub pruned_histogram: u64,
+    /// Pairs ruled out by the LCS bound (difflib only: its ratio is never above the indel ratio).
+    pub pruned_lcs: u64,
+    /// Pairs whose ratio was computed in full.
+    pub computed: u64,
+}
+
+/// Compares prepared entries with a metric, pruning with bounds when allowed.
+pub(crate) struct Scorer<'m> {
+    metric: &'m dyn Similarity,
+    prune: bool,
+    masks: Option<(usize, PatternMasks)>,
+    scratch: Vec<u64>,
+    pub(crate) stats: PairStats,
+}
+
+impl<'m> Scorer<'m> {
+    pub(crate) fn new(metric: &'m dyn Similarity, prune: bool) -> Scorer<'m> {
+        Scorer {
+            metric,
+            prune: prune && metric.bounded_by_lcs(),
+            masks: None,
+            scratch: Vec::new(),
+            stats: PairStats::default(),
+        }
+    }
+
+    /// The ratio of `items[a]` (Python's `a`) and `items[b]` if it is at least `threshold`.
+    pub(crate) fn at_least(
+        &mut self,
+        items: &mut [Prepared],
+        a: usize,
+        b: usize,
+        threshold: f64,
+    ) -> Option<f64> {
+        self.stats.pairs += 1;
+        let (la, lb) = (items[a].chars.len(), items[b].chars.len());
+        let total = la + lb;
+        let builtin = self.metric.builtin();
+        if self.prune && total > 0 {
+            if ratio_of(la.min(lb), total) < threshold {
+                self.stats.pruned_length += 1;
+                return None;
+            }
+            if let Some(common) = items[a].hist.common(&items[b].hist)
+                && ratio_of(common, total) < threshold
+            {
+                self.stats.pruned_histogram += 1;
+                return None;
+            }
+            if builtin == Some(Builtin::Difflib) && la.min(lb) > 0 {
+                let lcs = self.lcs(items, a, b);
+                if ratio_of(lcs, total) < threshold {
+                    self.stats.pruned_lcs += 1;
+                    return None;
+                }
+            }
+        }
+        self.stats.computed += 1;
+        let r = match builtin {
+            Some(Builtin::Indel) => {
+                if la.min(lb) == 0 {
+                    ratio_of(0, total)
+                } else {
+                    ratio_of(self.lcs(items, a, b), total)
+                }
+            }
+            Some(Builtin::Difflib) => {
+                if items[b].b2j.is_none() {
+                    items[b].b2j = Some(B2j::new(&items[b].chars));
+                }
+                let b2j = items[b].b2j.as_ref().expect("b2j was just built");
+                ratio_of(
+                    difflib_matches(&items[a].chars, &items[b].chars, b2j),
+                    total,
+                )
+            }
+            None => self.metric.ratio(&items[a].text, &items[b].text),
+        };
+        (r >= threshold).then_some(r)
+    }
+
+    /// LCS of two prepared items, keeping the pattern masks of the last `a`.
+    fn lcs(&mut self, items: &[Prepared], a: usize, b: usize) -> usize {
+        let rebuild = !matches!(&self.masks, Some((k, _)) if *k == a);
+        if rebuild {
+            self.masks = Some((a, PatternMasks::new(&items[a].chars)));
+        }
+        let (_, masks) = self.masks.as_ref().expect("masks were just built");
+        masks.lcs(&items[b].chars, &mut self.scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    #[test]
+    fn matches_the_documented_ratios() {
+        let r = Difflib.ratio(
+            "use async/await for all database operations",
+            "use async/await for all database operations and queries",
+        );
+        assert_eq!(format!("{r:.4}"), "0.8776");
+        let r = Difflib.ratio(
+            "service layer lives in src/services",
+            "services live in src/services directory",
+        );
+        assert_eq!(format!("{r:.4}"), "0.7568");
+        assert_eq!(Difflib.ratio("", ""), 1.0);
+        assert_eq!(Difflib.ratio("a", ""), 0.0);
+    }
+
+    #[test]
+    fn lcs_is_right_across_words() {
+        let a: String = (0..150).map(|i| (b'a' + (i % 7) as u8) as char).collect();
+        let b: String = (0..140).map(|i| (b'a' + (i % 5) as u8) as char).collect();
+        let naive = {
+            let (a, b) = (chars(&a), chars(&b));
+            let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+            for i in 0..a.len() {
+                for j in 0..b.len() {
+                    dp[i + 1][j + 1] = if a[i] == b[j] {
+                        dp[i][j] + 1
+                    } else {
+                        dp[i][j + 1].max(dp[i + 1][j])
+                    };
+                }
+            }
+            dp[a.len()][b.len()]
+        };
+        assert_eq!(lcs_len(&chars(&a), &chars(&b)), naive);
+        assert_eq!(lcs_len(&chars("héllo wörld"), &chars("hello world")), 9);
+    }
+
+    #[test]
+    fn bounds_hold() {
+        for (a, b) in [("abc", "abd"), ("kitten", "sitting"), ("", "x"), ("ü", "ü")] {
+            assert!(upper_bound(a, b) >= Indel.ratio(a, b));
+            assert!(Indel.ratio(a, b) >= Difflib.ratio(a, b));
+        }
+    }
+}

@@ -1,0 +1,50 @@
+use mpm_memory_opt::{Difflib, Indel, Similarity, upper_bound};
+use proptest::prelude::*;
+
+fn fixture() -> Option<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/difflib_pairs.jsonl"
+    );
+    std::fs::read_to_string(path).ok()
+}
+
+#[test]
+fn difflib_equals_python_bit_for_bit() {
+    let text = fixture().expect("the difflib fixture is committed with the crate");
+    let mut n = 0;
+    let mut long = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let a = v["a"].as_str().unwrap();
+        let b = v["b"].as_str().unwrap();
+        let bits: u64 = v["bits"].as_str().unwrap().parse().unwrap();
+        let ours = Difflib.ratio(a, b);
+        assert_eq!(
+            ours.to_bits(),
+            bits,
+            "a={a:?} b={b:?} ours={ours} python={}",
+            f64::from_bits(bits)
+        );
+        // The indel ratio and the bound never fall below difflib's ratio.
+        assert!(Indel.ratio(a, b) >= ours);
+        assert!(upper_bound(a, b) >= Indel.ratio(a, b));
+        n += 1;
+        if b.chars().count() >= 200 {
+            long += 1;
+        }
+    }
+    assert!(n >= 2000, "{n} pairs");
+    assert!(long >= 200, "{long} long pairs");
+}
+
+proptest! {
+    #[test]
+    fn indel_never_below_difflib_and_bound_holds(a in "[ab é]{0,80}", b in "[abc é]{0,80}") {
+        let d = Difflib.ratio(&a, &b);
+        let i = Indel.ratio(&a, &b);
+        prop_assert!(i >= d);
+        prop_assert!(upper_bound(&a, &b) >= i);
+        prop_assert_eq!(Indel.ratio(&a, &b), Indel.ratio(&b, &a));
+    }
+}
