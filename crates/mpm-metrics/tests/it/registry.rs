@@ -220,3 +220,43 @@ fn many_threads_creating_and_recording_give_exact_counts() {
         .sum();
     assert_eq!(lat, 16_000.0);
 }
+
+#[test]
+fn counters_stay_exact_while_threads_come_and_go_beyond_the_shard_count() {
+    use mpm_metrics::Counter;
+    let c = Counter::new();
+    let other = Counter::new();
+    // 3 waves of 40 threads alive at once: more than the shards, so some use the shared cell,
+    // and shards are handed from exiting threads to new ones.
+    for wave in 0..3u64 {
+        let barrier = Arc::new(std::sync::Barrier::new(40));
+        std::thread::scope(|s| {
+            for t in 0..40u64 {
+                let (c, other, barrier) = (c.clone(), other.clone(), barrier.clone());
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..5_000u64 {
+                        c.inc();
+                        other.add((wave + t + i) % 3);
+                    }
+                    barrier.wait();
+                });
+            }
+        });
+    }
+    assert_eq!(c.get(), 3 * 40 * 5_000);
+    let expected: u64 = (0..3u64)
+        .flat_map(|w| (0..40u64).flat_map(move |t| (0..5_000u64).map(move |i| (w + t + i) % 3)))
+        .sum();
+    assert_eq!(other.get(), expected);
+}
+
+#[test]
+fn absolute_raises_but_never_lowers() {
+    let c = mpm_metrics::Counter::new();
+    c.add(10);
+    c.absolute(25);
+    assert_eq!(c.get(), 25);
+    c.absolute(5);
+    assert_eq!(c.get(), 25);
+}
