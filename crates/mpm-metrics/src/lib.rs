@@ -70,7 +70,7 @@
 
 mod alloc;
 mod budget;
-mod counter;
+pub mod counter;
 mod error;
 mod gauge;
 pub mod histogram;
