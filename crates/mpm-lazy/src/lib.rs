@@ -1,16 +1,48 @@
 //! Lazy values, lazy service registries, hot-swappable handles and configuration parsed on demand.
 //!
-//! **Status: not yet implemented.** This crate is a placeholder in the mpm workspace; it exports
-//! nothing yet and claims no capability. See the project README for the crates that are ready.
+//! Agent-orchestration services start faster when expensive things (profile scans, database
+//! clients, configuration sections) are built on first use instead of at start-up. This crate
+//! gives the building blocks, each closing a gap of the usual tools:
 //!
-//! It sits on floor 1 of the workspace: it may depend on `mpm-metrics` and never on another
-//! floor-1 crate (see `docs/ARCHITECTURE.md`).
+//! - [`Lazy`] and [`AsyncLazy`]: a value built on first use, like `std::sync::LazyLock` or
+//!   tokio's `OnceCell`, but a failed or panicking or cancelled initialization is retried by the
+//!   next caller (with an optional [`Backoff`]) instead of poisoning the value; `reset()` works
+//!   through `&self`; `get()` never initializes; the init time can go into an
+//!   [`mpm_metrics::Registry`]. The warm read costs about what `OnceLock::get` costs.
+//! - [`Swap`]: a hot-swappable handle, also for `dyn Trait`, on `arc-swap`.
 //!
 //! ```
-//! // The crate links; its API arrives with its own issue.
-//! use mpm_lazy as _;
+//! use std::sync::Arc;
+//! use mpm_lazy::{Lazy, Swap};
+//!
+//! static PROFILES: Lazy<Vec<String>, std::io::Error> =
+//!     Lazy::new(|| Ok(vec!["engineer".to_owned(), "qa".to_owned()]));
+//!
+//! assert_eq!(PROFILES.get_or_init()?.len(), 2);
+//!
+//! let model: Swap<str> = Swap::new(Arc::from("sonnet"));
+//! model.store(Arc::from("opus"));
+//! assert_eq!(&*model.load(), "opus");
+//! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Minimum supported Rust version: 1.95.
+//! # Feature flags
+//!
+//! None yet.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.95.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+mod async_lazy;
+mod generation;
+mod lazy;
+mod policy;
+mod swap;
+
+pub use async_lazy::AsyncLazy;
+pub use lazy::Lazy;
+pub use policy::{Backoff, InitStats};
+pub use swap::{Swap, SwapGuard};

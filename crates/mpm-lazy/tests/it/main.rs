@@ -1,1 +1,6 @@
 //! Integration tests of `mpm-lazy`.
+
+mod async_lazy;
+mod lazy;
+mod shuttle_model;
+mod swap;

@@ -1,0 +1,211 @@
+//! [`Lazy`]: a value built on first use by a function that may fail, retried instead of poisoned.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+
+use mpm_metrics::Registry;
+use once_cell::sync::OnceCell;
+
+use crate::generation::Generations;
+use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
+
+/// A value built on first use by `init`, shared by every thread.
+///
+/// Unlike `std::sync::LazyLock`, the init function may fail: the error goes to the caller and
+/// nothing is cached, so the next caller tries again (after an optional [`Backoff`]). An init that
+/// panics poisons nothing either. Concurrent first callers wait for one attempt at a time; at most
+/// one attempt per generation succeeds.
+///
+/// [`reset`](Lazy::reset) works through `&self`: the next read builds a new value. Because readers
+/// may still hold `&T` borrowed from the old value, the old value is kept until the `Lazy` is
+/// dropped or [`compact`](Lazy::compact) is called through `&mut self`. For values replaced often,
+/// prefer [`Swap`](crate::Swap), which frees each old value when its last reader is done.
+///
+/// The warm read ([`get`](Lazy::get), [`get_or_init`](Lazy::get_or_init) once built) is two
+/// loads and two branches, with no lock and no read-modify-write.
+///
+/// ```
+/// use mpm_lazy::Lazy;
+///
+/// static GREETING: Lazy<String, std::num::ParseIntError> =
+///     Lazy::new(|| Ok(format!("agent #{}", "7".parse::<u32>()?)));
+///
+/// assert_eq!(GREETING.get(), None); // `get` never initializes
+/// assert_eq!(GREETING.get_or_init().unwrap(), "agent #7");
+/// assert_eq!(GREETING.get().map(String::as_str), Some("agent #7"));
+/// ```
+///
+/// A failed init is not cached:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use mpm_lazy::Lazy;
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+/// let lazy = Lazy::new(|| match CALLS.fetch_add(1, Ordering::Relaxed) {
+///     0 => Err("database not up yet"),
+///     n => Ok(n),
+/// });
+/// assert_eq!(lazy.get_or_init(), Err("database not up yet"));
+/// assert_eq!(lazy.get_or_init(), Ok(&1));
+/// assert_eq!(lazy.stats().attempts, 2);
+/// ```
+pub struct Lazy<T, E = Infallible, F = fn() -> Result<T, E>> {
+    cells: Generations<OnceCell<T>>,
+    policy: Policy,
+    init: F,
+    // The error type only flows out of `init`; `fn() -> E` keeps `Send`/`Sync` independent of it.
+    error: PhantomData<fn() -> E>,
+}
+
+impl<T, E, F> Lazy<T, E, F> {
+    /// A lazy value that `init` builds on first use. Usable in a `static`.
+    pub const fn new(init: F) -> Self {
+        Self {
+            cells: Generations::new(OnceCell::new()),
+            policy: Policy::new(),
+            init,
+            error: PhantomData,
+        }
+    }
+
+    /// Waits according to `backoff` before retrying after a failed attempt.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.policy.set_backoff(backoff);
+        self
+    }
+
+    /// Records every attempt's duration into the histogram `mpm_lazy_init_seconds` of
+    /// `registry`, labelled `lazy = name` and `outcome = ok | error`.
+    ///
+    /// # Errors
+    ///
+    /// When the registry refuses the label value or the metric (see [`mpm_metrics::Error`]).
+    pub fn with_metrics(
+        mut self,
+        registry: &Registry,
+        name: &str,
+    ) -> Result<Self, mpm_metrics::Error> {
+        self.policy.set_metrics(InitMetrics::new(registry, name)?);
+        Ok(self)
+    }
+
+    /// The value, if it is built; never initializes.
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        self.cells.current().get()
+    }
+
+    /// Whether the current generation holds a value.
+    pub fn is_initialized(&self) -> bool {
+        self.get().is_some()
+    }
+
+    /// Forgets the value: the next [`get_or_init`](Lazy::get_or_init) builds a new one.
+    ///
+    /// Callers already waiting for an attempt that is running get that attempt's value. The old
+    /// value stays alive (readers may borrow it) until [`compact`](Lazy::compact) or drop.
+    /// Returns whether a value was built.
+    pub fn reset(&self) -> bool {
+        let had_value = self.is_initialized();
+        self.cells.advance(OnceCell::new());
+        had_value
+    }
+
+    /// Resets so far; 0 until the first [`reset`](Lazy::reset).
+    pub fn generation(&self) -> u64 {
+        self.cells.generation()
+    }
+
+    /// Earlier generations (values from before a reset) still kept alive.
+    pub fn retained_generations(&self) -> usize {
+        self.cells.retained()
+    }
+
+    /// Drops the values of earlier generations; `&mut self` proves nobody borrows them.
+    pub fn compact(&mut self) {
+        self.cells.compact(OnceCell::new());
+    }
+
+    /// Takes the current value out; the next read builds a new one.
+    pub fn take(&mut self) -> Option<T> {
+        self.cells.current_mut().take()
+    }
+
+    /// Counts of attempts, failures and successes.
+    pub fn stats(&self) -> InitStats {
+        self.policy.stats(self.generation())
+    }
+}
+
+impl<T, E, F> Lazy<T, E, F>
+where
+    F: Fn() -> Result<T, E>,
+{
+    /// The value, built by this call if needed.
+    ///
+    /// # Errors
+    ///
+    /// The init function's error, when the attempt this caller made failed. Nothing is cached:
+    /// the next call tries again.
+    #[inline]
+    pub fn get_or_init(&self) -> Result<&T, E> {
+        let cell = self.cells.current();
+        match cell.get() {
+            Some(value) => Ok(value),
+            None => self.initialize(cell),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn initialize<'a>(&'a self, cell: &'a OnceCell<T>) -> Result<&'a T, E> {
+        cell.get_or_try_init(|| {
+            let delay = self.policy.delay();
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            let attempt = self.policy.begin();
+            let result = (self.init)();
+            attempt.finish(result.is_ok());
+            result
+        })
+    }
+}
+
+impl<T, F> Lazy<T, Infallible, F>
+where
+    F: Fn() -> Result<T, Infallible>,
+{
+    /// The value, built by this call if needed; for init functions that cannot fail.
+    #[inline]
+    pub fn force(&self) -> &T {
+        match self.get_or_init() {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl<T, F> std::ops::Deref for Lazy<T, Infallible, F>
+where
+    F: Fn() -> Result<T, Infallible>,
+{
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        self.force()
+    }
+}
+
+impl<T: fmt::Debug, E, F> fmt::Debug for Lazy<T, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lazy")
+            .field("value", &self.get())
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
