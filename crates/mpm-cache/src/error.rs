@@ -53,6 +53,17 @@ pub enum Error {
         /// The serializer's message.
         message: String,
     },
+    /// An event published on the [`InvalidationBus`](crate::InvalidationBus) lacks a field its
+    /// pattern template names.
+    #[error("event {event:?} has no field {field:?} for pattern template {template:?}")]
+    MissingEventField {
+        /// The event name.
+        event: String,
+        /// The missing field.
+        field: String,
+        /// The template that names it.
+        template: String,
+    },
     /// A metric could not be registered.
     #[error(transparent)]
     Metrics(#[from] mpm_metrics::Error),

@@ -56,12 +56,19 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod bus;
 mod clock;
 mod error;
 mod memory;
+mod pattern;
+mod second;
 mod stats;
+mod tiered;
 
+pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
 pub use error::Error;
 pub use memory::{DEFAULT_HOT_ALLOCATION, DefaultHashBuilder, MemoryTier, MemoryTierBuilder};
+pub use pattern::Pattern;
 pub use stats::{RemovalCause, StatsSnapshot, TierStats};
+pub use tiered::{EntryOptions, TieredCache, TieredCacheBuilder, WarmProgress};

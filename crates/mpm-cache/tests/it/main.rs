@@ -1,3 +1,7 @@
 //! Integration tests of mpm-cache.
 
+mod bus;
+mod load;
 mod memory;
+mod pattern;
+mod tiered;
