@@ -1,16 +1,83 @@
-//! Fast, fair, self-healing resource and connection pools, with PostgreSQL and Redis managers.
+//! Fast, fair, self-healing pools for connections and other resources.
 //!
-//! **Status: not yet implemented.** This crate is a placeholder in the mpm workspace; it exports
-//! nothing yet and claims no capability. See the project README for the crates that are ready.
+//! A service that talks to databases, caches and agents spends its connections carefully:
+//! they are slow to make, they break, servers drop them when idle, and a task that forgets
+//! one starves the others. `mpm-pool` keeps a bounded set of objects made by your
+//! [`Manager`] and hands them out fairly:
 //!
-//! It sits on floor 1 of the workspace: it may depend on `mpm-metrics` and never on another
-//! floor-1 crate (see `docs/ARCHITECTURE.md`).
+//! - [`Pool`]: FIFO-fair waiters (first come, first served), FIFO or LIFO idle order, a
+//!   timeout on every async step (acquire, create, validate, recycle), validation skipped for
+//!   objects used within a window (500 ms by default, as HikariCP), jittered maximum
+//!   lifetime, idle timeout (never below `min_idle`), jittered keepalive, leak detection that
+//!   names the line that acquired the object, run-time resize, graceful close.
+//! - Release is synchronous and allocation-free; a broken or discarded object is closed and
+//!   never handed out again.
+//! - One background maintenance task per pool, which can be switched off.
+//! - Statistics ([`Status`]) and, when given a registry, `mpm-metrics` series: size, idle, in
+//!   use, waiting, max; objects created and closed by [`CloseReason`]; timeouts; histograms
+//!   of acquire wait, time in use and create time.
+//! - [`CircuitBreaker`]: around object creation or any async call.
+//! - [`manager::from_fns`]: a manager from an async factory and a validity check.
+//!
+//! # Example
 //!
 //! ```
-//! // The crate links; its API arrives with its own issue.
-//! use mpm_pool as _;
+//! use mpm_pool::{Manager, Pool};
+//! use std::time::Duration;
+//!
+//! struct Sessions;
+//!
+//! impl Manager for Sessions {
+//!     type Object = Vec<u8>;
+//!     type Error = std::io::Error;
+//!     async fn create(&self) -> Result<Vec<u8>, std::io::Error> {
+//!         Ok(Vec::with_capacity(4096))
+//!     }
+//!     async fn recycle(&self, buf: &mut Vec<u8>) -> Result<(), std::io::Error> {
+//!         buf.clear(); // reset state between users
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = mpm_metrics::Registry::default();
+//! let pool = Pool::builder(Sessions)
+//!     .max_size(16)
+//!     .min_idle(2)
+//!     .acquire_timeout(Some(Duration::from_secs(2)))
+//!     .leak_detection(Some(Duration::from_secs(60)))
+//!     .metrics(&registry, "sessions")
+//!     .build()
+//!     .await?;
+//! let mut buf = pool.get().await?;
+//! buf.extend_from_slice(b"hello");
+//! drop(buf);
+//! assert!(pool.get().await?.is_empty()); // recycled
+//! assert_eq!(pool.status().size, 2);
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! # Feature flags
+//!
+//! None yet; the PostgreSQL and Redis managers and the deadpool and bb8 adapters are planned.
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+mod breaker;
+mod config;
+mod error;
+pub mod manager;
+mod pool;
+mod slots;
+mod stats;
+
+pub use breaker::{BreakerError, BreakerState, CircuitBreaker};
+pub use config::{Builder, LeakReport, QueueMode};
+pub use error::{BuildError, ConfigError, Error, Stage};
+pub use manager::Manager;
+pub use pool::{Object, Pool};
+pub use stats::{CloseReason, Status};

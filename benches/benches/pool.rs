@@ -1,0 +1,274 @@
+//! mpm-pool beside deadpool (managed) and bb8, with no-op managers on a 2-worker Tokio runtime.
+//!
+//! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
+//!   loop; one element is one get-and-drop.
+//! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object.
+//! - After the groups, a fairness run in hold mode prints, for each pool, when the first task
+//!   finished as a share of the run's total time and the longest single wait.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+
+/// (objects, tasks) pairs.
+const SHAPES: [(usize, usize); 3] = [(4, 16), (8, 32), (16, 64)];
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
+struct Noop;
+
+impl mpm_pool::Manager for Noop {
+    type Object = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+}
+
+struct DeadpoolNoop;
+
+impl deadpool::managed::Manager for DeadpoolNoop {
+    type Type = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn recycle(
+        &self,
+        _: &mut u64,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+struct Bb8Noop;
+
+impl bb8::ManageConnection for Bb8Noop {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn is_valid(&self, _: &mut u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut u64) -> bool {
+        false
+    }
+}
+
+/// The pools under test, built once per shape.
+#[derive(Clone)]
+enum AnyPool {
+    Mpm(mpm_pool::Pool<Noop>),
+    Deadpool(deadpool::managed::Pool<DeadpoolNoop>),
+    Bb8(bb8::Pool<Bb8Noop>),
+}
+
+impl AnyPool {
+    /// One get; `hold` yields once while holding. Returns how long the get waited.
+    async fn cycle(&self, hold: bool) -> Duration {
+        let t = Instant::now();
+        match self {
+            AnyPool::Mpm(p) => {
+                let o = p.get().await.expect("mpm get");
+                let waited = t.elapsed();
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+                waited
+            }
+            AnyPool::Deadpool(p) => {
+                let o = p.get().await.expect("deadpool get");
+                let waited = t.elapsed();
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+                waited
+            }
+            AnyPool::Bb8(p) => {
+                let o = p.get().await.expect("bb8 get");
+                let waited = t.elapsed();
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+                waited
+            }
+        }
+    }
+
+    /// The same without reading the clock, for the throughput groups.
+    async fn cycle_fast(&self, hold: bool) {
+        match self {
+            AnyPool::Mpm(p) => {
+                let o = p.get().await.expect("mpm get");
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+            }
+            AnyPool::Deadpool(p) => {
+                let o = p.get().await.expect("deadpool get");
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+            }
+            AnyPool::Bb8(p) => {
+                let o = p.get().await.expect("bb8 get");
+                if hold {
+                    tokio::task::yield_now().await;
+                }
+                black_box(&*o);
+            }
+        }
+    }
+}
+
+fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
+    rt.block_on(async {
+        let registry = mpm_metrics::Registry::default();
+        let mpm = mpm_pool::Pool::builder(Noop)
+            .max_size(objects)
+            .min_idle(objects)
+            .build()
+            .await
+            .expect("mpm pool");
+        let mpm_stats = mpm_pool::Pool::builder(Noop)
+            .max_size(objects)
+            .min_idle(objects)
+            .metrics(&registry, "bench")
+            .build()
+            .await
+            .expect("mpm pool with metrics");
+        let deadpool = deadpool::managed::Pool::builder(DeadpoolNoop)
+            .max_size(objects)
+            .build()
+            .expect("deadpool");
+        // Create every object up front, as the others do with min_idle.
+        {
+            let mut held = Vec::new();
+            for _ in 0..objects {
+                held.push(deadpool.get().await.expect("deadpool warm-up"));
+            }
+        }
+        let bb8 = bb8::Pool::builder()
+            .max_size(objects as u32)
+            .min_idle(Some(objects as u32))
+            .connection_timeout(Duration::from_secs(30))
+            .build(Bb8Noop)
+            .await
+            .expect("bb8");
+        vec![
+            ("mpm", AnyPool::Mpm(mpm)),
+            ("mpm_stats", AnyPool::Mpm(mpm_stats)),
+            ("deadpool", AnyPool::Deadpool(deadpool)),
+            ("bb8", AnyPool::Bb8(bb8)),
+        ]
+    })
+}
+
+/// Runs `total` cycles spread over `tasks` tasks; returns the wall time.
+fn run(rt: &Runtime, pool: &AnyPool, tasks: usize, total: u64, hold: bool) -> Duration {
+    let per_task = total.div_ceil(tasks as u64);
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        pool.cycle_fast(hold).await;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        start.elapsed()
+    })
+}
+
+fn group(c: &mut Criterion, name: &str, hold: bool) {
+    let rt = runtime();
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+    for (objects, tasks) in SHAPES {
+        for (label, pool) in pools(&rt, objects) {
+            g.bench_function(format!("{label}/{objects}x{tasks}"), |b| {
+                b.iter_custom(|iters| run(&rt, &pool, tasks, iters.max(tasks as u64), hold))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn get_drop(c: &mut Criterion) {
+    group(c, "pool_get_drop", false);
+}
+
+fn hold(c: &mut Criterion) {
+    group(c, "pool_hold", true);
+}
+
+/// Hold mode for a fixed number of cycles per task: prints the first task's finish as a share
+/// of the total run time and the longest single wait of each pool.
+fn fairness(_: &mut Criterion) {
+    let rt = runtime();
+    let per_task = 2_000u64;
+    for (objects, tasks) in SHAPES {
+        for (label, pool) in pools(&rt, objects) {
+            let (first, total, worst) = rt.block_on(async {
+                let start = Instant::now();
+                let handles: Vec<_> = (0..tasks)
+                    .map(|_| {
+                        let pool = pool.clone();
+                        tokio::spawn(async move {
+                            let mut worst = Duration::ZERO;
+                            for _ in 0..per_task {
+                                worst = worst.max(pool.cycle(true).await);
+                            }
+                            (start.elapsed(), worst)
+                        })
+                    })
+                    .collect();
+                let mut finishes = Vec::new();
+                let mut worst = Duration::ZERO;
+                for h in handles {
+                    let (done, w) = h.await.expect("task");
+                    finishes.push(done);
+                    worst = worst.max(w);
+                }
+                let total = start.elapsed();
+                let first = finishes.into_iter().min().unwrap_or_default();
+                (first, total, worst)
+            });
+            let share = first.as_secs_f64() / total.as_secs_f64() * 100.0;
+            println!(
+                "pool_fairness/{label}/{objects}x{tasks}: first task done at {share:.1}% of {total:?}, longest wait {worst:?}"
+            );
+        }
+    }
+    let _ = Arc::new(());
+}
+
+criterion_group!(benches, get_drop, hold, fairness);
+criterion_main!(benches);

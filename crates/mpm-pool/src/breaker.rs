@@ -1,0 +1,246 @@
+//! [`CircuitBreaker`]: stop calling a backend that keeps failing, try again after a cool-down.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpm_metrics::{IntGauge, Registry};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+/// The state of a [`CircuitBreaker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls go through; consecutive failures are counted.
+    Closed,
+    /// Calls are refused until the cool-down has passed.
+    Open,
+    /// The cool-down has passed: one trial call goes through; its success closes the breaker,
+    /// its failure opens it again.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The value of the state gauge: 0 closed, 1 open, 2 half-open.
+    pub fn as_gauge(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        }
+    }
+}
+
+/// The error of [`CircuitBreaker::call`].
+#[derive(Debug, thiserror::Error)]
+pub enum BreakerError<E> {
+    /// The breaker is open (or half-open with its trial call running); the call was not made.
+    #[error("the circuit breaker is open")]
+    Open,
+    /// The call was made and failed.
+    #[error(transparent)]
+    Inner(E),
+}
+
+#[derive(Debug)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { trial_running: bool },
+}
+
+#[derive(Debug)]
+struct Shared {
+    threshold: NonZeroU32,
+    cool_down: Duration,
+    state: Mutex<Inner>,
+    gauge: Option<IntGauge>,
+}
+
+/// A circuit breaker: closed, open after `threshold` consecutive failures (default 5),
+/// half-open after `cool_down` (default 30 s), closed again on a success. Cloning shares the
+/// state. Use it around any async call with [`CircuitBreaker::call`], or give it to a pool
+/// with [`Builder::circuit_breaker`](crate::Builder::circuit_breaker) to guard creation.
+///
+/// ```
+/// use mpm_pool::{BreakerError, BreakerState, CircuitBreaker};
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let breaker = CircuitBreaker::new(NonZeroU32::new(2).unwrap(), Duration::from_secs(30));
+/// for _ in 0..2 {
+///     let r: Result<(), _> = breaker.call(async { Err::<(), _>("down") }).await;
+///     assert!(matches!(r, Err(BreakerError::Inner("down"))));
+/// }
+/// assert_eq!(breaker.state(), BreakerState::Open);
+/// let r = breaker.call(async { Ok::<_, &str>(()) }).await;
+/// assert!(matches!(r, Err(BreakerError::Open)));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker::new(
+            NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+            Duration::from_secs(30),
+        )
+    }
+}
+
+impl CircuitBreaker {
+    /// A closed breaker that opens after `threshold` consecutive failures and lets a trial
+    /// through after `cool_down`.
+    pub fn new(threshold: NonZeroU32, cool_down: Duration) -> Self {
+        Self::with_gauge(threshold, cool_down, None)
+    }
+
+    /// Like [`CircuitBreaker::new`], and records the state into the gauge
+    /// `circuit_breaker_state{breaker=name}` of `registry` (0 closed, 1 open, 2 half-open).
+    pub fn with_metrics(
+        threshold: NonZeroU32,
+        cool_down: Duration,
+        registry: &Registry,
+        name: &str,
+    ) -> Result<Self, mpm_metrics::Error> {
+        let gauge = registry.int_gauge("circuit_breaker_state", &[("breaker", name)])?;
+        gauge.set(0);
+        Ok(Self::with_gauge(threshold, cool_down, Some(gauge)))
+    }
+
+    fn with_gauge(threshold: NonZeroU32, cool_down: Duration, gauge: Option<IntGauge>) -> Self {
+        CircuitBreaker {
+            shared: Arc::new(Shared {
+                threshold,
+                cool_down,
+                state: Mutex::new(Inner::Closed { failures: 0 }),
+                gauge,
+            }),
+        }
+    }
+
+    /// The current state (an open breaker whose cool-down has passed reads as half-open).
+    pub fn state(&self) -> BreakerState {
+        match &*self.shared.state.lock() {
+            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
+            Inner::Open { .. } => BreakerState::Open,
+            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Asks to make a call: `true` if it may go ahead. Every `true` must be followed by
+    /// [`record_success`](Self::record_success) or [`record_failure`](Self::record_failure)
+    /// (or [`record_abandoned`](Self::record_abandoned) if the call was never finished).
+    pub fn try_begin(&self) -> bool {
+        let mut state = self.shared.state.lock();
+        let allowed = match &mut *state {
+            Inner::Closed { .. } => true,
+            Inner::Open { until } => {
+                if Instant::now() >= *until {
+                    *state = Inner::HalfOpen {
+                        trial_running: true,
+                    };
+                    true
+                } else {
+                    false
+                }
+            }
+            Inner::HalfOpen { trial_running } => {
+                if *trial_running {
+                    false
+                } else {
+                    *trial_running = true;
+                    true
+                }
+            }
+        };
+        self.publish(&state);
+        allowed
+    }
+
+    /// A call succeeded: the breaker closes and the failure count restarts.
+    pub fn record_success(&self) {
+        let mut state = self.shared.state.lock();
+        *state = Inner::Closed { failures: 0 };
+        self.publish(&state);
+    }
+
+    /// A call failed: one more consecutive failure; at the threshold, or in half-open, the
+    /// breaker opens for the cool-down.
+    pub fn record_failure(&self) {
+        let mut state = self.shared.state.lock();
+        let open = match &mut *state {
+            Inner::Closed { failures } => {
+                *failures = failures.saturating_add(1);
+                *failures >= self.shared.threshold.get()
+            }
+            Inner::Open { .. } | Inner::HalfOpen { .. } => true,
+        };
+        if open {
+            *state = Inner::Open {
+                until: Instant::now() + self.shared.cool_down,
+            };
+        }
+        self.publish(&state);
+    }
+
+    /// A call that was allowed never finished (it was cancelled): a half-open trial slot is
+    /// freed; nothing else changes.
+    pub fn record_abandoned(&self) {
+        let mut state = self.shared.state.lock();
+        if let Inner::HalfOpen { trial_running } = &mut *state {
+            *trial_running = false;
+        }
+    }
+
+    /// Runs `call` if the breaker allows it and records the outcome. A cancelled call frees
+    /// its half-open trial slot.
+    pub async fn call<T, E, F>(&self, call: F) -> Result<T, BreakerError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        if !self.try_begin() {
+            return Err(BreakerError::Open);
+        }
+        let guard = Abandon(self);
+        let result = call.await;
+        std::mem::forget(guard);
+        match result {
+            Ok(v) => {
+                self.record_success();
+                Ok(v)
+            }
+            Err(e) => {
+                self.record_failure();
+                Err(BreakerError::Inner(e))
+            }
+        }
+    }
+
+    fn publish(&self, state: &Inner) {
+        if let Some(g) = &self.shared.gauge {
+            let v = match state {
+                Inner::Closed { .. } => 0,
+                Inner::Open { .. } => 1,
+                Inner::HalfOpen { .. } => 2,
+            };
+            g.set(v);
+        }
+    }
+}
+
+/// Frees a half-open trial slot if the call is dropped before it finishes.
+struct Abandon<'a>(&'a CircuitBreaker);
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        self.0.record_abandoned();
+    }
+}

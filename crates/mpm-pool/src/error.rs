@@ -1,0 +1,100 @@
+//! The pool's error type.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The step of an acquire that ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Waiting for a free place in the pool (the whole acquire timeout).
+    Acquire,
+    /// [`Manager::create`](crate::Manager::create).
+    Create,
+    /// [`Manager::validate`](crate::Manager::validate).
+    Validate,
+    /// [`Manager::recycle`](crate::Manager::recycle).
+    Recycle,
+}
+
+impl Stage {
+    /// The stage's name in lower case, as used in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Acquire => "acquire",
+            Stage::Create => "create",
+            Stage::Validate => "validate",
+            Stage::Recycle => "recycle",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why getting an object from a pool failed. `E` is the manager's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The acquire timeout passed before an object was ready; `stage` is the step that was
+    /// running.
+    #[error("no pooled object within {timeout:?} (timed out during {stage})")]
+    Timeout {
+        /// The step that was running when time ran out.
+        stage: Stage,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// Creating an object failed and the acquire deadline left no time to retry (or no
+    /// acquire timeout is set, so there is no retry).
+    #[error("creating a pooled object failed: {0}")]
+    Create(#[source] E),
+    /// Creating an object timed out and the acquire deadline left no time to retry.
+    #[error("creating a pooled object took longer than {0:?}")]
+    CreateTimeout(Duration),
+    /// The pool was closed.
+    #[error("the pool is closed")]
+    Closed,
+    /// The pool's circuit breaker is open: creation failed repeatedly and the cool-down has
+    /// not passed.
+    #[error("the circuit breaker is open after repeated creation failures")]
+    CircuitOpen,
+}
+
+/// A bad setting in a [`Builder`](crate::Builder).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `min_idle` is larger than `max_size`.
+    #[error("min_idle ({min_idle}) is larger than max_size ({max_size})")]
+    MinIdleAboveMax {
+        /// The requested minimum of idle objects.
+        min_idle: usize,
+        /// The requested maximum size.
+        max_size: usize,
+    },
+    /// A duration that must be positive is zero.
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+    /// `max_size` is larger than the pool supports.
+    #[error("max_size ({0}) is larger than the supported maximum")]
+    TooLarge(usize),
+    /// A metric could not be registered.
+    #[error("registering the pool's metrics failed: {0}")]
+    Metrics(#[from] mpm_metrics::Error),
+}
+
+/// Why building a pool failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError<E> {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Creating the first `min_idle` objects failed.
+    #[error("creating the initial idle objects failed: {0}")]
+    Initial(#[source] Error<E>),
+}

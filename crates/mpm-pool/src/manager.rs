@@ -1,0 +1,181 @@
+//! The [`Manager`] trait: how a pool creates, checks, resets and closes its objects.
+
+use std::fmt;
+use std::future::{Future, ready};
+use std::sync::Arc;
+
+/// Creates, validates, recycles and closes the objects of a [`Pool`](crate::Pool).
+///
+/// Only [`create`](Manager::create) is required. Every async method is bounded by the pool's
+/// matching timeout, so an implementation never needs its own.
+///
+/// # Example
+///
+/// ```
+/// use mpm_pool::Manager;
+/// use std::convert::Infallible;
+///
+/// struct Counter;
+///
+/// impl Manager for Counter {
+///     type Object = u64;
+///     type Error = Infallible;
+///     async fn create(&self) -> Result<u64, Infallible> {
+///         Ok(0)
+///     }
+/// }
+/// ```
+pub trait Manager: Send + Sync + 'static {
+    /// The pooled object, for example a connection.
+    type Object: Send + 'static;
+    /// The error of [`create`](Manager::create), [`validate`](Manager::validate) and
+    /// [`recycle`](Manager::recycle).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Creates a new object. Bounded by the pool's create timeout.
+    fn create(&self) -> impl Future<Output = Result<Self::Object, Self::Error>> + Send;
+
+    /// A cheap check that an idle object still works, run before it is handed out unless it
+    /// was used within the pool's skip-validation window. An error closes the object and the
+    /// pool tries the next one. Bounded by the pool's validate timeout. The default accepts.
+    fn validate(
+        &self,
+        object: &mut Self::Object,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = object;
+        ready(Ok(()))
+    }
+
+    /// Resets an object's state after a use (for example a database session), run before the
+    /// object is handed out again (before any validation). An error
+    /// closes the object. Bounded by the pool's recycle timeout. The default does nothing.
+    fn recycle(
+        &self,
+        object: &mut Self::Object,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = object;
+        ready(Ok(()))
+    }
+
+    /// A synchronous check on release: `true` means the object is broken and is closed
+    /// instead of returned to the pool. It must not block. The default says `false`.
+    fn is_broken(&self, object: &mut Self::Object) -> bool {
+        let _ = object;
+        false
+    }
+
+    /// Closes an object that leaves the pool. It must not block; the default drops it.
+    fn close(&self, object: Self::Object) {
+        drop(object);
+    }
+}
+
+macro_rules! forward_manager {
+    ($($ty:ty),*) => {$(
+        impl<M: Manager + ?Sized> Manager for $ty {
+            type Object = M::Object;
+            type Error = M::Error;
+            fn create(&self) -> impl Future<Output = Result<Self::Object, Self::Error>> + Send {
+                (**self).create()
+            }
+            fn validate(
+                &self,
+                object: &mut Self::Object,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).validate(object)
+            }
+            fn recycle(
+                &self,
+                object: &mut Self::Object,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).recycle(object)
+            }
+            fn is_broken(&self, object: &mut Self::Object) -> bool {
+                (**self).is_broken(object)
+            }
+            fn close(&self, object: Self::Object) {
+                (**self).close(object)
+            }
+        }
+    )*};
+}
+
+forward_manager!(Arc<M>, Box<M>);
+
+/// A [`Manager`] made of two functions: an async factory and a synchronous validity check.
+/// Build one with [`from_fns`]; this is the guide's `ResourcePool(factory)`.
+pub struct FnManager<C, V> {
+    create: C,
+    validate: V,
+}
+
+impl<C, V> fmt::Debug for FnManager<C, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnManager").finish_non_exhaustive()
+    }
+}
+
+/// The error of an [`FnManager`] whose validity check said no.
+#[derive(Debug, thiserror::Error)]
+pub enum FnError<E> {
+    /// The factory failed.
+    #[error(transparent)]
+    Create(E),
+    /// The validity check returned `false`.
+    #[error("the object failed its validity check")]
+    Invalid,
+}
+
+/// Makes a [`Manager`] from an async factory `create` and a synchronous check `validate`
+/// (return `false` to close the object). The `Manager::from_fns` of the design, spelled as a
+/// function because a trait's associated function cannot infer its implementor.
+///
+/// ```
+/// use mpm_pool::{Pool, manager};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = manager::from_fns(
+///     || async { Ok::<_, std::io::Error>(Vec::<u8>::with_capacity(1024)) },
+///     |buf: &Vec<u8>| buf.capacity() >= 1024,
+/// );
+/// let pool = Pool::builder(manager).max_size(4).build().await?;
+/// let buf = pool.get().await?;
+/// assert!(buf.capacity() >= 1024);
+/// # Ok(())
+/// # }
+/// ```
+pub fn from_fns<T, E, C, F, V>(create: C, validate: V) -> FnManager<C, V>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    C: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = Result<T, E>> + Send,
+    V: Fn(&T) -> bool + Send + Sync + 'static,
+{
+    FnManager { create, validate }
+}
+
+impl<T, E, C, F, V> Manager for FnManager<C, V>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    C: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = Result<T, E>> + Send,
+    V: Fn(&T) -> bool + Send + Sync + 'static,
+{
+    type Object = T;
+    type Error = FnError<E>;
+
+    async fn create(&self) -> Result<T, FnError<E>> {
+        (self.create)().await.map_err(FnError::Create)
+    }
+
+    fn validate(&self, object: &mut T) -> impl Future<Output = Result<(), FnError<E>>> + Send {
+        ready(if (self.validate)(object) {
+            Ok(())
+        } else {
+            Err(FnError::Invalid)
+        })
+    }
+}

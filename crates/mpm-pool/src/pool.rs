@@ -1,0 +1,1041 @@
+//! [`Pool`] and its lent-out [`Object`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::time::Instant;
+
+use crate::config::{Builder, Config, LeakReport, MAX_SIZE_LIMIT};
+use crate::error::{ConfigError, Error, Stage};
+use crate::manager::Manager;
+use crate::slots::{Slots, Take};
+use crate::stats::{CloseReason, PoolMetrics, Status};
+
+/// One pooled object with its bookkeeping.
+pub(crate) struct Entry<T> {
+    obj: T,
+    id: u64,
+    /// When the jittered maximum lifetime ends.
+    expires: Option<Instant>,
+    /// When a user last returned it.
+    last_used: Instant,
+    /// When it was last known to work: returned, validated or recycled.
+    last_alive: Instant,
+    /// It was used since its last recycle.
+    dirty: bool,
+}
+
+/// An object being held (a lease), for leak detection.
+struct Lease {
+    since: Instant,
+    at: &'static Location<'static>,
+    reported: bool,
+}
+
+/// Where a timed step ran out of time.
+enum Expired {
+    /// The step's own timeout.
+    Step,
+    /// The acquire deadline.
+    Deadline,
+}
+
+pub(crate) struct Inner<M: Manager> {
+    manager: M,
+    config: Config,
+    semaphore: Semaphore,
+    slots: Mutex<Slots<Entry<M::Object>>>,
+    /// Permits to swallow on release instead of returning, after a shrink.
+    permit_debt: AtomicUsize,
+    waiting: AtomicUsize,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    /// Wakes the maintenance task (an object was closed, or the pool closed).
+    wake: Notify,
+    /// Signalled when an object leaves the pool after it was closed.
+    drained: Notify,
+    leases: Option<Mutex<HashMap<u64, Lease>>>,
+    metrics: Option<PoolMetrics>,
+}
+
+/// An async pool of objects made by a [`Manager`]: FIFO-fair waiters, validation, lifetimes,
+/// leak detection and one background maintenance task. Cloning shares the pool; dropping the
+/// last clone closes it.
+///
+/// ```
+/// use mpm_pool::{Manager, Pool};
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+///
+/// struct Connections;
+///
+/// impl Manager for Connections {
+///     type Object = String;
+///     type Error = Infallible;
+///     async fn create(&self) -> Result<String, Infallible> {
+///         Ok(String::from("connection"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::builder(Connections)
+///     .max_size(8)
+///     .min_idle(2)
+///     .acquire_timeout(Some(Duration::from_secs(5)))
+///     .build()
+///     .await?;
+/// assert_eq!(pool.status().idle, 2);
+/// {
+///     let conn = pool.get().await?;
+///     assert_eq!(conn.as_str(), "connection");
+/// } // returned here, synchronously
+/// pool.close();
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pool<M: Manager> {
+    handle: Arc<Handle<M>>,
+}
+
+/// The user-facing owner: when the last [`Pool`] clone goes, the pool closes.
+struct Handle<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Manager> Drop for Handle<M> {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Pool {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// A builder for a pool of objects made by `manager`.
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder::new(manager)
+    }
+
+    pub(crate) fn from_parts(manager: M, config: Config) -> Result<Self, ConfigError> {
+        let metrics = match &config.registry {
+            Some((registry, name)) => Some(PoolMetrics::new(registry, name)?),
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            semaphore: Semaphore::new(config.max_size),
+            slots: Mutex::new(Slots::new(config.max_size)),
+            permit_debt: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            wake: Notify::new(),
+            drained: Notify::new(),
+            leases: config
+                .leak_threshold
+                .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
+            metrics,
+            manager,
+            config,
+        });
+        if let Some(interval) = inner.config.maintenance {
+            tokio::spawn(maintain(Arc::downgrade(&inner), interval));
+        }
+        let pool = Pool {
+            handle: Arc::new(Handle { inner }),
+        };
+        pool.status();
+        Ok(pool)
+    }
+
+    fn inner(&self) -> &Arc<Inner<M>> {
+        &self.handle.inner
+    }
+
+    /// Gets an object: an idle one (recycled if it was used, validated unless used within
+    /// the skip-validation window) or a new one. Waiters are served first come, first
+    /// served. The whole call is bounded by the acquire timeout. The place of the call is
+    /// remembered for leak reports.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Object<M>, Error<M::Error>>> + Send + '_ {
+        let at = Location::caller();
+        self.inner()
+            .acquire(at, self.inner().config.acquire_timeout)
+    }
+
+    /// Like [`Pool::get`] with a timeout for this call instead of the pool's.
+    #[track_caller]
+    pub fn get_timeout(
+        &self,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Object<M>, Error<M::Error>>> + Send + '_ {
+        let at = Location::caller();
+        self.inner().acquire(at, timeout)
+    }
+
+    /// The pool's current state; also refreshes the gauges in the metrics registry.
+    pub fn status(&self) -> Status {
+        self.inner().status()
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.inner().manager
+    }
+
+    /// Changes the maximum size. Growing takes effect at once; shrinking closes idle objects
+    /// above the new maximum now and lent ones as they come back.
+    pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
+        self.inner().resize(max_size)
+    }
+
+    /// Closes the pool: waiters and later calls get [`Error::Closed`], idle objects are
+    /// closed now and lent ones when they come back, and the maintenance task stops.
+    pub fn close(&self) {
+        self.inner().close();
+    }
+
+    /// Whether the pool was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner().closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the pool and waits until every lent object has come back and been closed, at
+    /// most `timeout`. Returns whether the pool emptied in time.
+    pub async fn close_and_wait(&self, timeout: Duration) -> bool {
+        let inner = self.inner();
+        inner.close();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut drained = pin!(inner.drained.notified());
+            drained.as_mut().enable();
+            if inner.slots.lock().size() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return inner.slots.lock().size() == 0;
+            }
+        }
+    }
+
+    /// Creates objects until `min_idle` are idle (at build).
+    pub(crate) async fn fill_min_idle(&self) -> Result<(), Error<M::Error>> {
+        let inner = self.inner();
+        while inner.refill_one().await? {}
+        Ok(())
+    }
+
+    /// Runs the maintenance pass now (lifetimes, idle timeouts, keepalive, refill, leaks),
+    /// as the background task does on each tick.
+    pub async fn run_maintenance(&self) {
+        self.inner().maintain_once().await;
+    }
+}
+
+/// Polls `fut` once; if it is not ready, bounds it by `step` and by `deadline`.
+async fn bounded<F: Future>(
+    fut: F,
+    step: Option<Duration>,
+    deadline: Option<Instant>,
+) -> Result<F::Output, Expired> {
+    let mut fut = pin!(fut);
+    if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Ok(v);
+    }
+    let step_end = step.map(|s| Instant::now() + s);
+    let (end, which) = match (step_end, deadline) {
+        (None, None) => return Ok(fut.await),
+        (Some(s), None) => (s, Expired::Step),
+        (None, Some(d)) => (d, Expired::Deadline),
+        (Some(s), Some(d)) if d <= s => (d, Expired::Deadline),
+        (Some(s), Some(_)) => (s, Expired::Step),
+    };
+    tokio::time::timeout_at(end, fut).await.map_err(|_| which)
+}
+
+/// Returns a permit on drop unless disarmed.
+struct PermitGuard<'a, M: Manager>(&'a Inner<M>);
+
+impl<M: Manager> Drop for PermitGuard<'_, M> {
+    fn drop(&mut self) {
+        self.0.release_permit();
+    }
+}
+
+/// Frees a reserved place on drop unless disarmed (a cancelled or failed creation).
+struct Reservation<'a, M: Manager>(&'a Inner<M>);
+
+impl<M: Manager> Drop for Reservation<'_, M> {
+    fn drop(&mut self) {
+        self.0.slots.lock().cancel_reservation();
+        self.0.after_close();
+    }
+}
+
+/// Holds a lent entry being checked; closes it on drop (a cancelled acquire).
+struct Checking<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    entry: Option<Entry<M::Object>>,
+}
+
+impl<M: Manager> Drop for Checking<'_, M> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.inner.close_lent(entry, CloseReason::Cancelled);
+        }
+    }
+}
+
+/// Decrements the waiting count on drop.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `d` shortened by a random fraction of at most `1/divisor`.
+fn jitter(d: Duration, divisor: u32) -> Duration {
+    let cut = d / divisor;
+    d.saturating_sub(cut.mul_f64(fastrand::f64()))
+}
+
+/// The pause before the next creation attempt after `failures` failures.
+fn backoff(min: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = min.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    // Between half and all of the capped pause, so that retrying waiters spread out.
+    capped / 2 + (capped / 2).mul_f64(fastrand::f64())
+}
+
+impl<M: Manager> Inner<M> {
+    async fn acquire(
+        self: &Arc<Self>,
+        at: &'static Location<'static>,
+        timeout: Option<Duration>,
+    ) -> Result<Object<M>, Error<M::Error>> {
+        let start = Instant::now();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let deadline = timeout.map(|t| start + t);
+        let mut waited = false;
+        match self.semaphore.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::Closed) => return Err(Error::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                waited = true;
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let _waiting = Waiting(&self.waiting);
+                let acquire = self.semaphore.acquire();
+                let permit = match deadline {
+                    None => acquire.await,
+                    Some(d) => match tokio::time::timeout_at(d, acquire).await {
+                        Ok(p) => p,
+                        Err(_) => return Err(self.timed_out(Stage::Acquire, timeout)),
+                    },
+                };
+                match permit {
+                    Ok(p) => p.forget(),
+                    Err(_) => return Err(Error::Closed),
+                }
+            }
+        }
+        let permit = PermitGuard(self);
+        let mut failures = 0u32;
+        let mut now = start;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            let taken = self.slots.lock().take(self.config.queue_mode);
+            match taken {
+                Take::Idle(entry) => {
+                    if let Some(reason) = self.expired(&entry, now) {
+                        self.close_lent(entry, reason);
+                        continue;
+                    }
+                    let mut checking = Checking {
+                        inner: self,
+                        entry: Some(entry),
+                    };
+                    match self.check(&mut checking, now, deadline, timeout).await {
+                        Ok(true) => {
+                            if let Some(entry) = checking.entry.take() {
+                                std::mem::forget(permit);
+                                waited |= now != start;
+                                return Ok(self.lend(entry, start, waited, at));
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => return Err(e),
+                    }
+                    now = Instant::now();
+                }
+                Take::Reserved => {
+                    let reservation = Reservation(self);
+                    match self.create_entry(deadline, timeout).await {
+                        Ok(entry) => {
+                            std::mem::forget(reservation);
+                            self.slots.lock().created_lent();
+                            std::mem::forget(permit);
+                            return Ok(self.lend(entry, start, true, at));
+                        }
+                        Err(e) => {
+                            drop(reservation);
+                            failures += 1;
+                            let pause =
+                                backoff(self.config.backoff_min, self.config.backoff_max, failures);
+                            let now = Instant::now();
+                            match (deadline, &e) {
+                                (_, Error::Closed | Error::CircuitOpen | Error::Timeout { .. }) => {
+                                    return Err(e);
+                                }
+                                (None, _) => return Err(e),
+                                (Some(d), _) if now + pause >= d => return Err(e),
+                                (Some(_), _) => tokio::time::sleep(pause).await,
+                            }
+                        }
+                    }
+                    now = Instant::now();
+                }
+                Take::Full => {
+                    // Only after a shrink, while lent objects above the new maximum are
+                    // still out: wait a little for one to come back and be closed.
+                    let pause = Duration::from_millis(5);
+                    let now2 = Instant::now();
+                    if deadline.is_some_and(|d| now2 + pause >= d) {
+                        return Err(self.timed_out(Stage::Acquire, timeout));
+                    }
+                    tokio::time::sleep(pause).await;
+                    now = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Recycles a used entry and validates it unless it was alive recently. `Ok(true)`: hand
+    /// it out; `Ok(false)`: it was closed, try the next one.
+    async fn check(
+        &self,
+        checking: &mut Checking<'_, M>,
+        now: Instant,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Error<M::Error>> {
+        let Some(entry) = checking.entry.as_mut() else {
+            return Ok(false);
+        };
+        if entry.dirty {
+            match bounded(
+                self.manager.recycle(&mut entry.obj),
+                self.config.recycle_timeout,
+                deadline,
+            )
+            .await
+            {
+                Ok(Ok(())) => entry.dirty = false,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "recycling a pooled object failed; closing it");
+                    self.close_checking(checking, CloseReason::Invalid);
+                    return Ok(false);
+                }
+                Err(Expired::Step) => {
+                    self.count_timeout(Stage::Recycle);
+                    self.close_checking(checking, CloseReason::Timeout);
+                    return Ok(false);
+                }
+                Err(Expired::Deadline) => return Err(self.timed_out(Stage::Recycle, timeout)),
+            }
+        }
+        let Some(entry) = checking.entry.as_mut() else {
+            return Ok(false);
+        };
+        let recent =
+            now.saturating_duration_since(entry.last_alive) < self.config.skip_validation_within;
+        if !recent {
+            match bounded(
+                self.manager.validate(&mut entry.obj),
+                self.config.validate_timeout,
+                deadline,
+            )
+            .await
+            {
+                Ok(Ok(())) => entry.last_alive = now,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "validating a pooled object failed; closing it");
+                    self.close_checking(checking, CloseReason::Invalid);
+                    return Ok(false);
+                }
+                Err(Expired::Step) => {
+                    self.count_timeout(Stage::Validate);
+                    self.close_checking(checking, CloseReason::Timeout);
+                    return Ok(false);
+                }
+                Err(Expired::Deadline) => return Err(self.timed_out(Stage::Validate, timeout)),
+            }
+        }
+        Ok(true)
+    }
+
+    fn close_checking(&self, checking: &mut Checking<'_, M>, reason: CloseReason) {
+        if let Some(entry) = checking.entry.take() {
+            self.close_lent(entry, reason);
+        }
+    }
+
+    /// Creates one entry (the caller holds a reservation), through the circuit breaker.
+    async fn create_entry(
+        &self,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<Entry<M::Object>, Error<M::Error>> {
+        let breaker = self.config.breaker.as_ref();
+        if let Some(b) = breaker
+            && !b.try_begin()
+        {
+            return Err(Error::CircuitOpen);
+        }
+        let abandon = breaker.map(AbandonTrial);
+        let started = Instant::now();
+        let created = bounded(self.manager.create(), self.config.create_timeout, deadline).await;
+        std::mem::forget(abandon);
+        let obj = match created {
+            Ok(Ok(obj)) => {
+                if let Some(b) = breaker {
+                    b.record_success();
+                }
+                obj
+            }
+            Ok(Err(e)) => {
+                if let Some(b) = breaker {
+                    b.record_failure();
+                }
+                if let Some(m) = &self.metrics {
+                    m.create_errors.inc();
+                }
+                tracing::debug!(error = %e, "creating a pooled object failed");
+                return Err(Error::Create(e));
+            }
+            Err(which) => {
+                if let Some(b) = breaker {
+                    b.record_failure();
+                }
+                return Err(match which {
+                    Expired::Step => {
+                        self.count_timeout(Stage::Create);
+                        Error::CreateTimeout(self.config.create_timeout.unwrap_or_default())
+                    }
+                    Expired::Deadline => self.timed_out(Stage::Create, timeout),
+                });
+            }
+        };
+        let now = Instant::now();
+        if let Some(m) = &self.metrics {
+            m.created.inc();
+            m.create_time.record_duration(now - started);
+        }
+        Ok(Entry {
+            obj,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            expires: self.config.max_lifetime.map(|l| now + jitter(l, 20)),
+            last_used: now,
+            last_alive: now,
+            dirty: false,
+        })
+    }
+
+    fn lend(
+        self: &Arc<Self>,
+        entry: Entry<M::Object>,
+        start: Instant,
+        waited: bool,
+        at: &'static Location<'static>,
+    ) -> Object<M> {
+        let since = if waited { Instant::now() } else { start };
+        if let Some(m) = &self.metrics {
+            m.acquire_wait.record_duration(since - start);
+        }
+        if let Some(leases) = &self.leases {
+            leases.lock().insert(
+                entry.id,
+                Lease {
+                    since,
+                    at,
+                    reported: false,
+                },
+            );
+        }
+        Object {
+            entry: Some(entry),
+            since,
+            pool: Arc::clone(self),
+            discard: false,
+        }
+    }
+
+    fn expired(&self, entry: &Entry<M::Object>, now: Instant) -> Option<CloseReason> {
+        if entry.expires.is_some_and(|e| now >= e) {
+            return Some(CloseReason::Lifetime);
+        }
+        None
+    }
+
+    /// A lent object comes back (synchronous, allocation-free).
+    fn release(&self, mut entry: Entry<M::Object>, since: Instant, discard: bool) {
+        let now = Instant::now();
+        if let Some(m) = &self.metrics {
+            m.in_use_time.record_duration(now - since);
+        }
+        if let Some(leases) = &self.leases {
+            leases.lock().remove(&entry.id);
+        }
+        let reason = if discard {
+            Some(CloseReason::Discarded)
+        } else if self.manager.is_broken(&mut entry.obj) {
+            Some(CloseReason::Broken)
+        } else if self.closed.load(Ordering::Acquire) {
+            Some(CloseReason::Shutdown)
+        } else if entry.expires.is_some_and(|e| now >= e) {
+            Some(CloseReason::Lifetime)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => self.close_lent(entry, reason),
+            None => {
+                entry.last_used = now;
+                entry.last_alive = now;
+                entry.dirty = true;
+                let refused = self.slots.lock().put(entry);
+                if let Err(entry) = refused {
+                    self.close_lent(entry, CloseReason::Shutdown);
+                } else if self.closed.load(Ordering::Acquire) {
+                    self.drain_idle();
+                }
+            }
+        }
+        self.release_permit();
+    }
+
+    fn release_permit(&self) {
+        let mut debt = self.permit_debt.load(Ordering::Relaxed);
+        while debt > 0 {
+            match self.permit_debt.compare_exchange_weak(
+                debt,
+                debt - 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(d) => debt = d,
+            }
+        }
+        self.semaphore.add_permits(1);
+    }
+
+    /// Closes a lent entry: it leaves the pool's count.
+    fn close_lent(&self, entry: Entry<M::Object>, reason: CloseReason) {
+        self.slots.lock().forget_lent();
+        self.close_object(entry, reason);
+    }
+
+    /// Closes an entry that is no longer counted.
+    fn close_object(&self, entry: Entry<M::Object>, reason: CloseReason) {
+        self.manager.close(entry.obj);
+        if let Some(m) = &self.metrics {
+            m.closed(reason);
+        }
+        self.after_close();
+    }
+
+    /// After an object left the pool: wake the maintenance task to refill, or signal the
+    /// waiters of a closed pool.
+    fn after_close(&self) {
+        if self.closed.load(Ordering::Acquire) {
+            self.drained.notify_waiters();
+        } else if self.config.min_idle > 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    fn drain_idle(&self) {
+        let drained = self.slots.lock().drain_idle();
+        for entry in drained {
+            self.close_object(entry, CloseReason::Shutdown);
+        }
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.semaphore.close();
+        self.drain_idle();
+        self.wake.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    fn timed_out(&self, stage: Stage, timeout: Option<Duration>) -> Error<M::Error> {
+        self.count_timeout(Stage::Acquire);
+        Error::Timeout {
+            stage,
+            timeout: timeout.unwrap_or_default(),
+        }
+    }
+
+    fn count_timeout(&self, stage: Stage) {
+        if let Some(m) = &self.metrics {
+            m.timeout(stage);
+        }
+    }
+
+    fn status(&self) -> Status {
+        let slots = self.slots.lock();
+        let status = Status {
+            size: slots.size(),
+            idle: slots.idle(),
+            in_use: slots.lent(),
+            creating: slots.creating(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            max_size: slots.max(),
+            breaker: self.config.breaker.as_ref().map(|b| b.state()),
+        };
+        drop(slots);
+        if let Some(m) = &self.metrics {
+            m.publish(&status);
+        }
+        status
+    }
+
+    fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
+        if max_size > MAX_SIZE_LIMIT {
+            return Err(ConfigError::TooLarge(max_size));
+        }
+        if max_size < self.config.min_idle {
+            return Err(ConfigError::MinIdleAboveMax {
+                min_idle: self.config.min_idle,
+                max_size,
+            });
+        }
+        let mut slots = self.slots.lock();
+        let old = slots.max();
+        let excess = slots.set_max(max_size);
+        if max_size > old {
+            let mut grow = max_size - old;
+            // Pay back permits still owed from an earlier shrink first.
+            let mut debt = self.permit_debt.load(Ordering::Relaxed);
+            while debt > 0 && grow > 0 {
+                let pay = debt.min(grow);
+                match self.permit_debt.compare_exchange_weak(
+                    debt,
+                    debt - pay,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        grow -= pay;
+                        break;
+                    }
+                    Err(d) => debt = d,
+                }
+            }
+            self.semaphore.add_permits(grow);
+        } else {
+            let mut shrink = old - max_size;
+            while shrink > 0 {
+                match self.semaphore.try_acquire() {
+                    Ok(p) => {
+                        p.forget();
+                        shrink -= 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.permit_debt.fetch_add(shrink, Ordering::AcqRel);
+        }
+        drop(slots);
+        for entry in excess {
+            self.close_object(entry, CloseReason::Shutdown);
+        }
+        self.status();
+        Ok(())
+    }
+
+    /// Creates one idle object if fewer than `min_idle` are idle and a permit is free.
+    /// Returns whether it made one.
+    async fn refill_one(&self) -> Result<bool, Error<M::Error>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let Ok(permit) = self.semaphore.try_acquire() else {
+            return Ok(false);
+        };
+        permit.forget();
+        let _permit = PermitGuard(self);
+        if !self.slots.lock().reserve_for_idle(self.config.min_idle) {
+            return Ok(false);
+        }
+        let reservation = Reservation(self);
+        let entry = self.create_entry(None, None).await?;
+        std::mem::forget(reservation);
+        let refused = self.slots.lock().created_idle(entry);
+        if let Err(entry) = refused {
+            self.close_lent(entry, CloseReason::Shutdown);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// One maintenance pass.
+    async fn maintain_once(&self) {
+        let now = Instant::now();
+        self.report_leaks(now);
+        // Retire idle objects past their lifetime or idle timeout (never below min_idle).
+        let min_idle = self.config.min_idle;
+        let idle_timeout = self.config.idle_timeout;
+        let retired = self.slots.lock().remove_idle(|e, size| {
+            if e.expires.is_some_and(|x| now >= x) {
+                return true;
+            }
+            let idle_too_long =
+                idle_timeout.is_some_and(|t| now.saturating_duration_since(e.last_used) >= t);
+            idle_too_long && size > min_idle
+        });
+        for entry in retired {
+            let reason = if entry.expires.is_some_and(|x| now >= x) {
+                CloseReason::Lifetime
+            } else {
+                CloseReason::Idle
+            };
+            self.close_object(entry, reason);
+        }
+        // Keepalive: validate objects idle for a (jittered) keepalive interval.
+        if let Some(keepalive) = self.config.keepalive {
+            self.keepalive(keepalive).await;
+        }
+        // Refill min_idle.
+        let mut failures = 0u32;
+        loop {
+            match self.refill_one().await {
+                Ok(true) => failures = 0,
+                Ok(false) => break,
+                Err(_) => {
+                    failures += 1;
+                    if failures >= 3 {
+                        break;
+                    }
+                    tokio::time::sleep(backoff(
+                        self.config.backoff_min,
+                        self.config.backoff_max,
+                        failures,
+                    ))
+                    .await;
+                }
+            }
+        }
+        self.status();
+    }
+
+    async fn keepalive(&self, keepalive: Duration) {
+        let idle = self.slots.lock().idle();
+        for _ in 0..idle {
+            let Ok(permit) = self.semaphore.try_acquire() else {
+                return;
+            };
+            permit.forget();
+            let _permit = PermitGuard(self);
+            let now = Instant::now();
+            let due = jitter(keepalive, 10);
+            let taken = self
+                .slots
+                .lock()
+                .take_where(|e| now.saturating_duration_since(e.last_alive) >= due);
+            let Some(mut entry) = taken else { return };
+            match bounded(
+                self.manager.validate(&mut entry.obj),
+                self.config.validate_timeout,
+                None,
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    entry.last_alive = Instant::now();
+                    let refused = self.slots.lock().put(entry);
+                    if let Err(entry) = refused {
+                        self.close_lent(entry, CloseReason::Shutdown);
+                    }
+                }
+                Ok(Err(_)) => self.close_lent(entry, CloseReason::Invalid),
+                Err(_) => {
+                    self.count_timeout(Stage::Validate);
+                    self.close_lent(entry, CloseReason::Timeout);
+                }
+            }
+        }
+    }
+
+    fn report_leaks(&self, now: Instant) {
+        let (Some(threshold), Some(leases)) = (self.config.leak_threshold, &self.leases) else {
+            return;
+        };
+        let mut found = Vec::new();
+        for (id, lease) in leases.lock().iter_mut() {
+            let held = now.saturating_duration_since(lease.since);
+            if !lease.reported && held >= threshold {
+                lease.reported = true;
+                found.push(LeakReport {
+                    acquired_at: lease.at,
+                    held_for: held,
+                    object_id: *id,
+                });
+            }
+        }
+        for report in found {
+            tracing::warn!(
+                acquired_at = %report.acquired_at,
+                held_for = ?report.held_for,
+                "pooled object held past the leak-detection threshold"
+            );
+            if let Some(m) = &self.metrics {
+                m.leaks.inc();
+            }
+            if let Some(hook) = &self.config.on_leak {
+                hook(&report);
+            }
+        }
+    }
+
+    /// How long the maintenance task sleeps between passes.
+    fn tick(&self, interval: Duration) -> Duration {
+        match self.config.leak_threshold {
+            Some(t) => interval.min(t / 10),
+            None => interval,
+        }
+        .max(Duration::from_millis(1))
+    }
+}
+
+/// Frees a half-open breaker's trial if a creation is cancelled.
+struct AbandonTrial<'a>(&'a crate::breaker::CircuitBreaker);
+
+impl Drop for AbandonTrial<'_> {
+    fn drop(&mut self) {
+        self.0.record_abandoned();
+    }
+}
+
+/// The maintenance task: holds only a weak reference between passes, so it never keeps a
+/// dropped pool alive.
+async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        inner.maintain_once().await;
+        let tick = inner.tick(interval);
+        let woken = inner.wake.notified();
+        let _ = tokio::time::timeout(tick, woken).await;
+    }
+}
+
+/// An object lent out by a [`Pool`]; it goes back when dropped (synchronously, without
+/// allocating). Dereferences to the manager's object.
+pub struct Object<M: Manager> {
+    entry: Option<Entry<M::Object>>,
+    since: Instant,
+    pool: Arc<Inner<M>>,
+    discard: bool,
+}
+
+impl<M: Manager> Object<M> {
+    /// Marks the object broken: it is closed instead of returned to the pool.
+    pub fn discard(this: &mut Self) {
+        this.discard = true;
+    }
+
+    /// Takes the object out of the pool for good; the pool makes room for a new one.
+    pub fn take(mut this: Self) -> Option<M::Object> {
+        let entry = this.entry.take()?;
+        let pool = &this.pool;
+        if let Some(leases) = &pool.leases {
+            leases.lock().remove(&entry.id);
+        }
+        pool.slots.lock().forget_lent();
+        if let Some(m) = &pool.metrics {
+            m.closed(CloseReason::Taken);
+        }
+        pool.after_close();
+        pool.release_permit();
+        Some(entry.obj)
+    }
+
+    /// The object's id within its pool.
+    pub fn id(this: &Self) -> u64 {
+        this.entry.as_ref().map_or(0, |e| e.id)
+    }
+}
+
+impl<M: Manager> Drop for Object<M> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.pool.release(entry, self.since, self.discard);
+        }
+    }
+}
+
+impl<M: Manager> Deref for Object<M> {
+    type Target = M::Object;
+    fn deref(&self) -> &M::Object {
+        match &self.entry {
+            Some(e) => &e.obj,
+            None => unreachable!("an Object holds its entry until dropped"),
+        }
+    }
+}
+
+impl<M: Manager> DerefMut for Object<M> {
+    fn deref_mut(&mut self) -> &mut M::Object {
+        match &mut self.entry {
+            Some(e) => &mut e.obj,
+            None => unreachable!("an Object holds its entry until dropped"),
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for Object<M>
+where
+    M::Object: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Object")
+            .field("object", &**self)
+            .finish_non_exhaustive()
+    }
+}

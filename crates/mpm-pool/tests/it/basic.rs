@@ -1,0 +1,471 @@
+//! Behaviour of the pool without faults: reuse, order, validation, lifetimes, close, resize.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use mpm_pool::{Builder, ConfigError, Error, Object, Pool, QueueMode, Stage, manager};
+
+use crate::test_manager::TestManager;
+
+fn builder(m: &Arc<TestManager>) -> Builder<Arc<TestManager>> {
+    Pool::builder(Arc::clone(m)).maintenance_interval(None)
+}
+
+#[tokio::test]
+async fn a_returned_object_is_reused() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let first = pool.get().await.unwrap();
+    let id = *first;
+    assert_eq!(pool.status().in_use, 1);
+    drop(first);
+    assert_eq!(pool.status().idle, 1);
+    assert_eq!(*pool.get().await.unwrap(), id);
+    assert_eq!(m.created.load(Ordering::SeqCst), 1);
+    // The second use recycled it and skipped validation (used within 500 ms).
+    assert_eq!(m.recycled.load(Ordering::SeqCst), 1);
+    assert_eq!(m.validated.load(Ordering::SeqCst), 0);
+}
+
+#[track_caller]
+fn check_order(mode: QueueMode, expect_first: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = TestManager::new();
+        let pool = builder(&m)
+            .max_size(3)
+            .queue_mode(mode)
+            .build()
+            .await
+            .unwrap();
+        let held = [
+            pool.get().await.unwrap(),
+            pool.get().await.unwrap(),
+            pool.get().await.unwrap(),
+        ];
+        let ids: Vec<u64> = held.iter().map(|o| **o).collect();
+        drop(held); // returned in order 0, 1, 2
+        assert_eq!(*pool.get().await.unwrap(), ids[expect_first]);
+    });
+}
+
+#[test]
+fn fifo_hands_out_the_object_idle_longest() {
+    check_order(QueueMode::Fifo, 0);
+}
+
+#[test]
+fn lifo_hands_out_the_object_returned_last() {
+    check_order(QueueMode::Lifo, 2);
+}
+
+#[tokio::test]
+async fn a_discarded_object_is_closed_and_replaced() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(1)
+        .metrics(&registry, "t")
+        .build()
+        .await
+        .unwrap();
+    let mut o = pool.get().await.unwrap();
+    let id = *o;
+    Object::discard(&mut o);
+    drop(o);
+    assert_eq!(m.closed.load(Ordering::SeqCst), 1);
+    assert_ne!(*pool.get().await.unwrap(), id);
+    let snap = registry.snapshot();
+    let closed = snap
+        .get(
+            "pool_closed_total",
+            &[("pool", "t"), ("reason", "discarded")],
+        )
+        .unwrap()
+        .as_f64();
+    assert_eq!(closed, 1.0);
+}
+
+#[tokio::test]
+async fn a_broken_object_is_closed_on_release() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let o = pool.get().await.unwrap();
+    m.broken.store(true, Ordering::SeqCst);
+    drop(o);
+    assert_eq!(pool.status().size, 0);
+    assert_eq!(m.closed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn validation_is_skipped_within_the_window_only() {
+    let m = TestManager::new();
+    let pool = builder(&m)
+        .max_size(1)
+        .skip_validation_within(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    drop(pool.get().await.unwrap());
+    assert_eq!(m.recycled.load(Ordering::SeqCst), 1);
+    assert_eq!(m.validated.load(Ordering::SeqCst), 1);
+    let pool = builder(&m)
+        .max_size(1)
+        .skip_validation_within(Duration::from_secs(3600))
+        .build()
+        .await
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    drop(pool.get().await.unwrap());
+    assert_eq!(m.validated.load(Ordering::SeqCst), 1, "no new validation");
+}
+
+#[tokio::test]
+async fn a_failed_recycle_replaces_the_object_without_an_error() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let id = *pool.get().await.unwrap();
+    m.fail_recycle.store(true, Ordering::SeqCst);
+    let o = pool.get().await.unwrap();
+    assert_ne!(*o, id);
+    assert_eq!(m.closed.load(Ordering::SeqCst), 1);
+}
+
+/// A manager whose recycle does nothing, so that validation is what checks an idle object.
+struct ValidateOnly(Arc<TestManager>);
+
+impl mpm_pool::Manager for ValidateOnly {
+    type Object = u64;
+    type Error = crate::test_manager::TestError;
+    async fn create(&self) -> Result<u64, Self::Error> {
+        self.0.create().await
+    }
+    async fn validate(&self, o: &mut u64) -> Result<(), Self::Error> {
+        self.0.validate(o).await
+    }
+    fn close(&self, o: u64) {
+        self.0.close(o)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_objects_are_validated_after_the_window_and_replaced_if_invalid() {
+    let m = TestManager::new();
+    let pool = Pool::builder(ValidateOnly(Arc::clone(&m)))
+        .maintenance_interval(None)
+        .max_size(2)
+        .skip_validation_within(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let id = *pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    m.fail_validate.store(true, Ordering::SeqCst);
+    let o = pool.get().await.unwrap();
+    assert_ne!(*o, id, "the invalid object was replaced");
+    assert!(m.validated.load(Ordering::SeqCst) >= 1);
+    assert_eq!(m.closed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_past_their_lifetime_are_replaced() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(1)
+        .max_lifetime(Some(Duration::from_secs(10)))
+        .metrics(&registry, "t")
+        .build()
+        .await
+        .unwrap();
+    let id = *pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(9_400)).await; // below the 5% jitter
+    assert_eq!(*pool.get().await.unwrap(), id);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_ne!(*pool.get().await.unwrap(), id);
+    let snap = registry.snapshot();
+    let lifetime = snap
+        .get(
+            "pool_closed_total",
+            &[("pool", "t"), ("reason", "lifetime")],
+        )
+        .unwrap()
+        .as_f64();
+    assert_eq!(lifetime, 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_never_goes_below_min_idle() {
+    let m = TestManager::new();
+    let pool = builder(&m)
+        .max_size(4)
+        .min_idle(1)
+        .idle_timeout(Some(Duration::from_secs(60)))
+        .build()
+        .await
+        .unwrap();
+    let held: Vec<_> = vec![
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ];
+    drop(held);
+    assert_eq!(pool.status().idle, 3);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    pool.run_maintenance().await;
+    let s = pool.status();
+    assert_eq!((s.size, s.idle), (1, 1));
+}
+
+#[tokio::test]
+async fn min_idle_is_created_at_build() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(4).min_idle(3).build().await.unwrap();
+    assert_eq!(pool.status().idle, 3);
+    assert_eq!(m.created.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_refills_min_idle_after_a_discard() {
+    let m = TestManager::new();
+    let pool = Pool::builder(Arc::clone(&m))
+        .maintenance_interval(Some(Duration::from_secs(30)))
+        .max_size(4)
+        .min_idle(2)
+        .build()
+        .await
+        .unwrap();
+    let mut o = pool.get().await.unwrap();
+    Object::discard(&mut o);
+    drop(o);
+    // The close woke the task; one short pause lets it run.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(pool.status().idle, 2);
+}
+
+#[tokio::test]
+async fn acquire_times_out_when_all_objects_are_held() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(1)
+        .metrics(&registry, "t")
+        .build()
+        .await
+        .unwrap();
+    let _held = pool.get().await.unwrap();
+    let err = pool
+        .get_timeout(Some(Duration::from_millis(20)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                stage: Stage::Acquire,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(pool.status().waiting, 0);
+    let snap = registry.snapshot();
+    let t = snap
+        .get(
+            "pool_timeouts_total",
+            &[("pool", "t"), ("stage", "acquire")],
+        )
+        .unwrap()
+        .as_f64();
+    assert_eq!(t, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_served_in_arrival_order() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let held = pool.get().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let p = pool.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let o = p.get().await.unwrap();
+            tx.send(i).unwrap();
+            drop(o);
+        }));
+        // Each waiter is queued before the next one starts.
+        while pool.status().waiting < i + 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(held);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(tx);
+    let mut order = Vec::new();
+    while let Some(i) = rx.recv().await {
+        order.push(i);
+    }
+    assert_eq!(order, (0..8).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_never_exceeds_max_under_stress() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(4).build().await.unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for j in 0..200 {
+                    let mut o = pool.get().await.unwrap();
+                    assert!(pool.status().size <= 4);
+                    if (i + j) % 17 == 0 {
+                        Object::discard(&mut o);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(m.max_live.load(Ordering::SeqCst) <= 4);
+    let s = pool.status();
+    assert_eq!((s.in_use, s.creating, s.waiting), (0, 0, 0));
+    assert!(s.size <= 4);
+}
+
+#[tokio::test]
+async fn close_fails_waiters_and_closes_objects_as_they_return() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let held = pool.get().await.unwrap();
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(|_| ()) })
+    };
+    while pool.status().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    let closer = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.close_and_wait(Duration::from_secs(5)).await })
+    };
+    assert!(matches!(waiter.await.unwrap(), Err(Error::Closed)));
+    assert!(matches!(pool.get().await, Err(Error::Closed)));
+    drop(held);
+    assert!(closer.await.unwrap());
+    assert_eq!(pool.status().size, 0);
+    assert_eq!(m.live.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn resize_grows_and_shrinks() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    pool.resize(3).unwrap();
+    let c = pool.get().await.unwrap();
+    pool.resize(1).unwrap();
+    drop((a, b, c));
+    let s = pool.status();
+    assert_eq!((s.size, s.max_size), (1, 1));
+    let _one = pool.get().await.unwrap();
+    assert!(
+        pool.get_timeout(Some(Duration::from_millis(20)))
+            .await
+            .is_err()
+    );
+    assert!(matches!(pool.resize(0).map(|_| ()), Ok(())));
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused() {
+    let m = TestManager::new();
+    let err = builder(&m)
+        .max_size(1)
+        .min_idle(2)
+        .build_lazy()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::MinIdleAboveMax {
+            min_idle: 2,
+            max_size: 1
+        }
+    );
+    let err = builder(&m)
+        .acquire_timeout(Some(Duration::ZERO))
+        .build_lazy()
+        .unwrap_err();
+    assert_eq!(err, ConfigError::ZeroDuration("acquire_timeout"));
+    let pool = builder(&m).min_idle(1).max_size(2).build().await.unwrap();
+    assert!(pool.resize(0).is_err());
+}
+
+#[tokio::test]
+async fn take_removes_the_object_from_the_pool() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let o = pool.get().await.unwrap();
+    assert_eq!(Object::take(o), Some(0));
+    assert_eq!(pool.status().size, 0);
+    assert_eq!(*pool.get().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn from_fns_builds_and_validates() {
+    let pool = Pool::builder(manager::from_fns(
+        || async { Ok::<_, std::io::Error>(String::from("x")) },
+        |s: &String| s == "x",
+    ))
+    .skip_validation_within(Duration::ZERO)
+    .build()
+    .await
+    .unwrap();
+    let mut o = pool.get().await.unwrap();
+    o.push('y'); // now invalid
+    drop(o);
+    // Validation finds it invalid, closes it and the caller gets a fresh one.
+    assert_eq!(pool.get().await.unwrap().as_str(), "x");
+}
+
+#[tokio::test]
+async fn statistics_series_are_recorded() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(3)
+        .min_idle(2)
+        .metrics(&registry, "db")
+        .build()
+        .await
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    pool.status();
+    let snap = registry.snapshot();
+    let l = [("pool", "db")];
+    let get = |n: &str| snap.get(n, &l).unwrap().as_f64();
+    assert_eq!(get("pool_created_total"), 2.0);
+    assert_eq!(get("pool_size"), 2.0);
+    assert_eq!(get("pool_idle"), 2.0);
+    assert_eq!(get("pool_max_size"), 3.0);
+    for h in [
+        "pool_acquire_wait_seconds",
+        "pool_in_use_seconds",
+        "pool_create_seconds",
+    ] {
+        assert!(snap.get(h, &l).is_some(), "{h}");
+    }
+}
