@@ -36,6 +36,41 @@ fn counter(c: &mut Criterion) {
     g.finish();
 }
 
+/// Two threads incrementing one counter at once: the contended case.
+fn counter_contended(c: &mut Criterion) {
+    const PER_THREAD: u64 = 1_000_000;
+    fn run(iters: u64, inc: &(dyn Fn() + Sync)) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        for _ in 0..PER_THREAD {
+                            inc();
+                        }
+                    });
+                }
+            });
+        }
+        start.elapsed()
+    }
+    let mut g = c.benchmark_group("counter_inc_2_threads_x1m");
+    g.sample_size(10);
+    let ours = mpm_metrics::Counter::new();
+    g.bench_function("mpm", |b| {
+        b.iter_custom(|n| run(n, &|| black_box(&ours).inc()))
+    });
+    let prom = prometheus::IntCounter::new("c", "c").unwrap();
+    g.bench_function("prometheus", |b| {
+        b.iter_custom(|n| run(n, &|| black_box(&prom).inc()))
+    });
+    let handle = metrics::Counter::from_arc(Arc::new(AtomicU64::new(0)));
+    g.bench_function("metrics", |b| {
+        b.iter_custom(|n| run(n, &|| black_box(&handle).increment(1)))
+    });
+    g.finish();
+}
+
 fn histogram(c: &mut Criterion) {
     let values = sample_values();
     let mut g = c.benchmark_group("histogram_record");
@@ -166,6 +201,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = counter, histogram, timer, render, snapshot
+    targets = counter, counter_contended, histogram, timer, render, snapshot
 }
 criterion_main!(benches);

@@ -39,8 +39,10 @@ struct SlotRelease;
 
 impl Drop for SlotRelease {
     fn drop(&mut self) {
-        let slot = SLOT.with(Cell::get);
-        if slot < SHARDS {
+        let shard = SLOT.with(Cell::get);
+        if shard < SHARDS {
+            // Undo the interleaving of `claim_slot` to find the mask bit.
+            let slot = (shard % (SHARDS / 2)) * 2 + shard / (SHARDS / 2);
             // Anything this thread still counts while it exits goes to the shared cell.
             SLOT.with(|s| s.set(SHARED));
             CLAIMED.fetch_and(!(1u64 << slot), Ordering::Release);
@@ -75,10 +77,14 @@ fn claim_slot() -> usize {
         SLOT.with(|s| s.set(SHARED));
         return SHARED;
     }
-    SLOT.with(|s| s.set(slot));
-    slot
+    // Consecutive claims land on different cache lines (8 shards fill one), so the first
+    // threads to count do not share a line.
+    let shard = (slot % 2) * (SHARDS / 2) + slot / 2;
+    SLOT.with(|s| s.set(shard));
+    shard
 }
 
+#[repr(align(64))]
 pub(crate) struct CounterCell {
     shards: [AtomicU64; SHARDS],
     shared: CachePadded<AtomicU64>,
