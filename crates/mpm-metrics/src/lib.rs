@@ -54,6 +54,24 @@
 //! and counted ([`Gauge::rejected`]); so are NaN, infinite and negative
 //! [`Histogram::record_f64`] values. A label-cardinality explosion stops at the cap.
 //!
+//! # Performance
+//!
+//! Measured with `cargo bench -p mpm-benches --bench metrics` on a 2-core x86-64 VM (AMD EPYC),
+//! ours and the peer in the same criterion group and run; medians, two runs on a busy machine,
+//! so read the ratios rather than the times:
+//!
+//! | operation | mpm | peer | ratio |
+//! |---|---|---|---|
+//! | counter increment | 0.59-0.68 ns | prometheus `IntCounter::inc` 1.78-1.93 ns; `metrics::Counter::increment` 1.96-3.16 ns | 0.31-0.38x; 0.19-0.35x |
+//! | histogram record | 2.3-2.9 ns | hdrhistogram `record` 4.2-6.5 ns; prometheus `observe` 8.8-10.2 ns | 0.45-0.55x; 0.26-0.29x |
+//! | timer start + stop (recorded) | 31-32 ns | `Instant::now()` + `elapsed()` 59-62 ns | 0.50-0.51x |
+//! | Prometheus text, 1,000 series | 21-36 us | prometheus-client `encode` 146-155 us | 0.15-0.23x |
+//!
+//! Counters are fast because each thread owns a shard ([`counter`] module docs); histograms
+//! because a record is one relaxed `fetch_add`; timers because they read the TSC through
+//! quanta (about 10 ns here, against 24 ns for `Instant::now()`); exposition because label
+//! sets are escaped once, at registration, and numbers are written with `itoa`/`ryu`.
+//!
 //! # Features
 //!
 //! - `tracing` (default): [`MetricsLayer`].
