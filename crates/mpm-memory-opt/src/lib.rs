@@ -1,29 +1,253 @@
 //! Keeps agent memory files small and useful: duplicate removal, consolidation, priority order,
 //! safe rewrite.
 //!
-//! Work in progress: the lossless [`Document`] model and the [`Similarity`] metrics are here.
+//! claude-mpm keeps one Markdown memory file per agent (`.claude-mpm/memories/{agent}_memories.md`,
+//! formerly `{agent}_agent.md`). Its Python `MemoryOptimizer` removes duplicates, merges similar
+//! items and sorts by priority, but it compares every pair in a section with `difflib`, drops lines
+//! in some layouts and rewrites files in place. This crate does the same job:
+//!
+//! - [`Document`]: a lossless model of any memory file (both layouts, unknown and repeated
+//!   sections, comments, nested bullets, CRLF, a BOM, no final newline): an unmodified parse
+//!   renders byte for byte identical; invalid UTF-8 and binary data are clear errors.
+//! - [`Similarity`]: [`Difflib`] (Python's `SequenceMatcher.ratio()`, autojunk on, bit for bit)
+//!   and [`Indel`] (bit-parallel LCS). Length and character-multiset upper bounds (and, for
+//!   difflib, the LCS bound) skip pairs that cannot reach a threshold without changing any result.
+//! - [`Optimizer`] with two [`Profile`]s: `default` (exact duplicates, near duplicates at 0.85,
+//!   consolidation at 0.70 with claude-mpm's merge rule, stable priority order, repeated sections
+//!   merged, an 80 KB size policy; the layout around entries is kept) and `claude-mpm` (Python's
+//!   output byte for byte apart from the timestamp, with every line Python drops listed as a
+//!   warning).
+//! - A [`Report`] per file with claude-mpm's fields, sizes in bytes and characters, and an audit
+//!   list of every removed or merged line, the line it matched and the score.
+//! - Safe writes: a backup named as claude-mpm names it, then temp file + fsync + rename; dry
+//!   runs; `README.md` never touched; a hard size limit (64 MiB); symbolic links refused unless
+//!   [`SymlinkPolicy::Follow`].
+//! - [`MemoryStore`]: a memories directory, both naming schemes, bounded concurrency,
+//!   `auto_optimize_if_needed`.
+//!
+//! # Example
 //!
 //! ```
-//! use mpm_memory_opt::{Difflib, Document, Similarity};
+//! use mpm_memory_opt::{Optimizer, Options};
 //!
-//! let doc = Document::parse(b"## Learnings\r\n- one\r\n- two")?;
-//! assert_eq!(doc.render(), "## Learnings\r\n- one\r\n- two");
-//! assert_eq!(Difflib.ratio("abcd", "bcde"), 0.75);
-//! # Ok::<(), mpm_memory_opt::ParseError>(())
+//! let input = "# Engineer Agent Memory\n\n## Learnings\n- Use pathlib\n- use   pathlib\n- Tests must use fixtures\n";
+//! let outcome = Optimizer::new(Options::default()).optimize_bytes(input.as_bytes())?;
+//! assert_eq!(outcome.output, "# Engineer Agent Memory\n\n## Learnings\n- Tests must use fixtures\n- Use pathlib\n");
+//! assert_eq!(outcome.report.duplicates_removed, 1);
+//! assert_eq!(outcome.report.audit[0].matched.as_deref(), Some("- Use pathlib"));
+//! # Ok::<(), mpm_memory_opt::Error>(())
 //! ```
+//!
+//! # Symbolic links
+//!
+//! By default a path that is a symbolic link is refused ([`Error::Symlink`]): replacing the
+//! link would cut it, and writing through it may surprise. With [`SymlinkPolicy::Follow`] the
+//! link's target is read, backed up beside the target and replaced atomically; the link stays.
+//!
+//! # Features
+//!
+//! None. The [`generator`] module (synthetic files with ground truth) is always built.
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod claude;
 mod document;
-#[allow(dead_code)] // The optimizer that uses the prepared scorer lands next.
+mod files;
+pub mod generator;
+mod optimize;
+mod report;
 mod similarity;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 pub use document::{
     Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content, classify,
     is_py_space, is_section_heading, section_name,
 };
+pub use files::{MemoryStore, agent_id, write_atomic};
+pub use optimize::{Keywords, Options, Outcome, Profile, SymlinkPolicy};
+pub use report::{Action, AuditEntry, Report, Warning};
 pub use similarity::{
     Builtin, Difflib, Indel, PairStats, Similarity, difflib_ratio_chars, lcs_len, upper_bound,
 };
+
+/// Why a file could not be optimized. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: ParseError,
+    },
+    /// Bytes given to [`Optimizer::optimize_bytes`] are not UTF-8 text.
+    #[error(transparent)]
+    Bytes(#[from] ParseError),
+    /// The file is over the hard size limit.
+    #[error("{}: {size} bytes, over the {limit}-byte limit for memory files", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit ([`Options::max_file_bytes`]).
+        limit: u64,
+    },
+    /// The path is a symbolic link and [`Options::symlinks`] refuses links.
+    #[error("{}: is a symbolic link; refused (use the follow-symlinks policy to optimize its target)", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// `README.md` is never a memory file and is never touched.
+    #[error("{}: README.md is not a memory file and is never modified", path.display())]
+    Readme {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The path is not a regular file.
+    #[error("{}: not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// Metrics handles recorded by an [`Optimizer`].
+#[derive(Debug, Clone)]
+struct Metrics {
+    files: mpm_metrics::Counter,
+    removed: mpm_metrics::Counter,
+    bytes_saved: mpm_metrics::Counter,
+    duration: mpm_metrics::Histogram,
+}
+
+/// Optimizes memory text and files with one set of [`Options`].
+#[derive(Debug, Clone, Default)]
+pub struct Optimizer {
+    options: Options,
+    metrics: Option<Metrics>,
+}
+
+impl Optimizer {
+    /// An optimizer with these options.
+    pub fn new(options: Options) -> Optimizer {
+        Optimizer {
+            options,
+            metrics: None,
+        }
+    }
+
+    /// Records into `registry`: `memory_opt_files_total`, `memory_opt_entries_removed_total`,
+    /// `memory_opt_bytes_saved_total` and `memory_opt_duration_seconds`.
+    pub fn with_metrics(
+        mut self,
+        registry: &mpm_metrics::Registry,
+    ) -> Result<Optimizer, mpm_metrics::Error> {
+        self.metrics = Some(Metrics {
+            files: registry.counter("memory_opt_files_total", &[])?,
+            removed: registry.counter("memory_opt_entries_removed_total", &[])?,
+            bytes_saved: registry.counter("memory_opt_bytes_saved_total", &[])?,
+            duration: registry.histogram(
+                "memory_opt_duration_seconds",
+                &[],
+                mpm_metrics::Unit::Seconds,
+            )?,
+        });
+        Ok(self)
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Optimizes text (no file is touched).
+    pub fn optimize_text(&self, text: &str) -> Outcome {
+        let start = Instant::now();
+        let (output, mut report) = match self.options.profile {
+            Profile::Default => {
+                optimize::optimize_default(&Document::parse_str(text), &self.options)
+            }
+            Profile::ClaudeMpm => {
+                let ts = self
+                    .options
+                    .timestamp
+                    .clone()
+                    .unwrap_or_else(files::timestamp_now);
+                claude::optimize_claude(text, &self.options, &ts)
+            }
+        };
+        report.timestamp = files::iso_now();
+        if let Some(m) = &self.metrics {
+            m.files.inc();
+            m.removed.add(
+                report
+                    .audit
+                    .iter()
+                    .filter(|a| a.action != Action::SectionMerged)
+                    .count() as u64,
+            );
+            m.bytes_saved
+                .add(report.original_bytes.saturating_sub(report.optimized_bytes) as u64);
+            m.duration.record_duration(start.elapsed());
+        }
+        Outcome { output, report }
+    }
+
+    /// Optimizes bytes; fails on invalid UTF-8 and binary data.
+    pub fn optimize_bytes(&self, bytes: &[u8]) -> Result<Outcome, Error> {
+        Document::parse(bytes)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| ParseError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+            line: 0,
+        })?;
+        Ok(self.optimize_text(text))
+    }
+
+    /// Optimizes a file: reads it (refusing README.md, links per policy, files over the hard
+    /// limit), optimizes, and unless `dry_run` or nothing changed, writes a backup and replaces
+    /// the file atomically.
+    pub fn optimize_file(&self, path: &Path, dry_run: bool) -> Result<Report, Error> {
+        let (target, bytes) = files::read_checked(path, &self.options)?;
+        Document::parse(&bytes).map_err(|source| Error::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            source: ParseError::InvalidUtf8 {
+                offset: e.utf8_error().valid_up_to(),
+                line: 0,
+            },
+        })?;
+        let outcome = self.optimize_text(&text);
+        let mut report = outcome.report;
+        report.path = Some(path.to_owned());
+        report.agent_id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(agent_id)
+            .map(str::to_owned);
+        report.dry_run = dry_run;
+        if !dry_run && outcome.output.as_bytes() != text.as_bytes() {
+            report.backup_created = Some(files::write_backup(&target, text.as_bytes())?);
+            write_atomic(&target, outcome.output.as_bytes())?;
+            report.written = true;
+        }
+        Ok(report)
+    }
+}

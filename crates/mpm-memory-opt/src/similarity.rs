@@ -397,6 +397,11 @@ impl<'m> Scorer<'m> {
         }
     }
 
+    /// Forgets cached pattern masks (call when the items change).
+    pub(crate) fn invalidate(&mut self) {
+        self.masks = None;
+    }
+
     /// The ratio of `items[a]` (Python's `a`) and `items[b]` if it is at least `threshold`.
     pub(crate) fn at_least(
         &mut self,

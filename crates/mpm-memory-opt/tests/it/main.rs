@@ -1,4 +1,6 @@
 //! Integration tests of `mpm-memory-opt`.
 
+mod default_profile;
 mod document;
+mod profiles;
 mod similarity;

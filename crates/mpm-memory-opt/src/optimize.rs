@@ -1,0 +1,688 @@
+//! The optimizer: options, profiles and the `default` profile's stages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::document::{Document, Line, LineKind, bullet_content, classify, is_py_space};
+use crate::report::{Action, AuditEntry, Report, Warning};
+use crate::similarity::{Indel, Prepared, Scorer, Similarity};
+
+/// Which optimizer to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Ours: claude-mpm's stages with its defects fixed (nothing is dropped, layout is kept,
+    /// ties keep their order, repeated sections are merged, a size policy).
+    #[default]
+    Default,
+    /// claude-mpm v4.0.29's `MemoryOptimizer`, byte for byte apart from the timestamp, its
+    /// defects included (each line it drops is reported as a warning).
+    ClaudeMpm,
+}
+
+impl Profile {
+    /// `"default"` or `"claude-mpm"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::ClaudeMpm => "claude-mpm",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "default" => Ok(Profile::Default),
+            "claude-mpm" | "claude_mpm" => Ok(Profile::ClaudeMpm),
+            _ => Err(format!(
+                "unknown profile `{s}` (expected `default` or `claude-mpm`)"
+            )),
+        }
+    }
+}
+
+/// Priority keywords: each one found (as a substring of the lowercased entry) adds its weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keywords {
+    /// Weight 3. claude-mpm: critical, important, essential, required, must, always, never.
+    pub high: Vec<String>,
+    /// Weight 2. claude-mpm: should, recommended, prefer, avoid, consider.
+    pub medium: Vec<String>,
+    /// Weight 1. claude-mpm: note, tip, hint, example, reference.
+    pub low: Vec<String>,
+}
+
+impl Default for Keywords {
+    fn default() -> Keywords {
+        let v = |s: &[&str]| s.iter().map(|w| (*w).to_owned()).collect();
+        Keywords {
+            high: v(&[
+                "critical",
+                "important",
+                "essential",
+                "required",
+                "must",
+                "always",
+                "never",
+            ]),
+            medium: v(&["should", "recommended", "prefer", "avoid", "consider"]),
+            low: v(&["note", "tip", "hint", "example", "reference"]),
+        }
+    }
+}
+
+impl Keywords {
+    /// claude-mpm's score of a (lowercased) line: keyword weights, plus 1 over 100 characters.
+    pub fn score(&self, lowercased: &str) -> u32 {
+        let count = |ws: &[String]| {
+            ws.iter()
+                .filter(|w| lowercased.contains(w.as_str()))
+                .count()
+        };
+        let mut score = 3 * count(&self.high) + 2 * count(&self.medium) + count(&self.low);
+        if lowercased.chars().count() > 100 {
+            score += 1;
+        }
+        score as u32
+    }
+}
+
+/// How symbolic links are treated when a file is optimized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SymlinkPolicy {
+    /// Refuse a path that is a symbolic link (the default: replacing the link's target may
+    /// surprise, and replacing the link itself would cut it).
+    #[default]
+    Refuse,
+    /// Follow the link and replace its target atomically; the link stays a link.
+    Follow,
+}
+
+/// What the optimizer does. `Options::default()` is the `default` profile with the issue's
+/// thresholds: exact duplicates, near duplicates at 0.85, consolidation at 0.70, priority order,
+/// repeated sections merged, an 80 KB limit.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which optimizer.
+    pub profile: Profile,
+    /// Remove entries equal after normalising case and whitespace.
+    pub exact_duplicates: bool,
+    /// Remove entries at least this similar to an earlier one (`None`: off).
+    pub near_duplicates: Option<f64>,
+    /// Merge entries at least this similar to an earlier one (`None`: off).
+    pub consolidation: Option<f64>,
+    /// Order entries by priority score (stable: ties keep their order).
+    pub reorder: bool,
+    /// Merge a repeated section into the first section of its name.
+    pub merge_repeated_sections: bool,
+    /// Priority keywords.
+    pub keywords: Keywords,
+    /// The size limit in bytes (`None`: no size policy). Default 80 KB (81,920 bytes).
+    pub size_limit: Option<usize>,
+    /// [`crate::MemoryStore::auto_optimize_if_needed`] runs when a file passes this share of
+    /// its limit (0.8).
+    pub trigger_ratio: f64,
+    /// Files larger than this are refused (64 MiB).
+    pub max_file_bytes: u64,
+    /// The metric of the `default` profile (the `claude-mpm` profile always uses difflib).
+    pub metric: Arc<dyn Similarity>,
+    /// Prune pairs with upper bounds (never changes the result; off only for comparison).
+    pub prune: bool,
+    /// Symbolic links.
+    pub symlinks: SymlinkPolicy,
+    /// The timestamp written by the `claude-mpm` profile (`YYYY-mm-dd HH:MM:SS`); `None`: now, UTC.
+    pub timestamp: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            profile: Profile::Default,
+            exact_duplicates: true,
+            near_duplicates: Some(0.85),
+            consolidation: Some(0.70),
+            reorder: true,
+            merge_repeated_sections: true,
+            keywords: Keywords::default(),
+            size_limit: Some(80 * 1024),
+            trigger_ratio: 0.8,
+            max_file_bytes: 64 * 1024 * 1024,
+            metric: Arc::new(Indel),
+            prune: true,
+            symlinks: SymlinkPolicy::Refuse,
+            timestamp: None,
+        }
+    }
+}
+
+impl Options {
+    /// The `claude-mpm` profile's options.
+    pub fn claude_mpm() -> Options {
+        Options {
+            profile: Profile::ClaudeMpm,
+            ..Options::default()
+        }
+    }
+}
+
+/// An optimized text and its report.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The new file contents.
+    pub output: String,
+    /// What changed.
+    pub report: Report,
+}
+
+/// Exact-duplicate key: lowercased, whitespace runs collapsed, trimmed.
+pub(crate) fn normalize_key(content: &str) -> String {
+    let lower = content.to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    for w in lower.split(is_py_space).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// claude-mpm's merge rule over item contents: the longest (first on ties), plus the 1 to 4
+/// lowercased words the others bring, sorted, in parentheses.
+pub(crate) fn merge_contents(contents: &[&str]) -> String {
+    let mut base = contents[0];
+    for c in &contents[1..] {
+        if c.chars().count() > base.chars().count() {
+            base = c;
+        }
+    }
+    let base_lower = base.to_lowercase();
+    let base_words: std::collections::BTreeSet<&str> = base_lower
+        .split(is_py_space)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let lowered: Vec<String> = contents.iter().map(|c| c.to_lowercase()).collect();
+    let mut extra: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for l in &lowered {
+        for w in l.split(is_py_space).filter(|w| !w.is_empty()) {
+            if !base_words.contains(w) {
+                extra.insert(w);
+            }
+        }
+    }
+    if !extra.is_empty() && extra.len() < 5 {
+        let words: Vec<&str> = extra.into_iter().collect();
+        format!("{base} ({})", words.join(", "))
+    } else {
+        base.to_owned()
+    }
+}
+
+/// An entry of a section: a list item (and the more-indented lines under it).
+struct Entry {
+    lines: Vec<Line>,
+    /// 1-based line number of the first line in the original file.
+    line_number: usize,
+    /// Original order in the file.
+    order: usize,
+    has_children: bool,
+    alive: bool,
+}
+
+impl Entry {
+    fn content(&self) -> &str {
+        bullet_content(&self.lines[0].text)
+    }
+    fn prefix(&self) -> &str {
+        let t = &self.lines[0].text;
+        let c = self.content();
+        // The content is a trimmed tail of the first line: keep what comes before it.
+        match t.find(c) {
+            Some(i) if !c.is_empty() => &t[..i],
+            _ => t.trim_end_matches(is_py_space),
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.lines
+            .iter()
+            .map(|l| l.text.len() + l.ending.as_str().len())
+            .sum()
+    }
+}
+
+enum Slot {
+    Line(Line),
+    Entry(usize),
+}
+
+struct SectionWork {
+    name: String,
+    heading: Option<Line>,
+    slots: Vec<Slot>,
+    entries: Vec<Entry>,
+    verbatim: bool,
+}
+
+/// Runs the `default` profile on text.
+pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Report) {
+    let mut report = Report {
+        profile: Profile::Default.as_str().to_owned(),
+        success: true,
+        ..Report::default()
+    };
+    let original = doc.render();
+    let mut sections = split_sections(doc, opts, &mut report);
+    let mut order = 0usize;
+    for s in &mut sections {
+        for e in &mut s.entries {
+            e.order = order;
+            order += 1;
+        }
+    }
+    let metric = opts.metric.as_ref();
+    let mut scorer = Scorer::new(metric, opts.prune);
+    for s in sections.iter_mut().filter(|s| !s.verbatim) {
+        let before_removed = report.audit.len();
+        // Stages to a fixpoint: a merged entry may match another one.
+        for _ in 0..8 {
+            let mut changed = false;
+            if opts.exact_duplicates {
+                changed |= exact_stage(s, &mut report);
+            }
+            if let Some(t) = opts.near_duplicates {
+                changed |= near_stage(s, t, &mut scorer, &mut report);
+            }
+            if let Some(t) = opts.consolidation {
+                changed |= consolidate_stage(s, t, &mut scorer, &mut report);
+            }
+            if !changed {
+                break;
+            }
+        }
+        if report.audit[before_removed..]
+            .iter()
+            .any(|a| a.action != Action::SectionMerged)
+        {
+            report.sections_optimized += 1;
+        }
+        if opts.reorder && reorder_section(s, &opts.keywords) {
+            report.items_reordered += 1;
+        }
+    }
+    if let Some(limit) = opts.size_limit {
+        size_policy(
+            &mut sections,
+            limit,
+            &opts.keywords,
+            &original,
+            doc,
+            &mut report,
+        );
+    }
+    let out = render(doc, &sections);
+    report.pairs = scorer.stats;
+    report.set_sizes(&original, &out);
+    (out, report)
+}
+
+fn split_sections(doc: &Document, opts: &Options, report: &mut Report) -> Vec<SectionWork> {
+    let mut sections: Vec<SectionWork> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for sec in doc.sections() {
+        let verbatim = matches!(sec.name.to_lowercase().as_str(), "header" | "metadata");
+        let body = sec.lines.start + 1..sec.lines.end;
+        let target = if opts.merge_repeated_sections {
+            by_name.get(&sec.name).copied()
+        } else {
+            None
+        };
+        match target {
+            Some(k) if !verbatim && !sections[k].verbatim => {
+                report.sections_merged += 1;
+                report.audit.push(AuditEntry {
+                    action: Action::SectionMerged,
+                    section: sec.name.clone(),
+                    line_number: sec.heading + 1,
+                    line: doc.lines[sec.heading].text.clone(),
+                    matched_line_number: None,
+                    matched: sections[k].heading.as_ref().map(|h| h.text.clone()),
+                    score: None,
+                });
+                // Insert the body before the first section's trailing blank lines.
+                let s = &mut sections[k];
+                let mut tail = Vec::new();
+                while matches!(s.slots.last(), Some(Slot::Line(l)) if classify(&l.text) == LineKind::Blank)
+                {
+                    tail.push(s.slots.pop().expect("checked"));
+                }
+                push_body(s, doc, body);
+                // Keep the last line's ending sane: a merged body may end without a newline.
+                tail.reverse();
+                s.slots.extend(tail);
+            }
+            _ => {
+                let mut s = SectionWork {
+                    name: sec.name.clone(),
+                    heading: Some(doc.lines[sec.heading].clone()),
+                    slots: Vec::new(),
+                    entries: Vec::new(),
+                    verbatim,
+                };
+                push_body(&mut s, doc, body);
+                by_name.entry(sec.name.clone()).or_insert(sections.len());
+                sections.push(s);
+            }
+        }
+    }
+    sections
+}
+
+/// Splits lines into entries (a bullet with the more-indented lines under it) and other lines.
+fn push_body(s: &mut SectionWork, doc: &Document, body: std::ops::Range<usize>) {
+    let mut i = body.start;
+    while i < body.end {
+        let line = &doc.lines[i];
+        match classify(&line.text) {
+            LineKind::Bullet { indent } if !s.verbatim => {
+                let mut lines = vec![line.clone()];
+                let mut j = i + 1;
+                while j < body.end {
+                    let t = &doc.lines[j].text;
+                    let ind = t.chars().take_while(|c| is_py_space(*c)).count();
+                    let blank = classify(t) == LineKind::Blank;
+                    if blank || ind <= indent {
+                        break;
+                    }
+                    lines.push(doc.lines[j].clone());
+                    j += 1;
+                }
+                let has_children = lines.len() > 1;
+                s.entries.push(Entry {
+                    lines,
+                    line_number: i + 1,
+                    order: 0,
+                    has_children,
+                    alive: true,
+                });
+                s.slots.push(Slot::Entry(s.entries.len() - 1));
+                i = j;
+            }
+            _ => {
+                s.slots.push(Slot::Line(line.clone()));
+                i += 1;
+            }
+        }
+    }
+}
+
+fn alive(s: &SectionWork) -> Vec<usize> {
+    (0..s.entries.len())
+        .filter(|&k| s.entries[k].alive)
+        .collect()
+}
+
+fn audit(s: &SectionWork, action: Action, k: usize, m: usize, score: f64) -> AuditEntry {
+    AuditEntry {
+        action,
+        section: s.name.clone(),
+        line_number: s.entries[k].line_number,
+        line: s.entries[k].lines[0].text.clone(),
+        matched_line_number: Some(s.entries[m].line_number),
+        matched: Some(s.entries[m].lines[0].text.clone()),
+        score: Some(score),
+    }
+}
+
+fn exact_stage(s: &mut SectionWork, report: &mut Report) -> bool {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut changed = false;
+    for k in alive(s) {
+        let key = normalize_key(s.entries[k].content());
+        match seen.get(&key) {
+            Some(&m) => {
+                report
+                    .audit
+                    .push(audit(s, Action::ExactDuplicate, k, m, 1.0));
+                report.duplicates_removed += 1;
+                s.entries[k].alive = false;
+                changed = true;
+            }
+            None => {
+                seen.insert(key, k);
+            }
+        }
+    }
+    changed
+}
+
+fn prepared(s: &SectionWork, ks: &[usize]) -> Vec<Prepared> {
+    ks.iter()
+        .map(|&k| Prepared::new(s.entries[k].content().to_lowercase()))
+        .collect()
+}
+
+fn near_stage(s: &mut SectionWork, t: f64, scorer: &mut Scorer<'_>, report: &mut Report) -> bool {
+    let ks = alive(s);
+    let mut items = prepared(s, &ks);
+    scorer.invalidate();
+    let mut kept: Vec<usize> = Vec::new(); // indices into ks
+    let mut changed = false;
+    for j in 0..ks.len() {
+        let mut hit = None;
+        for &i in &kept {
+            if let Some(r) = scorer.at_least(&mut items, j, i, t) {
+                hit = Some((i, r));
+                break;
+            }
+        }
+        match hit {
+            Some((i, r)) => {
+                // The later line goes; the longer (more detailed) text stays, at the earlier place.
+                let (ei, ej) = (ks[i], ks[j]);
+                report
+                    .audit
+                    .push(audit(s, Action::NearDuplicate, ej, ei, r));
+                if s.entries[ej].content().chars().count() > s.entries[ei].content().chars().count()
+                {
+                    let text = format!("{}{}", s.entries[ei].prefix(), s.entries[ej].content());
+                    s.entries[ei].lines[0].text = text;
+                    items[i] = Prepared::new(s.entries[ei].content().to_lowercase());
+                    scorer.invalidate();
+                }
+                report.duplicates_removed += 1;
+                report.near_duplicates_removed += 1;
+                s.entries[ks[j]].alive = false;
+                changed = true;
+            }
+            None => kept.push(j),
+        }
+    }
+    changed
+}
+
+fn consolidate_stage(
+    s: &mut SectionWork,
+    t: f64,
+    scorer: &mut Scorer<'_>,
+    report: &mut Report,
+) -> bool {
+    let ks = alive(s);
+    let mut items = prepared(s, &ks);
+    scorer.invalidate();
+    let mut used = vec![false; ks.len()];
+    let mut changed = false;
+    #[allow(clippy::needless_range_loop)] // i and j index two arrays and the scorer.
+    for i in 0..ks.len() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let mut group = vec![(i, 1.0)];
+        for j in i + 1..ks.len() {
+            if used[j] {
+                continue;
+            }
+            if let Some(r) = scorer.at_least(&mut items, i, j, t) {
+                group.push((j, r));
+                used[j] = true;
+            }
+        }
+        if group.len() < 2 {
+            continue;
+        }
+        let contents: Vec<String> = group
+            .iter()
+            .map(|(g, _)| s.entries[ks[*g]].content().to_owned())
+            .collect();
+        let refs: Vec<&str> = contents.iter().map(String::as_str).collect();
+        let merged = merge_contents(&refs);
+        for &(g, r) in &group[1..] {
+            report
+                .audit
+                .push(audit(s, Action::Consolidated, ks[g], ks[i], r));
+            report.items_consolidated += 1;
+            s.entries[ks[g]].alive = false;
+        }
+        let leader = &mut s.entries[ks[i]];
+        let text = format!("{}{}", leader.prefix(), merged);
+        leader.lines[0].text = text;
+        changed = true;
+    }
+    changed
+}
+
+/// Stable sort of each run of consecutive entries by score; `true` if the order changed.
+fn reorder_section(s: &mut SectionWork, kw: &Keywords) -> bool {
+    let mut changed = false;
+    let mut run: Vec<usize> = Vec::new(); // slot indices of a run
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for (si, slot) in s.slots.iter().enumerate() {
+        match slot {
+            Slot::Entry(k) if s.entries[*k].alive => run.push(si),
+            Slot::Entry(_) => {}
+            Slot::Line(_) => {
+                if !run.is_empty() {
+                    runs.push(std::mem::take(&mut run));
+                }
+            }
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    for run in runs {
+        let ks: Vec<usize> = run
+            .iter()
+            .map(|&si| match s.slots[si] {
+                Slot::Entry(k) => k,
+                Slot::Line(_) => unreachable!("runs hold entries only"),
+            })
+            .collect();
+        let mut sorted = ks.clone();
+        sorted.sort_by_key(|&k| {
+            std::cmp::Reverse(kw.score(&s.entries[k].lines[0].text.to_lowercase()))
+        });
+        if sorted != ks {
+            changed = true;
+            for (pos, &si) in run.iter().enumerate() {
+                s.slots[si] = Slot::Entry(sorted[pos]);
+            }
+        }
+    }
+    changed
+}
+
+fn size_policy(
+    sections: &mut [SectionWork],
+    limit: usize,
+    kw: &Keywords,
+    original: &str,
+    doc: &Document,
+    report: &mut Report,
+) {
+    let mut size = render(doc, sections).len();
+    if size <= limit {
+        return;
+    }
+    let mut candidates: Vec<(u32, usize, usize, usize)> = Vec::new(); // score, order, section, entry
+    for (si, s) in sections.iter().enumerate() {
+        if s.verbatim || s.name != "Recent Learnings" {
+            continue;
+        }
+        for (k, e) in s.entries.iter().enumerate() {
+            if e.alive && !e.has_children {
+                candidates.push((kw.score(&e.lines[0].text.to_lowercase()), e.order, si, k));
+            }
+        }
+    }
+    candidates.sort();
+    for (score, _, si, k) in candidates {
+        if size <= limit {
+            break;
+        }
+        let s = &mut sections[si];
+        s.entries[k].alive = false;
+        size -= s.entries[k].bytes();
+        report.size_limit_removed += 1;
+        report.audit.push(AuditEntry {
+            action: Action::SizeLimit,
+            section: s.name.clone(),
+            line_number: s.entries[k].line_number,
+            line: s.entries[k].lines[0].text.clone(),
+            matched_line_number: None,
+            matched: None,
+            score: Some(f64::from(score)),
+        });
+    }
+    let size = render(doc, sections).len();
+    if size > limit {
+        report.warnings.push(Warning {
+            kind: "over_limit".to_owned(),
+            message: format!(
+                "still {size} bytes after the size policy, over the {limit}-byte limit (was {} bytes); only Recent Learnings entries are removed for size",
+                original.len()
+            ),
+            line_number: None,
+            line: None,
+        });
+    }
+}
+
+fn render(doc: &Document, sections: &[SectionWork]) -> String {
+    let mut lines: Vec<&Line> = doc.lines[doc.header()].iter().collect();
+    for s in sections {
+        if let Some(h) = &s.heading {
+            lines.push(h);
+        }
+        for slot in &s.slots {
+            match slot {
+                Slot::Line(l) => lines.push(l),
+                Slot::Entry(k) if s.entries[*k].alive => lines.extend(s.entries[*k].lines.iter()),
+                Slot::Entry(_) => {}
+            }
+        }
+    }
+    let mut out = String::with_capacity(doc.lines.iter().map(|l| l.text.len() + 2).sum());
+    if doc.bom {
+        out.push('\u{feff}');
+    }
+    let ending = doc.dominant_ending();
+    let n = lines.len();
+    for (idx, l) in lines.into_iter().enumerate() {
+        out.push_str(&l.text);
+        // A line that lost its place at the end of the file gets a newline, and the new last
+        // line keeps the file's final-newline choice.
+        let last = idx + 1 == n;
+        let e = if last {
+            doc.lines.last().map_or(l.ending, |x| x.ending)
+        } else if l.ending == crate::document::LineEnding::None {
+            ending
+        } else {
+            l.ending
+        };
+        out.push_str(e.as_str());
+    }
+    out
+}

@@ -1,0 +1,91 @@
+use mpm_memory_opt::{Action, Optimizer, Options, Profile};
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn claude() -> Optimizer {
+    Optimizer::new(Options {
+        timestamp: Some("2026-11-24 01:06:44".to_owned()),
+        ..Options::claude_mpm()
+    })
+}
+
+#[test]
+fn claude_mpm_profile_reproduces_python_on_the_example() {
+    let input = fixture("example_input.md");
+    let out = claude().optimize_text(&input);
+    assert_eq!(out.output, fixture("example_claude_mpm.md"));
+    let r = &out.report;
+    assert_eq!((r.original_size, r.optimized_size), (703, 598));
+    assert_eq!(r.size_reduction, 105);
+    assert_eq!(r.size_reduction_percent, 14.9);
+    assert_eq!(
+        (
+            r.duplicates_removed,
+            r.items_consolidated,
+            r.items_reordered,
+            r.sections_optimized
+        ),
+        (1, 2, 1, 2)
+    );
+    assert!(r.warnings.is_empty());
+}
+
+#[test]
+fn default_profile_on_the_example_keeps_layout_and_removes_only_matches() {
+    let input = fixture("example_input.md");
+    let out = Optimizer::new(Options::default()).optimize_text(&input);
+    let expected = fixture("example_default.md");
+    assert_eq!(out.output, expected, "got:\n{}", out.output);
+    for a in &out.report.audit {
+        assert!(a.score.unwrap() >= 0.70, "{a:?}");
+        assert!(a.matched.is_some());
+    }
+    // Idempotent.
+    let again = Optimizer::new(Options::default()).optimize_text(&out.output);
+    assert_eq!(again.output, out.output);
+    assert!(again.report.audit.is_empty());
+}
+
+#[test]
+fn claude_mpm_profile_warns_for_every_dropped_line() {
+    let input = "# T\n\n## A\n- one\n- two\n\n## (untitled)\n- lost 1\n\n## A (v2)\n- three\n";
+    let out = claude().optimize_text(input);
+    // Python keeps only the last `A`; the untitled section and the first `A` vanish.
+    assert!(!out.output.contains("lost 1"));
+    assert!(!out.output.contains("- one"));
+    let dropped: Vec<_> = out
+        .report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == "dropped_line")
+        .map(|w| w.line.clone().unwrap())
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            "## A",
+            "- one",
+            "- two",
+            "",
+            "## (untitled)",
+            "- lost 1",
+            ""
+        ]
+    );
+    // The default profile keeps every line.
+    let ours = Optimizer::new(Options::default()).optimize_text(input);
+    for l in ["- one", "- two", "- lost 1", "- three"] {
+        assert!(ours.output.contains(l), "{l} missing from {}", ours.output);
+    }
+    assert_eq!(ours.report.sections_merged, 1);
+    assert!(
+        ours.report
+            .audit
+            .iter()
+            .any(|a| a.action == Action::SectionMerged)
+    );
+    assert_eq!(Profile::ClaudeMpm.as_str(), "claude-mpm");
+}
