@@ -279,7 +279,29 @@ impl HistogramSnapshot {
         snap.p99 = snap.quantile(0.99);
         snap.p999 = snap.quantile(0.999);
         snap.cumulative = snap.power_of_two_cumulative();
+        #[cfg(feature = "strict-assertions")]
+        snap.check_invariants();
         snap
+    }
+
+    /// Expensive consistency checks, on with the `strict-assertions` feature.
+    #[cfg(feature = "strict-assertions")]
+    fn check_invariants(&self) {
+        let qs = [self.min, self.p50, self.p90, self.p99, self.p999, self.max];
+        assert!(
+            qs.windows(2).all(|w| w[0] <= w[1]),
+            "quantiles out of order: {qs:?}"
+        );
+        assert!(
+            self.cumulative.windows(2).all(|w| w[0] <= w[1]),
+            "cumulative buckets not monotonic"
+        );
+        if let Some((_, last)) = self.cumulative.last() {
+            assert_eq!(
+                *last, self.count,
+                "the last cumulative bucket must hold every value"
+            );
+        }
     }
 
     /// The value at quantile `q` (0 to 1), in the reported unit: the smallest recorded value (within 1%) that at
