@@ -37,12 +37,16 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod async_lazy;
+mod error;
 mod generation;
 mod lazy;
 mod policy;
+mod registry;
 mod swap;
 
 pub use async_lazy::AsyncLazy;
+pub use error::{BoxError, Error};
 pub use lazy::Lazy;
 pub use policy::{Backoff, InitStats};
+pub use registry::{LazyRegistry, RegistryBuilder, Resolver, Service, ServiceStats, WarmUp};
 pub use swap::{Swap, SwapGuard};

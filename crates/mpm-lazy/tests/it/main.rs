@@ -2,5 +2,6 @@
 
 mod async_lazy;
 mod lazy;
+mod registry;
 mod shuttle_model;
 mod swap;
