@@ -24,6 +24,12 @@ use std::sync::Arc;
 ///         Ok(0)
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = mpm_pool::Pool::builder(Counter).build().await.unwrap();
+/// assert_eq!(*pool.get().await.unwrap(), 0);
+/// # }
 /// ```
 pub trait Manager: Send + Sync + 'static {
     /// The pooled object, for example a connection.

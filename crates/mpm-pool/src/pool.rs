@@ -25,19 +25,21 @@ use crate::stats::{CloseReason, PoolMetrics, Status};
 pub(crate) struct Entry<T> {
     obj: T,
     id: u64,
-    /// When the jittered maximum lifetime ends.
-    expires: Option<Instant>,
+    /// When the jittered maximum lifetime ends ([`NEVER`] without one).
+    expires: Ms,
     /// When a user last returned it.
-    last_used: Instant,
-    /// When it was last known to work: returned, validated or recycled.
-    last_alive: Instant,
+    last_used: Ms,
+    /// When it was last known to work: returned or validated.
+    last_alive: Ms,
     /// It was used since its last recycle.
     dirty: bool,
+    /// Fast-path leases, for sampling the statistics.
+    leases: u32,
 }
 
 /// An object being held (a lease), for leak detection.
 struct Lease {
-    since: Instant,
+    since: Ms,
     at: &'static Location<'static>,
     reported: bool,
 }
@@ -66,6 +68,9 @@ pub(crate) struct Inner<M: Manager> {
     drained: Notify,
     leases: Option<Mutex<HashMap<u64, Lease>>>,
     metrics: Option<PoolMetrics>,
+    clock: Clock,
+    /// The skip-validation window in milliseconds.
+    skip_window: Ms,
 }
 
 /// An async pool of objects made by a [`Manager`]: FIFO-fair waiters, validation, lifetimes,
@@ -159,6 +164,8 @@ impl<M: Manager> Pool<M> {
                 .leak_threshold
                 .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
             metrics,
+            clock: Clock::new(config.maintenance.map(|_| clock_tick(&config))),
+            skip_window: ms(config.skip_validation_within),
             manager,
             config,
         });
@@ -260,14 +267,15 @@ impl<M: Manager> Pool<M> {
 async fn bounded<F: Future>(
     fut: F,
     step: Option<Duration>,
-    deadline: Option<Instant>,
+    deadline: &mut Deadline,
 ) -> Result<F::Output, Expired> {
     let mut fut = pin!(fut);
     if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
         return Ok(v);
     }
-    let step_end = step.map(|s| Instant::now() + s);
-    let (end, which) = match (step_end, deadline) {
+    let now = Instant::now();
+    let step_end = step.map(|s| now + s);
+    let (end, which) = match (step_end, deadline.at(now)) {
         (None, None) => return Ok(fut.await),
         (Some(s), None) => (s, Expired::Step),
         (None, Some(d)) => (d, Expired::Deadline),
@@ -277,7 +285,84 @@ async fn bounded<F: Future>(
     tokio::time::timeout_at(end, fut).await.map_err(|_| which)
 }
 
-/// Returns a permit on drop unless disarmed.
+/// An acquire's deadline, fixed the first time it is needed: the fast path never reads the
+/// clock.
+struct Deadline {
+    timeout: Option<Duration>,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    fn new(timeout: Option<Duration>) -> Self {
+        Deadline { timeout, at: None }
+    }
+
+    /// The deadline, starting the count at `now` if it has not started.
+    fn at(&mut self, now: Instant) -> Option<Instant> {
+        let timeout = self.timeout?;
+        Some(*self.at.get_or_insert(now + timeout))
+    }
+}
+
+/// When a timed lease started, and how many leases its sample stands for.
+type Timer = (quanta::Instant, u64);
+
+/// One fast-path lease in `SAMPLE` is timed for the statistics.
+const SAMPLE: u32 = 16;
+
+/// Milliseconds since a pool's epoch.
+type Ms = u64;
+
+/// "Never" in [`Ms`].
+const NEVER: Ms = u64::MAX;
+
+fn ms(d: Duration) -> Ms {
+    u64::try_from(d.as_millis()).unwrap_or(NEVER - 1)
+}
+
+/// The pool's clock in milliseconds. With maintenance on, the hot path reads a coarse value
+/// that the maintenance task refreshes every `lag` (and every precise read moves forward), so
+/// getting and returning an object never calls the system clock. Comparisons that must not
+/// err on the optimistic side add `lag`.
+struct Clock {
+    epoch: Instant,
+    coarse: Option<AtomicU64>,
+    lag: Ms,
+}
+
+impl Clock {
+    fn new(tick: Option<Duration>) -> Self {
+        Clock {
+            epoch: Instant::now(),
+            coarse: tick.map(|_| AtomicU64::new(0)),
+            lag: tick.map_or(0, ms),
+        }
+    }
+
+    fn at(&self, t: Instant) -> Ms {
+        ms(t.saturating_duration_since(self.epoch))
+    }
+
+    /// Reads the system clock (and moves the coarse clock forward).
+    fn precise(&self) -> Ms {
+        let now = self.at(Instant::now());
+        if let Some(c) = &self.coarse
+            && c.load(Ordering::Relaxed) < now
+        {
+            c.fetch_max(now, Ordering::Relaxed);
+        }
+        now
+    }
+
+    /// The coarse time if there is one, else the precise time.
+    fn now(&self) -> Ms {
+        match &self.coarse {
+            Some(c) => c.load(Ordering::Relaxed),
+            None => self.precise(),
+        }
+    }
+}
+
 struct PermitGuard<'a, M: Manager>(&'a Inner<M>);
 
 impl<M: Manager> Drop for PermitGuard<'_, M> {
@@ -339,21 +424,22 @@ impl<M: Manager> Inner<M> {
         at: &'static Location<'static>,
         timeout: Option<Duration>,
     ) -> Result<Object<M>, Error<M::Error>> {
-        let start = Instant::now();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let deadline = timeout.map(|t| start + t);
-        let mut waited = false;
+        let mut deadline = Deadline::new(timeout);
+        // Set when the caller had to wait (for a permit or a creation), for the histogram.
+        let mut waited_since: Option<Instant> = None;
         match self.semaphore.try_acquire() {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::Closed) => return Err(Error::Closed),
             Err(TryAcquireError::NoPermits) => {
-                waited = true;
+                let start = Instant::now();
+                waited_since = Some(start);
                 self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _waiting = Waiting(&self.waiting);
                 let acquire = self.semaphore.acquire();
-                let permit = match deadline {
+                let permit = match deadline.at(start) {
                     None => acquire.await,
                     Some(d) => match tokio::time::timeout_at(d, acquire).await {
                         Ok(p) => p,
@@ -368,43 +454,46 @@ impl<M: Manager> Inner<M> {
         }
         let permit = PermitGuard(self);
         let mut failures = 0u32;
-        let mut now = start;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
+            let now = if waited_since.is_some() {
+                self.clock.precise()
+            } else {
+                self.clock.now()
+            };
             let taken = self.slots.lock().take(self.config.queue_mode);
             match taken {
                 Take::Idle(entry) => {
-                    if let Some(reason) = self.expired(&entry, now) {
-                        self.close_lent(entry, reason);
+                    if now >= entry.expires {
+                        self.close_lent(entry, CloseReason::Lifetime);
                         continue;
                     }
                     let mut checking = Checking {
                         inner: self,
                         entry: Some(entry),
                     };
-                    match self.check(&mut checking, now, deadline, timeout).await {
-                        Ok(true) => {
-                            if let Some(entry) = checking.entry.take() {
-                                std::mem::forget(permit);
-                                waited |= now != start;
-                                return Ok(self.lend(entry, start, waited, at));
-                            }
-                        }
-                        Ok(false) => {}
-                        Err(e) => return Err(e),
+                    if self
+                        .check(&mut checking, now, &mut deadline, timeout)
+                        .await?
+                        && let Some(entry) = checking.entry.take()
+                    {
+                        std::mem::forget(permit);
+                        return Ok(self.lend(entry, waited_since, at, now));
                     }
-                    now = Instant::now();
                 }
                 Take::Reserved => {
                     let reservation = Reservation(self);
-                    match self.create_entry(deadline, timeout).await {
+                    let started = *waited_since.get_or_insert_with(Instant::now);
+                    deadline.at(started);
+                    match self.create_entry(&mut deadline, timeout).await {
                         Ok(entry) => {
                             std::mem::forget(reservation);
                             self.slots.lock().created_lent();
                             std::mem::forget(permit);
-                            return Ok(self.lend(entry, start, true, at));
+                            let now = self.clock.precise();
+                            return Ok(self.lend(entry, waited_since, at, now));
                         }
                         Err(e) => {
                             drop(reservation);
@@ -412,7 +501,7 @@ impl<M: Manager> Inner<M> {
                             let pause =
                                 backoff(self.config.backoff_min, self.config.backoff_max, failures);
                             let now = Instant::now();
-                            match (deadline, &e) {
+                            match (deadline.at(now), &e) {
                                 (_, Error::Closed | Error::CircuitOpen | Error::Timeout { .. }) => {
                                     return Err(e);
                                 }
@@ -422,18 +511,17 @@ impl<M: Manager> Inner<M> {
                             }
                         }
                     }
-                    now = Instant::now();
                 }
                 Take::Full => {
                     // Only after a shrink, while lent objects above the new maximum are
                     // still out: wait a little for one to come back and be closed.
                     let pause = Duration::from_millis(5);
-                    let now2 = Instant::now();
-                    if deadline.is_some_and(|d| now2 + pause >= d) {
+                    let now = Instant::now();
+                    waited_since.get_or_insert(now);
+                    if deadline.at(now).is_some_and(|d| now + pause >= d) {
                         return Err(self.timed_out(Stage::Acquire, timeout));
                     }
                     tokio::time::sleep(pause).await;
-                    now = Instant::now();
                 }
             }
         }
@@ -444,8 +532,8 @@ impl<M: Manager> Inner<M> {
     async fn check(
         &self,
         checking: &mut Checking<'_, M>,
-        now: Instant,
-        deadline: Option<Instant>,
+        now: Ms,
+        deadline: &mut Deadline,
         timeout: Option<Duration>,
     ) -> Result<bool, Error<M::Error>> {
         let Some(entry) = checking.entry.as_mut() else {
@@ -476,9 +564,11 @@ impl<M: Manager> Inner<M> {
         let Some(entry) = checking.entry.as_mut() else {
             return Ok(false);
         };
-        let recent =
-            now.saturating_duration_since(entry.last_alive) < self.config.skip_validation_within;
-        if !recent {
+        // The coarse clock may lag by `lag`: count that against the window.
+        let idle_for = now
+            .saturating_add(self.clock.lag)
+            .saturating_sub(entry.last_alive);
+        if idle_for >= self.skip_window {
             match bounded(
                 self.manager.validate(&mut entry.obj),
                 self.config.validate_timeout,
@@ -512,7 +602,7 @@ impl<M: Manager> Inner<M> {
     /// Creates one entry (the caller holds a reservation), through the circuit breaker.
     async fn create_entry(
         &self,
-        deadline: Option<Instant>,
+        deadline: &mut Deadline,
         timeout: Option<Duration>,
     ) -> Result<Entry<M::Object>, Error<M::Error>> {
         let breaker = self.config.breaker.as_ref();
@@ -555,37 +645,57 @@ impl<M: Manager> Inner<M> {
                 });
             }
         };
-        let now = Instant::now();
+        let finished = Instant::now();
         if let Some(m) = &self.metrics {
             m.created.inc();
-            m.create_time.record_duration(now - started);
+            m.create_time.record_duration(finished - started);
         }
+        let now = self.clock.at(finished);
         Ok(Entry {
             obj,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            expires: self.config.max_lifetime.map(|l| now + jitter(l, 20)),
+            expires: self
+                .config
+                .max_lifetime
+                .map_or(NEVER, |l| now.saturating_add(ms(jitter(l, 20)))),
             last_used: now,
             last_alive: now,
             dirty: false,
+            leases: 0,
         })
     }
 
     fn lend(
         self: &Arc<Self>,
-        entry: Entry<M::Object>,
-        start: Instant,
-        waited: bool,
+        mut entry: Entry<M::Object>,
+        waited_since: Option<Instant>,
         at: &'static Location<'static>,
+        now: Ms,
     ) -> Object<M> {
-        let since = if waited { Instant::now() } else { start };
-        if let Some(m) = &self.metrics {
-            m.acquire_wait.record_duration(since - start);
-        }
+        let timer = match (&self.metrics, waited_since) {
+            (None, _) => None,
+            // A caller that waited is always recorded.
+            (Some(m), Some(since)) => {
+                m.acquire_wait.record_duration(since.elapsed());
+                Some((quanta::Instant::now(), 1))
+            }
+            // The fast path (no wait) is sampled: one lease in SAMPLE, recorded with weight
+            // SAMPLE, so that statistics cost a few percent at most.
+            (Some(m), None) => {
+                entry.leases = entry.leases.wrapping_add(1);
+                if entry.leases % SAMPLE == 0 {
+                    m.acquire_wait.record_n(0, u64::from(SAMPLE));
+                    Some((quanta::Instant::now(), u64::from(SAMPLE)))
+                } else {
+                    None
+                }
+            }
+        };
         if let Some(leases) = &self.leases {
             leases.lock().insert(
                 entry.id,
                 Lease {
-                    since,
+                    since: now,
                     at,
                     reported: false,
                 },
@@ -593,24 +703,18 @@ impl<M: Manager> Inner<M> {
         }
         Object {
             entry: Some(entry),
-            since,
+            timer,
             pool: Arc::clone(self),
             discard: false,
         }
     }
 
-    fn expired(&self, entry: &Entry<M::Object>, now: Instant) -> Option<CloseReason> {
-        if entry.expires.is_some_and(|e| now >= e) {
-            return Some(CloseReason::Lifetime);
-        }
-        None
-    }
-
     /// A lent object comes back (synchronous, allocation-free).
-    fn release(&self, mut entry: Entry<M::Object>, since: Instant, discard: bool) {
-        let now = Instant::now();
-        if let Some(m) = &self.metrics {
-            m.in_use_time.record_duration(now - since);
+    fn release(&self, mut entry: Entry<M::Object>, timer: Option<Timer>, discard: bool) {
+        let now = self.clock.now();
+        if let (Some(m), Some((t, weight))) = (&self.metrics, timer) {
+            let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            m.in_use_time.record_n(nanos, weight);
         }
         if let Some(leases) = &self.leases {
             leases.lock().remove(&entry.id);
@@ -621,7 +725,7 @@ impl<M: Manager> Inner<M> {
             Some(CloseReason::Broken)
         } else if self.closed.load(Ordering::Acquire) {
             Some(CloseReason::Shutdown)
-        } else if entry.expires.is_some_and(|e| now >= e) {
+        } else if now >= entry.expires {
             Some(CloseReason::Lifetime)
         } else {
             None
@@ -802,7 +906,7 @@ impl<M: Manager> Inner<M> {
             return Ok(false);
         }
         let reservation = Reservation(self);
-        let entry = self.create_entry(None, None).await?;
+        let entry = self.create_entry(&mut Deadline::new(None), None).await?;
         std::mem::forget(reservation);
         let refused = self.slots.lock().created_idle(entry);
         if let Err(entry) = refused {
@@ -814,21 +918,16 @@ impl<M: Manager> Inner<M> {
 
     /// One maintenance pass.
     async fn maintain_once(&self) {
-        let now = Instant::now();
+        let now = self.clock.precise();
         self.report_leaks(now);
         // Retire idle objects past their lifetime or idle timeout (never below min_idle).
         let min_idle = self.config.min_idle;
-        let idle_timeout = self.config.idle_timeout;
+        let idle_timeout = self.config.idle_timeout.map_or(NEVER, ms);
         let retired = self.slots.lock().remove_idle(|e, size| {
-            if e.expires.is_some_and(|x| now >= x) {
-                return true;
-            }
-            let idle_too_long =
-                idle_timeout.is_some_and(|t| now.saturating_duration_since(e.last_used) >= t);
-            idle_too_long && size > min_idle
+            now >= e.expires || (now.saturating_sub(e.last_used) >= idle_timeout && size > min_idle)
         });
         for entry in retired {
-            let reason = if entry.expires.is_some_and(|x| now >= x) {
+            let reason = if now >= entry.expires {
                 CloseReason::Lifetime
             } else {
                 CloseReason::Idle
@@ -870,22 +969,23 @@ impl<M: Manager> Inner<M> {
             };
             permit.forget();
             let _permit = PermitGuard(self);
-            let now = Instant::now();
-            let due = jitter(keepalive, 10);
+            let now = self.clock.precise();
+            let due = ms(jitter(keepalive, 10));
             let taken = self
                 .slots
                 .lock()
-                .take_where(|e| now.saturating_duration_since(e.last_alive) >= due);
+                .take_where(|e| now.saturating_sub(e.last_alive) >= due);
             let Some(mut entry) = taken else { return };
+            let mut no_deadline = Deadline::new(None);
             match bounded(
                 self.manager.validate(&mut entry.obj),
                 self.config.validate_timeout,
-                None,
+                &mut no_deadline,
             )
             .await
             {
                 Ok(Ok(())) => {
-                    entry.last_alive = Instant::now();
+                    entry.last_alive = self.clock.precise();
                     let refused = self.slots.lock().put(entry);
                     if let Err(entry) = refused {
                         self.close_lent(entry, CloseReason::Shutdown);
@@ -900,18 +1000,20 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    fn report_leaks(&self, now: Instant) {
+    fn report_leaks(&self, now: Ms) {
         let (Some(threshold), Some(leases)) = (self.config.leak_threshold, &self.leases) else {
             return;
         };
+        let threshold = ms(threshold);
         let mut found = Vec::new();
         for (id, lease) in leases.lock().iter_mut() {
-            let held = now.saturating_duration_since(lease.since);
-            if !lease.reported && held >= threshold {
+            let held = now.saturating_sub(lease.since);
+            // A lease's start comes from the coarse clock and may be early by `lag`.
+            if !lease.reported && held.saturating_sub(self.clock.lag) >= threshold {
                 lease.reported = true;
                 found.push(LeakReport {
                     acquired_at: lease.at,
-                    held_for: held,
+                    held_for: Duration::from_millis(held),
                     object_id: *id,
                 });
             }
@@ -931,14 +1033,27 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// How long the maintenance task sleeps between passes.
-    fn tick(&self, interval: Duration) -> Duration {
+    /// How long the maintenance task waits between passes.
+    fn pass_interval(&self, interval: Duration) -> Duration {
         match self.config.leak_threshold {
-            Some(t) => interval.min(t / 10),
+            Some(t) => interval.min(t / 20),
             None => interval,
         }
         .max(Duration::from_millis(1))
     }
+}
+
+/// How often the maintenance task refreshes the coarse clock: often enough for the
+/// skip-validation window and leak detection to stay within a few percent.
+fn clock_tick(config: &Config) -> Duration {
+    let mut tick = Duration::from_millis(100);
+    if !config.skip_validation_within.is_zero() {
+        tick = tick.min(config.skip_validation_within / 4);
+    }
+    if let Some(leak) = config.leak_threshold {
+        tick = tick.min(leak / 20);
+    }
+    tick.max(Duration::from_millis(1))
 }
 
 /// Frees a half-open breaker's trial if a creation is cancelled.
@@ -950,18 +1065,27 @@ impl Drop for AbandonTrial<'_> {
     }
 }
 
-/// The maintenance task: holds only a weak reference between passes, so it never keeps a
-/// dropped pool alive.
+/// The maintenance task: refreshes the coarse clock every tick and runs a pass every
+/// interval (or when woken). It holds only a weak reference between ticks, so it never keeps
+/// a dropped pool alive.
 async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
+    let mut next_pass = Instant::now();
+    let mut woken = false;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
-        inner.maintain_once().await;
-        let tick = inner.tick(interval);
-        let woken = inner.wake.notified();
-        let _ = tokio::time::timeout(tick, woken).await;
+        let now = Instant::now();
+        inner.clock.precise();
+        if woken || now >= next_pass {
+            inner.maintain_once().await;
+            next_pass = Instant::now() + inner.pass_interval(interval);
+        }
+        let tick = Duration::from_millis(inner.clock.lag.max(1));
+        let until = (Instant::now() + tick).min(next_pass);
+        let wake = inner.wake.notified();
+        woken = tokio::time::timeout_at(until, wake).await.is_ok();
     }
 }
 
@@ -969,7 +1093,8 @@ async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
 /// allocating). Dereferences to the manager's object.
 pub struct Object<M: Manager> {
     entry: Option<Entry<M::Object>>,
-    since: Instant,
+    /// When it was lent and the weight of its sample, if this lease is timed.
+    timer: Option<Timer>,
     pool: Arc<Inner<M>>,
     discard: bool,
 }
@@ -1005,7 +1130,7 @@ impl<M: Manager> Object<M> {
 impl<M: Manager> Drop for Object<M> {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.pool.release(entry, self.since, self.discard);
+            self.pool.release(entry, self.timer, self.discard);
         }
     }
 }
