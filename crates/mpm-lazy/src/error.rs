@@ -99,18 +99,6 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
-    /// The section was read before with another type.
-    #[error("section `{section}` of {} was first read as `{first}`, not `{requested}`", path.display())]
-    SectionTypeMismatch {
-        /// The file.
-        path: PathBuf,
-        /// The section.
-        section: String,
-        /// The type of the first read.
-        first: &'static str,
-        /// The type asked for now.
-        requested: &'static str,
-    },
 }
 
 fn fmt_failures(failures: &[(String, BoxError)]) -> String {

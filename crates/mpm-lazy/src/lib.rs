@@ -37,6 +37,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod async_lazy;
+mod config;
 mod error;
 mod generation;
 mod lazy;
@@ -45,6 +46,7 @@ mod registry;
 mod swap;
 
 pub use async_lazy::AsyncLazy;
+pub use config::{Format, LazyConfig, Reload};
 pub use error::{BoxError, Error};
 pub use lazy::Lazy;
 pub use policy::{Backoff, InitStats};

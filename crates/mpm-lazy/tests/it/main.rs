@@ -1,6 +1,7 @@
 //! Integration tests of `mpm-lazy`.
 
 mod async_lazy;
+mod config;
 mod lazy;
 mod registry;
 mod shuttle_model;

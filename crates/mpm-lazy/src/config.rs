@@ -1,0 +1,810 @@
+//! [`LazyConfig`]: a configuration file whose sections are parsed into typed structs on first use.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use parking_lot::RwLock;
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use crate::error::Error;
+
+/// The formats a [`LazyConfig`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// TOML; top-level tables are the sections.
+    Toml,
+    /// JSON; the keys of the top-level object are the sections.
+    Json,
+    /// YAML; the keys of the top-level mapping are the sections.
+    Yaml,
+}
+
+impl Format {
+    /// The format named by the extension of `path` (`toml`, `json`, `yaml`, `yml`).
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "toml" => Some(Self::Toml),
+            "json" => Some(Self::Json),
+            "yaml" | "yml" => Some(Self::Yaml),
+            _ => None,
+        }
+    }
+}
+
+/// What [`LazyConfig::reload`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reload {
+    /// The file's content is the one already loaded; nothing changed.
+    Unchanged,
+    /// The new content is in use; `reparsed` sections that had been read were parsed again.
+    Applied {
+        /// Sections (per type) parsed again from the new content.
+        reparsed: usize,
+    },
+}
+
+type AnySection = Arc<dyn Any + Send + Sync>;
+/// Each section's byte ranges in the text (a TOML section may be split by other tables).
+type SectionRegions = HashMap<String, Vec<Range<usize>>>;
+type Reparse = fn(&LazyConfig, &Snapshot, &str) -> Result<AnySection, Error>;
+
+struct Cached {
+    value: AnySection,
+    reparse: Reparse,
+}
+
+/// Where the sections are in the text, found by a light scan on first use.
+enum Index {
+    /// Sections as byte ranges; `root` (TOML keys before the first table) is part of every one.
+    Regions {
+        root: Range<usize>,
+        sections: SectionRegions,
+    },
+    /// JSON: each top-level key's value.
+    Values(HashMap<String, Range<usize>>),
+    /// The scan could not split the text safely; every section parses the whole document.
+    WholeDocument,
+}
+
+struct Snapshot {
+    text: String,
+    index: OnceLock<Index>,
+    sections: RwLock<HashMap<(String, TypeId), Cached>>,
+}
+
+impl Snapshot {
+    fn new(text: String) -> Self {
+        Self {
+            text,
+            index: OnceLock::new(),
+            sections: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// A configuration file (TOML, JSON or YAML) whose sections are parsed into typed structs only
+/// when first asked for: the guide's `Config.get_section`.
+///
+/// - [`open`](LazyConfig::open) reads the file and nothing more: no section is parsed, so opening
+///   a file of 1,000 sections costs about what opening one of 10 costs.
+/// - [`section`](LazyConfig::section) parses one section into any `serde` type on first use and
+///   caches it per type; later reads return the cached `Arc`.
+/// - Errors name the file, the section, the field and the line (where the format gives one).
+/// - [`reload`](LazyConfig::reload) reads the file again; if the new content is invalid, or a
+///   section already in use no longer parses, the old values stay and the error says why.
+///
+/// ```
+/// use serde::Deserialize;
+/// use mpm_lazy::LazyConfig;
+///
+/// #[derive(Deserialize)]
+/// struct Dashboard { port: u16 }
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("mpm.toml");
+/// std::fs::write(&path, "[dashboard]\nport = 8765\n\n[memory]\nlimit_kb = 80\n")?;
+///
+/// let config = LazyConfig::open(&path)?;
+/// assert_eq!(config.parsed_sections(), 0);
+/// assert_eq!(config.section::<Dashboard>("dashboard")?.port, 8765);
+/// assert_eq!(config.parsed_sections(), 1); // `memory` is still unparsed text
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LazyConfig {
+    path: PathBuf,
+    format: Format,
+    current: ArcSwap<Snapshot>,
+    reloads: AtomicU64,
+}
+
+impl LazyConfig {
+    /// Reads the file at `path`, in the format its extension names; parses nothing yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownFormat`] or [`Error::ConfigIo`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+            path: path.to_owned(),
+        })?;
+        Self::open_as(path, format)
+    }
+
+    /// Reads the file at `path` as `format`; parses nothing yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigIo`].
+    pub fn open_as(path: impl AsRef<Path>, format: Format) -> Result<Self, Error> {
+        let path = path.as_ref().to_owned();
+        let text = read(&path)?;
+        Ok(Self {
+            path,
+            format,
+            current: ArcSwap::from_pointee(Snapshot::new(text)),
+            reloads: AtomicU64::new(0),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Successful reloads that changed the content.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Sections (per type) parsed so far from the current content.
+    pub fn parsed_sections(&self) -> usize {
+        self.current.load().sections.read().len()
+    }
+
+    /// The top-level section names, in file order where the scan found them, else sorted.
+    /// Scans the file on the first call (without parsing sections).
+    pub fn section_names(&self) -> Vec<String> {
+        let snapshot = self.current.load();
+        match index(self.format, &snapshot) {
+            Index::Regions { sections, .. } => sorted_keys(sections.keys()),
+            Index::Values(values) => sorted_keys(values.keys()),
+            Index::WholeDocument => Vec::new(),
+        }
+    }
+
+    /// The section `name` as a `T`, parsed on the first call (per type) and cached.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingSection`] or [`Error::ConfigParse`] (naming file, section, field, line).
+    pub fn section<T>(&self, name: &str) -> Result<Arc<T>, Error>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let snapshot = self.current.load();
+        let key = (name.to_owned(), TypeId::of::<T>());
+        if let Some(cached) = snapshot.sections.read().get(&key) {
+            return Ok(downcast(&cached.value));
+        }
+        let value = parse_any::<T>(self, &snapshot, name)?;
+        let mut sections = snapshot.sections.write();
+        let cached = sections.entry(key).or_insert(Cached {
+            value,
+            reparse: parse_any::<T>,
+        });
+        Ok(downcast(&cached.value))
+    }
+
+    /// Parses the whole current content (every section, as untyped data), which
+    /// [`section`](LazyConfig::section) alone never does: a syntax error in a section nobody reads
+    /// shows up here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigParse`] for the first syntax error.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate(self, &self.current.load().text)
+    }
+
+    /// Reads the file again. If its content changed and is valid, and every section already read
+    /// parses again (with the type it was read as), the new content replaces the old; readers
+    /// holding old sections keep them. Otherwise nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigIo`] or [`Error::ConfigParse`]: why the new content was refused. The old
+    /// values stay in use.
+    pub fn reload(&self) -> Result<Reload, Error> {
+        let text = read(&self.path)?;
+        let old = self.current.load_full();
+        if text == old.text {
+            return Ok(Reload::Unchanged);
+        }
+        let fresh = Snapshot::new(text);
+        validate(self, &fresh.text)?;
+        let reparsed: Vec<((String, TypeId), Cached)> = {
+            let sections = old.sections.read();
+            let mut reparsed = Vec::with_capacity(sections.len());
+            for (key, cached) in sections.iter() {
+                let value = (cached.reparse)(self, &fresh, &key.0)?;
+                reparsed.push((
+                    key.clone(),
+                    Cached {
+                        value,
+                        reparse: cached.reparse,
+                    },
+                ));
+            }
+            reparsed
+        };
+        let count = reparsed.len();
+        fresh.sections.write().extend(reparsed);
+        self.current.store(Arc::new(fresh));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(Reload::Applied { reparsed: count })
+    }
+}
+
+impl fmt::Debug for LazyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyConfig")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("parsed_sections", &self.parsed_sections())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::ConfigIo {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn sorted_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut names: Vec<String> = keys.cloned().collect();
+    names.sort_unstable();
+    names
+}
+
+fn downcast<T: Send + Sync + 'static>(value: &AnySection) -> Arc<T> {
+    Arc::clone(value)
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("sections are cached under their TypeId"))
+}
+
+fn parse_any<T>(config: &LazyConfig, snapshot: &Snapshot, name: &str) -> Result<AnySection, Error>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    let value: T = parse_section(config, snapshot, name)?;
+    Ok(Arc::new(value))
+}
+
+fn index(format: Format, snapshot: &Snapshot) -> &Index {
+    snapshot.index.get_or_init(|| {
+        let text = &snapshot.text;
+        let index = match format {
+            Format::Toml => {
+                scan_toml(text).map(|(root, sections)| Index::Regions { root, sections })
+            }
+            Format::Yaml => scan_yaml(text).map(|sections| Index::Regions {
+                root: 0..0,
+                sections,
+            }),
+            Format::Json => scan_json(text).map(Index::Values),
+        };
+        index.unwrap_or(Index::WholeDocument)
+    })
+}
+
+/// Checks that the whole text parses (used by reload, where a full parse is worth its cost).
+fn validate(config: &LazyConfig, text: &str) -> Result<(), Error> {
+    let result = match config.format {
+        Format::Toml => toml::from_str::<IgnoredAny>(text)
+            .map(|_| ())
+            .map_err(|e| toml_error(&e, None)),
+        Format::Json => serde_json::from_str::<IgnoredAny>(text)
+            .map(|_| ())
+            .map_err(|e| json_error(&e, None)),
+        Format::Yaml => serde_norway::from_str::<IgnoredAny>(text)
+            .map(|_| ())
+            .map_err(|e| yaml_error(&e, None)),
+    };
+    result.map_err(|raw| raw.into_error(config, "", text, &Chunks::identity()))
+}
+
+/// A parser error before it is tied to the file.
+struct RawError {
+    message: String,
+    path: Option<String>,
+    at: At,
+}
+
+enum At {
+    /// A byte offset in the text that was parsed.
+    Offset(usize),
+    /// A 1-based line in the text that was parsed.
+    Line(usize),
+    Nowhere,
+}
+
+/// How the parsed text maps back to the file: (offset in parsed text, offset in file) pairs.
+struct Chunks(Vec<(usize, usize)>);
+
+impl Chunks {
+    fn identity() -> Self {
+        Self(vec![(0, 0)])
+    }
+
+    fn file_offset(&self, offset: usize) -> usize {
+        let i = self.0.partition_point(|(start, _)| *start <= offset);
+        let (parsed, file) = self.0[i.saturating_sub(1)];
+        file + (offset - parsed)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl RawError {
+    fn into_error(
+        self,
+        config: &LazyConfig,
+        section: &str,
+        file_text: &str,
+        chunks: &Chunks,
+    ) -> Error {
+        let line = match self.at {
+            At::Offset(offset) => Some(line_of(file_text, chunks.file_offset(offset))),
+            At::Line(line) => Some(line),
+            At::Nowhere => None,
+        };
+        let field = self.path.and_then(|path| {
+            let inner = if section.is_empty() {
+                path.as_str()
+            } else {
+                path.strip_prefix(section)
+                    .map(|rest| rest.trim_start_matches('.'))
+                    .unwrap_or(path.as_str())
+            };
+            // serde_path_to_error writes `?` for a position it could not name.
+            let inner = inner.trim_end_matches('?').trim_end_matches('.');
+            (!inner.is_empty() && inner != ".").then(|| inner.to_owned())
+        });
+        Error::ConfigParse {
+            path: config.path.clone(),
+            section: section.to_owned(),
+            field,
+            line,
+            message: self.message,
+        }
+    }
+}
+
+fn strip_location(message: String) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    }
+}
+
+fn toml_error(error: &toml::de::Error, path: Option<String>) -> RawError {
+    RawError {
+        message: error.message().trim().to_owned(),
+        path,
+        at: error
+            .span()
+            .map_or(At::Nowhere, |span| At::Offset(span.start)),
+    }
+}
+
+fn json_error(error: &serde_json::Error, path: Option<String>) -> RawError {
+    RawError {
+        message: strip_location(error.to_string()),
+        path,
+        at: if error.line() == 0 {
+            At::Nowhere
+        } else {
+            At::Line(error.line())
+        },
+    }
+}
+
+fn yaml_error(error: &serde_norway::Error, path: Option<String>) -> RawError {
+    let message = strip_location(error.to_string());
+    // serde_norway prefixes nested errors with their path; the path is reported apart.
+    let message = match &path {
+        Some(p) => message
+            .strip_prefix(&format!("{p}: "))
+            .map(str::to_owned)
+            .unwrap_or(message),
+        None => message,
+    };
+    RawError {
+        message,
+        path,
+        at: error
+            .location()
+            .map_or(At::Nowhere, |location| At::Line(location.line())),
+    }
+}
+
+/// Picks the value of key `name` out of a map, ignoring the other keys.
+struct Pick<'a, T> {
+    name: &'a str,
+    output: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table of sections")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<KeyName>()? {
+            if key.0 == self.name && found.is_none() {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A map key as text, whatever scalar it was written as.
+struct KeyName(String);
+
+impl<'de> serde::Deserialize<'de> for KeyName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a section name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyName, E> {
+                Ok(KeyName(v.to_owned()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<KeyName, E> {
+                Ok(KeyName(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<KeyName, E> {
+                Ok(KeyName(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<KeyName, E> {
+                Ok(KeyName(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+/// Parses `text` (a whole document, or the regions of one section) and picks section `name`.
+fn pick<T: DeserializeOwned>(
+    format: Format,
+    text: &str,
+    name: &str,
+) -> Result<Option<T>, RawError> {
+    let seed = Pick::<T> {
+        name,
+        output: PhantomData,
+    };
+    let mut track = serde_path_to_error::Track::new();
+    match format {
+        Format::Toml => {
+            let de = toml::Deserializer::new(text);
+            let result = seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+            result.map_err(|e| toml_error(&e, Some(track.path().to_string())))
+        }
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let result =
+                seed.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+            let result = result.and_then(|value| de.end().map(|()| value));
+            result.map_err(|e| json_error(&e, Some(track.path().to_string())))
+        }
+        Format::Yaml => {
+            let de = serde_norway::Deserializer::from_str(text);
+            let result = seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+            result.map_err(|e| yaml_error(&e, Some(track.path().to_string())))
+        }
+    }
+}
+
+fn parse_section<T: DeserializeOwned>(
+    config: &LazyConfig,
+    snapshot: &Snapshot,
+    name: &str,
+) -> Result<T, Error> {
+    let text = &snapshot.text;
+    let format = config.format;
+    let missing = || Error::MissingSection {
+        path: config.path.clone(),
+        section: name.to_owned(),
+    };
+    match index(format, snapshot) {
+        Index::Regions { root, sections } => {
+            // The section's own text: the root keys plus every region of the section.
+            let regions = sections.get(name).map(Vec::as_slice).unwrap_or_default();
+            let mut part = String::new();
+            let mut chunks = Vec::with_capacity(regions.len() + 1);
+            for range in std::iter::once(root).chain(regions) {
+                chunks.push((part.len(), range.start));
+                part.push_str(&text[range.clone()]);
+                if !part.ends_with('\n') {
+                    part.push('\n');
+                }
+            }
+            match pick::<T>(format, &part, name) {
+                Ok(Some(value)) => Ok(value),
+                Ok(None) => Err(missing()),
+                // The fast path failed: the whole document gives the authoritative answer.
+                Err(_) => whole_document(config, text, name),
+            }
+        }
+        Index::Values(values) => {
+            let Some(range) = values.get(name) else {
+                return Err(missing());
+            };
+            let mut track = serde_path_to_error::Track::new();
+            let mut de = serde_json::Deserializer::from_str(&text[range.clone()]);
+            let result =
+                T::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+            result.map_err(|e| {
+                let path = track.path().to_string();
+                let mut raw = json_error(&e, Some(format!("{name}.{path}")));
+                if let At::Line(line) = raw.at {
+                    raw.at = At::Line(line + line_of(text, range.start) - 1);
+                }
+                raw.into_error(config, name, text, &Chunks::identity())
+            })
+        }
+        Index::WholeDocument => whole_document(config, text, name),
+    }
+}
+
+fn whole_document<T: DeserializeOwned>(
+    config: &LazyConfig,
+    text: &str,
+    name: &str,
+) -> Result<T, Error> {
+    match pick::<T>(config.format, text, name) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Error::MissingSection {
+            path: config.path.clone(),
+            section: name.to_owned(),
+        }),
+        Err(raw) => {
+            // An error before the section was reached is about the file, not the section.
+            let section = if raw
+                .path
+                .as_deref()
+                .is_some_and(|p| p.split('.').next() == Some(name))
+            {
+                name
+            } else {
+                ""
+            };
+            Err(raw.into_error(config, section, text, &Chunks::identity()))
+        }
+    }
+}
+
+/// Lines of `text` with the byte offset each starts at.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    text.split_inclusive('\n').map(move |line| {
+        let start = offset;
+        offset += line.len();
+        (start, line)
+    })
+}
+
+/// Finds TOML's top-level tables without parsing values. Tracks strings (multi-line ones too)
+/// and brackets, so a line starting with `[` inside an array or string is not taken for a
+/// header. Returns `None` when a header is too unusual to split on safely.
+fn scan_toml(text: &str) -> Option<(Range<usize>, SectionRegions)> {
+    let mut sections: SectionRegions = HashMap::new();
+    let mut root_end = text.len();
+    let mut open: Option<(String, usize)> = None;
+    let mut depth = 0_usize;
+    let mut multiline: Option<&'static str> = None;
+    for (start, line) in lines(text) {
+        let trimmed = line.trim_start();
+        if multiline.is_none() && depth == 0 && trimmed.starts_with('[') {
+            let key = toml_header_key(trimmed)?;
+            if let Some((name, from)) = open.take() {
+                sections.entry(name).or_default().push(from..start);
+            } else {
+                root_end = start;
+            }
+            open = Some((key, start));
+            continue;
+        }
+        scan_toml_value_line(line, &mut depth, &mut multiline)?;
+    }
+    if let Some((name, from)) = open {
+        sections.entry(name).or_default().push(from..text.len());
+    }
+    Some((0..root_end, sections))
+}
+
+/// The first key of a table header line such as `[a.b]`, `[[a]]` or `["a b".c]`.
+fn toml_header_key(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("[[").or_else(|| line.strip_prefix('['))?;
+    let rest = rest.trim_start();
+    let (key, after) = if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted.find('"')?;
+        let key = &quoted[..end];
+        if key.contains('\\') {
+            return None;
+        }
+        (key.to_owned(), &quoted[end + 1..])
+    } else if let Some(quoted) = rest.strip_prefix('\'') {
+        let end = quoted.find('\'')?;
+        (quoted[..end].to_owned(), &quoted[end + 1..])
+    } else {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        if end == 0 {
+            return None;
+        }
+        (rest[..end].to_owned(), &rest[end..])
+    };
+    let after = after.trim_start();
+    (after.starts_with('.') || after.starts_with(']')).then_some(key)
+}
+
+/// Follows strings and brackets through one line of key/value text.
+fn scan_toml_value_line(
+    line: &str,
+    depth: &mut usize,
+    multiline: &mut Option<&'static str>,
+) -> Option<()> {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(close) = *multiline {
+            if line[i..].starts_with(close) {
+                *multiline = None;
+                i += 3;
+            } else {
+                i += if close == "\"\"\"" && bytes[i] == b'\\' {
+                    2
+                } else {
+                    1
+                };
+            }
+            continue;
+        }
+        match bytes[i] {
+            b'#' => return Some(()),
+            b'"' if line[i..].starts_with("\"\"\"") => {
+                *multiline = Some("\"\"\"");
+                i += 3;
+            }
+            b'\'' if line[i..].starts_with("'''") => {
+                *multiline = Some("'''");
+                i += 3;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'\'' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' | b'{' => {
+                *depth += 1;
+                i += 1;
+            }
+            b']' | b'}' => {
+                *depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Some(())
+}
+
+/// Finds the keys of YAML's top-level block mapping: lines at column 0 of the form `key:`.
+/// Returns `None` for anything else at column 0 (flow mappings, several documents, ...).
+fn scan_yaml(text: &str) -> Option<SectionRegions> {
+    let mut sections: SectionRegions = HashMap::new();
+    let mut open: Option<(String, usize)> = None;
+    let mut seen_content = false;
+    for (start, line) in lines(text) {
+        let content = line.trim_end();
+        if content.is_empty() || content.starts_with(' ') || content.starts_with('#') {
+            continue;
+        }
+        if content == "---" && !seen_content {
+            seen_content = true;
+            continue;
+        }
+        seen_content = true;
+        let key = yaml_key(content)?;
+        if let Some((name, from)) = open.take() {
+            sections.entry(name).or_default().push(from..start);
+        }
+        open = Some((key, start));
+    }
+    if let Some((name, from)) = open {
+        sections.entry(name).or_default().push(from..text.len());
+    }
+    Some(sections)
+}
+
+fn yaml_key(line: &str) -> Option<String> {
+    let first = line.chars().next()?;
+    if "-[]{}?*&!|>%@`,.'\"\t".contains(first) {
+        return None;
+    }
+    let colon = line
+        .find(": ")
+        .or_else(|| line.strip_suffix(':').map(str::len))?;
+    let key = &line[..colon];
+    (!key.contains('#')).then(|| key.trim_end().to_owned())
+}
+
+/// The top-level keys of a JSON object and where each value is, found by a syntax-only scan
+/// (serde_json's `RawValue` skips values without building them).
+fn scan_json(text: &str) -> Option<HashMap<String, Range<usize>>> {
+    let raw: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(text).ok()?;
+    let base = text.as_ptr() as usize;
+    Some(
+        raw.into_iter()
+            .map(|(key, value)| {
+                let start = value.get().as_ptr() as usize - base;
+                (key, start..start + value.get().len())
+            })
+            .collect(),
+    )
+}
