@@ -204,3 +204,134 @@ fn dec(n: usize) -> usize {
     debug_assert!(n > 0, "pool count underflow");
     n.saturating_sub(1)
 }
+
+#[cfg(test)]
+mod tests {
+    //! A shuttle model of the permit and slot bookkeeping: threads take permits from a
+    //! counting semaphore, then take, create, check, discard and return objects through
+    //! [`Slots`] in every interleaving shuttle picks, while one thread shrinks and grows the
+    //! pool. The counts must balance at every step and at the end.
+
+    use super::{Slots, Take};
+    use crate::config::QueueMode;
+    use shuttle::sync::{Condvar, Mutex};
+    use std::sync::Arc;
+
+    /// A counting semaphore with a debt, as the pool keeps one beside its slots.
+    struct Permits {
+        state: Mutex<(usize, usize)>,
+        freed: Condvar,
+    }
+
+    impl Permits {
+        fn acquire(&self) {
+            let mut s = self.state.lock().unwrap();
+            while s.0 == 0 {
+                s = self.freed.wait(s).unwrap();
+            }
+            s.0 -= 1;
+        }
+
+        fn release(&self) {
+            let mut s = self.state.lock().unwrap();
+            if s.1 > 0 {
+                s.1 -= 1;
+            } else {
+                s.0 += 1;
+                self.freed.notify_one();
+            }
+        }
+
+        /// Takes `n` permits out of circulation now or as they come back.
+        fn shrink(&self, n: usize) {
+            let mut s = self.state.lock().unwrap();
+            let now = s.0.min(n);
+            s.0 -= now;
+            s.1 += n - now;
+        }
+
+        fn grow(&self, n: usize) {
+            let mut s = self.state.lock().unwrap();
+            let paid = s.1.min(n);
+            s.1 -= paid;
+            s.0 += n - paid;
+            self.freed.notify_all();
+        }
+    }
+
+    /// One user: `fail_create` makes its first creation fail, `discard` closes what it got.
+    fn user(slots: &Mutex<Slots<u32>>, permits: &Permits, fail_create: bool, discard: bool) {
+        permits.acquire();
+        let mut failed_once = false;
+        let got = loop {
+            let taken = slots.lock().unwrap().take(QueueMode::Fifo);
+            match taken {
+                Take::Idle(t) => break Some(t),
+                Take::Reserved if fail_create && !failed_once => {
+                    failed_once = true;
+                    slots.lock().unwrap().cancel_reservation();
+                }
+                Take::Reserved => {
+                    slots.lock().unwrap().created_lent();
+                    break Some(7);
+                }
+                // Above the maximum after a shrink: give up this round.
+                Take::Full => break None,
+            }
+        };
+        if let Some(t) = got {
+            let mut s = slots.lock().unwrap();
+            // A discarded object, or one refused above the maximum, is closed.
+            if discard || s.put(t).is_err() {
+                s.forget_lent();
+            }
+        }
+        permits.release();
+    }
+
+    fn model() {
+        let slots = Arc::new(Mutex::new(Slots::<u32>::new(2)));
+        let permits = Arc::new(Permits {
+            state: Mutex::new((2, 0)),
+            freed: Condvar::new(),
+        });
+        let mut threads = Vec::new();
+        for (fail_create, discard) in [(false, false), (true, false), (false, true)] {
+            let slots = Arc::clone(&slots);
+            let permits = Arc::clone(&permits);
+            threads.push(shuttle::thread::spawn(move || {
+                for _ in 0..2 {
+                    user(&slots, &permits, fail_create, discard);
+                }
+            }));
+        }
+        {
+            let slots = Arc::clone(&slots);
+            let permits = Arc::clone(&permits);
+            threads.push(shuttle::thread::spawn(move || {
+                let excess = slots.lock().unwrap().set_max(1);
+                drop(excess);
+                permits.shrink(1);
+                let excess = slots.lock().unwrap().set_max(2);
+                assert!(excess.is_empty());
+                permits.grow(1);
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = slots.lock().unwrap();
+        assert_eq!(s.lent(), 0);
+        assert_eq!(s.creating(), 0);
+        assert_eq!(s.size(), s.idle());
+        assert!(s.size() <= s.max());
+        let p = permits.state.lock().unwrap();
+        assert_eq!(*p, (2, 0), "every permit came back");
+    }
+
+    #[test]
+    fn bookkeeping_balances_in_every_interleaving_explored() {
+        shuttle::check_random(model, 2_000);
+        shuttle::check_pct(model, 2_000, 3);
+    }
+}

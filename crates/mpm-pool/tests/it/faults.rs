@@ -1,1 +1,371 @@
+//! Faults: a server that goes silent, creation that fails while others wait, and tasks
+//! cancelled at random points against a manager whose every step may misbehave.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mpm_pool::{Error, Manager, Pool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::test_manager::TestManager;
+
+/// Accepts connections and never answers; keeps them open.
+async fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+/// Connects to `addr`; each step that talks (a handshake on create when `handshake` is set,
+/// validate, recycle when `reset` is set) writes a byte and waits for one.
+struct TcpManager {
+    addr: SocketAddr,
+    handshake: AtomicBool,
+    reset: AtomicBool,
+    live: AtomicUsize,
+}
+
+async fn ping(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream.write_all(b"?").await?;
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte).await?;
+    Ok(())
+}
+
+impl Manager for TcpManager {
+    type Object = TcpStream;
+    type Error = std::io::Error;
+
+    async fn create(&self) -> std::io::Result<TcpStream> {
+        let mut stream = TcpStream::connect(self.addr).await?;
+        if self.handshake.load(Ordering::SeqCst) {
+            ping(&mut stream).await?;
+        }
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Ok(stream)
+    }
+
+    async fn validate(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        ping(stream).await
+    }
+
+    async fn recycle(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        if self.reset.load(Ordering::SeqCst) {
+            ping(stream).await?;
+        }
+        Ok(())
+    }
+
+    fn close(&self, _: TcpStream) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn silent_pool(
+    handshake: bool,
+    reset: bool,
+    skip_validation: Duration,
+) -> (Pool<TcpManager>, mpm_metrics::Registry) {
+    let registry = mpm_metrics::Registry::default();
+    let pool = Pool::builder(TcpManager {
+        addr: silent_server().await,
+        handshake: AtomicBool::new(handshake),
+        reset: AtomicBool::new(reset),
+        live: AtomicUsize::new(0),
+    })
+    .max_size(2)
+    .maintenance_interval(None)
+    .acquire_timeout(Some(Duration::from_millis(400)))
+    .create_timeout(Some(Duration::from_millis(50)))
+    .validate_timeout(Some(Duration::from_millis(50)))
+    .recycle_timeout(Some(Duration::from_millis(50)))
+    .skip_validation_within(skip_validation)
+    .metrics(&registry, "silent")
+    .build()
+    .await
+    .unwrap();
+    (pool, registry)
+}
+
+fn timeouts(registry: &mpm_metrics::Registry, stage: &str) -> f64 {
+    registry
+        .snapshot()
+        .get(
+            "pool_timeouts_total",
+            &[("pool", "silent"), ("stage", stage)],
+        )
+        .map_or(0.0, |v| v.as_f64())
+}
+
+/// Every permit is back: `max` objects can be held at once, and nothing is counted in use.
+async fn assert_all_permits_back(pool: &Pool<TcpManager>) {
+    let s = pool.status();
+    assert_eq!((s.in_use, s.creating, s.waiting), (0, 0, 0), "{s:?}");
+    assert!(s.size <= s.max_size, "{s:?}");
+    let manager = pool.manager();
+    manager.handshake.store(false, Ordering::SeqCst);
+    manager.reset.store(false, Ordering::SeqCst);
+    let a = pool.get_timeout(Some(Duration::from_secs(2))).await;
+    let b = pool.get_timeout(Some(Duration::from_secs(2))).await;
+    assert!(a.is_ok() && b.is_ok());
+    assert!(manager.live.load(Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test]
+async fn create_against_a_silent_server_times_out_and_returns_the_permit() {
+    let (pool, registry) = silent_pool(true, false, Duration::from_secs(60)).await;
+    let err = pool.get().await.unwrap_err();
+    assert!(
+        matches!(err, Error::CreateTimeout(_) | Error::Timeout { .. }),
+        "{err}"
+    );
+    assert!(timeouts(&registry, "create") >= 1.0);
+    assert_eq!(pool.status().size, 0);
+    assert_all_permits_back(&pool).await;
+}
+
+#[tokio::test]
+async fn validate_against_a_silent_server_times_out_and_the_object_is_replaced() {
+    let (pool, registry) = silent_pool(false, false, Duration::ZERO).await;
+    drop(pool.get().await.unwrap());
+    // Validation of the idle object hangs, times out, closes it, and a new one is made.
+    let o = pool.get().await.unwrap();
+    assert_eq!(timeouts(&registry, "validate"), 1.0);
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), 1);
+    drop(o);
+    pool.manager().handshake.store(false, Ordering::SeqCst);
+    let s = pool.status();
+    assert!(s.size <= 1, "{s:?}");
+}
+
+#[tokio::test]
+async fn recycle_against_a_silent_server_times_out_and_the_object_is_replaced() {
+    let (pool, registry) = silent_pool(false, true, Duration::from_secs(60)).await;
+    drop(pool.get().await.unwrap());
+    pool.manager().reset.store(true, Ordering::SeqCst);
+    // Recycling the used object hangs and times out; the replacement is fresh (no recycle).
+    let o = pool.get().await.unwrap();
+    assert_eq!(timeouts(&registry, "recycle"), 1.0);
+    drop(o);
+    assert_all_permits_back(&pool).await;
+}
+
+#[tokio::test]
+async fn callers_waiting_behind_a_silent_server_time_out_and_nothing_leaks() {
+    let (pool, _) = silent_pool(true, false, Duration::from_secs(60)).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_err());
+    }
+    assert_all_permits_back(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_proceed_once_creation_works_again_without_a_busy_loop() {
+    let m = TestManager::new();
+    m.fail_create.store(true, Ordering::SeqCst);
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(2)
+        .maintenance_interval(None)
+        .acquire_timeout(Some(Duration::from_secs(60)))
+        .create_backoff(Duration::from_millis(10), Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(|o| *o) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let attempts = m.create_attempts.load(Ordering::SeqCst);
+    // Two creators (max_size), each backing off 10 ms, 20 ms, ... up to 1 s: about 15
+    // attempts each in 10 s. A busy loop would make thousands.
+    assert!(
+        (2..=40).contains(&attempts),
+        "{attempts} attempts while down"
+    );
+    assert_eq!(pool.status().waiting, 6);
+    m.fail_create.store(false, Ordering::SeqCst);
+    for t in tasks {
+        assert!(t.await.unwrap().is_ok());
+    }
+    let s = pool.status();
+    assert_eq!((s.in_use, s.waiting, s.creating), (0, 0, 0));
+    assert!(s.size <= 2);
+}
+
+/// What one step of [`ChaosManager`] does.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Succeed,
+    Fail,
+    Slow,
+    Never,
+}
+
+/// A manager whose every step picks an act from a seeded sequence; `calm` makes every step
+/// succeed.
+struct ChaosManager {
+    rng: parking_lot::Mutex<fastrand::Rng>,
+    calm: AtomicBool,
+    next: AtomicU64,
+    live: AtomicUsize,
+    max_live: AtomicUsize,
+}
+
+impl ChaosManager {
+    fn act(&self) -> Act {
+        if self.calm.load(Ordering::SeqCst) {
+            return Act::Succeed;
+        }
+        match self.rng.lock().u8(0..10) {
+            0..=4 => Act::Succeed,
+            5 | 6 => Act::Slow,
+            7 | 8 => Act::Fail,
+            _ => Act::Never,
+        }
+    }
+
+    async fn step(&self) -> Result<(), crate::test_manager::TestError> {
+        match self.act() {
+            Act::Succeed => Ok(()),
+            Act::Fail => Err(crate::test_manager::TestError("chaos")),
+            Act::Slow => {
+                let ms = self.rng.lock().u64(1..50);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(())
+            }
+            Act::Never => std::future::pending().await,
+        }
+    }
+}
+
+impl Manager for ChaosManager {
+    type Object = u64;
+    type Error = crate::test_manager::TestError;
+
+    async fn create(&self) -> Result<u64, Self::Error> {
+        self.step().await?;
+        let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_live.fetch_max(live, Ordering::SeqCst);
+        Ok(self.next.fetch_add(1, Ordering::SeqCst))
+    }
+
+    async fn validate(&self, _: &mut u64) -> Result<(), Self::Error> {
+        self.step().await
+    }
+
+    async fn recycle(&self, _: &mut u64) -> Result<(), Self::Error> {
+        self.step().await
+    }
+
+    fn is_broken(&self, _: &mut u64) -> bool {
+        !self.calm.load(Ordering::SeqCst) && self.rng.lock().u8(0..10) == 0
+    }
+
+    fn close(&self, _: u64) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn chaos_round(seed: u64) {
+    const MAX: usize = 4;
+    let pool = Pool::builder(ChaosManager {
+        rng: parking_lot::Mutex::new(fastrand::Rng::with_seed(seed)),
+        calm: AtomicBool::new(false),
+        next: AtomicU64::new(0),
+        live: AtomicUsize::new(0),
+        max_live: AtomicUsize::new(0),
+    })
+    .max_size(MAX)
+    .maintenance_interval(None)
+    .acquire_timeout(Some(Duration::from_millis(200)))
+    .create_timeout(Some(Duration::from_millis(30)))
+    .validate_timeout(Some(Duration::from_millis(30)))
+    .recycle_timeout(Some(Duration::from_millis(30)))
+    .skip_validation_within(Duration::from_millis(5))
+    .create_backoff(Duration::from_millis(1), Duration::from_millis(20))
+    .build()
+    .await
+    .unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xA5A5);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let pool = pool.clone();
+        let cancel_after = Duration::from_millis(rng.u64(0..120));
+        let hold = Duration::from_millis(rng.u64(0..10));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                // Cancelled at a random point of the acquire.
+                if let Ok(Ok(o)) = tokio::time::timeout(cancel_after, pool.get()).await {
+                    tokio::time::sleep(hold).await;
+                    drop(o);
+                }
+            }
+        }));
+    }
+    // Abort some tasks outright, wherever they are.
+    for (i, t) in tasks.iter().enumerate() {
+        if rng.u8(0..4) == 0 {
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..30))).await;
+            if i % 2 == 0 {
+                t.abort();
+            }
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let m = pool.manager();
+    let s = pool.status();
+    assert_eq!(
+        (s.in_use, s.creating, s.waiting),
+        (0, 0, 0),
+        "seed {seed}: {s:?}"
+    );
+    assert!(s.size <= MAX, "seed {seed}: {s:?}");
+    assert_eq!(
+        m.live.load(Ordering::SeqCst),
+        s.size,
+        "seed {seed}: objects leaked"
+    );
+    assert!(m.max_live.load(Ordering::SeqCst) <= MAX, "seed {seed}");
+    // Every permit came back: MAX objects at once.
+    m.calm.store(true, Ordering::SeqCst);
+    let mut held = Vec::new();
+    for _ in 0..MAX {
+        held.push(
+            pool.get()
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}")),
+        );
+    }
+    assert!(
+        pool.get_timeout(Some(Duration::from_millis(5)))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_cancellation_against_a_chaotic_manager_leaks_nothing() {
+    for seed in 0..24 {
+        chaos_round(seed).await;
+    }
+}
