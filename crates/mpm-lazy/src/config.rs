@@ -3,6 +3,8 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use parking_lot::RwLock;
+use once_cell::sync::OnceCell;
+use parking_lot::{Mutex, RwLock};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::error::Error;
@@ -75,27 +78,65 @@ enum Index {
     WholeDocument,
 }
 
+/// One version of the file's content, and what was parsed from it.
 struct Snapshot {
-    text: String,
+    /// The file as opened, until its content is read on first use.
+    source: Mutex<Option<File>>,
+    text: OnceCell<String>,
     index: OnceLock<Index>,
     sections: RwLock<HashMap<(String, TypeId), Cached>>,
 }
 
 impl Snapshot {
-    fn new(text: String) -> Self {
+    fn opened(file: File) -> Self {
         Self {
-            text,
+            source: Mutex::new(Some(file)),
+            text: OnceCell::new(),
             index: OnceLock::new(),
             sections: RwLock::new(HashMap::new()),
         }
+    }
+
+    fn with_text(text: String) -> Self {
+        Self {
+            source: Mutex::new(None),
+            text: OnceCell::with_value(text),
+            index: OnceLock::new(),
+            sections: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The content, read from the opened file on the first call.
+    fn text(&self, path: &Path) -> Result<&str, Error> {
+        self.text
+            .get_or_try_init(|| {
+                let mut source = self.source.lock();
+                let io = |source| Error::ConfigIo {
+                    path: path.to_owned(),
+                    source,
+                };
+                let file = source.as_mut().ok_or_else(|| {
+                    io(std::io::Error::other(
+                        "the opened file is no longer available",
+                    ))
+                })?;
+                file.seek(SeekFrom::Start(0)).map_err(io)?;
+                let mut text = String::new();
+                file.read_to_string(&mut text).map_err(io)?;
+                *source = None;
+                Ok(text)
+            })
+            .map(String::as_str)
     }
 }
 
 /// A configuration file (TOML, JSON or YAML) whose sections are parsed into typed structs only
 /// when first asked for: the guide's `Config.get_section`.
 ///
-/// - [`open`](LazyConfig::open) reads the file and nothing more: no section is parsed, so opening
-///   a file of 1,000 sections costs about what opening one of 10 costs.
+/// - [`open`](LazyConfig::open) opens the file and parses nothing, so opening a file of 1,000
+///   sections costs what opening one of 10 costs. The content is read once, through the handle
+///   opened then, on first use; every section comes from that one read (a file replaced by an
+///   atomic rename after `open` is not seen until [`reload`](LazyConfig::reload)).
 /// - [`section`](LazyConfig::section) parses one section into any `serde` type on first use and
 ///   caches it per type; later reads return the cached `Arc`.
 /// - Errors name the file, the section, the field and the line (where the format gives one).
@@ -127,7 +168,7 @@ pub struct LazyConfig {
 }
 
 impl LazyConfig {
-    /// Reads the file at `path`, in the format its extension names; parses nothing yet.
+    /// Opens the file at `path`, in the format its extension names; reads and parses nothing yet.
     ///
     /// # Errors
     ///
@@ -140,18 +181,28 @@ impl LazyConfig {
         Self::open_as(path, format)
     }
 
-    /// Reads the file at `path` as `format`; parses nothing yet.
+    /// Opens the file at `path` as `format`; reads and parses nothing yet.
     ///
     /// # Errors
     ///
-    /// [`Error::ConfigIo`].
+    /// [`Error::ConfigIo`] when the file cannot be opened or is not a regular file.
     pub fn open_as(path: impl AsRef<Path>, format: Format) -> Result<Self, Error> {
         let path = path.as_ref().to_owned();
-        let text = read(&path)?;
+        let io = |source| Error::ConfigIo {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
         Ok(Self {
+            current: ArcSwap::from_pointee(Snapshot::opened(file)),
             path,
             format,
-            current: ArcSwap::from_pointee(Snapshot::new(text)),
             reloads: AtomicU64::new(0),
         })
     }
@@ -176,15 +227,20 @@ impl LazyConfig {
         self.current.load().sections.read().len()
     }
 
-    /// The top-level section names, in file order where the scan found them, else sorted.
-    /// Scans the file on the first call (without parsing sections).
-    pub fn section_names(&self) -> Vec<String> {
+    /// The top-level section names, sorted. Scans the file on the first call, without parsing
+    /// sections; empty when the layout is too unusual to scan (sections still parse).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigIo`] when the content cannot be read.
+    pub fn section_names(&self) -> Result<Vec<String>, Error> {
         let snapshot = self.current.load();
-        match index(self.format, &snapshot) {
+        let text = snapshot.text(&self.path)?;
+        Ok(match index(self.format, &snapshot, text) {
             Index::Regions { sections, .. } => sorted_keys(sections.keys()),
             Index::Values(values) => sorted_keys(values.keys()),
             Index::WholeDocument => Vec::new(),
-        }
+        })
     }
 
     /// The section `name` as a `T`, parsed on the first call (per type) and cached.
@@ -218,7 +274,8 @@ impl LazyConfig {
     ///
     /// [`Error::ConfigParse`] for the first syntax error.
     pub fn validate(&self) -> Result<(), Error> {
-        validate(self, &self.current.load().text)
+        let snapshot = self.current.load();
+        validate(self, snapshot.text(&self.path)?)
     }
 
     /// Reads the file again. If its content changed and is valid, and every section already read
@@ -232,11 +289,11 @@ impl LazyConfig {
     pub fn reload(&self) -> Result<Reload, Error> {
         let text = read(&self.path)?;
         let old = self.current.load_full();
-        if text == old.text {
+        if old.text(&self.path).is_ok_and(|old| old == text) {
             return Ok(Reload::Unchanged);
         }
-        let fresh = Snapshot::new(text);
-        validate(self, &fresh.text)?;
+        validate(self, &text)?;
+        let fresh = Snapshot::with_text(text);
         let reparsed: Vec<((String, TypeId), Cached)> = {
             let sections = old.sections.read();
             let mut reparsed = Vec::with_capacity(sections.len());
@@ -297,9 +354,8 @@ where
     Ok(Arc::new(value))
 }
 
-fn index(format: Format, snapshot: &Snapshot) -> &Index {
+fn index<'a>(format: Format, snapshot: &'a Snapshot, text: &str) -> &'a Index {
     snapshot.index.get_or_init(|| {
-        let text = &snapshot.text;
         let index = match format {
             Format::Toml => {
                 scan_toml(text).map(|(root, sections)| Index::Regions { root, sections })
@@ -554,13 +610,13 @@ fn parse_section<T: DeserializeOwned>(
     snapshot: &Snapshot,
     name: &str,
 ) -> Result<T, Error> {
-    let text = &snapshot.text;
+    let text = snapshot.text(&config.path)?;
     let format = config.format;
     let missing = || Error::MissingSection {
         path: config.path.clone(),
         section: name.to_owned(),
     };
-    match index(format, snapshot) {
+    match index(format, snapshot, text) {
         Index::Regions { root, sections } => {
             // The section's own text: the root keys plus every region of the section.
             let regions = sections.get(name).map(Vec::as_slice).unwrap_or_default();

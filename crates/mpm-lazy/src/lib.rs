@@ -9,7 +9,14 @@
 //!   next caller (with an optional [`Backoff`]) instead of poisoning the value; `reset()` works
 //!   through `&self`; `get()` never initializes; the init time can go into an
 //!   [`mpm_metrics::Registry`]. The warm read costs about what `OnceLock::get` costs.
+//! - [`LazyRegistry`]: named services built on first lookup, each with a fallback chain of
+//!   implementations ([`Service`]), dependencies resolved through a [`Resolver`], dependency
+//!   cycles reported as [`Error::Cycle`] (also across threads) instead of deadlocking, per-service
+//!   [`ServiceStats`] and bounded-concurrency warm-up.
 //! - [`Swap`]: a hot-swappable handle, also for `dyn Trait`, on `arc-swap`.
+//! - [`LazyConfig`]: a TOML, JSON or YAML file whose sections are parsed into `serde` types on
+//!   first use; errors name the file, section, field and line; `reload()` keeps the old values
+//!   when the new file is invalid.
 //!
 //! ```
 //! use std::sync::Arc;

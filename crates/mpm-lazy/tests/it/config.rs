@@ -91,7 +91,10 @@ fn sections_are_parsed_on_first_use_and_cached() {
     let loose = config.section::<toml::Table>("memory").unwrap();
     assert_eq!(loose["extra"]["note"].as_str(), Some("[not_a_section]\n"));
     assert_eq!(config.parsed_sections(), 3);
-    assert_eq!(config.section_names(), ["broken", "dashboard", "memory"]);
+    assert_eq!(
+        config.section_names().unwrap(),
+        ["broken", "dashboard", "memory"]
+    );
 }
 
 #[test]
@@ -268,5 +271,33 @@ fn a_thousand_sections_parse_only_the_one_read() {
         "h999"
     );
     assert_eq!(config.parsed_sections(), 1);
-    assert_eq!(config.section_names().len(), 1_000);
+    assert_eq!(config.section_names().unwrap().len(), 1_000);
+}
+
+#[test]
+fn the_content_comes_from_the_file_as_opened() {
+    let f = file("mpm.toml", "[dashboard]\nhost = \"old\"\nport = 1\n");
+    let config = LazyConfig::open(&f.path).unwrap();
+    // Replace the file atomically (write a temp file, rename over) before the first read.
+    let temp = f.path.with_extension("toml.tmp");
+    std::fs::write(&temp, "[dashboard]\nhost = \"new\"\nport = 2\n").unwrap();
+    std::fs::rename(&temp, &f.path).unwrap();
+    assert_eq!(
+        config.section::<Dashboard>("dashboard").unwrap().host,
+        "old"
+    );
+    assert_eq!(config.reload().unwrap(), Reload::Applied { reparsed: 1 });
+    assert_eq!(
+        config.section::<Dashboard>("dashboard").unwrap().host,
+        "new"
+    );
+    let dir = f.path.parent().unwrap();
+    let error = LazyConfig::open(dir.join("a.toml")).unwrap_err();
+    assert!(matches!(error, Error::ConfigIo { .. }));
+    std::fs::create_dir(dir.join("d.toml")).unwrap();
+    check_error(
+        &f.path,
+        LazyConfig::open(dir.join("d.toml")),
+        expect!["cannot read configuration file <dir>/d.toml: not a regular file"],
+    );
 }
