@@ -72,7 +72,7 @@ fn word(rng: &mut Rng) -> String {
 }
 
 fn sentence(rng: &mut Rng) -> String {
-    let n = 10 + rng.below(8);
+    let n = 12 + rng.below(9);
     let mut s = String::new();
     for i in 0..n {
         if i > 0 {

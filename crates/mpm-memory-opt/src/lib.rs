@@ -222,17 +222,22 @@ impl Optimizer {
     /// limit), optimizes, and unless `dry_run` or nothing changed, writes a backup and replaces
     /// the file atomically.
     pub fn optimize_file(&self, path: &Path, dry_run: bool) -> Result<Report, Error> {
+        self.optimize_file_full(path, dry_run).map(|f| f.report)
+    }
+
+    /// [`Optimizer::optimize_file`], also returning the text before and after (for a diff).
+    pub fn optimize_file_full(&self, path: &Path, dry_run: bool) -> Result<FileOutcome, Error> {
         let (target, bytes) = files::read_checked(path, &self.options)?;
-        Document::parse(&bytes).map_err(|source| Error::Parse {
+        let parse_error = |source| Error::Parse {
             path: path.to_owned(),
             source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::Parse {
-            path: path.to_owned(),
-            source: ParseError::InvalidUtf8 {
+        };
+        Document::parse(&bytes).map_err(parse_error)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            parse_error(ParseError::InvalidUtf8 {
                 offset: e.utf8_error().valid_up_to(),
                 line: 0,
-            },
+            })
         })?;
         let outcome = self.optimize_text(&text);
         let mut report = outcome.report;
@@ -243,11 +248,26 @@ impl Optimizer {
             .and_then(agent_id)
             .map(str::to_owned);
         report.dry_run = dry_run;
-        if !dry_run && outcome.output.as_bytes() != text.as_bytes() {
+        if !dry_run && outcome.output != text {
             report.backup_created = Some(files::write_backup(&target, text.as_bytes())?);
             write_atomic(&target, outcome.output.as_bytes())?;
             report.written = true;
         }
-        Ok(report)
+        Ok(FileOutcome {
+            report,
+            before: text,
+            after: outcome.output,
+        })
     }
+}
+
+/// A file's report with its text before and after.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    /// The report.
+    pub report: Report,
+    /// The file's text before.
+    pub before: String,
+    /// The optimized text (written unless a dry run).
+    pub after: String,
 }

@@ -283,8 +283,13 @@ pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Repor
     }
     let metric = opts.metric.as_ref();
     let mut scorer = Scorer::new(metric, opts.prune);
+    let t_min = [opts.near_duplicates, opts.consolidation]
+        .into_iter()
+        .flatten()
+        .fold(f64::INFINITY, f64::min);
     for s in sections.iter_mut().filter(|s| !s.verbatim) {
         let before_removed = report.audit.len();
+        let mut oracle = Oracle::new(s, t_min);
         // Stages to a fixpoint: a merged entry may match another one.
         for _ in 0..8 {
             let mut changed = false;
@@ -292,10 +297,10 @@ pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Repor
                 changed |= exact_stage(s, &mut report);
             }
             if let Some(t) = opts.near_duplicates {
-                changed |= near_stage(s, t, &mut scorer, &mut report);
+                changed |= near_stage(s, t, &mut oracle, &mut scorer, &mut report);
             }
             if let Some(t) = opts.consolidation {
-                changed |= consolidate_stage(s, t, &mut scorer, &mut report);
+                changed |= consolidate_stage(s, t, &mut oracle, &mut scorer, &mut report);
             }
             if !changed {
                 break;
@@ -457,22 +462,72 @@ fn exact_stage(s: &mut SectionWork, report: &mut Report) -> bool {
     changed
 }
 
-fn prepared(s: &SectionWork, ks: &[usize]) -> Vec<Prepared> {
-    ks.iter()
-        .map(|&k| Prepared::new(s.entries[k].content().to_lowercase()))
-        .collect()
+/// Pair ratios of one section, each computed at most once (against the lowest stage threshold)
+/// and forgotten when an entry's text changes. Pairs are always asked as (earlier, later), so
+/// an asymmetric metric sees them the way claude-mpm's loop does.
+struct Oracle {
+    n: usize,
+    items: Vec<Prepared>,
+    done: Vec<u64>,
+    hits: HashMap<(usize, usize), f64>,
+    t_min: f64,
 }
 
-fn near_stage(s: &mut SectionWork, t: f64, scorer: &mut Scorer<'_>, report: &mut Report) -> bool {
+impl Oracle {
+    fn new(s: &SectionWork, t_min: f64) -> Oracle {
+        let n = s.entries.len();
+        Oracle {
+            n,
+            items: s
+                .entries
+                .iter()
+                .map(|e| Prepared::new(e.content().to_lowercase()))
+                .collect(),
+            done: vec![0; (n * n).div_ceil(64)],
+            hits: HashMap::new(),
+            t_min,
+        }
+    }
+
+    /// The ratio of entries `a` (earlier) and `b` (later) if it is at least `t`.
+    fn get(&mut self, scorer: &mut Scorer<'_>, a: usize, b: usize, t: f64) -> Option<f64> {
+        let bit = a * self.n + b;
+        if self.done[bit / 64] & (1 << (bit % 64)) == 0 {
+            self.done[bit / 64] |= 1 << (bit % 64);
+            if let Some(r) = scorer.at_least(&mut self.items, a, b, self.t_min) {
+                self.hits.insert((a, b), r);
+            }
+        }
+        self.hits.get(&(a, b)).copied().filter(|r| *r >= t)
+    }
+
+    /// Entry `k`'s text changed: forget its pairs.
+    fn changed(&mut self, scorer: &mut Scorer<'_>, k: usize, content: &str) {
+        self.items[k] = Prepared::new(content.to_lowercase());
+        for o in 0..self.n {
+            for bit in [k * self.n + o, o * self.n + k] {
+                self.done[bit / 64] &= !(1 << (bit % 64));
+            }
+        }
+        self.hits.retain(|(a, b), _| *a != k && *b != k);
+        scorer.invalidate();
+    }
+}
+
+fn near_stage(
+    s: &mut SectionWork,
+    t: f64,
+    oracle: &mut Oracle,
+    scorer: &mut Scorer<'_>,
+    report: &mut Report,
+) -> bool {
     let ks = alive(s);
-    let mut items = prepared(s, &ks);
-    scorer.invalidate();
-    let mut kept: Vec<usize> = Vec::new(); // indices into ks
+    let mut kept: Vec<usize> = Vec::new(); // entry indices
     let mut changed = false;
-    for j in 0..ks.len() {
+    for &j in &ks {
         let mut hit = None;
         for &i in &kept {
-            if let Some(r) = scorer.at_least(&mut items, j, i, t) {
+            if let Some(r) = oracle.get(scorer, i, j, t) {
                 hit = Some((i, r));
                 break;
             }
@@ -480,20 +535,15 @@ fn near_stage(s: &mut SectionWork, t: f64, scorer: &mut Scorer<'_>, report: &mut
         match hit {
             Some((i, r)) => {
                 // The later line goes; the longer (more detailed) text stays, at the earlier place.
-                let (ei, ej) = (ks[i], ks[j]);
-                report
-                    .audit
-                    .push(audit(s, Action::NearDuplicate, ej, ei, r));
-                if s.entries[ej].content().chars().count() > s.entries[ei].content().chars().count()
-                {
-                    let text = format!("{}{}", s.entries[ei].prefix(), s.entries[ej].content());
-                    s.entries[ei].lines[0].text = text;
-                    items[i] = Prepared::new(s.entries[ei].content().to_lowercase());
-                    scorer.invalidate();
+                report.audit.push(audit(s, Action::NearDuplicate, j, i, r));
+                if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
+                    let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
+                    s.entries[i].lines[0].text = text;
+                    oracle.changed(scorer, i, s.entries[i].content());
                 }
                 report.duplicates_removed += 1;
                 report.near_duplicates_removed += 1;
-                s.entries[ks[j]].alive = false;
+                s.entries[j].alive = false;
                 changed = true;
             }
             None => kept.push(j),
@@ -505,28 +555,27 @@ fn near_stage(s: &mut SectionWork, t: f64, scorer: &mut Scorer<'_>, report: &mut
 fn consolidate_stage(
     s: &mut SectionWork,
     t: f64,
+    oracle: &mut Oracle,
     scorer: &mut Scorer<'_>,
     report: &mut Report,
 ) -> bool {
     let ks = alive(s);
-    let mut items = prepared(s, &ks);
-    scorer.invalidate();
     let mut used = vec![false; ks.len()];
     let mut changed = false;
-    #[allow(clippy::needless_range_loop)] // i and j index two arrays and the scorer.
-    for i in 0..ks.len() {
-        if used[i] {
+    for x in 0..ks.len() {
+        if used[x] {
             continue;
         }
-        used[i] = true;
+        used[x] = true;
+        let i = ks[x];
         let mut group = vec![(i, 1.0)];
-        for j in i + 1..ks.len() {
-            if used[j] {
+        for (y, &j) in ks.iter().enumerate().skip(x + 1) {
+            if used[y] {
                 continue;
             }
-            if let Some(r) = scorer.at_least(&mut items, i, j, t) {
+            if let Some(r) = oracle.get(scorer, i, j, t) {
                 group.push((j, r));
-                used[j] = true;
+                used[y] = true;
             }
         }
         if group.len() < 2 {
@@ -534,20 +583,18 @@ fn consolidate_stage(
         }
         let contents: Vec<String> = group
             .iter()
-            .map(|(g, _)| s.entries[ks[*g]].content().to_owned())
+            .map(|(g, _)| s.entries[*g].content().to_owned())
             .collect();
         let refs: Vec<&str> = contents.iter().map(String::as_str).collect();
         let merged = merge_contents(&refs);
         for &(g, r) in &group[1..] {
-            report
-                .audit
-                .push(audit(s, Action::Consolidated, ks[g], ks[i], r));
+            report.audit.push(audit(s, Action::Consolidated, g, i, r));
             report.items_consolidated += 1;
-            s.entries[ks[g]].alive = false;
+            s.entries[g].alive = false;
         }
-        let leader = &mut s.entries[ks[i]];
-        let text = format!("{}{}", leader.prefix(), merged);
-        leader.lines[0].text = text;
+        let text = format!("{}{}", s.entries[i].prefix(), merged);
+        s.entries[i].lines[0].text = text;
+        oracle.changed(scorer, i, s.entries[i].content());
         changed = true;
     }
     changed

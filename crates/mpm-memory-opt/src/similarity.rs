@@ -248,37 +248,78 @@ impl PatternMasks {
         }
     }
 
-    /// The LCS length of the pattern and `b`.
-    pub(crate) fn lcs(&self, b: &[char], s: &mut Vec<u64>) -> usize {
-        let words = self.words;
-        s.clear();
-        s.resize(words, u64::MAX);
-        for c in b {
-            let code = *c as u32;
-            let m: &[u64] = if code < 128 {
-                &self.ascii[code as usize * words..(code as usize + 1) * words]
-            } else {
-                match self.other.get(c) {
-                    Some(m) => m,
-                    None => continue,
+    fn mask(&self, c: char) -> Option<&[u64]> {
+        let code = c as u32;
+        if code < 128 {
+            let w = self.words;
+            Some(&self.ascii[code as usize * w..(code as usize + 1) * w])
+        } else {
+            self.other.get(&c).map(Vec::as_slice)
+        }
+    }
+
+    /// The LCS length of the pattern and `b`, or, when it cannot reach `need`, some value below
+    /// `need` (the scan stops early once the rest of `b` cannot make up the difference).
+    pub(crate) fn lcs(&self, b: &[char], s: &mut Vec<u64>, need: usize) -> usize {
+        let lb = b.len();
+        match self.words {
+            1 => {
+                let mut v = u64::MAX;
+                for (k, c) in b.iter().enumerate() {
+                    if k % 16 == 0 && k > 0 {
+                        let have = (!v).count_ones() as usize;
+                        if have + (lb - k) < need {
+                            return have + (lb - k);
+                        }
+                    }
+                    if let Some(m) = self.mask(*c) {
+                        let u = v & m[0];
+                        v = v.wrapping_add(u) | (v - u);
+                    }
                 }
-            };
-            if words == 1 {
-                let u = s[0] & m[0];
-                s[0] = s[0].wrapping_add(u) | (s[0] - u);
-                continue;
+                (!v).count_ones() as usize
             }
-            let mut carry = 0u64;
-            for w in 0..words {
-                let sw = s[w];
-                let u = sw & m[w];
-                let (sum, c1) = sw.overflowing_add(u);
-                let (sum, c2) = sum.overflowing_add(carry);
-                carry = u64::from(c1 | c2);
-                s[w] = sum | (sw - u);
+            2 => {
+                let mut v = u128::MAX;
+                for (k, c) in b.iter().enumerate() {
+                    if k % 16 == 0 && k > 0 {
+                        let have = (!v).count_ones() as usize;
+                        if have + (lb - k) < need {
+                            return have + (lb - k);
+                        }
+                    }
+                    if let Some(m) = self.mask(*c) {
+                        let m = u128::from(m[0]) | (u128::from(m[1]) << 64);
+                        let u = v & m;
+                        v = v.wrapping_add(u) | (v - u);
+                    }
+                }
+                (!v).count_ones() as usize
+            }
+            words => {
+                s.clear();
+                s.resize(words, u64::MAX);
+                for (k, c) in b.iter().enumerate() {
+                    if k % 16 == 0 && k > 0 {
+                        let have: usize = s.iter().map(|w| (!w).count_ones() as usize).sum();
+                        if have + (lb - k) < need {
+                            return have + (lb - k);
+                        }
+                    }
+                    let Some(m) = self.mask(*c) else { continue };
+                    let mut carry = 0u64;
+                    for w in 0..words {
+                        let sw = s[w];
+                        let u = sw & m[w];
+                        let (sum, c1) = sw.overflowing_add(u);
+                        let (sum, c2) = sum.overflowing_add(carry);
+                        carry = u64::from(c1 | c2);
+                        s[w] = sum | (sw - u);
+                    }
+                }
+                s.iter().map(|w| (!w).count_ones() as usize).sum()
             }
         }
-        s.iter().map(|w| (!w).count_ones() as usize).sum()
     }
 }
 
@@ -288,7 +329,7 @@ pub fn lcs_len(a: &[char], b: &[char]) -> usize {
         return 0;
     }
     let (p, t) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    PatternMasks::new(p).lcs(t, &mut Vec::new())
+    PatternMasks::new(p).lcs(t, &mut Vec::new(), 0)
 }
 
 /// A 64-bucket character histogram: `sum(min(ha, hb))` bounds every common subsequence.
@@ -341,8 +382,12 @@ pub fn upper_bound(a: &str, b: &str) -> f64 {
     ratio_of(common.min(a.len().min(b.len())), a.len() + b.len())
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One string prepared for comparison.
 pub(crate) struct Prepared {
+    /// Unique per value, so cached pattern masks are never used for another string.
+    id: u64,
     pub(crate) text: String,
     pub(crate) chars: Vec<char>,
     pub(crate) hist: Histogram,
@@ -354,12 +399,22 @@ impl Prepared {
         let chars: Vec<char> = text.chars().collect();
         let hist = Histogram::new(&chars);
         Prepared {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             text,
             chars,
             hist,
             b2j: None,
         }
     }
+}
+
+/// The smallest match count `m` with `ratio_of(m, total) >= threshold` (`total + 1` if none).
+fn need(threshold: f64, total: usize) -> usize {
+    let mut m = ((threshold * total as f64 / 2.0).floor().max(0.0) as usize).saturating_sub(1);
+    while m <= total && ratio_of(m, total) < threshold {
+        m += 1;
+    }
+    m
 }
 
 /// Counters of how many pairs were pruned and how many computed in full.
@@ -381,7 +436,7 @@ pub struct PairStats {
 pub(crate) struct Scorer<'m> {
     metric: &'m dyn Similarity,
     prune: bool,
-    masks: Option<(usize, PatternMasks)>,
+    masks: Option<(u64, PatternMasks)>,
     scratch: Vec<u64>,
     pub(crate) stats: PairStats,
 }
@@ -426,7 +481,7 @@ impl<'m> Scorer<'m> {
                 return None;
             }
             if builtin == Some(Builtin::Difflib) && la.min(lb) > 0 {
-                let lcs = self.lcs(items, a, b);
+                let lcs = self.lcs(items, a, b, need(threshold, total));
                 if ratio_of(lcs, total) < threshold {
                     self.stats.pruned_lcs += 1;
                     return None;
@@ -439,7 +494,12 @@ impl<'m> Scorer<'m> {
                 if la.min(lb) == 0 {
                     ratio_of(0, total)
                 } else {
-                    ratio_of(self.lcs(items, a, b), total)
+                    let need = if self.prune {
+                        need(threshold, total)
+                    } else {
+                        0
+                    };
+                    ratio_of(self.lcs(items, a, b, need), total)
                 }
             }
             Some(Builtin::Difflib) => {
@@ -458,13 +518,14 @@ impl<'m> Scorer<'m> {
     }
 
     /// LCS of two prepared items, keeping the pattern masks of the last `a`.
-    fn lcs(&mut self, items: &[Prepared], a: usize, b: usize) -> usize {
-        let rebuild = !matches!(&self.masks, Some((k, _)) if *k == a);
+    fn lcs(&mut self, items: &[Prepared], a: usize, b: usize, need: usize) -> usize {
+        let id = items[a].id;
+        let rebuild = !matches!(&self.masks, Some((k, _)) if *k == id);
         if rebuild {
-            self.masks = Some((a, PatternMasks::new(&items[a].chars)));
+            self.masks = Some((id, PatternMasks::new(&items[a].chars)));
         }
         let (_, masks) = self.masks.as_ref().expect("masks were just built");
-        masks.lcs(&items[b].chars, &mut self.scratch)
+        masks.lcs(&items[b].chars, &mut self.scratch, need)
     }
 }
 

@@ -1,1 +1,3 @@
-//! Integration tests of the `mpm` binary.
+//! Integration tests of `mpm-cli`: the `mpm` binary on temporary memories directories.
+
+mod memory;
