@@ -14,6 +14,7 @@
 //!   cycles reported as [`Error::Cycle`] (also across threads) instead of deadlocking, per-service
 //!   [`ServiceStats`] and bounded-concurrency warm-up.
 //! - [`Swap`]: a hot-swappable handle, also for `dyn Trait`, on `arc-swap`.
+//! - [`LazyField`]: a struct field its struct computes on first access (`|| self.scan()`).
 //! - [`LazyConfig`]: a TOML, JSON or YAML file whose sections are parsed into `serde` types on
 //!   first use; errors name the file, section, field and line; `reload()` keeps the old values
 //!   when the new file is invalid.
@@ -46,6 +47,7 @@
 mod async_lazy;
 mod config;
 mod error;
+mod field;
 mod generation;
 mod lazy;
 mod policy;
@@ -55,6 +57,7 @@ mod swap;
 pub use async_lazy::AsyncLazy;
 pub use config::{Format, LazyConfig, Reload};
 pub use error::{BoxError, Error};
+pub use field::LazyField;
 pub use lazy::Lazy;
 pub use policy::{Backoff, InitStats};
 pub use registry::{LazyRegistry, RegistryBuilder, Resolver, Service, ServiceStats, WarmUp};

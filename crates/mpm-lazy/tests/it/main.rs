@@ -2,6 +2,7 @@
 
 mod async_lazy;
 mod config;
+mod field;
 mod lazy;
 mod registry;
 mod shuttle_model;
