@@ -18,6 +18,7 @@
 //!   of acquire wait, time in use and create time.
 //! - [`CircuitBreaker`]: around object creation or any async call.
 //! - [`manager::from_fns`]: a manager from an async factory and a validity check.
+//! - Ready managers for PostgreSQL and Redis (features below).
 //!
 //! # Example
 //!
@@ -61,7 +62,13 @@
 //!
 //! # Feature flags
 //!
-//! None yet; the PostgreSQL and Redis managers and the deadpool and bb8 adapters are planned.
+//! - `postgres`: [`postgres::PgManager`] on `tokio-postgres`: `SELECT 1` validation, a
+//!   closed connection noticed without a round trip, recycling by a
+//!   [`postgres::RecycleMethod`] (`DISCARD ALL` and others).
+//! - `redis`: [`redis::RedisManager`] on the `redis` crate: multiplexed connections validated
+//!   by `PING`.
+//!
+//! None is on by default.
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
@@ -72,6 +79,10 @@ mod config;
 mod error;
 pub mod manager;
 mod pool;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod slots;
 mod stats;
 

@@ -63,8 +63,9 @@ pub trait Manager: Send + Sync + 'static {
         ready(Ok(()))
     }
 
-    /// A synchronous check on release: `true` means the object is broken and is closed
-    /// instead of returned to the pool. It must not block. The default says `false`.
+    /// A synchronous check, on release and before an idle object is handed out: `true` means
+    /// the object is broken and is closed. It must be cheap and must not block (for example
+    /// "is the socket closed"). The default says `false`.
     fn is_broken(&self, object: &mut Self::Object) -> bool {
         let _ = object;
         false

@@ -465,9 +465,15 @@ impl<M: Manager> Inner<M> {
             };
             let taken = self.slots.lock().take(self.config.queue_mode);
             match taken {
-                Take::Idle(entry) => {
+                Take::Idle(mut entry) => {
                     if now >= entry.expires {
                         self.close_lent(entry, CloseReason::Lifetime);
+                        continue;
+                    }
+                    // A cheap synchronous check catches objects that broke while idle (a
+                    // closed socket), even within the skip-validation window.
+                    if self.manager.is_broken(&mut entry.obj) {
+                        self.close_lent(entry, CloseReason::Broken);
                         continue;
                     }
                     let mut checking = Checking {

@@ -4,4 +4,7 @@ mod basic;
 mod breaker;
 mod faults;
 mod leak;
+mod postgres;
+mod redis;
+mod services;
 mod test_manager;

@@ -1,0 +1,159 @@
+//! The PostgreSQL manager against the local server: validation, recycling, and connections
+//! killed by the server while idle.
+
+use std::time::Duration;
+
+use mpm_pool::Pool;
+use mpm_pool::postgres::{PgManager, RecycleMethod};
+
+use crate::services::postgres_url;
+
+fn closed(registry: &mpm_metrics::Registry, pool: &str, reason: &str) -> f64 {
+    registry
+        .snapshot()
+        .get("pool_closed_total", &[("pool", pool), ("reason", reason)])
+        .map_or(0.0, |v| v.as_f64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_idle_are_replaced_without_errors() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let registry = mpm_metrics::Registry::default();
+    let period = Duration::from_millis(300);
+    let pool = Pool::builder(PgManager::from_url(&url).unwrap())
+        .max_size(3)
+        .min_idle(3)
+        .maintenance_interval(Some(period))
+        .metrics(&registry, "pg")
+        .build()
+        .await
+        .unwrap();
+    // The backends of the three idle connections.
+    let held = [
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ];
+    let mut pids = Vec::new();
+    for c in &held {
+        pids.push(
+            c.query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+        );
+    }
+    drop(held);
+    assert_eq!(pool.status().idle, 3);
+
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for pid in &pids {
+        let row = admin
+            .query_one("SELECT pg_terminate_backend($1)", &[pid])
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+    }
+    // Wait until the server has ended them.
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+
+    // Every acquire succeeds and works.
+    for _ in 0..10 {
+        let c = pool.get().await.unwrap();
+        let one: i32 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+    // At most one failed check per dead connection.
+    let failed = closed(&registry, "pg", "broken") + closed(&registry, "pg", "invalid");
+    assert!(failed <= 3.0, "{failed} failed checks");
+    // Back at min_idle within one maintenance period (plus scheduling slack).
+    let deadline = tokio::time::Instant::now() + period * 2;
+    while pool.status().idle < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            pool.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = pool.status();
+    assert!(s.size <= 3, "{s:?}");
+}
+
+#[tokio::test]
+async fn clean_recycling_resets_session_state() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let pool = Pool::builder(
+        PgManager::from_url(&url)
+            .unwrap()
+            .recycle(RecycleMethod::Clean),
+    )
+    .max_size(1)
+    .maintenance_interval(None)
+    .build()
+    .await
+    .unwrap();
+    let c = pool.get().await.unwrap();
+    c.batch_execute("SET application_name = 'mpm-pool-test'")
+        .await
+        .unwrap();
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let name: String = c
+        .query_one("SHOW application_name", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(name, "mpm-pool-test");
+}
+
+#[tokio::test]
+async fn validation_runs_select_1_after_the_window() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let pool = Pool::builder(PgManager::from_url(&url).unwrap())
+        .max_size(1)
+        .skip_validation_within(Duration::ZERO)
+        .maintenance_interval(None)
+        .build()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        assert!(!c.is_closed());
+    }
+    assert_eq!(pool.status().size, 1);
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_typed_error() {
+    assert!(PgManager::from_url("postgres://[bad").is_err());
+    let pool = Pool::builder(PgManager::from_url("postgres://postgres@127.0.0.1:1/none").unwrap())
+        .maintenance_interval(None)
+        .acquire_timeout(None)
+        .build()
+        .await
+        .unwrap();
+    assert!(matches!(pool.get().await, Err(mpm_pool::Error::Create(_))));
+}

@@ -1,0 +1,108 @@
+//! The Redis manager against the local server: connections killed while idle.
+
+use std::time::Duration;
+
+use mpm_pool::Pool;
+use mpm_pool::redis::RedisManager;
+
+use crate::services::redis_url;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_idle_are_replaced_without_errors() {
+    let Some(url) = redis_url().await else { return };
+    let registry = mpm_metrics::Registry::default();
+    let period = Duration::from_millis(300);
+    let window = Duration::from_millis(50);
+    let pool = Pool::builder(RedisManager::new(url.as_str()).unwrap())
+        .max_size(3)
+        .min_idle(3)
+        .skip_validation_within(window)
+        .maintenance_interval(Some(period))
+        .metrics(&registry, "redis")
+        .build()
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pool.get().await.unwrap());
+    }
+    let mut ids = Vec::new();
+    for c in &mut held {
+        ids.push(
+            redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async::<i64>(&mut **c)
+                .await
+                .unwrap(),
+        );
+    }
+    drop(held);
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    for id in &ids {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(*id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1);
+    }
+    // The idle objects are now older than the skip-validation window, so they are checked.
+    tokio::time::sleep(window * 2).await;
+
+    for i in 0..10 {
+        let mut c = pool.get().await.unwrap();
+        let key = format!("mpm-pool-test-{i}");
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(i)
+            .query_async(&mut *c)
+            .await
+            .unwrap();
+        let () = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut *c)
+            .await
+            .unwrap_or(());
+    }
+    let invalid = registry
+        .snapshot()
+        .get(
+            "pool_closed_total",
+            &[("pool", "redis"), ("reason", "invalid")],
+        )
+        .map_or(0.0, |v| v.as_f64());
+    assert!(
+        (1.0..=3.0).contains(&invalid),
+        "{invalid} failed validations"
+    );
+    let deadline = tokio::time::Instant::now() + period * 2;
+    while pool.status().idle < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            pool.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(pool.status().size <= 3);
+}
+
+#[tokio::test]
+async fn ping_validates_a_live_connection() {
+    let Some(url) = redis_url().await else { return };
+    let pool = Pool::builder(RedisManager::new(url.as_str()).unwrap())
+        .max_size(1)
+        .skip_validation_within(Duration::ZERO)
+        .maintenance_interval(None)
+        .build()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        drop(pool.get().await.unwrap());
+    }
+    assert_eq!(pool.status().size, 1);
+}
