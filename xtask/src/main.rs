@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask bench [--quick] [FILTER]`: runs the criterion benchmarks in `benches/`, ours
 //!   beside the peers; `--quick` runs each for a short time (criterion's `--quick`).
+//! - `cargo xtask trace --trace PATH --capacity N[,N...] [--json]`: replays a cache access trace
+//!   and prints the hit ratios of mpm-cache's L1, quick_cache, moka and an exact LRU.
 //!
 //! The repository rules live in `tidy.rs` as a test, so `cargo test --workspace` checks them.
 #![forbid(unsafe_code)]
@@ -11,8 +13,9 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod tidy;
+mod trace;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [FILTER]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [FILTER]\n       cargo xtask trace --trace PATH [--format cache2k|lirs|arc] --capacity N[,N...] [--json]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -30,6 +33,7 @@ fn run(args: Vec<String>) -> Result<()> {
     };
     match command.as_str() {
         "bench" => bench(rest),
+        "trace" => trace::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

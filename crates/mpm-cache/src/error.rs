@@ -45,6 +45,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The disk tier's store refused an operation (for example a full disk or a read-only
+    /// directory).
+    #[error("disk tier {op} failed on {path}: {message}")]
+    Storage {
+        /// What was being done.
+        op: &'static str,
+        /// The store's file.
+        path: PathBuf,
+        /// The store's error, rendered.
+        message: String,
+    },
     /// A value could not be serialized for the disk tier.
     #[error("could not serialize the value for key {key:?}: {message}")]
     Serialize {

@@ -45,6 +45,41 @@
 //! Expired entries are reclaimed when looked up, when the policy evicts them, and by
 //! [`MemoryTier::purge_expired`].
 //!
+//! # Hit ratio
+//!
+//! `cargo xtask trace` replays each trace single-threaded (get; on a miss, insert) with a fixed
+//! hasher, at 1%, 5% and 10% of its distinct keys. "mpm" is [`MemoryTier`] as configured by
+//! default, with a default TTL, statistics and an eviction listener on; "qc 0.9" is bare
+//! quick_cache with the same options; "qc" is quick_cache's defaults (`hot_allocation` 0.97).
+//! [`DEFAULT_HOT_ALLOCATION`] is 0.9 because it had the best mean over these 18 cells among
+//! 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95 and 0.97 (23.94% against 23.72% for 0.97). Hit ratios in
+//! percent:
+//!
+//! | trace | capacity | mpm | qc 0.9 | qc | moka | exact LRU |
+//! |---|---:|---:|---:|---:|---:|---:|
+//! | cache2k orm-busy | 763 | 75.25 | 75.25 | 71.46 | 52.22 | 77.03 |
+//! | | 3,817 | 84.63 | 84.63 | 84.39 | 69.38 | 84.13 |
+//! | | 7,635 | 88.23 | 88.23 | 88.16 | 77.35 | 88.01 |
+//! | cache2k web07 | 205 | 42.51 | 42.51 | 40.68 | 33.99 | 39.17 |
+//! | | 1,024 | 53.80 | 53.80 | 53.36 | 46.67 | 50.56 |
+//! | | 2,048 | 58.28 | 58.28 | 58.05 | 51.28 | 55.66 |
+//! | LIRS 2_pools | 99 | 48.24 | 48.24 | 48.46 | 48.42 | 21.77 |
+//! | | 497 | 51.99 | 51.99 | 52.00 | 51.92 | 51.02 |
+//! | | 994 | 54.40 | 54.40 | 54.37 | 54.36 | 54.38 |
+//! | LIRS loop (looping scan) | 10 | 0.89 | 0.89 | 0.89 | 0.98 | 0.00 |
+//! | | 51 | 4.44 | 4.44 | 4.84 | 5.02 | 0.00 |
+//! | | 101 | 8.88 | 8.88 | 9.67 | 9.93 | 0.00 |
+//! | LIRS multi1 | 26 | 5.69 | 5.69 | 6.09 | 18.28 | 1.03 |
+//! | | 130 | 41.86 | 41.86 | 41.31 | 43.93 | 23.84 |
+//! | | 261 | 49.05 | 49.05 | 49.38 | 48.13 | 43.45 |
+//! | ARC P3 | 7,625 | 3.67 | 3.67 | 3.50 | 2.55 | 1.59 |
+//! | | 38,127 | 15.83 | 15.83 | 14.91 | 21.42 | 4.33 |
+//! | | 76,254 | 30.58 | 30.58 | 30.02 | 33.61 | 16.81 |
+//!
+//! mpm equals quick_cache with the same options in every cell. It is below moka on LIRS multi1
+//! at 1% and 5% and on ARC P3 at 5% and 10% (moka's TinyLFU admission wins there), and on the
+//! looping scan.
+//!
 //! # Feature flags
 //!
 //! None yet.
@@ -58,6 +93,7 @@
 
 mod bus;
 mod clock;
+mod disk;
 mod error;
 mod memory;
 mod pattern;
@@ -67,6 +103,7 @@ mod tiered;
 
 pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
+pub use disk::{DiskStats, DiskTier, DiskTierBuilder, Durability};
 pub use error::Error;
 pub use memory::{DEFAULT_HOT_ALLOCATION, DefaultHashBuilder, MemoryTier, MemoryTierBuilder};
 pub use pattern::Pattern;

@@ -101,13 +101,21 @@ impl<K, V> Default for Evicted<K, V> {
 
 impl<K, V> Drop for Evicted<K, V> {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take()
-            && let Some(listener) = &shared.listener
-        {
-            {
-                for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
-                    listener(&k, &slot.value, cause);
-                }
+        if let Some(shared) = self.shared.take() {
+            for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
+                shared.notify(&k, &slot, cause);
+            }
+        }
+    }
+}
+
+impl<K, V> Evicted<K, V> {
+    /// quick_cache reports a replaced value through its eviction hook too; such a key is still
+    /// resident after the request, which tells it apart from a capacity eviction.
+    fn mark_replaced(&mut self, resident: impl Fn(&K) -> bool) {
+        for (k, _, cause) in self.first.iter_mut().chain(self.items.iter_mut()) {
+            if *cause == RemovalCause::Capacity && resident(k) {
+                *cause = RemovalCause::Replaced;
             }
         }
     }
@@ -123,8 +131,7 @@ impl<K, V> Lifecycle<K, Slot<V>> for SlotLifecycle<K, V> {
 
     fn on_evict(&self, state: &mut Self::RequestState, key: K, slot: Slot<V>) {
         let cause = self.shared.cause_of(&slot);
-        self.shared.stats.removed(cause);
-        if state.shared.is_none() && self.shared.listener.is_some() {
+        if state.shared.is_none() {
             state.shared = Some(Arc::clone(&self.shared));
         }
         // Held until the request ends so values drop outside the shard lock.
@@ -537,16 +544,6 @@ where
         let inner = &*self.inner;
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
-        if inner.shared.listener.is_some()
-            && let Some((k, old)) = inner.cache.remove(&key)
-        {
-            let cause = if self.live(&old) {
-                RemovalCause::Replaced
-            } else {
-                RemovalCause::Expired
-            };
-            inner.shared.notify(&k, &old, cause);
-        }
         let mut evicted = Evicted::default();
         inner.cache.insert_with_lifecycle(
             key,
@@ -557,6 +554,9 @@ where
             },
             &mut evicted,
         );
+        if evicted.shared.is_some() {
+            evicted.mark_replaced(|k| inner.cache.contains_key(k));
+        }
         drop(evicted);
     }
 

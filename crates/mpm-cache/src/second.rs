@@ -29,4 +29,5 @@ pub(crate) trait SecondTier<V>: Send + Sync {
     fn remove_tag(&self, tag: &str) -> Result<usize, Error>;
     fn remove_matching(&self, pattern: &Pattern) -> Result<usize, Error>;
     fn clear(&self) -> Result<(), Error>;
+    fn newest_keys(&self, n: usize) -> Result<Vec<String>, Error>;
 }

@@ -14,6 +14,10 @@ use futures::StreamExt;
 use mpm_metrics::Registry;
 use tokio::sync::watch;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::disk::DiskTier;
 use crate::memory::MemoryTier;
 use crate::pattern::Pattern;
 use crate::second::SecondTier;
@@ -228,9 +232,13 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
         Ok(self)
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn second_tier(mut self, l2: Arc<dyn SecondTier<V>>) -> Self {
-        self.l2 = Some(l2);
+    /// Adds a durable L2 below the memory tier: reads fall through to it (promoting hits to
+    /// L1), writes and invalidations go to both.
+    pub fn disk(mut self, l2: DiskTier<V>) -> Self
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        self.l2 = Some(Arc::new(l2));
         self
     }
 
@@ -787,6 +795,30 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
     /// [`MemoryTier::shrink_to`]); the L2 keeps them.
     pub fn shrink_to(&self, fraction: f64) -> Result<usize, Error> {
         self.inner.l1.shrink_to(fraction)
+    }
+
+    /// Copies up to `n` entries from L2 into L1, most recently written first; returns how many.
+    /// Use it at start-up, before serving. Without an L2 it does nothing.
+    pub fn warm_from_l2(&self, n: usize) -> Result<usize, Error> {
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(0);
+        };
+        let keys = l2.newest_keys(n)?;
+        let mut loaded = 0;
+        // Oldest first, so that the newest entries are the most recently inserted in L1.
+        for key in keys.iter().rev() {
+            if self.inner.l1.contains(key.as_str()) {
+                continue;
+            }
+            let epoch = self.inner.epoch.load(Ordering::Acquire);
+            if let Some(hit) = l2.get(key)? {
+                let key: Arc<str> = key.as_str().into();
+                if self.store_l1(&key, hit.value, hit.ttl, hit.tags, None, Some(epoch)) {
+                    loaded += 1;
+                }
+            }
+        }
+        Ok(loaded)
     }
 
     /// Removes expired L1 entries now; returns how many.
