@@ -67,6 +67,9 @@
 //!   [`postgres::RecycleMethod`] (`DISCARD ALL` and others).
 //! - `redis`: [`redis::RedisManager`] on the `redis` crate: multiplexed connections validated
 //!   by `PING`.
+//! - `deadpool`: [`adapters::FromDeadpool`], any `deadpool::managed::Manager` as a
+//!   [`Manager`].
+//! - `bb8`: [`adapters::FromBb8`], any `bb8::ManageConnection` as a [`Manager`].
 //!
 //! None is on by default.
 //!
@@ -74,6 +77,8 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
+pub mod adapters;
 mod breaker;
 mod config;
 mod error;

@@ -1,5 +1,6 @@
 //! Integration tests of `mpm-pool`.
 
+mod adapters;
 mod basic;
 mod breaker;
 mod faults;
