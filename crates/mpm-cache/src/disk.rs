@@ -134,7 +134,10 @@ impl DiskTierBuilder {
         let path = dir.join(FILE);
         let db = match Database::create(&path) {
             Ok(db) => db,
-            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))) => {
+            Err(redb::DatabaseError::Storage(e))
+                if matches!(e, redb::StorageError::Corrupted(_))
+                    || (matches!(e, redb::StorageError::Io(_)) && !Self::readable_store(&path)) =>
+            {
                 let stamp = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
@@ -167,6 +170,23 @@ impl DiskTierBuilder {
         tx.open_table(META).map_err(|e| tier.err("open table", e))?;
         tier.commit(tx, true)?;
         Ok(tier)
+    }
+}
+
+impl DiskTierBuilder {
+    /// Whether `path` starts like a redb file (its magic number) or is empty/absent. A store
+    /// that fails to open for another reason (permissions, a full disk) is never moved aside.
+    fn readable_store(path: &Path) -> bool {
+        use std::io::Read;
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return true;
+        };
+        const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+        let mut magic = [0u8; 9];
+        match f.read_exact(&mut magic) {
+            Ok(()) => magic == MAGIC,
+            Err(_) => false,
+        }
     }
 }
 

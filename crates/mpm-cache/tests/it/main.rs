@@ -1,7 +1,17 @@
 //! Integration tests of mpm-cache.
 
+use mpm_metrics::CountingAllocator;
+
+// Counts allocations per thread, for the L1 memory-overhead test.
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::system();
+
 mod bus;
+mod disk;
+mod kill;
 mod load;
 mod memory;
+mod model;
+mod overhead;
 mod pattern;
 mod tiered;

@@ -1,0 +1,248 @@
+//! `DiskTier`: persistence, tombstones, TTL, bounds, corruption and write errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpm_cache::{DiskTier, Durability, EntryOptions, TieredCache};
+
+fn open(dir: &std::path::Path) -> DiskTier<String> {
+    DiskTier::builder(dir).open().unwrap()
+}
+
+#[test]
+fn flushed_writes_survive_reopen_and_removals_never_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    for i in 0..100 {
+        t.put(&format!("k{i}"), &format!("v{i}"), None, &[])
+            .unwrap();
+    }
+    t.flush().unwrap();
+    assert!(t.remove("k7").unwrap());
+    assert_eq!(t.remove_prefix("k5").unwrap(), 11); // k5, k50..k59
+    drop(t);
+    let t = open(dir.path());
+    assert_eq!(t.get("k1").unwrap().as_deref(), Some("v1"));
+    assert_eq!(t.get("k7").unwrap(), None);
+    assert_eq!(t.get("k55").unwrap(), None);
+    assert_eq!(t.len().unwrap(), 88);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("l2");
+    let _t = open(&sub);
+    let mode = std::fs::metadata(&sub).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn ttl_is_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    t.put("hour", &"h".into(), Some(Duration::from_secs(3600)), &[])
+        .unwrap();
+    t.put("gone", &"g".into(), Some(Duration::from_millis(1)), &[])
+        .unwrap();
+    drop(t);
+    // Wall-clock expiry: wait until the 1 ms TTL has certainly passed.
+    std::thread::sleep(Duration::from_millis(5));
+    let t = open(dir.path());
+    assert_eq!(t.get("gone").unwrap(), None);
+    assert_eq!(t.stats().expired.get(), 1);
+    // Promoted into a tiered cache, the remaining TTL comes along.
+    let c: TieredCache<String> = TieredCache::builder().disk(t).build().unwrap();
+    assert_eq!(c.get("hour").as_deref(), Some("h"));
+}
+
+#[test]
+fn tags_prefixes_and_patterns_reach_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let c: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    c.insert_with("agent:1:a", "1a".into(), EntryOptions::new().tag("team"));
+    c.insert_with("agent:2:a", "2a".into(), EntryOptions::new().tag("team"));
+    c.insert("agent:3:a", "3a".into());
+    c.insert("agent:3:b", "3b".into());
+    c.insert("profile:x", "x".into());
+    assert_eq!(c.invalidate_tag("team"), 2);
+    assert_eq!(disk.get("agent:1:a").unwrap(), None);
+    assert_eq!(c.invalidate_pattern("agent:?:b").unwrap(), 1);
+    assert_eq!(disk.get("agent:3:b").unwrap(), None);
+    assert_eq!(disk.get("agent:3:a").unwrap().as_deref(), Some("3a"));
+    c.invalidate_prefix("profile:");
+    assert_eq!(disk.get("profile:x").unwrap(), None);
+    // An L1 miss falls through to L2 and promotes.
+    let c2: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    assert!(!c2.contains("agent:3:a"));
+    assert_eq!(c2.get("agent:3:a").as_deref(), Some("3a"));
+    assert!(c2.contains("agent:3:a"));
+}
+
+#[test]
+fn the_size_bound_evicts_the_oldest_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t: DiskTier<Vec<u8>> = DiskTier::builder(dir.path())
+        .max_bytes(20_000)
+        .open()
+        .unwrap();
+    for i in 0..100 {
+        t.put(&format!("k{i:03}"), &vec![1u8; 1000], None, &[])
+            .unwrap();
+    }
+    assert!(t.bytes().unwrap() <= 20_000, "{}", t.bytes().unwrap());
+    assert_eq!(t.get("k000").unwrap(), None);
+    assert!(t.get("k099").unwrap().is_some());
+    assert!(t.stats().evicted.get() >= 80);
+    assert_eq!(t.newest_keys(2).unwrap(), ["k099", "k098"]);
+}
+
+#[test]
+fn warm_from_l2_fills_l1_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    for i in 0..50 {
+        disk.put(&format!("k{i}"), &format!("v{i}"), None, &[])
+            .unwrap();
+    }
+    let c: TieredCache<String> = TieredCache::builder().disk(disk).build().unwrap();
+    assert_eq!(c.warm_from_l2(10).unwrap(), 10);
+    assert!(c.contains("k49") && c.contains("k40"));
+    assert!(!c.contains("k39"));
+}
+
+/// Flips one byte inside the stored value whose bytes are `marker`.
+fn damage(path: &std::path::Path, marker: &[u8]) -> bool {
+    let mut bytes = std::fs::read(path).unwrap();
+    let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) else {
+        return false;
+    };
+    bytes[at + marker.len() / 2] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+    true
+}
+
+#[test]
+fn a_corrupt_entry_is_detected_counted_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    let marker = "Z".repeat(600);
+    t.put("bad", &marker, None, &[]).unwrap();
+    t.put("good", &"fine".into(), None, &[]).unwrap();
+    t.flush().unwrap();
+    let path = t.path().to_owned();
+    drop(t);
+    assert!(
+        damage(&path, marker.as_bytes()),
+        "value bytes not found in the file"
+    );
+    let t = open(dir.path());
+    assert_eq!(t.get("bad").unwrap(), None);
+    assert_eq!(t.stats().corrupt.get(), 1);
+    assert_eq!(t.get("good").unwrap().as_deref(), Some("fine"));
+    assert_eq!(t.get("bad").unwrap(), None, "removed after detection");
+}
+
+#[test]
+fn a_garbage_store_file_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cache.redb"), vec![0x5a; 10_000]).unwrap();
+    let t = open(dir.path());
+    assert_eq!(t.stats().corrupt_files.get(), 1);
+    t.put("k", &"v".into(), None, &[]).unwrap();
+    assert_eq!(t.get("k").unwrap().as_deref(), Some("v"));
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("corrupt")
+        })
+        .count();
+    assert_eq!(aside, 1);
+}
+
+#[test]
+fn a_truncated_store_file_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    for i in 0..200 {
+        t.put(&format!("k{i}"), &"x".repeat(500), None, &[])
+            .unwrap();
+    }
+    t.flush().unwrap();
+    let path = t.path().to_owned();
+    drop(t);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    // Either it opens (then every read is intact or a miss) or it is a typed error.
+    match DiskTier::builder(dir.path()).open::<String>() {
+        Ok(t) => {
+            for i in 0..200 {
+                if let Ok(Some(v)) = t.get(&format!("k{i}")) {
+                    assert_eq!(v, "x".repeat(500));
+                }
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+#[test]
+fn a_write_error_is_typed_and_l1_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let c: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    disk.inject_write_failure(true);
+    let err = c
+        .try_insert_with("k", "v".into(), EntryOptions::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("injected write failure"), "{err}");
+    assert_eq!(c.get("k").as_deref(), Some("v"), "L1 still serves");
+    assert_eq!(disk.stats().write_errors.get(), 1);
+    disk.inject_write_failure(false);
+    c.insert("k2", "v2".into());
+    assert_eq!(disk.get("k2").unwrap().as_deref(), Some("v2"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_directory_is_a_typed_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+    if std::fs::write(ro.join("probe"), b"x").is_ok() {
+        eprintln!("skipped: running with privileges that ignore directory permissions");
+        return;
+    }
+    let err = DiskTier::builder(ro.join("l2"))
+        .open::<String>()
+        .unwrap_err();
+    assert!(err.to_string().contains("create directory"), "{err}");
+}
+
+#[test]
+fn every_write_durability_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let t: DiskTier<u32> = DiskTier::builder(dir.path())
+        .durability(Durability::EveryWrite)
+        .open()
+        .unwrap();
+    t.put("a", &1, None, &[Arc::from("t")]).unwrap();
+    t.clear().unwrap();
+    assert!(t.is_empty().unwrap());
+    assert_eq!(t.bytes().unwrap(), 0);
+    assert_eq!(t.remove_tag("t").unwrap(), 0);
+}

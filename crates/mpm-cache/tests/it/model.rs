@@ -1,0 +1,125 @@
+//! Model-based property test: `TieredCache` against a `HashMap` with a controllable clock. The
+//! cache may forget (eviction) but never returns an expired, invalidated or wrong value.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use mpm_cache::{Clock, EntryOptions, TieredCache};
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert {
+        key: u8,
+        value: u32,
+        ttl: Option<u16>,
+        tag: Option<u8>,
+    },
+    Get(u8),
+    Remove(u8),
+    Prefix(u8),
+    Tag(u8),
+    Pattern(u8),
+    Advance(u16),
+}
+
+fn key(k: u8) -> String {
+    format!("g{}:k{}", k % 4, k)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..32u8, any::<u32>(), proptest::option::of(1..2000u16), proptest::option::of(0..3u8))
+            .prop_map(|(key, value, ttl, tag)| Op::Insert { key, value, ttl, tag }),
+        4 => (0..32u8).prop_map(Op::Get),
+        1 => (0..32u8).prop_map(Op::Remove),
+        1 => (0..4u8).prop_map(Op::Prefix),
+        1 => (0..3u8).prop_map(Op::Tag),
+        1 => (0..10u8).prop_map(Op::Pattern),
+        2 => (0..1500u16).prop_map(Op::Advance),
+    ]
+}
+
+/// The model: key -> (value, deadline in ms or None, tag).
+type Model = HashMap<String, (u32, Option<u64>, Option<u8>)>;
+
+fn run(ops: Vec<Op>, capacity: usize) {
+    let (clock, hand) = Clock::manual();
+    let c: TieredCache<u32> = TieredCache::builder()
+        .clock(clock)
+        .max_entries(NonZeroUsize::new(capacity).unwrap())
+        .build()
+        .unwrap();
+    let mut model: Model = HashMap::new();
+    for op in ops {
+        let now = hand.now_ms();
+        match op {
+            Op::Insert {
+                key: k,
+                value,
+                ttl,
+                tag,
+            } => {
+                let mut o = EntryOptions::new().ttl(ttl.map(|t| Duration::from_millis(t.into())));
+                if let Some(t) = tag {
+                    o = o.tag(format!("t{t}"));
+                }
+                c.insert_with(&key(k), value, o);
+                model.insert(key(k), (value, ttl.map(|t| now + u64::from(t)), tag));
+            }
+            Op::Get(k) => {
+                let got = c.get(&key(k));
+                let live = model
+                    .get(&key(k))
+                    .filter(|(_, d, _)| d.is_none_or(|d| now <= d))
+                    .map(|(v, _, _)| *v);
+                match got {
+                    None => {}
+                    Some(v) => assert_eq!(Some(v), live, "get {} at {now}", key(k)),
+                }
+                if let Some(v) = got {
+                    let _ = v;
+                }
+                // After an expiry the model forgets too.
+                if live.is_none() {
+                    model.remove(&key(k));
+                }
+            }
+            Op::Remove(k) => {
+                c.remove(&key(k));
+                model.remove(&key(k));
+            }
+            Op::Prefix(g) => {
+                let p = format!("g{g}:");
+                c.invalidate_prefix(&p);
+                model.retain(|k, _| !k.starts_with(&p));
+            }
+            Op::Tag(t) => {
+                c.invalidate_tag(&format!("t{t}"));
+                model.retain(|_, (_, _, tag)| *tag != Some(t));
+            }
+            Op::Pattern(d) => {
+                // Keys whose number ends in digit d.
+                let pattern = format!("g?:k*{d}");
+                c.invalidate_pattern(&pattern).unwrap();
+                model.retain(|k, _| !k.ends_with(&d.to_string()));
+            }
+            Op::Advance(ms) => hand.advance(Duration::from_millis(ms.into())),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn never_returns_an_expired_invalidated_or_wrong_value(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops, 1_000);
+    }
+
+    #[test]
+    fn the_same_under_eviction_pressure(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops, 8);
+    }
+}
