@@ -17,6 +17,8 @@
 //!   use, waiting, max; objects created and closed by [`CloseReason`]; timeouts; histograms
 //!   of acquire wait, time in use and create time.
 //! - [`CircuitBreaker`]: around object creation or any async call.
+//! - [`keyed::KeyedPool`]: objects per key (a client id and its connection) with a maximum per
+//!   key and in total; another key's idle object is evicted at the total cap.
 //! - [`manager::from_fns`]: a manager from an async factory and a validity check.
 //! - Ready managers for PostgreSQL and Redis (features below).
 //!
@@ -82,6 +84,7 @@ pub mod adapters;
 mod breaker;
 mod config;
 mod error;
+pub mod keyed;
 pub mod manager;
 mod pool;
 #[cfg(feature = "postgres")]

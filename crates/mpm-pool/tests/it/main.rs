@@ -4,6 +4,7 @@ mod adapters;
 mod basic;
 mod breaker;
 mod faults;
+mod keyed;
 mod leak;
 mod postgres;
 mod redis;
