@@ -75,6 +75,24 @@ pub struct DiskStats {
     pub expired: Counter,
 }
 
+impl DiskStats {
+    /// Counters registered in `registry` as `cache_disk_*_total` labelled `cache=<name>`.
+    pub fn register(registry: &mpm_metrics::Registry, name: &str) -> Result<Self, Error> {
+        let c =
+            |what: &str| registry.counter(&format!("cache_disk_{what}_total"), &[("cache", name)]);
+        Ok(Self {
+            hits: c("hits")?,
+            misses: c("misses")?,
+            writes: c("writes")?,
+            write_errors: c("write_errors")?,
+            corrupt: c("corrupt_entries")?,
+            corrupt_files: c("corrupt_files")?,
+            evicted: c("evictions")?,
+            expired: c("expired")?,
+        })
+    }
+}
+
 impl fmt::Debug for DiskStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DiskStats")

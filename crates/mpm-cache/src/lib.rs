@@ -1,49 +1,115 @@
-//! A tiered cache: an in-memory L1 with TTL on a coarse clock, invalidation and statistics.
+//! A tiered cache: an in-memory L1 with TTL, a durable disk L2, single-flight loading,
+//! invalidation by key, prefix, tag and pattern, warming and statistics.
 //!
 //! Services that load agent profiles and configuration again and again want a cache that is as
 //! fast as the fastest concurrent map on a hit, honours time-to-live without reading the system
-//! clock on every get, tells you why an entry left, and records its statistics into
+//! clock on every get, survives restarts, loads each missing value once however many tasks ask
+//! for it, forgets exactly what an event says is stale, and records its statistics into
 //! `mpm-metrics`.
 //!
 //! - [`MemoryTier`]: the L1, on [quick_cache](https://docs.rs/quick_cache): entry and byte
-//!   bounds (a weigher), per-entry TTL, a default TTL and entries that never expire (`None`
-//!   means never), pinned entries, `shrink_to(fraction)`, an eviction listener told the
-//!   [`RemovalCause`], and [`TierStats`].
-//! - [`Clock`]: the coarse clock TTLs are measured on (one atomic load per read), or a manual
-//!   clock for tests.
+//!   bounds (a weigher) at once, per-entry TTL, a default TTL and entries that never expire
+//!   (`None` means never), pinned entries, `shrink_to(fraction)` under memory pressure, an
+//!   eviction listener told the [`RemovalCause`] (capacity, expired, invalidated, replaced), a
+//!   background reclaimer for expired entries, and [`TierStats`].
+//! - [`DiskTier`]: the L2, one [redb](https://docs.rs/redb) file in a private (0700) directory;
+//!   values serialized with serde and postcard, a CRC32 on every entry, TTL persisted as wall
+//!   time, a byte bound evicting the oldest writes, durable removals (an invalidated key never
+//!   comes back), corrupt entries and store files detected, counted and skipped.
+//! - [`TieredCache`]: L1 then L2 (promoting hits) then the loader; write-through;
+//!   [`get_or_load`](TieredCache::get_or_load) runs one loader per key however many tasks miss
+//!   at once; invalidation by key, prefix, tag and fnmatch [`Pattern`] reaching both tiers;
+//!   entries that depend on files; [`warm`](TieredCache::warm) with bounded concurrency and
+//!   progress; [`warm_from_l2`](TieredCache::warm_from_l2) at start-up.
+//! - [`InvalidationBus`]: events such as `agent_updated { agent_id }` mapped to patterns such
+//!   as `agent:{agent_id}:*` (the guide's `EventInvalidationCache`).
+//! - [`Clock`]: the coarse clock TTLs are measured on, or a manual clock for tests.
 //!
 //! # Example
 //!
 //! ```
-//! use mpm_cache::{MemoryTier, RemovalCause};
-//! use std::num::NonZeroUsize;
-//! use std::sync::{Arc, Mutex};
+//! use mpm_cache::{DiskTier, EntryOptions, InvalidationBus, TieredCache};
+//! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! let removed = Arc::new(Mutex::new(Vec::new()));
-//! let log = Arc::clone(&removed);
-//! let tier: MemoryTier<String, String> = MemoryTier::builder()
-//!     .max_entries(NonZeroUsize::new(1_000).unwrap())
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let cache: TieredCache<String> = TieredCache::builder()
 //!     .default_ttl(Some(Duration::from_secs(300)))
-//!     .eviction_listener(move |k: &String, _v: &String, cause| {
-//!         log.lock().unwrap().push((k.clone(), cause));
-//!     })
+//!     .disk(DiskTier::builder(dir.path()).open()?)
 //!     .build()?;
-//! tier.insert("agent:42:profile".into(), "engineer".into());
-//! assert_eq!(tier.get("agent:42:profile").as_deref(), Some("engineer"));
-//! tier.remove("agent:42:profile");
-//! assert_eq!(removed.lock().unwrap()[0].1, RemovalCause::Invalidated);
-//! assert_eq!(tier.stats_snapshot().hits, 1);
+//!
+//! // Concurrent misses on one key run the loader once; the value lands in L1 and L2.
+//! let profile = cache
+//!     .get_or_load("agent:42:profile", || async { Ok::<_, std::io::Error>("engineer".to_owned()) })
+//!     .await?;
+//! assert_eq!(profile, "engineer");
+//! cache.insert_with("agent:42:memory", "notes".into(), EntryOptions::new().tag("team:core"));
+//!
+//! // An event invalidates everything about agent 42, in memory and on disk.
+//! let bus = InvalidationBus::default();
+//! bus.subscribe("agent_updated", "agent:{agent_id}:*", Arc::new(cache.clone()))?;
+//! assert_eq!(bus.publish("agent_updated", &[("agent_id", "42")])?, 2);
+//! assert!(cache.get("agent:42:profile").is_none());
+//! assert_eq!(cache.stats().loads_ok, 1);
 //! # Ok::<(), mpm_cache::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! # Time to live
 //!
-//! TTLs are measured on a [`Clock`] with millisecond resolution, refreshed by one background
-//! thread per process every millisecond. An entry is never returned after its deadline as seen
-//! by that clock, so it may live up to about one millisecond longer than asked, never shorter.
-//! Expired entries are reclaimed when looked up, when the policy evicts them, and by
-//! [`MemoryTier::purge_expired`].
+//! TTLs in memory are measured on a [`Clock`] with millisecond resolution, refreshed by one
+//! background thread per process every millisecond: a get reads one atomic instead of the
+//! system clock (which costs 30-38 ns on the machines we measured). An entry is never returned
+//! after its deadline as seen by that clock, so it may live up to about one millisecond longer
+//! than asked, never shorter. Expired entries are reclaimed when looked up, when the policy
+//! evicts them, by [`MemoryTier::purge_expired`] and by [`MemoryTier::spawn_reclaimer`]; until
+//! then [`MemoryTier::len`] counts them. On disk, expiry is wall-clock time, so it survives
+//! restarts.
+//!
+//! # Invalidation cost
+//!
+//! [`TieredCache`] keeps an ordered index of its L1 keys and a tag index, so
+//! [`invalidate_prefix`](TieredCache::invalidate_prefix) and
+//! [`invalidate_tag`](TieredCache::invalidate_tag) touch only the entries they remove. A
+//! pattern that is a literal followed by `*` is a prefix; any other pattern scans the keys that
+//! share its literal prefix (every key when it starts with a wildcard). The L2 answers the same
+//! questions with range scans over its ordered keys and a tag table. The index costs one mutex
+//! and one B-tree insert per write; reads never touch it. A load that was running while any
+//! invalidation happened returns its value but does not cache it.
+//!
+//! # Durability and the storage engine
+//!
+//! With [`Durability::OnFlush`] (the default) a write is durable once [`DiskTier::flush`]
+//! returns (the tier also flushes by itself every 1,024 writes and when dropped); with
+//! [`Durability::EveryWrite`] every write is. Removals and invalidations are always durable
+//! when they return. A process killed at any instant leaves a store that opens with every
+//! flushed write, no invalidated key, and no torn value: the kill test runs a child writing
+//! without pause, kills it with SIGKILL at a random instant, reopens and checks, 20 times in CI
+//! (`MPM_CACHE_KILL_TRIALS=200` for more).
+//!
+//! The engine was chosen by measurement on 100,000 entries of 1 KiB (2-core machine, release
+//! build, random reads):
+//!
+//! | | get p50 | get p99 | reopen | write (not synced) | durable write |
+//! |---|---:|---:|---:|---:|---:|
+//! | redb 4 | 4.0 µs | 36 µs | 0.6 ms | 32 µs | 3.6 ms |
+//! | fjall 3 | 4.9 µs | 9.3 µs | 154 ms | 10 µs | n/m |
+//! | one file per key, temp file + rename | 6.9 µs | 11 µs | 45 ms (listing only) | 74 µs | 3.3 ms |
+//!
+//! redb is the only one that reopens 100,000 entries within 100 ms, and its ordered keys give
+//! prefix invalidation for free; plain files would also need an index file to know their keys
+//! and tags at start-up. Through [`DiskTier`] (checksum and decoding included) a 1 KiB hit
+//! measured p50 2.6 µs and p99 5.2 µs against 6.4 µs and 16.2 µs for `std::fs::read` of the
+//! same bytes, and reopening 100,000 entries took 6.5-38 ms (`cargo bench -p mpm-benches
+//! --bench cache`). Keys never become file names, so no key can escape the directory.
+//!
+//! # Errors
+//!
+//! Disk errors (a full disk, a read-only directory) come back as [`Error::Io`] or
+//! [`Error::Storage`] from the calls that can see them ([`TieredCache::try_insert_with`],
+//! [`DiskTier`] methods); [`TieredCache::insert`] and `get` count them and keep serving from L1.
+//! Nothing panics on bad input: configuration out of range and malformed patterns are errors.
 //!
 //! # Hit ratio
 //!
@@ -80,9 +146,23 @@
 //! at 1% and 5% and on ARC P3 at 5% and 10% (moka's TinyLFU admission wins there), and on the
 //! looping scan.
 //!
+//! # Speed
+//!
+//! Criterion, `cargo bench -p mpm-benches --bench cache -- --quick --noplot`, 2-core machine:
+//!
+//! | operation | mpm-cache | peer |
+//! |---|---:|---:|
+//! | L1 hot get, TTL on | 18.7 ns | quick_cache 16.2 ns (1.15x), moka 125 ns (6.7x slower) |
+//! | invalidate 1,000 of 1,000,000 by prefix | 0.25 ms | moka `invalidate_entries_if` 0.18 ms (lazy, see below) |
+//! | invalidate 1,000 of 1,000,000 by tag | 0.37 ms | |
+//! | L1 memory per entry beyond key and value | 53.7 bytes | quick_cache 43.0 bytes |
+//!
+//! moka's predicate invalidation only registers the predicate and hides matching entries on
+//! read; its figure is not the cost of removing them.
+//!
 //! # Feature flags
 //!
-//! None yet.
+//! None.
 //!
 //! It sits on floor 1 of the workspace: it depends on `mpm-metrics` and on no other floor-1
 //! crate (see `docs/ARCHITECTURE.md`).

@@ -615,6 +615,27 @@ where
         n
     }
 
+    /// Starts a background thread that calls [`purge_expired`](Self::purge_expired) every
+    /// `every`, so that `len` and `weight` stay true even for entries nobody reads again. The
+    /// thread holds only a weak reference and ends once every clone of the tier is dropped.
+    pub fn spawn_reclaimer(&self, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        K: Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        S: Send + Sync + 'static,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name("mpm-cache-reclaim".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    let Some(inner) = weak.upgrade() else { return };
+                    MemoryTier { inner }.purge_expired();
+                }
+            })
+    }
+
     /// Evicts the coldest entries until the tier holds at most `fraction` of its capacity (for
     /// example 0.5 or 0.25), then restores the capacity. Pinned entries stay. Returns the number
     /// of entries removed. Expired entries go first.

@@ -239,3 +239,21 @@ fn concurrent_readers_and_writers_keep_the_bound() {
         assert_eq!(k, v);
     }
 }
+
+#[test]
+fn the_reclaimer_keeps_len_true_without_reads() {
+    let (t, hand, log) = tier(100, Some(secs(1)));
+    for k in 0..10 {
+        t.insert(k, k);
+    }
+    hand.advance(secs(2));
+    let handle = t.spawn_reclaimer(Duration::from_millis(1)).unwrap();
+    // Wait for the reclaimer's signal (the listener log), bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.lock().unwrap().len() < 10 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(t.len(), 0);
+    drop(t);
+    handle.join().unwrap();
+}
