@@ -628,7 +628,7 @@ fn reorder_section(s: &mut SectionWork, kw: &Keywords) -> bool {
             })
             .collect();
         let mut sorted = ks.clone();
-        sorted.sort_by_key(|&k| {
+        sorted.sort_by_cached_key(|&k| {
             std::cmp::Reverse(kw.score(&s.entries[k].lines[0].text.to_lowercase()))
         });
         if sorted != ks {

@@ -223,6 +223,9 @@ pub(crate) fn difflib_matches(a: &[char], b: &[char], b2j: &B2j) -> usize {
 /// Bit masks of a pattern's characters, one bit per position, for the bit-parallel LCS.
 pub(crate) struct PatternMasks {
     words: usize,
+    /// Patterns of up to 128 characters: one `u128` per ASCII character.
+    small: Option<Box<[u128; 128]>>,
+    small_other: CharMap<u128>,
     ascii: Vec<u64>,
     other: CharMap<Vec<u64>>,
 }
@@ -241,13 +244,42 @@ impl PatternMasks {
                 other.entry(*c).or_insert_with(|| vec![0; words])[w] |= bit;
             }
         }
+        let (small, small_other) = if words <= 2 {
+            let mut t = Box::new([0u128; 128]);
+            for (i, m) in t.iter_mut().enumerate() {
+                *m = u128::from(ascii[i * words])
+                    | if words == 2 {
+                        u128::from(ascii[i * words + 1]) << 64
+                    } else {
+                        0
+                    };
+            }
+            let o = other
+                .iter()
+                .map(|(c, m)| {
+                    let v = u128::from(m[0])
+                        | if words == 2 {
+                            u128::from(m[1]) << 64
+                        } else {
+                            0
+                        };
+                    (*c, v)
+                })
+                .collect();
+            (Some(t), o)
+        } else {
+            (None, CharMap::default())
+        };
         PatternMasks {
             words,
+            small,
+            small_other,
             ascii,
             other,
         }
     }
 
+    #[inline(always)]
     fn mask(&self, c: char) -> Option<&[u64]> {
         let code = c as u32;
         if code < 128 {
@@ -262,64 +294,48 @@ impl PatternMasks {
     /// `need` (the scan stops early once the rest of `b` cannot make up the difference).
     pub(crate) fn lcs(&self, b: &[char], s: &mut Vec<u64>, need: usize) -> usize {
         let lb = b.len();
-        match self.words {
-            1 => {
-                let mut v = u64::MAX;
-                for (k, c) in b.iter().enumerate() {
-                    if k % 16 == 0 && k > 0 {
-                        let have = (!v).count_ones() as usize;
-                        if have + (lb - k) < need {
-                            return have + (lb - k);
-                        }
-                    }
-                    if let Some(m) = self.mask(*c) {
-                        let u = v & m[0];
-                        v = v.wrapping_add(u) | (v - u);
+        if let Some(t) = &self.small {
+            let mut v = u128::MAX;
+            for (k, c) in b.iter().enumerate() {
+                if k % 8 == 0 && k > 0 {
+                    let have = (!v).count_ones() as usize;
+                    if have + (lb - k) < need {
+                        return have + (lb - k);
                     }
                 }
-                (!v).count_ones() as usize
+                let code = *c as u32;
+                let m = if code < 128 {
+                    t[(code & 127) as usize]
+                } else {
+                    self.small_other.get(c).copied().unwrap_or(0)
+                };
+                let u = v & m;
+                v = v.wrapping_add(u) | (v - u);
             }
-            2 => {
-                let mut v = u128::MAX;
-                for (k, c) in b.iter().enumerate() {
-                    if k % 16 == 0 && k > 0 {
-                        let have = (!v).count_ones() as usize;
-                        if have + (lb - k) < need {
-                            return have + (lb - k);
-                        }
-                    }
-                    if let Some(m) = self.mask(*c) {
-                        let m = u128::from(m[0]) | (u128::from(m[1]) << 64);
-                        let u = v & m;
-                        v = v.wrapping_add(u) | (v - u);
-                    }
+            return (!v).count_ones() as usize;
+        }
+        let words = self.words;
+        s.clear();
+        s.resize(words, u64::MAX);
+        for (k, c) in b.iter().enumerate() {
+            if k % 8 == 0 && k > 0 {
+                let have: usize = s.iter().map(|w| (!w).count_ones() as usize).sum();
+                if have + (lb - k) < need {
+                    return have + (lb - k);
                 }
-                (!v).count_ones() as usize
             }
-            words => {
-                s.clear();
-                s.resize(words, u64::MAX);
-                for (k, c) in b.iter().enumerate() {
-                    if k % 16 == 0 && k > 0 {
-                        let have: usize = s.iter().map(|w| (!w).count_ones() as usize).sum();
-                        if have + (lb - k) < need {
-                            return have + (lb - k);
-                        }
-                    }
-                    let Some(m) = self.mask(*c) else { continue };
-                    let mut carry = 0u64;
-                    for w in 0..words {
-                        let sw = s[w];
-                        let u = sw & m[w];
-                        let (sum, c1) = sw.overflowing_add(u);
-                        let (sum, c2) = sum.overflowing_add(carry);
-                        carry = u64::from(c1 | c2);
-                        s[w] = sum | (sw - u);
-                    }
-                }
-                s.iter().map(|w| (!w).count_ones() as usize).sum()
+            let Some(m) = self.mask(*c) else { continue };
+            let mut carry = 0u64;
+            for w in 0..words {
+                let sw = s[w];
+                let u = sw & m[w];
+                let (sum, c1) = sw.overflowing_add(u);
+                let (sum, c2) = sum.overflowing_add(carry);
+                carry = u64::from(c1 | c2);
+                s[w] = sum | (sw - u);
             }
         }
+        s.iter().map(|w| (!w).count_ones() as usize).sum()
     }
 }
 
@@ -330,6 +346,45 @@ pub fn lcs_len(a: &[char], b: &[char]) -> usize {
     }
     let (p, t) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     PatternMasks::new(p).lcs(t, &mut Vec::new(), 0)
+}
+
+/// The histogram bucket of a character: letters (either case), digits, space and common
+/// punctuation get their own buckets; the rest share 16 (sharing only loosens the bound).
+#[inline]
+fn bucket(c: char) -> usize {
+    const TABLE: [u8; 128] = {
+        let mut t = [0u8; 128];
+        let mut i = 0;
+        while i < 128 {
+            let c = i as u8;
+            t[i] = match c {
+                b'a'..=b'z' => c - b'a',
+                b'A'..=b'Z' => c - b'A',
+                b'0'..=b'9' => 26 + c - b'0',
+                b' ' => 36,
+                b'.' => 37,
+                b'/' => 38,
+                b'-' => 39,
+                b'_' => 40,
+                b':' => 41,
+                b',' => 42,
+                b'(' | b')' => 43,
+                b'\'' | b'"' | b'`' => 44,
+                b'=' => 45,
+                b'<' | b'>' => 46,
+                b'#' => 47,
+                _ => 48 + (c % 16),
+            };
+            i += 1;
+        }
+        t
+    };
+    let code = c as u32;
+    if code < 128 {
+        TABLE[code as usize] as usize
+    } else {
+        48 + (code % 16) as usize
+    }
 }
 
 /// A 64-bucket character histogram: `sum(min(ha, hb))` bounds every common subsequence.
@@ -345,7 +400,7 @@ impl Histogram {
         let mut counts = [0u16; 64];
         let mut exact = true;
         for c in s {
-            let slot = &mut counts[(*c as u32 & 63) as usize];
+            let slot = &mut counts[bucket(*c)];
             if *slot == u16::MAX {
                 exact = false;
             } else {
@@ -436,7 +491,10 @@ pub struct PairStats {
 pub(crate) struct Scorer<'m> {
     metric: &'m dyn Similarity,
     prune: bool,
-    masks: Option<(u64, PatternMasks)>,
+    masks: [Option<(u64, PatternMasks)>; 2],
+    stamp: [u64; 2],
+    tick: u64,
+    last: Option<u64>,
     scratch: Vec<u64>,
     pub(crate) stats: PairStats,
 }
@@ -446,7 +504,10 @@ impl<'m> Scorer<'m> {
         Scorer {
             metric,
             prune: prune && metric.bounded_by_lcs(),
-            masks: None,
+            masks: [None, None],
+            stamp: [0; 2],
+            tick: 0,
+            last: None,
             scratch: Vec::new(),
             stats: PairStats::default(),
         }
@@ -454,7 +515,7 @@ impl<'m> Scorer<'m> {
 
     /// Forgets cached pattern masks (call when the items change).
     pub(crate) fn invalidate(&mut self) {
-        self.masks = None;
+        self.masks = [None, None];
     }
 
     /// The ratio of `items[a]` (Python's `a`) and `items[b]` if it is at least `threshold`.
@@ -517,15 +578,47 @@ impl<'m> Scorer<'m> {
         (r >= threshold).then_some(r)
     }
 
-    /// LCS of two prepared items, keeping the pattern masks of the last `a`.
+    /// LCS of two prepared items (at least `need`, else some value below it). The pattern masks
+    /// of the last two patterns are kept; LCS is symmetric, so either side can be the pattern.
     fn lcs(&mut self, items: &[Prepared], a: usize, b: usize, need: usize) -> usize {
-        let id = items[a].id;
-        let rebuild = !matches!(&self.masks, Some((k, _)) if *k == id);
-        if rebuild {
-            self.masks = Some((id, PatternMasks::new(&items[a].chars)));
+        let (ia, ib) = (items[a].id, items[b].id);
+        let slot = self
+            .masks
+            .iter()
+            .position(|m| matches!(m, Some((k, _)) if *k == ia || *k == ib));
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                // Keep the pattern that repeated last time; replace the other slot.
+                let (pat, victim) = if self.last == Some(ib) {
+                    (b, self.oldest())
+                } else {
+                    (a, self.oldest())
+                };
+                self.masks[victim] = Some((items[pat].id, PatternMasks::new(&items[pat].chars)));
+                victim
+            }
+        };
+        self.stamp[slot] = self.tick;
+        self.tick += 1;
+        self.last = Some(ib);
+        let (k, masks) = self.masks[slot].as_ref().expect("slot is filled");
+        let text = if *k == ia {
+            &items[b].chars
+        } else {
+            &items[a].chars
+        };
+        masks.lcs(text, &mut self.scratch, need)
+    }
+
+    fn oldest(&self) -> usize {
+        if self.masks[0].is_none() {
+            0
+        } else if self.masks[1].is_none() || self.stamp[1] < self.stamp[0] {
+            1
+        } else {
+            0
         }
-        let (_, masks) = self.masks.as_ref().expect("masks were just built");
-        masks.lcs(&items[b].chars, &mut self.scratch, need)
     }
 }
 
