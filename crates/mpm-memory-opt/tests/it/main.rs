@@ -4,3 +4,4 @@ mod default_profile;
 mod document;
 mod profiles;
 mod similarity;
+mod store;

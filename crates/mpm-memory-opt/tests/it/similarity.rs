@@ -48,3 +48,26 @@ proptest! {
         prop_assert_eq!(Indel.ratio(&a, &b), Indel.ratio(&b, &a));
     }
 }
+
+fn naive_lcs(a: &[char], b: &[char]) -> usize {
+    let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in 0..a.len() {
+        for j in 0..b.len() {
+            dp[i + 1][j + 1] = if a[i] == b[j] {
+                dp[i][j] + 1
+            } else {
+                dp[i][j + 1].max(dp[i + 1][j])
+            };
+        }
+    }
+    dp[a.len()][b.len()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn bit_parallel_lcs_matches_the_dp(a in "[abcé日 ]{0,200}", b in "[abdé日 ]{0,200}") {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        prop_assert_eq!(mpm_memory_opt::lcs_len(&a, &b), naive_lcs(&a, &b));
+    }
+}
