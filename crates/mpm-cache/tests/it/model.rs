@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use mpm_cache::{Clock, EntryOptions, TieredCache};
+use mpm_cache::{Clock, DiskTier, EntryOptions, TieredCache};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -45,12 +45,18 @@ fn op() -> impl Strategy<Value = Op> {
 type Model = HashMap<String, (u32, Option<u64>, Option<u8>)>;
 
 fn run(ops: Vec<Op>, capacity: usize) {
+    run_on(ops, capacity, None);
+}
+
+fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>) {
     let (clock, hand) = Clock::manual();
-    let c: TieredCache<u32> = TieredCache::builder()
+    let mut b = TieredCache::builder()
         .clock(clock)
-        .max_entries(NonZeroUsize::new(capacity).unwrap())
-        .build()
-        .unwrap();
+        .max_entries(NonZeroUsize::new(capacity).unwrap());
+    if let Some(dir) = disk {
+        b = b.disk(DiskTier::builder(dir).open().unwrap());
+    }
+    let c: TieredCache<u32> = b.build().unwrap();
     let mut model: Model = HashMap::new();
     for op in ops {
         let now = hand.now_ms();
@@ -121,5 +127,28 @@ proptest! {
     #[test]
     fn the_same_under_eviction_pressure(ops in proptest::collection::vec(op(), 1..200)) {
         run(ops, 8);
+    }
+}
+
+proptest! {
+    // Disk removals are durable (one fsync each), so fewer cases.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_same_with_a_disk_tier_below_a_tiny_l1(
+        ops in proptest::collection::vec(op(), 1..80)
+    ) {
+        // The disk tier's TTLs run on wall time, so this model never advances the clock and
+        // uses no TTL: every value a tier returns must be the model's.
+        let ops: Vec<Op> = ops
+            .into_iter()
+            .filter(|o| !matches!(o, Op::Advance(_)))
+            .map(|o| match o {
+                Op::Insert { key, value, tag, .. } => Op::Insert { key, value, ttl: None, tag },
+                o => o,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        run_on(ops, 4, Some(dir.path()));
     }
 }
