@@ -152,17 +152,16 @@ where
     /// the next call tries again.
     #[inline]
     pub fn get_or_init(&self) -> Result<&T, E> {
-        let cell = self.cells.current();
-        match cell.get() {
+        match self.get() {
             Some(value) => Ok(value),
-            None => self.initialize(cell),
+            None => self.initialize(),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn initialize<'a>(&'a self, cell: &'a OnceCell<T>) -> Result<&'a T, E> {
-        cell.get_or_try_init(|| {
+    fn initialize(&self) -> Result<&T, E> {
+        self.cells.current().get_or_try_init(|| {
             let delay = self.policy.delay();
             if !delay.is_zero() {
                 std::thread::sleep(delay);

@@ -8,7 +8,8 @@
 //!   tokio's `OnceCell`, but a failed or panicking or cancelled initialization is retried by the
 //!   next caller (with an optional [`Backoff`]) instead of poisoning the value; `reset()` works
 //!   through `&self`; `get()` never initializes; the init time can go into an
-//!   [`mpm_metrics::Registry`]. The warm read costs about what `OnceLock::get` costs.
+//!   [`mpm_metrics::Registry`]. The warm read is `OnceLock::get` plus one relaxed load and
+//!   branch (the generation check that makes `reset()` through `&self` sound).
 //! - [`LazyRegistry`]: named services built on first lookup, each with a fallback chain of
 //!   implementations ([`Service`]), dependencies resolved through a [`Resolver`], dependency
 //!   cycles reported as [`Error::Cycle`] (also across threads) instead of deadlocking, per-service

@@ -389,6 +389,9 @@ impl Resolver {
 
     /// The service `name`, built now (by synchronous factories) if needed.
     ///
+    /// This blocks the thread while another thread or task builds `name`; inside an async
+    /// factory use [`get_async`](Resolver::get_async), which waits without blocking.
+    ///
     /// # Errors
     ///
     /// As [`LazyRegistry::get`], and [`Error::Cycle`] when `name` (transitively) waits for the

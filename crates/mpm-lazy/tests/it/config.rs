@@ -192,7 +192,7 @@ memory:
     assert_eq!(defaults.port, 8080);
     // The anchor lives in another section: the whole document resolves it.
     let dashboard = config.section::<serde_norway::Value>("dashboard").unwrap();
-    assert!(dashboard.get("<<").is_some() || dashboard.get("port").is_some());
+    assert_eq!(dashboard["<<"]["port"].as_u64(), Some(8080));
     check_error(
         &f.path,
         config.section::<Memory>("memory"),
