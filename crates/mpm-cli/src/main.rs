@@ -420,7 +420,7 @@ fn run_stats(a: &StatsArgs) -> ExitCode {
             });
         match stat {
             Ok((bytes, doc)) => {
-                let text = doc.render();
+                let chars = doc.render().chars().count();
                 let entries = (0..doc.lines.len())
                     .filter(|&i| matches!(doc.kind(i), mpm_memory_opt::LineKind::Bullet { .. }))
                     .count();
@@ -429,7 +429,7 @@ fn run_stats(a: &StatsArgs) -> ExitCode {
                     "path": path,
                     "agent_id": path.file_name().and_then(|n| n.to_str()).and_then(agent_id),
                     "bytes": bytes,
-                    "chars": text.chars().count(),
+                    "chars": chars,
                     "lines": doc.lines.len(),
                     "sections": doc.sections().len(),
                     "entries": entries,
@@ -445,7 +445,7 @@ fn run_stats(a: &StatsArgs) -> ExitCode {
                             stdout,
                             "{:>10} {:>10} {:>7} {:>8} {:>8} {:>8.1}%  {}{}",
                             bytes,
-                            v["chars"],
+                            chars,
                             doc.lines.len(),
                             doc.sections().len(),
                             entries,
