@@ -479,3 +479,90 @@ fn init_time_goes_into_the_metrics_registry() {
     };
     assert_eq!((count("new", "error"), count("legacy", "ok")), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_resolving_a_diamond_build_each_service_once() {
+    // top needs left and right; both need base; base fails its first three attempts.
+    let base_attempts = Arc::new(AtomicUsize::new(0));
+    let builds = Arc::new(AtomicUsize::new(0));
+    let side = |name: &'static str, builds: &Arc<AtomicUsize>| {
+        let builds = Arc::clone(builds);
+        move |r: Resolver| {
+            let builds = Arc::clone(&builds);
+            async move {
+                let base = r.get_async::<u32>("base").await?;
+                tokio::task::yield_now().await;
+                builds.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, BoxError>(format!("{name}({base})"))
+            }
+        }
+    };
+    let registry = LazyRegistry::builder()
+        .register_async_fn("base", {
+            let attempts = Arc::clone(&base_attempts);
+            move |_| {
+                let attempts = Arc::clone(&attempts);
+                async move {
+                    tokio::task::yield_now().await;
+                    match attempts.fetch_add(1, Ordering::SeqCst) {
+                        0..3 => Err::<u32, BoxError>("warming up".into()),
+                        _ => Ok(7),
+                    }
+                }
+            }
+        })
+        .register_async_fn("left", side("left", &builds))
+        .register_async_fn("right", side("right", &builds))
+        .register_async_fn("top", {
+            let builds = Arc::clone(&builds);
+            move |r: Resolver| {
+                let builds = Arc::clone(&builds);
+                async move {
+                    let (left, right) = tokio::join!(
+                        r.get_async::<String>("left"),
+                        r.get_async::<String>("right")
+                    );
+                    let value = format!("{}+{}", left?, right?);
+                    builds.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, BoxError>(value)
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let name = ["top", "left", "right"][i % 3];
+                loop {
+                    match registry.get_async::<String>(name).await {
+                        Ok(value) => return (name, value),
+                        Err(_) => tokio::task::yield_now().await,
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (name, value) = task.await.unwrap();
+        let expected = match name {
+            "top" => "left(7)+right(7)",
+            "left" => "left(7)",
+            _ => "right(7)",
+        };
+        assert_eq!(*value, expected);
+    }
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        3,
+        "left, right and top built once each"
+    );
+    assert_eq!(
+        base_attempts.load(Ordering::SeqCst),
+        4,
+        "three failures, then one success"
+    );
+    let base = registry.stats("base").unwrap();
+    assert_eq!((base.attempts, base.failures), (4, 3));
+}
