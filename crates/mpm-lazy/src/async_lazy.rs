@@ -58,7 +58,7 @@ impl<T, E, F> AsyncLazy<T, E, F> {
     /// Waits according to `backoff` before retrying after a failed attempt. The wait uses
     /// `tokio::time::sleep`, so it needs a Tokio runtime with the time driver enabled.
     #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+    pub const fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.policy.set_backoff(backoff);
         self
     }

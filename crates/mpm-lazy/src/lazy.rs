@@ -36,6 +36,25 @@ use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
 /// assert_eq!(GREETING.get().map(String::as_str), Some("agent #7"));
 /// ```
 ///
+/// With a backoff between failed attempts, still in a `static`:
+///
+/// ```
+/// use std::time::Duration;
+/// use mpm_lazy::{Backoff, Lazy};
+///
+/// fn scan_agents() -> Result<Vec<u32>, std::io::Error> {
+///     Ok(vec![1, 2, 3])
+/// }
+///
+/// // A method call does not coerce the function to the pointer type the static names, so the
+/// // types are spelled out and the function is cast.
+/// static INDEX: Lazy<Vec<u32>, std::io::Error> =
+///     Lazy::<Vec<u32>, std::io::Error>::new(scan_agents as fn() -> _)
+///         .with_backoff(Backoff::exponential(Duration::from_millis(50), Duration::from_secs(5)));
+/// assert_eq!(INDEX.get_or_init()?.len(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// A failed init is not cached:
 ///
 /// ```
@@ -72,7 +91,7 @@ impl<T, E, F> Lazy<T, E, F> {
 
     /// Waits according to `backoff` before retrying after a failed attempt.
     #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+    pub const fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.policy.set_backoff(backoff);
         self
     }

@@ -128,7 +128,7 @@ impl Policy {
         }
     }
 
-    pub(crate) fn set_backoff(&mut self, backoff: Backoff) {
+    pub(crate) const fn set_backoff(&mut self, backoff: Backoff) {
         self.backoff = Some(backoff);
     }
 
