@@ -251,7 +251,8 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
             .clock(self.clock)
             .stats(self.stats)
             .eviction_listener(move |k: &Arc<str>, _: &Stored<V>, cause| {
-                if cause != RemovalCause::Replaced {
+                // Invalidations update the index themselves; replacements keep the key.
+                if matches!(cause, RemovalCause::Capacity | RemovalCause::Expired) {
                     lock(&sink).push(Arc::clone(k));
                 }
             });
@@ -552,8 +553,8 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             let mut idx = self.index();
             let keys: Vec<_> = idx
                 .tags
-                .get(tag)
-                .map(|s| s.iter().cloned().collect())
+                .remove(tag)
+                .map(|s| s.into_iter().collect())
                 .unwrap_or_default();
             for k in &keys {
                 idx.forget(k);
