@@ -8,6 +8,7 @@ static ALLOC: CountingAllocator = CountingAllocator::system();
 
 mod bus;
 mod disk;
+mod flight;
 mod kill;
 mod load;
 mod memory;
