@@ -108,7 +108,8 @@
 //!
 //! Disk errors (a full disk, a read-only directory) come back as [`Error::Io`] or
 //! [`Error::Storage`] from the calls that can see them ([`TieredCache::try_insert_with`],
-//! [`DiskTier`] methods); [`TieredCache::insert`] and `get` count them and keep serving from L1.
+//! [`DiskTier`] methods); [`TieredCache::insert`] counts them ([`DiskStats::write_errors`]) and
+//! keeps the value in L1, and [`TieredCache::get`] treats an unreadable L2 as a miss.
 //! Nothing panics on bad input: configuration out of range and malformed patterns are errors.
 //!
 //! # Hit ratio

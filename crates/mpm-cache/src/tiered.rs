@@ -74,6 +74,7 @@ pub struct EntryOptions {
     ttl: Option<Option<Duration>>,
     tags: Vec<Arc<str>>,
     files: Vec<PathBuf>,
+    pinned: bool,
 }
 
 impl EntryOptions {
@@ -91,6 +92,13 @@ impl EntryOptions {
     /// Adds a tag; [`TieredCache::invalidate_tag`] removes every entry carrying it.
     pub fn tag(mut self, tag: impl Into<Arc<str>>) -> Self {
         self.tags.push(tag.into());
+        self
+    }
+
+    /// Pins the entry in L1: capacity eviction and `shrink_to` never remove it (TTL and
+    /// invalidation still do). Pinned entries count toward the L1's bounds.
+    pub fn pinned(mut self) -> Self {
+        self.pinned = true;
         self
     }
 
@@ -396,7 +404,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             hit.value.clone(),
             hit.ttl,
             hit.tags,
-            None,
+            (None, false),
             Some(epoch),
         );
         Some(hit.value)
@@ -443,7 +451,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             (Some(l2), None) => Some((l2, l2.put(&key, &value, ttl, &tags))),
             _ => None,
         };
-        if !self.store_l1(&key, value, ttl, tags, files, since)
+        if !self.store_l1(&key, value, ttl, tags, (files, opts.pinned), since)
             && let Some((l2, Ok(()))) = &l2
         {
             let _ = l2.remove(&key);
@@ -457,7 +465,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
         value: V,
         ttl: Option<Duration>,
         tags: Arc<[Arc<str>]>,
-        files: Option<Arc<[FileStamp]>>,
+        (files, pinned): (Option<Arc<[FileStamp]>>, bool),
         since: Option<u64>,
     ) -> bool {
         let inner = &*self.inner;
@@ -480,9 +488,12 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             }
         }
         idx.keys.insert(Arc::clone(key));
-        inner
-            .l1
-            .insert_with_ttl(Arc::clone(key), Stored { value, files }, ttl);
+        let stored = Stored { value, files };
+        if pinned {
+            inner.l1.insert_pinned(Arc::clone(key), stored, ttl);
+        } else {
+            inner.l1.insert_with_ttl(Arc::clone(key), stored, ttl);
+        }
         drop(idx);
         true
     }
@@ -814,7 +825,14 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             let epoch = self.inner.epoch.load(Ordering::Acquire);
             if let Some(hit) = l2.get(key)? {
                 let key: Arc<str> = key.as_str().into();
-                if self.store_l1(&key, hit.value, hit.ttl, hit.tags, None, Some(epoch)) {
+                if self.store_l1(
+                    &key,
+                    hit.value,
+                    hit.ttl,
+                    hit.tags,
+                    (None, false),
+                    Some(epoch),
+                ) {
                     loaded += 1;
                 }
             }

@@ -173,3 +173,22 @@ fn concurrent_invalidation_never_leaves_a_stale_entry() {
         assert_eq!(c.get(&format!("k{i}")), None, "k{i} survived");
     }
 }
+
+#[test]
+fn pinned_entries_stay_under_pressure() {
+    let c: TieredCache<u32> = TieredCache::builder()
+        .max_entries(std::num::NonZeroUsize::new(64).unwrap())
+        .build()
+        .unwrap();
+    c.insert_with("config", 1, EntryOptions::new().pinned());
+    for i in 0..5_000 {
+        c.insert(&format!("k{i}"), i);
+    }
+    c.shrink_to(0.0).unwrap();
+    assert_eq!(c.get("config"), Some(1));
+    assert_eq!(
+        c.invalidate_prefix("config"),
+        1,
+        "invalidation still removes it"
+    );
+}
