@@ -155,8 +155,11 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
             .build()
             .await
             .expect("mpm pool with metrics");
+        // The same 30 s wait timeout as ours and bb8's, so that every pool pays for one.
         let deadpool = deadpool::managed::Pool::builder(DeadpoolNoop)
             .max_size(objects)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .runtime(deadpool::Runtime::Tokio1)
             .build()
             .expect("deadpool");
         // Create every object up front, as the others do with min_idle.

@@ -434,12 +434,13 @@ impl<M: Manager> Inner<M> {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::Closed) => return Err(Error::Closed),
             Err(TryAcquireError::NoPermits) => {
-                let start = Instant::now();
-                waited_since = Some(start);
+                // The clock is read only if a timeout or the statistics need it.
+                let start = (timeout.is_some() || self.metrics.is_some()).then(Instant::now);
+                waited_since = start;
                 self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _waiting = Waiting(&self.waiting);
                 let acquire = self.semaphore.acquire();
-                let permit = match deadline.at(start) {
+                let permit = match start.and_then(|start| deadline.at(start)) {
                     None => acquire.await,
                     Some(d) => match tokio::time::timeout_at(d, acquire).await {
                         Ok(p) => p,
@@ -458,11 +459,7 @@ impl<M: Manager> Inner<M> {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
-            let now = if waited_since.is_some() {
-                self.clock.precise()
-            } else {
-                self.clock.now()
-            };
+            let now = self.clock.now();
             let taken = self.slots.lock().take(self.config.queue_mode);
             match taken {
                 Take::Idle(mut entry) => {
