@@ -56,8 +56,16 @@ pub enum Reload {
 }
 
 type AnySection = Arc<dyn Any + Send + Sync>;
-/// Each section's byte ranges in the text (a TOML section may be split by other tables).
-type SectionRegions = HashMap<String, Vec<Range<usize>>>;
+/// Where one section's text is; a TOML section may have several (one per table of it).
+struct Span {
+    /// The section's name, as a range of the text.
+    name: Range<usize>,
+    /// The lines that belong to it.
+    region: Range<usize>,
+}
+
+/// The spans of every section, in file order.
+type SectionRegions = Vec<Span>;
 type Reparse = fn(&LazyConfig, &Snapshot, &str) -> Result<AnySection, Error>;
 
 struct Cached {
@@ -237,7 +245,15 @@ impl LazyConfig {
         let snapshot = self.current.load();
         let text = snapshot.text(&self.path)?;
         Ok(match index(self.format, &snapshot, text) {
-            Index::Regions { sections, .. } => sorted_keys(sections.keys()),
+            Index::Regions { sections, .. } => {
+                let mut names: Vec<String> = sections
+                    .iter()
+                    .map(|span| text[span.name.clone()].to_owned())
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            }
             Index::Values(values) => sorted_keys(values.keys()),
             Index::WholeDocument => Vec::new(),
         })
@@ -619,9 +635,12 @@ fn parse_section<T: DeserializeOwned>(
     match index(format, snapshot, text) {
         Index::Regions { root, sections } => {
             // The section's own text: the root keys plus every region of the section.
-            let regions = sections.get(name).map(Vec::as_slice).unwrap_or_default();
+            let regions = sections
+                .iter()
+                .filter(|span| &text[span.name.clone()] == name)
+                .map(|span| &span.region);
             let mut part = String::new();
-            let mut chunks = Vec::with_capacity(regions.len() + 1);
+            let mut chunks = Vec::new();
             for range in std::iter::once(root).chain(regions) {
                 chunks.push((part.len(), range.start));
                 part.push_str(&text[range.clone()]);
@@ -684,6 +703,12 @@ fn whole_document<T: DeserializeOwned>(
     }
 }
 
+/// Where `part`, a slice of `text`, lies in it.
+fn offset_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + part.len()
+}
+
 /// Lines of `text` with the byte offset each starts at.
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut offset = 0;
@@ -698,17 +723,20 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 /// and brackets, so a line starting with `[` inside an array or string is not taken for a
 /// header. Returns `None` when a header is too unusual to split on safely.
 fn scan_toml(text: &str) -> Option<(Range<usize>, SectionRegions)> {
-    let mut sections: SectionRegions = HashMap::new();
+    let mut sections = SectionRegions::new();
     let mut root_end = text.len();
-    let mut open: Option<(String, usize)> = None;
+    let mut open: Option<(Range<usize>, usize)> = None;
     let mut depth = 0_usize;
     let mut multiline: Option<&'static str> = None;
     for (start, line) in lines(text) {
         let trimmed = line.trim_start();
         if multiline.is_none() && depth == 0 && trimmed.starts_with('[') {
-            let key = toml_header_key(trimmed)?;
+            let key = offset_in(text, toml_header_key(trimmed)?);
             if let Some((name, from)) = open.take() {
-                sections.entry(name).or_default().push(from..start);
+                sections.push(Span {
+                    name,
+                    region: from..start,
+                });
             } else {
                 root_end = start;
             }
@@ -718,13 +746,16 @@ fn scan_toml(text: &str) -> Option<(Range<usize>, SectionRegions)> {
         scan_toml_value_line(line, &mut depth, &mut multiline)?;
     }
     if let Some((name, from)) = open {
-        sections.entry(name).or_default().push(from..text.len());
+        sections.push(Span {
+            name,
+            region: from..text.len(),
+        });
     }
     Some((0..root_end, sections))
 }
 
 /// The first key of a table header line such as `[a.b]`, `[[a]]` or `["a b".c]`.
-fn toml_header_key(line: &str) -> Option<String> {
+fn toml_header_key(line: &str) -> Option<&str> {
     let rest = line.strip_prefix("[[").or_else(|| line.strip_prefix('['))?;
     let rest = rest.trim_start();
     let (key, after) = if let Some(quoted) = rest.strip_prefix('"') {
@@ -733,10 +764,10 @@ fn toml_header_key(line: &str) -> Option<String> {
         if key.contains('\\') {
             return None;
         }
-        (key.to_owned(), &quoted[end + 1..])
+        (key, &quoted[end + 1..])
     } else if let Some(quoted) = rest.strip_prefix('\'') {
         let end = quoted.find('\'')?;
-        (quoted[..end].to_owned(), &quoted[end + 1..])
+        (&quoted[..end], &quoted[end + 1..])
     } else {
         let end = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
@@ -744,7 +775,7 @@ fn toml_header_key(line: &str) -> Option<String> {
         if end == 0 {
             return None;
         }
-        (rest[..end].to_owned(), &rest[end..])
+        (&rest[..end], &rest[end..])
     };
     let after = after.trim_start();
     (after.starts_with('.') || after.starts_with(']')).then_some(key)
@@ -813,8 +844,8 @@ fn scan_toml_value_line(
 /// Finds the keys of YAML's top-level block mapping: lines at column 0 of the form `key:`.
 /// Returns `None` for anything else at column 0 (flow mappings, several documents, ...).
 fn scan_yaml(text: &str) -> Option<SectionRegions> {
-    let mut sections: SectionRegions = HashMap::new();
-    let mut open: Option<(String, usize)> = None;
+    let mut sections = SectionRegions::new();
+    let mut open: Option<(Range<usize>, usize)> = None;
     let mut seen_content = false;
     for (start, line) in lines(text) {
         let content = line.trim_end();
@@ -826,19 +857,25 @@ fn scan_yaml(text: &str) -> Option<SectionRegions> {
             continue;
         }
         seen_content = true;
-        let key = yaml_key(content)?;
+        let key = offset_in(text, yaml_key(content)?);
         if let Some((name, from)) = open.take() {
-            sections.entry(name).or_default().push(from..start);
+            sections.push(Span {
+                name,
+                region: from..start,
+            });
         }
         open = Some((key, start));
     }
     if let Some((name, from)) = open {
-        sections.entry(name).or_default().push(from..text.len());
+        sections.push(Span {
+            name,
+            region: from..text.len(),
+        });
     }
     Some(sections)
 }
 
-fn yaml_key(line: &str) -> Option<String> {
+fn yaml_key(line: &str) -> Option<&str> {
     let first = line.chars().next()?;
     if "-[]{}?*&!|>%@`,.'\"\t".contains(first) {
         return None;
@@ -847,7 +884,7 @@ fn yaml_key(line: &str) -> Option<String> {
         .find(": ")
         .or_else(|| line.strip_suffix(':').map(str::len))?;
     let key = &line[..colon];
-    (!key.contains('#')).then(|| key.trim_end().to_owned())
+    (!key.contains('#')).then(|| key.trim_end())
 }
 
 /// The top-level keys of a JSON object and where each value is, found by a syntax-only scan
