@@ -82,6 +82,11 @@ pub enum ConfigError {
     /// `max_size` is larger than the pool supports.
     #[error("max_size ({0}) is larger than the supported maximum")]
     TooLarge(usize),
+    /// The maintenance task is on but the pool was built outside a Tokio runtime.
+    #[error(
+        "the pool's maintenance task needs a Tokio runtime; build the pool inside one or switch maintenance off"
+    )]
+    NoRuntime,
     /// A metric could not be registered.
     #[error("registering the pool's metrics failed: {0}")]
     Metrics(#[from] mpm_metrics::Error),

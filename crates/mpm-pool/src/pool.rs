@@ -170,7 +170,9 @@ impl<M: Manager> Pool<M> {
             config,
         });
         if let Some(interval) = inner.config.maintenance {
-            tokio::spawn(maintain(Arc::downgrade(&inner), interval));
+            let runtime =
+                tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+            runtime.spawn(maintain(Arc::downgrade(&inner), interval));
         }
         let pool = Pool {
             handle: Arc::new(Handle { inner }),

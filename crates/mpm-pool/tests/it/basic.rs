@@ -469,3 +469,73 @@ async fn statistics_series_are_recorded() {
         assert!(snap.get(h, &l).is_some(), "{h}");
     }
 }
+
+#[tokio::test]
+async fn returning_an_object_is_allocation_free_and_so_is_a_warm_get() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(2)
+        .min_idle(2)
+        .metrics(&registry, "t")
+        .leak_detection(Some(Duration::from_secs(60)))
+        .build()
+        .await
+        .unwrap();
+    // Warm up (the lease table grows once).
+    for _ in 0..4 {
+        drop(pool.get().await.unwrap());
+    }
+    let o = pool.get().await.unwrap();
+    let before = mpm_metrics::thread_stats();
+    drop(o);
+    let after = mpm_metrics::thread_stats();
+    assert!(mpm_metrics::CountingAllocator::is_active());
+    assert_eq!(after.since(&before).allocations, 0, "release allocated");
+    let before = mpm_metrics::thread_stats();
+    for _ in 0..100 {
+        drop(pool.get().await.unwrap());
+    }
+    let after = mpm_metrics::thread_stats();
+    assert_eq!(
+        after.since(&before).allocations,
+        0,
+        "get and drop allocated"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_validates_idle_objects_and_replaces_dead_ones() {
+    let m = TestManager::new();
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(2)
+        .min_idle(1)
+        .keepalive(Some(Duration::from_secs(10)))
+        .idle_timeout(None)
+        .maintenance_interval(Some(Duration::from_secs(1)))
+        .build()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(m.validated.load(Ordering::SeqCst) >= 1, "keepalive ran");
+    m.fail_validate.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    m.fail_validate.store(false, Ordering::SeqCst);
+    assert!(
+        m.closed.load(Ordering::SeqCst) >= 1,
+        "the dead object was closed"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pool.status().idle, 1, "and replaced");
+}
+
+#[test]
+fn building_outside_a_runtime_with_maintenance_is_an_error_not_a_panic() {
+    let m = TestManager::new();
+    let err = Pool::builder(Arc::clone(&m)).build_lazy().unwrap_err();
+    assert_eq!(err, ConfigError::NoRuntime);
+    assert!(
+        builder(&m).build_lazy().is_ok(),
+        "without maintenance it needs no runtime"
+    );
+}
