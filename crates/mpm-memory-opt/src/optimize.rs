@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::document::{Document, Line, LineKind, bullet_content, classify, is_py_space};
 use crate::report::{Action, AuditEntry, Report, Warning};
-use crate::similarity::{Indel, Prepared, Scorer, Similarity};
+use crate::similarity::{FastMap, Indel, Prepared, Scorer, Similarity};
 
 /// Which optimizer to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -469,7 +469,7 @@ struct Oracle {
     n: usize,
     items: Vec<Prepared>,
     done: Vec<u64>,
-    hits: HashMap<(usize, usize), f64>,
+    hits: FastMap<(usize, usize), f64>,
     t_min: f64,
 }
 
@@ -484,7 +484,7 @@ impl Oracle {
                 .map(|e| Prepared::new(e.content().to_lowercase()))
                 .collect(),
             done: vec![0; (n * n).div_ceil(64)],
-            hits: HashMap::new(),
+            hits: FastMap::default(),
             t_min,
         }
     }

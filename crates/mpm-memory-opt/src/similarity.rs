@@ -108,6 +108,9 @@ pub(crate) fn ratio_of(matches: usize, total: usize) -> f64 {
 #[derive(Default)]
 pub(crate) struct CharHasher(u64);
 
+/// A map keyed by small integers or characters, with a cheap multiplicative hash.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<CharHasher>>;
+
 impl Hasher for CharHasher {
     fn finish(&self) -> u64 {
         self.0
@@ -120,6 +123,9 @@ impl Hasher for CharHasher {
     }
     fn write_u32(&mut self, n: u32) {
         self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -233,6 +239,25 @@ pub(crate) struct PatternMasks {
 impl PatternMasks {
     pub(crate) fn new(a: &[char]) -> PatternMasks {
         let words = a.len().div_ceil(64).max(1);
+        if words <= 2 {
+            let mut t = Box::new([0u128; 128]);
+            let mut o: CharMap<u128> = CharMap::default();
+            for (i, c) in a.iter().enumerate() {
+                let code = *c as u32;
+                if code < 128 {
+                    t[code as usize] |= 1u128 << i;
+                } else {
+                    *o.entry(*c).or_insert(0) |= 1u128 << i;
+                }
+            }
+            return PatternMasks {
+                words,
+                small: Some(t),
+                small_other: o,
+                ascii: Vec::new(),
+                other: CharMap::default(),
+            };
+        }
         let mut ascii = vec![0u64; 128 * words];
         let mut other: CharMap<Vec<u64>> = CharMap::default();
         for (i, c) in a.iter().enumerate() {
@@ -244,36 +269,10 @@ impl PatternMasks {
                 other.entry(*c).or_insert_with(|| vec![0; words])[w] |= bit;
             }
         }
-        let (small, small_other) = if words <= 2 {
-            let mut t = Box::new([0u128; 128]);
-            for (i, m) in t.iter_mut().enumerate() {
-                *m = u128::from(ascii[i * words])
-                    | if words == 2 {
-                        u128::from(ascii[i * words + 1]) << 64
-                    } else {
-                        0
-                    };
-            }
-            let o = other
-                .iter()
-                .map(|(c, m)| {
-                    let v = u128::from(m[0])
-                        | if words == 2 {
-                            u128::from(m[1]) << 64
-                        } else {
-                            0
-                        };
-                    (*c, v)
-                })
-                .collect();
-            (Some(t), o)
-        } else {
-            (None, CharMap::default())
-        };
         PatternMasks {
             words,
-            small,
-            small_other,
+            small: None,
+            small_other: CharMap::default(),
             ascii,
             other,
         }
@@ -390,18 +389,18 @@ fn bucket(c: char) -> usize {
 /// A 64-bucket character histogram: `sum(min(ha, hb))` bounds every common subsequence.
 #[derive(Clone, Debug)]
 pub(crate) struct Histogram {
-    counts: [u16; 64],
+    counts: [u8; 64],
     /// `false` when a count saturated, so the bound would not hold.
     exact: bool,
 }
 
 impl Histogram {
     pub(crate) fn new(s: &[char]) -> Histogram {
-        let mut counts = [0u16; 64];
+        let mut counts = [0u8; 64];
         let mut exact = true;
         for c in s {
             let slot = &mut counts[bucket(*c)];
-            if *slot == u16::MAX {
+            if *slot == u8::MAX {
                 exact = false;
             } else {
                 *slot += 1;
