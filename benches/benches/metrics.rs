@@ -1,5 +1,8 @@
 //! mpm-metrics beside prometheus, prometheus-client, hdrhistogram and the metrics crate.
 
+// criterion's macros generate public functions without docs.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -1,7 +1,8 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask bench [--quick] [FILTER]`: runs the criterion benchmarks in `benches/`, ours
-//!   beside the peers; `--quick` runs each for a short time (criterion's `--quick`).
+//!   beside the peers, then prints each group's medians with the ratio ours / peer; `--quick`
+//!   runs each for a short time (criterion's `--quick`).
 //! - `cargo xtask trace --trace PATH --capacity N[,N...] [--json]`: replays a cache access trace
 //!   and prints the hit ratios of mpm-cache's L1, quick_cache, moka and an exact LRU.
 //!
@@ -12,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod report;
 mod tidy;
 mod trace;
 
@@ -54,16 +56,17 @@ fn bench(args: &[String]) -> Result<()> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "--package", "mpm-benches", "--"]);
+    cmd.args(["bench", "--package", "mpm-benches", "--benches", "--"]);
     if let Some(f) = &filter {
         cmd.arg(f);
     }
     if quick {
         cmd.args(["--quick", "--noplot"]);
     }
+    let started = std::time::SystemTime::now();
     let status = cmd.status().context("could not start cargo bench")?;
     if !status.success() {
         bail!("cargo bench failed ({status})");
     }
-    Ok(())
+    report::print(started)
 }
