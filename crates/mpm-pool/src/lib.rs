@@ -62,6 +62,24 @@
 //! # }
 //! ```
 //!
+//! # How it stays fast and correct
+//!
+//! - Getting an idle object and returning it take one semaphore permit (Tokio's FIFO-fair
+//!   semaphore, so a returning task cannot barge past waiters) and one short lock each; with
+//!   maintenance on they never read the system clock: timestamps come from a coarse
+//!   millisecond clock that the maintenance task refreshes (every 100 ms at most, a quarter of
+//!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
+//!   be optimistic (the skip-validation window, leak reports) allow for that lag.
+//! - Statistics record every acquire that waited; acquires served at once are sampled (one in
+//!   16, recorded with weight 16).
+//! - Every step that can be cancelled holds a guard: a cancelled acquire returns its permit,
+//!   frees a reserved place and closes an object it was checking.
+//! - A creation failure is retried with jittered exponential backoff until the acquire
+//!   deadline; other callers wait on the semaphore meanwhile, so a down server sees at most
+//!   `max_size` attempts per backoff step.
+//! - Leaks are counted in `pool_leaks_total` and reported; a leaked object is not reclaimed
+//!   (the pool cannot know it will never come back).
+//!
 //! # Feature flags
 //!
 //! - `postgres`: [`postgres::PgManager`] on `tokio-postgres`: `SELECT 1` validation, a
