@@ -89,3 +89,44 @@ fn claude_mpm_profile_warns_for_every_dropped_line() {
     );
     assert_eq!(Profile::ClaudeMpm.as_str(), "claude-mpm");
 }
+
+#[test]
+fn claude_mpm_profile_matches_python_on_200_odd_files() {
+    // Inputs with CR, CRLF, BOM, repeated and empty section names, `## header`, Unicode case and
+    // whitespace; outputs and fields from claude-mpm v4.0.29 (scripts/claude_mpm_fixture.py).
+    let opt = Optimizer::new(Options {
+        timestamp: Some("2026-01-01 00:00:00".to_owned()),
+        ..Options::claude_mpm()
+    });
+    let text = fixture("claude_mpm_cases.jsonl");
+    let mut n = 0;
+    for line in text.lines() {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        let input = case["input"].as_str().unwrap();
+        let out = opt.optimize_text(input);
+        assert_eq!(
+            out.output,
+            case["output"].as_str().unwrap(),
+            "input {input:?}"
+        );
+        let r = serde_json::to_value(&out.report).unwrap();
+        for field in [
+            "original_size",
+            "optimized_size",
+            "size_reduction",
+            "size_reduction_percent",
+            "duplicates_removed",
+            "items_consolidated",
+            "items_reordered",
+            "sections_optimized",
+        ] {
+            assert_eq!(
+                r[field].as_f64(),
+                case[field].as_f64(),
+                "{field} for {input:?}"
+            );
+        }
+        n += 1;
+    }
+    assert_eq!(n, 200);
+}
