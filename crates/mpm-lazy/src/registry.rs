@@ -243,8 +243,11 @@ impl Graph {
     }
 }
 
+/// Service names are fixed by the program, not by an attacker, so a fast hasher is safe.
+type Names<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
 struct Inner {
-    services: HashMap<Box<str>, Entry>,
+    services: Names<Entry>,
     graph: Mutex<Graph>,
     /// Wakes blocked threads when an initialization ends.
     finished: Condvar,
@@ -294,7 +297,7 @@ pub struct LazyRegistry {
 /// which is what lets lookups go without a lock.
 #[derive(Default)]
 pub struct RegistryBuilder {
-    services: HashMap<Box<str>, Entry>,
+    services: Names<Entry>,
     duplicate: Option<String>,
     metrics: Option<Registry>,
 }
