@@ -26,6 +26,27 @@ pub trait Similarity: Send + Sync + std::fmt::Debug {
     }
 }
 
+macro_rules! forward_similarity {
+    ($($t:ty),*) => {$(
+        impl<S: Similarity + ?Sized> Similarity for $t {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn ratio(&self, a: &str, b: &str) -> f64 {
+                (**self).ratio(a, b)
+            }
+            fn bounded_by_lcs(&self) -> bool {
+                (**self).bounded_by_lcs()
+            }
+            fn builtin(&self) -> Option<Builtin> {
+                (**self).builtin()
+            }
+        }
+    )*};
+}
+
+forward_similarity!(&S, Box<S>, std::sync::Arc<S>);
+
 /// The built-in metrics.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +359,28 @@ impl PatternMasks {
     }
 }
 
+/// [`PatternMasks::lcs`] for a pattern of up to 128 characters and an ASCII text.
+fn lcs_ascii(t: &[u128; 128], b: &[u8], need: usize) -> usize {
+    let lb = b.len();
+    let mut v = u128::MAX;
+    let mut k = 0;
+    for chunk in b.chunks(8) {
+        if k > 0 {
+            let have = (!v).count_ones() as usize;
+            if have + (lb - k) < need {
+                return have + (lb - k);
+            }
+        }
+        for &c in chunk {
+            let m = t[usize::from(c & 127)];
+            let u = v & m;
+            v = v.wrapping_add(u) | (v - u);
+        }
+        k += chunk.len();
+    }
+    (!v).count_ones() as usize
+}
+
 /// Length of the longest common subsequence of `a` and `b` (bit-parallel).
 pub fn lcs_len(a: &[char], b: &[char]) -> usize {
     if a.is_empty() || b.is_empty() {
@@ -445,6 +488,8 @@ pub(crate) struct Prepared {
     pub(crate) text: String,
     pub(crate) chars: Vec<char>,
     pub(crate) hist: Histogram,
+    /// The text is ASCII, so its bytes are its characters.
+    ascii: bool,
     b2j: Option<B2j>,
 }
 
@@ -453,6 +498,7 @@ impl Prepared {
         let chars: Vec<char> = text.chars().collect();
         let hist = Histogram::new(&chars);
         Prepared {
+            ascii: text.is_ascii(),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             text,
             chars,
@@ -602,12 +648,13 @@ impl<'m> Scorer<'m> {
         self.tick += 1;
         self.last = Some(ib);
         let (k, masks) = self.masks[slot].as_ref().expect("slot is filled");
-        let text = if *k == ia {
-            &items[b].chars
-        } else {
-            &items[a].chars
-        };
-        masks.lcs(text, &mut self.scratch, need)
+        let text = if *k == ia { &items[b] } else { &items[a] };
+        if text.ascii
+            && let Some(t) = &masks.small
+        {
+            return lcs_ascii(t, text.text.as_bytes(), need);
+        }
+        masks.lcs(&text.chars, &mut self.scratch, need)
     }
 
     fn oldest(&self) -> usize {
