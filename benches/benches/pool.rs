@@ -290,5 +290,43 @@ fn fairness(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, get_drop, hold, fairness);
+/// Get-and-drop with the pools taking turns, eleven rounds of 400,000 cycles each, so that a
+/// noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
+/// (to deadpool, to bb8, and of statistics on to off).
+fn interleaved(_: &mut Criterion) {
+    let rt = runtime();
+    for (objects, tasks) in SHAPES {
+        let pools = pools(&rt, objects);
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        for _ in 0..11 {
+            for (i, (_, pool)) in pools.iter().enumerate() {
+                let total = 400_000;
+                let took = run(&rt, pool, tasks, total, false);
+                rates[i].push(total as f64 / took.as_secs_f64() / 1e6);
+            }
+        }
+        let medians: Vec<f64> = rates
+            .iter_mut()
+            .map(|r| {
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect();
+        let line: Vec<String> = pools
+            .iter()
+            .zip(&medians)
+            .map(|((label, _), m)| format!("{label} {m:.2} Mops/s"))
+            .collect();
+        let (mpm, stats, deadpool, bb8) = (medians[0], medians[1], medians[2], medians[3]);
+        println!(
+            "pool_interleaved/{objects}x{tasks}: {}; mpm/deadpool {:.2}x, mpm/bb8 {:.2}x, statistics cost {:.1}%",
+            line.join(", "),
+            mpm / deadpool,
+            mpm / bb8,
+            (1.0 - stats / mpm) * 100.0
+        );
+    }
+}
+
+criterion_group!(benches, get_drop, hold, fairness, interleaved);
 criterion_main!(benches);

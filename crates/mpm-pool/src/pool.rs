@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use tokio::time::Instant;
@@ -52,14 +53,17 @@ enum Expired {
     Deadline,
 }
 
+/// The hot fields each sit on their own cache lines (`CachePadded`), away from one another
+/// and from the `Arc` counters, so that two cores getting and returning objects do not also
+/// fight over lines they merely read.
 pub(crate) struct Inner<M: Manager> {
     manager: M,
     config: Config,
-    semaphore: Semaphore,
-    slots: Mutex<Slots<Entry<M::Object>>>,
+    semaphore: CachePadded<Semaphore>,
+    slots: CachePadded<Mutex<Slots<Entry<M::Object>>>>,
     /// Permits to swallow on release instead of returning, after a shrink.
     permit_debt: AtomicUsize,
-    waiting: AtomicUsize,
+    waiting: CachePadded<AtomicUsize>,
     closed: AtomicBool,
     next_id: AtomicU64,
     /// Wakes the maintenance task (an object was closed, or the pool closed).
@@ -152,10 +156,10 @@ impl<M: Manager> Pool<M> {
             None => None,
         };
         let inner = Arc::new(Inner {
-            semaphore: Semaphore::new(config.max_size),
-            slots: Mutex::new(Slots::new(config.max_size)),
+            semaphore: CachePadded::new(Semaphore::new(config.max_size)),
+            slots: CachePadded::new(Mutex::new(Slots::new(config.max_size))),
             permit_debt: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
+            waiting: CachePadded::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
