@@ -437,7 +437,9 @@ impl LazyRegistry {
         RegistryBuilder::default()
     }
 
-    /// The service `name` as a `T`, built now by its synchronous factories if needed.
+    /// The service `name` as a `T`, built now by its synchronous factories if needed (async
+    /// implementations in its fallback chain are skipped; [`get_async`](LazyRegistry::get_async)
+    /// runs them).
     ///
     /// Once built, a lookup takes no lock: a hash lookup, a counter increment and an `Arc` clone.
     ///
