@@ -301,3 +301,26 @@ fn the_content_comes_from_the_file_as_opened() {
         expect!["cannot read configuration file <dir>/d.toml: not a regular file"],
     );
 }
+
+#[test]
+fn layouts_the_scan_cannot_split_parse_the_whole_document() {
+    // Compact sequences at column 0 and a flow mapping: no line-based split, same results.
+    let f = file(
+        "seq.yaml",
+        "memory:\n  limit_kb: 5\n  agents:\n  - qa\nlist:\n- 1\n- 2\n",
+    );
+    let config = LazyConfig::open(&f.path).unwrap();
+    assert_eq!(config.section::<Memory>("memory").unwrap().agents, ["qa"]);
+    assert_eq!(*config.section::<Vec<u8>>("list").unwrap(), [1, 2]);
+    assert!(config.section_names().unwrap().is_empty());
+    let f = file("flow.yaml", "{memory: {limit_kb: 6}}\n");
+    let config = LazyConfig::open(&f.path).unwrap();
+    assert_eq!(config.section::<Memory>("memory").unwrap().limit_kb, 6);
+    let f = file("list.json", "[1, 2]");
+    let config = LazyConfig::open(&f.path).unwrap();
+    check_error(
+        &f.path,
+        config.section::<Memory>("memory"),
+        expect!["<dir>/list.json:1: invalid type: sequence, expected a table of sections"],
+    );
+}

@@ -566,3 +566,24 @@ async fn many_tasks_resolving_a_diamond_build_each_service_once() {
     let base = registry.stats("base").unwrap();
     assert_eq!((base.attempts, base.failures), (4, 3));
 }
+
+#[tokio::test]
+async fn a_sync_lookup_skips_async_implementations_of_a_chain() {
+    let build = || {
+        LazyRegistry::builder()
+            .register(
+                "deployer",
+                Service::from_async_fn("agent.deployment", |_| async {
+                    Ok::<_, BoxError>(String::from("new"))
+                })
+                .or_fn("agents.deployment", |_| Ok(String::from("legacy"))),
+            )
+            .build()
+            .unwrap()
+    };
+    assert_eq!(*build().get::<String>("deployer").unwrap(), "legacy");
+    assert_eq!(
+        *build().get_async::<String>("deployer").await.unwrap(),
+        "new"
+    );
+}
