@@ -50,9 +50,9 @@
 //! last section has bullets, and the `Last Updated` comment rewritten (UTC unless
 //! [`Options::timestamp`] is set). Every line it drops is a [`Warning`] of kind `dropped_line`.
 //! It was compared with the Python code on the example of `MEMORY-FORMAT.md`, on generated 80 KB
-//! files and on 1,950 random files with odd layouts (CR, CRLF, BOM, repeated and empty section
-//! names, `## header`, Unicode whitespace and case): identical bytes (timestamp aside) and
-//! identical result fields.
+//! and 1 MB files and on over 2,000 random files with odd layouts (CR, CRLF, BOM, repeated and
+//! empty section names, `## header`, Unicode whitespace and case; 200 of them are a committed
+//! fixture): identical bytes (timestamp aside) and identical result fields.
 //!
 //! `default` ([`Options::default`]) fixes the defects instead:
 //!
@@ -77,28 +77,32 @@
 //! # Performance
 //!
 //! Measured on generated files (`cargo run --release -p mpm-memory-opt --example generate --
-//! 81920 0.2 42`; 779 entries in 11 sections at 80 KB, 9,999 at 1 MB), one thread, on a shared
-//! 2-core machine under load (criterion wall times are inflated by the load; CPU time per run
-//! from `perf stat -e task-clock` in brackets):
+//! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB), one thread, on a
+//! shared 2-core machine under load (load average 3.7 to 5.8, so wall times are inflated; the
+//! instruction counts, from callgrind on `mpm memory optimize --dry-run --json`, process start
+//! included, do not depend on the load):
 //!
-//! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python |
+//! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python (claude-mpm) |
 //! |---|---|---|---|---|---|
-//! | 80 KB | 10.9 ms (5.4 ms CPU) | 10.0 ms | 9.3 ms (5.4 ms CPU) | 499 ms | 4.58 s CPU |
-//! | 1 MB | 1.17 s (0.58 s CPU) | 1.45 s | (0.53 s CPU) | | 707 s CPU (21 min wall) |
+//! | 80 KB | 12.1 ms; 57.4 M instructions; 5.4 ms CPU | 12.2 ms | 9.7 ms; 55.8 M instructions; 5.4 ms CPU | 525 ms | 4.1 to 4.9 s CPU |
+//! | 1 MB | 774 ms; 5.66 G instructions; 0.58 s CPU | 1.51 s | 0.53 s CPU | | 707 s CPU (21 min wall) |
 //!
-//! Benchmarks: `cargo bench -p mpm-benches --bench memory_opt -- --quick --noplot`. Python:
-//! claude-mpm v4.0.29's `MemoryOptimizer.optimize_agent_memory` run with python3 3.11 on the
-//! same file copied to `<tmp>/.claude-mpm/memories/x_agent.md`, timed with `time.perf_counter()`
-//! around the call and `/usr/bin/time` (user CPU). The `claude-mpm` profile is about 850 times
-//! faster than Python at 80 KB and 1,300 times at 1 MB (CPU time), with identical output.
+//! Benchmarks: `cargo bench -p mpm-benches --bench memory_opt -- --quick --noplot` (the
+//! `all_pairs` rows run the same stages and metric with pruning off). Python: claude-mpm
+//! v4.0.29's `MemoryOptimizer.optimize_agent_memory` under python3 3.11 on the same file copied
+//! to `<tmp>/.claude-mpm/memories/x_agent.md`, timed with `time.perf_counter()` around the call
+//! and `/usr/bin/time -f "%U user %e wall"`. The `claude-mpm` profile gives the same bytes and
+//! fields, about 850 times faster at 80 KB and 1,300 times at 1 MB (CPU time against CPU time).
 //!
 //! Where the time goes: every pair of items of a section is a candidate. The length bound and a
-//! 64-bucket character-count bound rule out about 40% of pairs at threshold 0.70; the rest need
-//! a bit-parallel LCS (which also bounds difflib, so difflib runs in full only for pairs that can
-//! reach the threshold: 33 of 18,395 at 80 KB). The LCS stops early when the rest of the string
-//! cannot reach the threshold. Each pair is computed at most once per run. At threshold 0.70,
-//! items of the same language share most characters, so exact bounds cannot rule out most pairs;
-//! the 1 MB target of 100 ms is not met (about 0.58 s CPU).
+//! 64-bucket character-count bound rule out about 40% of the pairs at threshold 0.70; the rest
+//! need a bit-parallel LCS (one `u128` per step for items up to 128 characters), which stops early
+//! once the rest of the string cannot reach the threshold, and which also bounds difflib, so that
+//! difflib runs in full only for pairs that can reach the threshold (33 of 18,395 at 80 KB). Each
+//! pair is computed at most once per run. At threshold 0.70, items in the same language share
+//! most of their characters, so exact bounds cannot rule out most pairs: the default profile
+//! takes about 5 ms of CPU at 80 KB (the target is 5 ms) and about 0.58 s at 1 MB (target
+//! 100 ms, not met).
 //!
 //! # Symbolic links
 //!
