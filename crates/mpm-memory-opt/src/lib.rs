@@ -68,7 +68,7 @@
 //! - priority order is stable (ties keep their order), within each run of consecutive items;
 //! - an item with nested lines is kept as it is (never removed, merged or split from them);
 //! - a size policy: over [`Options::size_limit`] (80 KB), the lowest-priority, oldest items of
-//!   `Recent Learnings` go first, each one in the audit list; a file still over the limit gets an
+//!   `Recent Learnings` (`Learnings` in the flat layout) go first, each one in the audit list; a file still over the limit gets an
 //!   `over_limit` warning.
 //!
 //! Pruning never changes a result: a test runs the optimizer with and without it (both metrics)

@@ -119,7 +119,9 @@ pub struct Options {
     pub merge_repeated_sections: bool,
     /// Priority keywords.
     pub keywords: Keywords,
-    /// The size limit in bytes (`None`: no size policy). Default 80 KB (81,920 bytes).
+    /// The size limit in bytes (`None`: no size policy). Default 80 KB (81,920 bytes). Over it,
+    /// items of `Recent Learnings` (or `Learnings`, the flat layout's section) are removed,
+    /// lowest priority and oldest first.
     pub size_limit: Option<usize>,
     /// [`crate::MemoryStore::auto_optimize_if_needed`] runs when a file passes this share of
     /// its limit (0.8).
@@ -422,9 +424,11 @@ fn push_body(s: &mut SectionWork, doc: &Document, body: std::ops::Range<usize>) 
     }
 }
 
+/// Entries that take part in the duplicate stages: alive, and without nested lines (an item
+/// with nested lines is kept as it is, so that no nested line is ever lost or moved).
 fn alive(s: &SectionWork) -> Vec<usize> {
     (0..s.entries.len())
-        .filter(|&k| s.entries[k].alive)
+        .filter(|&k| s.entries[k].alive && !s.entries[k].has_children)
         .collect()
 }
 
@@ -655,7 +659,8 @@ fn size_policy(
     }
     let mut candidates: Vec<(u32, usize, usize, usize)> = Vec::new(); // score, order, section, entry
     for (si, s) in sections.iter().enumerate() {
-        if s.verbatim || s.name != "Recent Learnings" {
+        // `Recent Learnings` (sectioned layout) or `Learnings` (flat layout).
+        if s.verbatim || !(s.name == "Recent Learnings" || s.name == "Learnings") {
             continue;
         }
         for (k, e) in s.entries.iter().enumerate() {

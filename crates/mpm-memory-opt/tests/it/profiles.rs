@@ -130,3 +130,54 @@ fn claude_mpm_profile_matches_python_on_200_odd_files() {
     }
     assert_eq!(n, 200);
 }
+
+#[track_caller]
+fn check_default(input: &str, expected: &str) {
+    let out = Optimizer::new(Options::default()).optimize_text(input);
+    assert_eq!(out.output, expected);
+}
+
+#[test]
+fn default_profile_keeps_bom_crlf_and_missing_final_newline() {
+    check_default(
+        "\u{feff}# M\r\n\r\n## Learnings\r\n- Use pathlib\r\n- use  PATHLIB\r\n- You must test",
+        "\u{feff}# M\r\n\r\n## Learnings\r\n- You must test\r\n- Use pathlib",
+    );
+}
+
+#[test]
+fn default_profile_keeps_text_comments_and_nested_items_in_place() {
+    check_default(
+        "## A\nintro text\n<!-- c -->\n- parent\n  - child one\n  - child one\n- parent\n\n- other\n",
+        "## A\nintro text\n<!-- c -->\n- parent\n  - child one\n  - child one\n- parent\n\n- other\n",
+    );
+    check_default("## A\n- x\n- x\n\n## B\n- x\n", "## A\n- x\n\n## B\n- x\n");
+}
+
+#[test]
+fn default_profile_size_policy_covers_the_flat_layout() {
+    let mut input =
+        String::from("# Engineer Agent Memory\nLast Updated: 2025-01-01\n\n## Learnings\n");
+    for i in 0..40 {
+        input.push_str(&format!(
+            "- learning {i:02} about widgets and gadgets {}\n",
+            "x".repeat(i % 7)
+        ));
+    }
+    let out = Optimizer::new(Options {
+        size_limit: Some(1_000),
+        consolidation: None,
+        near_duplicates: None,
+        ..Options::default()
+    })
+    .optimize_text(&input);
+    assert!(out.output.len() <= 1_000);
+    assert!(
+        out.output
+            .starts_with("# Engineer Agent Memory\nLast Updated: 2025-01-01\n\n## Learnings\n")
+    );
+    assert!(out.report.warnings.is_empty());
+    // Oldest first: the first learnings went.
+    assert!(!out.output.contains("learning 00"));
+    assert!(out.output.contains("learning 39"));
+}
