@@ -259,9 +259,14 @@ pub(crate) struct PatternMasks {
 
 impl PatternMasks {
     pub(crate) fn new(a: &[char]) -> PatternMasks {
+        PatternMasks::with_table(a, None)
+    }
+
+    /// Builds masks for `a`, reusing a zeroed table if one is given.
+    fn with_table(a: &[char], table: Option<Box<[u128; 128]>>) -> PatternMasks {
         let words = a.len().div_ceil(64).max(1);
         if words <= 2 {
-            let mut t = Box::new([0u128; 128]);
+            let mut t = table.unwrap_or_else(|| Box::new([0u128; 128]));
             let mut o: CharMap<u128> = CharMap::default();
             for (i, c) in a.iter().enumerate() {
                 let code = *c as u32;
@@ -297,6 +302,13 @@ impl PatternMasks {
             ascii,
             other,
         }
+    }
+
+    /// The `u128` table, zeroed, for reuse.
+    fn into_table(self) -> Option<Box<[u128; 128]>> {
+        let mut t = self.small?;
+        t.fill(0);
+        Some(t)
     }
 
     #[inline(always)]
@@ -640,7 +652,12 @@ impl<'m> Scorer<'m> {
                 } else {
                     (a, self.oldest())
                 };
-                self.masks[victim] = Some((items[pat].id, PatternMasks::new(&items[pat].chars)));
+                // Reuse the evicted pattern's table (no allocation).
+                let table = self.masks[victim].take().and_then(|(_, m)| m.into_table());
+                self.masks[victim] = Some((
+                    items[pat].id,
+                    PatternMasks::with_table(&items[pat].chars, table),
+                ));
                 victim
             }
         };
