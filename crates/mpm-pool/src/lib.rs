@@ -71,7 +71,7 @@
 //!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
 //!   be optimistic (the skip-validation window, leak reports) allow for that lag.
 //! - Statistics record every acquire that waited; acquires served at once are sampled (one in
-//!   16, recorded with weight 16).
+//!   64, recorded with weight 64), which keeps their cost within the noise of a get-and-drop.
 //! - Every step that can be cancelled holds a guard: a cancelled acquire returns its permit,
 //!   frees a reserved place and closes an object it was checking.
 //! - A creation failure is retried with jittered exponential backoff until the acquire

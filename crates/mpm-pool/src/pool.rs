@@ -314,7 +314,7 @@ impl Deadline {
 type Timer = (quanta::Instant, u64);
 
 /// One fast-path lease in `SAMPLE` is timed for the statistics.
-const SAMPLE: u32 = 16;
+const SAMPLE: u32 = 64;
 
 /// Milliseconds since a pool's epoch.
 type Ms = u64;

@@ -91,7 +91,7 @@ pub struct Status {
 ///   `pool_timeouts_total{stage}`, `pool_create_errors_total`, `pool_leaks_total`;
 /// - histograms `pool_acquire_wait_seconds`, `pool_in_use_seconds`, `pool_create_seconds`.
 ///   Every acquire that waited (for a place or a creation) is recorded; acquires served at
-///   once from the idle queue are sampled, one in 16 recorded with a weight of 16, so that
+///   once from the idle queue are sampled, one in 64 recorded with a weight of 64, so that
 ///   statistics cost a few percent of a get-and-drop at most.
 pub(crate) struct PoolMetrics {
     pub(crate) size: IntGauge,
