@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 pub(crate) const USAGE: &str = "cargo xtask trace --trace PATH [--format cache2k|lirs|arc] \
---capacity N[,N...]|P%[,P%...] [--json] [--hot-allocation F [--mpm-only]]";
+--capacity N[,N...]|P%[,P%...] [--json] [--hot-allocation F] [--ghost-allocation F] [--mpm-only]";
 
 /// The hasher every policy uses: SipHash with fixed keys, so the figures repeat.
 type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -196,7 +196,7 @@ fn pct(hits: usize, n: usize) -> f64 {
     }
 }
 
-fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>) -> Result<f64> {
+fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) -> Result<f64> {
     // As a service would run it: a default TTL, statistics and an eviction listener on.
     let mut b = mpm_cache::MemoryTier::builder()
         .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
@@ -204,6 +204,9 @@ fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>) -> Result<f64> {
         .eviction_listener(|_: &u64, _: &(), _| {});
     if let Some(h) = hot {
         b = b.hot_allocation(h);
+    }
+    if let Some(g) = ghost {
+        b = b.ghost_allocation(g);
     }
     let tier = b.hasher(Fixed::default()).build()?;
     let mut hits = 0;
@@ -219,12 +222,12 @@ fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>) -> Result<f64> {
     Ok(pct(hits, keys.len()))
 }
 
-fn replay_qc(keys: &[u64], cap: usize, hot: Option<f64>) -> Result<f64> {
+fn replay_qc(keys: &[u64], cap: usize, options: Option<(f64, f64)>) -> Result<f64> {
     let mut opts = quick_cache::OptionsBuilder::new();
     opts.estimated_items_capacity(cap)
         .weight_capacity(cap as u64);
-    if let Some(h) = hot {
-        opts.hot_allocation(h);
+    if let Some((hot, ghost)) = options {
+        opts.hot_allocation(hot).ghost_allocation(ghost);
     }
     let cache: quick_cache::sync::Cache<u64, (), quick_cache::UnitWeighter, Fixed> =
         quick_cache::sync::Cache::with_options(
@@ -274,6 +277,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut json = false;
     let mut hot = None;
     let mut mpm_only = false;
+    let mut ghost = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -291,6 +295,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     bail!("--hot-allocation must be within [0, 1]");
                 }
                 hot = Some(v);
+            }
+            "--ghost-allocation" => {
+                let v: f64 = value("--ghost-allocation")?.parse()?;
+                if !(0.0..=1.0).contains(&v) {
+                    bail!("--ghost-allocation must be within [0, 1]");
+                }
+                ghost = Some(v);
             }
             "--json" => json = true,
             "--mpm-only" => mpm_only = true,
@@ -327,19 +338,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut rows = Vec::new();
     for cap in caps {
         if mpm_only {
-            let r = replay_mpm(&keys, cap, hot)?;
+            let r = replay_mpm(&keys, cap, hot, ghost)?;
             println!("{cap} {r:.3}");
             continue;
         }
         rows.push(Row {
             capacity: cap,
             accesses: keys.len(),
-            mpm: replay_mpm(&keys, cap, hot)?,
+            mpm: replay_mpm(&keys, cap, hot, ghost)?,
             quick_cache: replay_qc(&keys, cap, None)?,
             quick_cache_same: replay_qc(
                 &keys,
                 cap,
-                Some(hot.unwrap_or(mpm_cache::DEFAULT_HOT_ALLOCATION)),
+                Some((
+                    hot.unwrap_or(mpm_cache::DEFAULT_HOT_ALLOCATION),
+                    ghost.unwrap_or(mpm_cache::DEFAULT_GHOST_ALLOCATION),
+                )),
             )?,
             moka: replay_moka(&keys, cap),
             lru: replay_lru(&keys, cap),

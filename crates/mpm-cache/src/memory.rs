@@ -20,14 +20,41 @@ pub type DefaultHashBuilder = quick_cache::DefaultHashBuilder;
 /// the traces with `cargo xtask trace` (see the crate docs for the table).
 pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 
-const NEVER: u64 = u64::MAX;
+/// The `ghost_allocation` mpm-cache gives quick_cache unless told otherwise (quick_cache's own
+/// default is 0.5), chosen with the same trace replays: it raised the hit ratio on the ARC and
+/// LIRS multi1 traces by up to 4.6 points, for about 7 more bytes per entry once the ghost
+/// records fill.
+pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
+
+/// The deadline of an entry that never expires (the largest 63-bit value).
+const NEVER: u64 = u64::MAX >> 1;
 
 /// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
 #[derive(Clone)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    deadline: u64,
-    pinned: bool,
+    /// The deadline on the tier's clock in the low 63 bits ([`NEVER`] when none), the pin in
+    /// the top bit: one word per entry for both.
+    meta: u64,
+}
+
+const PIN: u64 = 1 << 63;
+
+impl<V> Slot<V> {
+    fn new(value: V, deadline: u64, pinned: bool) -> Self {
+        let meta = deadline.min(NEVER) | if pinned { PIN } else { 0 };
+        Self { value, meta }
+    }
+
+    #[inline]
+    fn deadline(&self) -> u64 {
+        self.meta & !PIN
+    }
+
+    #[inline]
+    fn pinned(&self) -> bool {
+        self.meta & PIN != 0
+    }
 }
 
 type WeighFn<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
@@ -67,7 +94,7 @@ impl<K, V> Shared<K, V> {
     }
 
     fn cause_of(&self, slot: &Slot<V>) -> RemovalCause {
-        if slot.deadline != NEVER && self.clock.now_ms() > slot.deadline {
+        if slot.deadline() != NEVER && self.clock.now_ms() > slot.deadline() {
             RemovalCause::Expired
         } else {
             RemovalCause::Capacity
@@ -126,7 +153,7 @@ impl<K, V> Lifecycle<K, Slot<V>> for SlotLifecycle<K, V> {
 
     #[inline]
     fn is_pinned(&self, _key: &K, slot: &Slot<V>) -> bool {
-        slot.pinned
+        slot.pinned()
     }
 
     fn on_evict(&self, state: &mut Self::RequestState, key: K, slot: Slot<V>) {
@@ -182,7 +209,7 @@ impl<K, V> Default for MemoryTierBuilder<K, V> {
             weigh: None,
             default_ttl: None,
             hot_allocation: DEFAULT_HOT_ALLOCATION,
-            ghost_allocation: None,
+            ghost_allocation: Some(DEFAULT_GHOST_ALLOCATION),
             shards: None,
             hasher: DefaultHashBuilder::default(),
             clock: Clock::default(),
@@ -225,7 +252,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// quick_cache's `ghost_allocation`, in `[0, 1]`; default quick_cache's.
+    /// quick_cache's `ghost_allocation`, in `[0, 1]`; default [`DEFAULT_GHOST_ALLOCATION`].
     pub fn ghost_allocation(mut self, fraction: f64) -> Self {
         self.ghost_allocation = Some(fraction);
         self
@@ -448,7 +475,7 @@ where
     {
         let inner = &*self.inner;
         match inner.cache.get(key) {
-            Some(slot) if slot.deadline == NEVER || inner.clock.now_ms() <= slot.deadline => {
+            Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
                 inner.stats.hits.inc();
                 Some(slot.value)
             }
@@ -483,8 +510,8 @@ where
         if !self.live(&slot) {
             return None;
         }
-        Some((slot.deadline != NEVER).then(|| {
-            Duration::from_millis(slot.deadline.saturating_sub(self.inner.clock.now_ms()))
+        Some((slot.deadline() != NEVER).then(|| {
+            Duration::from_millis(slot.deadline().saturating_sub(self.inner.clock.now_ms()))
         }))
     }
 
@@ -507,7 +534,7 @@ where
 
     #[inline]
     fn live(&self, slot: &Slot<V>) -> bool {
-        slot.deadline == NEVER || self.inner.clock.now_ms() <= slot.deadline
+        slot.deadline() == NEVER || self.inner.clock.now_ms() <= slot.deadline()
     }
 
     fn reclaim<Q>(&self, key: &Q)
@@ -518,7 +545,7 @@ where
         if let Some((k, slot)) = self
             .inner
             .cache
-            .remove_if(key, |s| s.deadline != NEVER && now > s.deadline)
+            .remove_if(key, |s| s.deadline() != NEVER && now > s.deadline())
         {
             self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
         }
@@ -545,15 +572,9 @@ where
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
         let mut evicted = Evicted::default();
-        inner.cache.insert_with_lifecycle(
-            key,
-            Slot {
-                value,
-                deadline,
-                pinned,
-            },
-            &mut evicted,
-        );
+        inner
+            .cache
+            .insert_with_lifecycle(key, Slot::new(value, deadline, pinned), &mut evicted);
         if evicted.shared.is_some() {
             evicted.mark_replaced(|k| inner.cache.contains_key(k));
         }
@@ -598,7 +619,7 @@ where
             .inner
             .cache
             .iter()
-            .filter(|(_, s)| s.deadline != NEVER && now > s.deadline)
+            .filter(|(_, s)| s.deadline() != NEVER && now > s.deadline())
             .map(|(k, _)| k)
             .collect();
         let mut n = 0;
@@ -606,7 +627,7 @@ where
             if let Some((k, slot)) = self
                 .inner
                 .cache
-                .remove_if(&k, |s| s.deadline != NEVER && now > s.deadline)
+                .remove_if(&k, |s| s.deadline() != NEVER && now > s.deadline())
             {
                 self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
                 n += 1;
@@ -655,11 +676,11 @@ where
                 .inner
                 .cache
                 .iter()
-                .filter(|(_, s)| !s.pinned)
+                .filter(|(_, s)| !s.pinned())
                 .map(|(k, _)| k)
                 .collect();
             for k in keys {
-                if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| !s.pinned) {
+                if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| !s.pinned()) {
                     self.inner.shared.notify(&k, &slot, RemovalCause::Capacity);
                 }
             }
@@ -715,7 +736,7 @@ where
         self.inner
             .cache
             .iter()
-            .filter(|(_, s)| s.deadline == NEVER || now <= s.deadline)
+            .filter(|(_, s)| s.deadline() == NEVER || now <= s.deadline())
             .map(|(k, s)| (k, s.value))
             .collect()
     }
