@@ -253,6 +253,9 @@ pub(crate) struct PatternMasks {
     /// Patterns of up to 128 characters: one `u128` per ASCII character.
     small: Option<Box<[u128; 128]>>,
     small_other: CharMap<u128>,
+    /// Patterns of 129 to 256 characters: two `u128` per ASCII character.
+    medium: Option<Box<[[u128; 2]; 128]>>,
+    medium_other: CharMap<[u128; 2]>,
     ascii: Vec<u64>,
     other: CharMap<Vec<u64>>,
 }
@@ -280,6 +283,30 @@ impl PatternMasks {
                 words,
                 small: Some(t),
                 small_other: o,
+                medium: None,
+                medium_other: CharMap::default(),
+                ascii: Vec::new(),
+                other: CharMap::default(),
+            };
+        }
+        if words <= 4 {
+            let mut t = Box::new([[0u128; 2]; 128]);
+            let mut o: CharMap<[u128; 2]> = CharMap::default();
+            for (i, c) in a.iter().enumerate() {
+                let code = *c as u32;
+                let slot = if code < 128 {
+                    &mut t[code as usize]
+                } else {
+                    o.entry(*c).or_insert([0, 0])
+                };
+                slot[i / 128] |= 1u128 << (i % 128);
+            }
+            return PatternMasks {
+                words,
+                small: None,
+                small_other: CharMap::default(),
+                medium: Some(t),
+                medium_other: o,
                 ascii: Vec::new(),
                 other: CharMap::default(),
             };
@@ -299,6 +326,8 @@ impl PatternMasks {
             words,
             small: None,
             small_other: CharMap::default(),
+            medium: None,
+            medium_other: CharMap::default(),
             ascii,
             other,
         }
@@ -346,6 +375,25 @@ impl PatternMasks {
             }
             return (!v).count_ones() as usize;
         }
+        if let Some(t) = &self.medium {
+            let mut v = [u128::MAX; 2];
+            for (k, c) in b.iter().enumerate() {
+                if k % 8 == 0 && k > 0 {
+                    let have = count_zeros2(v);
+                    if have + (lb - k) < need {
+                        return have + (lb - k);
+                    }
+                }
+                let code = *c as u32;
+                let m = if code < 128 {
+                    t[(code & 127) as usize]
+                } else {
+                    self.medium_other.get(c).copied().unwrap_or([0, 0])
+                };
+                step2(&mut v, m);
+            }
+            return count_zeros2(v);
+        }
         let words = self.words;
         s.clear();
         s.resize(words, u64::MAX);
@@ -369,6 +417,41 @@ impl PatternMasks {
         }
         s.iter().map(|w| (!w).count_ones() as usize).sum()
     }
+}
+
+/// One step of the bit-parallel LCS on a 256-bit vector.
+#[inline(always)]
+fn step2(v: &mut [u128; 2], m: [u128; 2]) {
+    let (u0, u1) = (v[0] & m[0], v[1] & m[1]);
+    let (s0, carry) = v[0].overflowing_add(u0);
+    let s1 = v[1].wrapping_add(u1).wrapping_add(u128::from(carry));
+    v[0] = s0 | (v[0] - u0);
+    v[1] = s1 | (v[1] - u1);
+}
+
+#[inline(always)]
+fn count_zeros2(v: [u128; 2]) -> usize {
+    ((!v[0]).count_ones() + (!v[1]).count_ones()) as usize
+}
+
+/// [`PatternMasks::lcs`] for a pattern of 129 to 256 characters and an ASCII text.
+fn lcs_ascii2(t: &[[u128; 2]; 128], b: &[u8], need: usize) -> usize {
+    let lb = b.len();
+    let mut v = [u128::MAX; 2];
+    let mut k = 0;
+    for chunk in b.chunks(8) {
+        if k > 0 {
+            let have = count_zeros2(v);
+            if have + (lb - k) < need {
+                return have + (lb - k);
+            }
+        }
+        for &c in chunk {
+            step2(&mut v, t[usize::from(c & 127)]);
+        }
+        k += chunk.len();
+    }
+    count_zeros2(v)
 }
 
 /// [`PatternMasks::lcs`] for a pattern of up to 128 characters and an ASCII text.
@@ -549,6 +632,8 @@ pub(crate) struct Scorer<'m> {
     metric: &'m dyn Similarity,
     prune: bool,
     masks: [Option<(u64, PatternMasks)>; 2],
+    needs: Vec<u32>,
+    need_for: f64,
     stamp: [u64; 2],
     tick: u64,
     last: Option<u64>,
@@ -562,6 +647,8 @@ impl<'m> Scorer<'m> {
             metric,
             prune: prune && metric.bounded_by_lcs(),
             masks: [None, None],
+            needs: Vec::new(),
+            need_for: f64::NAN,
             stamp: [0; 2],
             tick: 0,
             last: None,
@@ -587,20 +674,26 @@ impl<'m> Scorer<'m> {
         let (la, lb) = (items[a].chars.len(), items[b].chars.len());
         let total = la + lb;
         let builtin = self.metric.builtin();
+        // The smallest match count that reaches the threshold: the bounds compare integers.
+        let need = if self.prune && total > 0 {
+            self.need(threshold, total)
+        } else {
+            0
+        };
         if self.prune && total > 0 {
-            if ratio_of(la.min(lb), total) < threshold {
+            if la.min(lb) < need {
                 self.stats.pruned_length += 1;
                 return None;
             }
             if let Some(common) = items[a].hist.common(&items[b].hist)
-                && ratio_of(common, total) < threshold
+                && common < need
             {
                 self.stats.pruned_histogram += 1;
                 return None;
             }
             if builtin == Some(Builtin::Difflib) && la.min(lb) > 0 {
-                let lcs = self.lcs(items, a, b, need(threshold, total));
-                if ratio_of(lcs, total) < threshold {
+                let lcs = self.lcs(items, a, b, need);
+                if lcs < need {
                     self.stats.pruned_lcs += 1;
                     return None;
                 }
@@ -612,11 +705,6 @@ impl<'m> Scorer<'m> {
                 if la.min(lb) == 0 {
                     ratio_of(0, total)
                 } else {
-                    let need = if self.prune {
-                        need(threshold, total)
-                    } else {
-                        0
-                    };
                     ratio_of(self.lcs(items, a, b, need), total)
                 }
             }
@@ -633,6 +721,24 @@ impl<'m> Scorer<'m> {
             None => self.metric.ratio(&items[a].text, &items[b].text),
         };
         (r >= threshold).then_some(r)
+    }
+
+    /// [`need`], remembered per total length for the current threshold.
+    fn need(&mut self, threshold: f64, total: usize) -> usize {
+        if self.need_for.to_bits() != threshold.to_bits() {
+            self.need_for = threshold;
+            self.needs.clear();
+        }
+        if total >= 4096 {
+            return need(threshold, total);
+        }
+        if self.needs.len() <= total {
+            self.needs.resize(total + 1, u32::MAX);
+        }
+        if self.needs[total] == u32::MAX {
+            self.needs[total] = need(threshold, total) as u32;
+        }
+        self.needs[total] as usize
     }
 
     /// LCS of two prepared items (at least `need`, else some value below it). The pattern masks
@@ -670,6 +776,11 @@ impl<'m> Scorer<'m> {
             && let Some(t) = &masks.small
         {
             return lcs_ascii(t, text.text.as_bytes(), need);
+        }
+        if text.ascii
+            && let Some(t) = &masks.medium
+        {
+            return lcs_ascii2(t, text.text.as_bytes(), need);
         }
         masks.lcs(&text.chars, &mut self.scratch, need)
     }
