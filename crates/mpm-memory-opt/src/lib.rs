@@ -78,16 +78,16 @@
 //!
 //! Measured on generated files (`cargo run --release -p mpm-memory-opt --example generate --
 //! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB), one thread, on a
-//! shared 2-core machine under load (load average 4 to 5, so wall times are inflated; the
+//! shared 2-core machine under load (load average 3 to 5, so wall times are inflated; the
 //! instruction counts, from callgrind on `mpm memory optimize --dry-run --json`, process start
 //! included, do not depend on the load):
 //!
 //! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python (claude-mpm) |
 //! |---|---|---|---|---|---|
-//! | 80 KB | 6.3 ms; 55.6 M instructions | 8.4 ms | 4.5 ms; 54.7 M instructions | 257 ms | 4.1 to 4.9 s CPU |
-//! | 1 MB | 496 ms; 5.66 G instructions | 1.12 s | about 0.5 s CPU | | 707 s CPU (21 min wall) |
+//! | 80 KB | 5.1 ms; 50.4 M instructions | 5.3 ms | 4.5 to 7.0 ms; 49.4 M instructions | 257 to 309 ms | 4.1 to 4.9 s CPU |
+//! | 1 MB | 379 ms; 4.71 G instructions | 747 ms | about 0.5 s CPU | | 707 s CPU (21 min wall) |
 //!
-//! With `--metric difflib` the `default` profile takes 6.9 ms at 80 KB (all pairs: 275 ms).
+//! With `--metric difflib` the `default` profile takes 5.4 ms at 80 KB (all pairs: 241 ms).
 //!
 //! Benchmarks: `cargo bench -p mpm-benches --bench memory_opt -- --quick --noplot` (the
 //! `all_pairs` rows run the same stages and metric with pruning off). Python: claude-mpm
@@ -103,8 +103,8 @@
 //! difflib runs in full only for pairs that can reach the threshold (33 of 18,395 at 80 KB). Each
 //! pair is computed at most once per run. At threshold 0.70, items in the same language share
 //! most of their characters, so exact bounds cannot rule out most pairs: the default profile
-//! takes 5 to 6 ms at 80 KB (target 5 ms: not met with margin on this loaded machine) and about
-//! 0.5 s at 1 MB (target 100 ms: not met).
+//! takes about 5 ms at 80 KB (the target; no margin on this loaded machine) and about 0.4 s at
+//! 1 MB (target 100 ms: not met).
 //!
 //! # Symbolic links
 //!
