@@ -296,19 +296,24 @@ fn fairness(_: &mut Criterion) {
     }
 }
 
-/// Get-and-drop with the pools taking turns, eleven rounds of 400,000 cycles each, so that a
+/// Get-and-drop (400,000 cycles) and hold mode (100,000) with the pools taking turns, eleven
+/// rounds each, so that a
 /// noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
 /// (to deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8,
 /// and of statistics on to off).
 fn interleaved(_: &mut Criterion) {
     let rt = runtime();
-    for (objects, tasks) in SHAPES {
+    for (mode, hold, (objects, tasks)) in SHAPES
+        .iter()
+        .map(|&s| ("get_drop", false, s))
+        .chain(SHAPES.iter().map(|&s| ("hold", true, s)))
+    {
         let pools = pools(&rt, objects);
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
         for _ in 0..11 {
             for (i, (_, pool)) in pools.iter().enumerate() {
-                let total = 400_000;
-                let took = run(&rt, pool, tasks, total, false);
+                let total = if hold { 100_000 } else { 400_000 };
+                let took = run(&rt, pool, tasks, total, hold);
                 rates[i].push(total as f64 / took.as_secs_f64() / 1e6);
             }
         }
@@ -327,7 +332,7 @@ fn interleaved(_: &mut Criterion) {
         let (mpm, stats, deadpool, bb8, deadpool_default) =
             (medians[0], medians[1], medians[2], medians[3], medians[4]);
         println!(
-            "pool_interleaved/{objects}x{tasks}: {}; mpm/deadpool {:.2}x (without its timeout {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
+            "pool_interleaved/{mode}/{objects}x{tasks}: {}; mpm/deadpool {:.2}x (without its timeout {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
             line.join(", "),
             mpm / deadpool,
             mpm / deadpool_default,

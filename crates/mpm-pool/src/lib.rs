@@ -70,8 +70,9 @@
 //!   millisecond clock that the maintenance task refreshes (every 100 ms at most, a quarter of
 //!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
 //!   be optimistic (the skip-validation window, leak reports) allow for that lag.
-//! - Statistics record every acquire that waited; acquires served at once are sampled (one in
-//!   64, recorded with weight 64), which keeps their cost within the noise of a get-and-drop.
+//! - Statistics sample one lease in 64 per object, recorded with weight 64, and record every
+//!   wait of a millisecond or more exactly, which keeps their cost within the noise of a
+//!   get-and-drop.
 //! - Every step that can be cancelled holds a guard: a cancelled acquire returns its permit,
 //!   frees a reserved place and closes an object it was checking.
 //! - A creation failure is retried with jittered exponential backoff until the acquire

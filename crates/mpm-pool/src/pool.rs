@@ -313,8 +313,11 @@ impl Deadline {
 /// When a timed lease started, and how many leases its sample stands for.
 type Timer = (quanta::Instant, u64);
 
-/// One fast-path lease in `SAMPLE` is timed for the statistics.
+/// One lease in `SAMPLE` is timed for the statistics.
 const SAMPLE: u32 = 64;
+
+/// Waits at least this long are always recorded.
+const LONG_WAIT: Duration = Duration::from_millis(1);
 
 /// Milliseconds since a pool's epoch.
 type Ms = u64;
@@ -681,23 +684,22 @@ impl<M: Manager> Inner<M> {
         at: &'static Location<'static>,
         now: Ms,
     ) -> Object<M> {
-        let timer = match (&self.metrics, waited_since) {
-            (None, _) => None,
-            // A caller that waited is always recorded.
-            (Some(m), Some(since)) => {
-                m.acquire_wait.record_duration(since.elapsed());
-                Some((quanta::Instant::now(), 1))
-            }
-            // The fast path (no wait) is sampled: one lease in SAMPLE, recorded with weight
-            // SAMPLE, so that statistics cost a few percent at most.
-            (Some(m), None) => {
+        // Statistics sample one lease in SAMPLE (per object), recorded with weight SAMPLE,
+        // so that they cost next to nothing; a wait of a millisecond or more is always
+        // recorded, with weight 1, so that the tail of the wait histogram is exact.
+        let timer = match &self.metrics {
+            None => None,
+            Some(m) => {
                 entry.leases = entry.leases.wrapping_add(1);
-                if entry.leases % SAMPLE == 0 {
-                    m.acquire_wait.record_n(0, u64::from(SAMPLE));
-                    Some((quanta::Instant::now(), u64::from(SAMPLE)))
-                } else {
-                    None
+                let sampled = entry.leases % SAMPLE == 0;
+                let wait = waited_since.map_or(Duration::ZERO, |t| t.elapsed());
+                if wait >= LONG_WAIT {
+                    m.acquire_wait.record_duration(wait);
+                } else if sampled {
+                    let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+                    m.acquire_wait.record_n(nanos, u64::from(SAMPLE));
                 }
+                sampled.then(|| (quanta::Instant::now(), u64::from(SAMPLE)))
             }
         };
         if let Some(leases) = &self.leases {
