@@ -1,5 +1,7 @@
 use mpm_memory_opt::generator::{Spec, generate};
-use mpm_memory_opt::{Action, Difflib, Document, Optimizer, Options};
+use mpm_memory_opt::{
+    Action, Difflib, Document, Indel, Optimizer, Options, Similarity, bullet_content,
+};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -158,6 +160,15 @@ proptest! {
             match a.action {
                 Action::ExactDuplicate | Action::NearDuplicate | Action::Consolidated => {
                     prop_assert!(a.score.unwrap() >= 0.70 && a.matched.is_some());
+                    // Recomputed independently from the audit entry: the match is real.
+                    let line = bullet_content(&a.line).to_lowercase();
+                    let matched = bullet_content(a.matched.as_deref().unwrap()).to_lowercase();
+                    let r = Indel.ratio(&line, &matched);
+                    prop_assert!(r >= 0.70, "{:?} vs {:?}: {}", line, matched, r);
+                    if a.action == Action::ExactDuplicate {
+                        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                        prop_assert_eq!(norm(&line), norm(&matched));
+                    }
                 }
                 Action::SectionMerged | Action::SizeLimit => {}
             }
