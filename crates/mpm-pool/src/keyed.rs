@@ -1,0 +1,734 @@
+//! [`KeyedPool`]: objects per key (a client id and its connection), a maximum per key and in
+//! total, eviction of another key's idle object at the total cap, and fair waiters across keys.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{Error, Stage};
+
+/// Creates, validates and closes the objects of a [`KeyedPool`], given their key.
+pub trait KeyedManager<K>: Send + Sync + 'static {
+    /// The pooled object.
+    type Object: Send + 'static;
+    /// The error of [`create`](KeyedManager::create) and [`validate`](KeyedManager::validate).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Creates an object for `key`. Bounded by the pool's create timeout.
+    fn create(&self, key: &K) -> impl Future<Output = Result<Self::Object, Self::Error>> + Send;
+
+    /// Checks an idle object not used within the skip-validation window. The default accepts.
+    fn validate(
+        &self,
+        key: &K,
+        object: &mut Self::Object,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (key, object);
+        std::future::ready(Ok(()))
+    }
+
+    /// A cheap synchronous check on release: `true` closes the object. The default says no.
+    fn is_broken(&self, key: &K, object: &mut Self::Object) -> bool {
+        let _ = (key, object);
+        false
+    }
+
+    /// Closes an object that leaves the pool. The default drops it.
+    fn close(&self, key: &K, object: Self::Object) {
+        let _ = key;
+        drop(object);
+    }
+}
+
+impl<K, M: KeyedManager<K> + ?Sized> KeyedManager<K> for Arc<M> {
+    type Object = M::Object;
+    type Error = M::Error;
+    fn create(&self, key: &K) -> impl Future<Output = Result<Self::Object, Self::Error>> + Send {
+        (**self).create(key)
+    }
+    fn validate(
+        &self,
+        key: &K,
+        object: &mut Self::Object,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).validate(key, object)
+    }
+    fn is_broken(&self, key: &K, object: &mut Self::Object) -> bool {
+        (**self).is_broken(key, object)
+    }
+    fn close(&self, key: &K, object: Self::Object) {
+        (**self).close(key, object)
+    }
+}
+
+/// Settings of a [`KeyedPool`].
+#[derive(Debug, Clone)]
+pub struct KeyedConfig {
+    /// The most objects for one key (default 1, as a connection per client).
+    pub max_per_key: usize,
+    /// The most objects in total (default 50, as the guide's Socket.IO pool).
+    pub max_total: usize,
+    /// The longest a `get` waits in total (default 30 s); `None` waits for ever.
+    pub acquire_timeout: Option<Duration>,
+    /// The longest one creation may take (default 10 s).
+    pub create_timeout: Option<Duration>,
+    /// The longest one validation may take (default 5 s).
+    pub validate_timeout: Option<Duration>,
+    /// Idle objects used within this window are handed out unchecked (default 500 ms).
+    pub skip_validation_within: Duration,
+}
+
+impl Default for KeyedConfig {
+    fn default() -> Self {
+        KeyedConfig {
+            max_per_key: 1,
+            max_total: 50,
+            acquire_timeout: Some(Duration::from_secs(30)),
+            create_timeout: Some(Duration::from_secs(10)),
+            validate_timeout: Some(Duration::from_secs(5)),
+            skip_validation_within: Duration::from_millis(500),
+        }
+    }
+}
+
+struct KEntry<T> {
+    obj: T,
+    last_used: Instant,
+}
+
+/// What a waiter is given: an idle object, or the right to create one (a reserved place).
+enum Grant<T> {
+    Object(KEntry<T>),
+    Create,
+}
+
+struct Waiter<K, T> {
+    key: K,
+    tx: oneshot::Sender<Grant<T>>,
+}
+
+struct KeySlots<T> {
+    idle: VecDeque<KEntry<T>>,
+    /// Idle, lent and being created.
+    size: usize,
+}
+
+struct State<K, T> {
+    keys: HashMap<K, KeySlots<T>>,
+    total: usize,
+    waiters: VecDeque<Waiter<K, T>>,
+    closed: bool,
+}
+
+struct Inner<K, M: KeyedManager<K>> {
+    manager: M,
+    config: KeyedConfig,
+    state: Mutex<State<K, M::Object>>,
+}
+
+/// A snapshot of a [`KeyedPool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyedStatus {
+    /// Keys with at least one object.
+    pub keys: usize,
+    /// Objects in total: idle, lent and being created.
+    pub total: usize,
+    /// Idle objects.
+    pub idle: usize,
+    /// Waiting callers.
+    pub waiting: usize,
+}
+
+/// A pool of objects per key: at most `max_per_key` for one key and `max_total` in all. At
+/// the total cap, an idle object of another key is closed to make room; a key whose last
+/// object closes is dropped; waiters are served first come, first served, and a waiter that
+/// cannot be served yet (its key at its cap) does not hold up waiters on other keys.
+///
+/// ```
+/// use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedPool};
+///
+/// struct Sockets;
+///
+/// impl KeyedManager<String> for Sockets {
+///     type Object = String;
+///     type Error = std::io::Error;
+///     async fn create(&self, client: &String) -> Result<String, std::io::Error> {
+///         Ok(format!("socket for {client}"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = KeyedPool::new(Sockets, KeyedConfig { max_total: 2, ..KeyedConfig::default() });
+/// let a = pool.get("agent-a".to_owned()).await?;
+/// assert_eq!(a.as_str(), "socket for agent-a");
+/// drop(a);
+/// drop(pool.get("agent-b".to_owned()).await?);
+/// drop(pool.get("agent-c".to_owned()).await?); // evicts agent-a's idle socket
+/// assert_eq!(pool.status().total, 2);
+/// # Ok(())
+/// # }
+/// ```
+pub struct KeyedPool<K, M: KeyedManager<K>> {
+    inner: Arc<Inner<K, M>>,
+}
+
+impl<K, M: KeyedManager<K>> Clone for KeyedPool<K, M> {
+    fn clone(&self) -> Self {
+        KeyedPool {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, M: KeyedManager<K>> fmt::Debug for KeyedPool<K, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedPool").finish_non_exhaustive()
+    }
+}
+
+/// Objects taken out of the state under the lock, to close after it.
+type Evicted<K, T> = Vec<(K, KEntry<T>)>;
+
+/// What a caller does after looking at the state.
+enum Step<K, T> {
+    Served(Grant<T>, Evicted<K, T>),
+    Wait(oneshot::Receiver<Grant<T>>),
+}
+
+impl<K, M> KeyedPool<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    /// A keyed pool with `config`. Zero maxima are raised to one.
+    pub fn new(manager: M, mut config: KeyedConfig) -> Self {
+        config.max_per_key = config.max_per_key.max(1);
+        config.max_total = config.max_total.max(1);
+        KeyedPool {
+            inner: Arc::new(Inner {
+                manager,
+                config,
+                state: Mutex::new(State {
+                    keys: HashMap::new(),
+                    total: 0,
+                    waiters: VecDeque::new(),
+                    closed: false,
+                }),
+            }),
+        }
+    }
+
+    /// The pool's state.
+    pub fn status(&self) -> KeyedStatus {
+        let s = self.inner.state.lock();
+        KeyedStatus {
+            keys: s.keys.len(),
+            total: s.total,
+            idle: s.keys.values().map(|k| k.idle.len()).sum(),
+            waiting: s.waiters.len(),
+        }
+    }
+
+    /// Objects for `key`: idle, lent and being created.
+    pub fn size_of(&self, key: &K) -> usize {
+        self.inner.state.lock().keys.get(key).map_or(0, |k| k.size)
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Gets an object for `key`: an idle one, a new one, or a new one after closing another
+    /// key's idle object at the total cap; otherwise waits in line.
+    pub async fn get(&self, key: K) -> Result<KeyedObject<K, M>, Error<M::Error>> {
+        let inner = &self.inner;
+        let timeout = inner.config.acquire_timeout;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let step = {
+                let mut s = inner.state.lock();
+                if s.closed {
+                    return Err(Error::Closed);
+                }
+                let mut evicted = Vec::new();
+                match try_serve(&mut s, &inner.config, &key, &mut evicted) {
+                    Some(g) => Step::Served(g, evicted),
+                    None => {
+                        let (tx, rx) = oneshot::channel();
+                        s.waiters.push_back(Waiter {
+                            key: key.clone(),
+                            tx,
+                        });
+                        Step::Wait(rx)
+                    }
+                }
+            };
+            let grant = match step {
+                Step::Served(grant, evicted) => {
+                    inner.close_all(evicted);
+                    grant
+                }
+                Step::Wait(rx) => inner.wait(&key, rx, deadline, timeout).await?,
+            };
+            match grant {
+                Grant::Object(entry) => {
+                    if entry.last_used.elapsed() < inner.config.skip_validation_within {
+                        return Ok(inner.lend(key, entry));
+                    }
+                    // Held by a guard: a cancelled validation closes the object.
+                    let mut hold = Holding {
+                        inner,
+                        key: &key,
+                        entry: Some(entry),
+                    };
+                    let ok = match hold.entry.as_mut() {
+                        Some(e) => matches!(
+                            bounded(
+                                inner.manager.validate(&key, &mut e.obj),
+                                inner.config.validate_timeout
+                            )
+                            .await,
+                            Some(Ok(()))
+                        ),
+                        None => false,
+                    };
+                    if ok && let Some(entry) = hold.entry.take() {
+                        drop(hold);
+                        return Ok(inner.lend(key, entry));
+                    }
+                    // Not ok: dropping `hold` closes the object, and the loop tries again.
+                    drop(hold);
+                }
+                Grant::Create => {
+                    let reservation = Reservation { inner, key: &key };
+                    let created = bounded(inner.manager.create(&key), inner.config.create_timeout);
+                    let created = created.await;
+                    match created {
+                        Some(Ok(obj)) => {
+                            std::mem::forget(reservation);
+                            let entry = KEntry {
+                                obj,
+                                last_used: Instant::now(),
+                            };
+                            return Ok(inner.lend(key, entry));
+                        }
+                        Some(Err(e)) => return Err(Error::Create(e)),
+                        None => {
+                            return Err(Error::CreateTimeout(
+                                inner.config.create_timeout.unwrap_or_default(),
+                            ));
+                        }
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout {
+                    stage: Stage::Acquire,
+                    timeout: timeout.unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    /// Closes idle objects unused for `idle_for` or longer, and drops keys left empty.
+    /// Returns how many it closed.
+    pub fn evict_idle(&self, idle_for: Duration) -> usize {
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.inner.state.lock();
+            let mut removed = 0;
+            for (key, slots) in s.keys.iter_mut() {
+                while slots
+                    .idle
+                    .front()
+                    .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
+                {
+                    if let Some(e) = slots.idle.pop_front() {
+                        slots.size -= 1;
+                        removed += 1;
+                        evicted.push((key.clone(), e));
+                    }
+                }
+            }
+            s.total -= removed;
+            s.keys.retain(|_, k| k.size > 0);
+            dispatch(&mut s, &self.inner.config, &mut evicted);
+        }
+        let n = evicted.len();
+        self.inner.close_all(evicted);
+        n
+    }
+
+    /// Closes the pool: waiters get [`Error::Closed`], idle objects are closed now and lent
+    /// ones when they come back.
+    pub fn close(&self) {
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.inner.state.lock();
+            s.closed = true;
+            s.waiters.clear();
+            let mut removed = 0;
+            for (key, slots) in s.keys.iter_mut() {
+                while let Some(e) = slots.idle.pop_front() {
+                    slots.size -= 1;
+                    removed += 1;
+                    evicted.push((key.clone(), e));
+                }
+            }
+            s.total -= removed;
+            s.keys.retain(|_, k| k.size > 0);
+        }
+        self.inner.close_all(evicted);
+    }
+}
+
+/// Serves `key` now if it can: its idle object, or a reserved place (after evicting another
+/// key's idle object at the total cap).
+fn serve_now<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    key: &K,
+    evicted: &mut Evicted<K, T>,
+) -> Option<Grant<T>> {
+    if let Some(slots) = s.keys.get_mut(key) {
+        if let Some(e) = slots.idle.pop_front() {
+            return Some(Grant::Object(e));
+        }
+        if slots.size >= config.max_per_key {
+            return None;
+        }
+    }
+    if s.total >= config.max_total {
+        // Evict the idle object unused longest among the other keys.
+        let victim = s
+            .keys
+            .iter()
+            .filter(|(k, v)| *k != key && !v.idle.is_empty())
+            .min_by_key(|(_, v)| v.idle.front().map(|e| e.last_used))
+            .map(|(k, _)| k.clone())?;
+        let slots = s.keys.get_mut(&victim)?;
+        let e = slots.idle.pop_front()?;
+        slots.size -= 1;
+        if slots.size == 0 {
+            s.keys.remove(&victim);
+        }
+        s.total -= 1;
+        evicted.push((victim, e));
+    }
+    let slots = s.keys.entry(key.clone()).or_insert_with(|| KeySlots {
+        idle: VecDeque::new(),
+        size: 0,
+    });
+    slots.size += 1;
+    s.total += 1;
+    Some(Grant::Create)
+}
+
+/// Serves a new caller: only if nobody waiting could be served first.
+fn try_serve<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    key: &K,
+    evicted: &mut Evicted<K, T>,
+) -> Option<Grant<T>> {
+    // Every waiter left in line after a dispatch could not be served; a waiter on the same
+    // key came first, so a new caller on that key queues behind it.
+    if s.waiters.iter().any(|w| &w.key == key) {
+        return None;
+    }
+    serve_now(s, config, key, evicted)
+}
+
+/// Hands what can be handed to the waiters, in order; skips waiters that cannot be served.
+fn dispatch<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    evicted: &mut Evicted<K, T>,
+) {
+    let mut i = 0;
+    while i < s.waiters.len() {
+        if s.waiters[i].tx.is_closed() {
+            s.waiters.remove(i);
+            continue;
+        }
+        let key = s.waiters[i].key.clone();
+        match serve_now(s, config, &key, evicted) {
+            Some(grant) => {
+                let Some(w) = s.waiters.remove(i) else { break };
+                if let Err(grant) = w.tx.send(grant) {
+                    undo(s, &key, grant);
+                }
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// Takes back a grant that could not be delivered.
+fn undo<K: Clone + Eq + Hash, T>(s: &mut State<K, T>, key: &K, grant: Grant<T>) {
+    match grant {
+        Grant::Object(e) => {
+            if let Some(slots) = s.keys.get_mut(key) {
+                slots.idle.push_front(e);
+            }
+        }
+        Grant::Create => forget_one(s, key),
+    }
+}
+
+/// One object of `key` (lent or reserved) left the pool.
+fn forget_one<K: Eq + Hash, T>(s: &mut State<K, T>, key: &K) {
+    if let Some(slots) = s.keys.get_mut(key) {
+        slots.size = slots.size.saturating_sub(1);
+        if slots.size == 0 {
+            s.keys.remove(key);
+        }
+    }
+    s.total = s.total.saturating_sub(1);
+}
+
+async fn bounded<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Output> {
+    match limit {
+        None => Some(fut.await),
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+    }
+}
+
+impl<K, M> Inner<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    async fn wait(
+        &self,
+        key: &K,
+        rx: oneshot::Receiver<Grant<M::Object>>,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<Grant<M::Object>, Error<M::Error>> {
+        let mut waiting = Waiting {
+            inner: self,
+            key,
+            rx: Some(rx),
+        };
+        let rx = waiting.rx.as_mut().ok_or(Error::Closed)?;
+        let got = match deadline {
+            None => rx.await.ok(),
+            Some(d) => match tokio::time::timeout_at(d, rx).await {
+                Ok(r) => r.ok(),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        stage: Stage::Acquire,
+                        timeout: timeout.unwrap_or_default(),
+                    });
+                }
+            },
+        };
+        waiting.rx = None;
+        got.ok_or(Error::Closed)
+    }
+
+    fn lend(self: &Arc<Self>, key: K, entry: KEntry<M::Object>) -> KeyedObject<K, M> {
+        KeyedObject {
+            key,
+            entry: Some(entry),
+            pool: Arc::clone(self),
+            discard: false,
+        }
+    }
+
+    fn release(&self, key: &K, mut entry: KEntry<M::Object>, discard: bool) {
+        let broken = discard || self.manager.is_broken(key, &mut entry.obj);
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.state.lock();
+            if broken || s.closed {
+                forget_one(&mut s, key);
+                evicted.push((key.clone(), entry));
+            } else {
+                entry.last_used = Instant::now();
+                match s.keys.get_mut(key) {
+                    Some(slots) => slots.idle.push_back(entry),
+                    None => evicted.push((key.clone(), entry)),
+                }
+            }
+            dispatch(&mut s, &self.config, &mut evicted);
+        }
+        self.close_all(evicted);
+    }
+
+    fn close_lent(&self, key: &K, entry: KEntry<M::Object>) {
+        let mut evicted = vec![(key.clone(), entry)];
+        {
+            let mut s = self.state.lock();
+            forget_one(&mut s, key);
+            dispatch(&mut s, &self.config, &mut evicted);
+        }
+        self.close_all(evicted);
+    }
+
+    fn close_all(&self, evicted: Evicted<K, M::Object>) {
+        for (key, e) in evicted {
+            self.manager.close(&key, e.obj);
+        }
+    }
+}
+
+/// Gives a grant back if the waiting caller goes away (cancelled or timed out).
+struct Waiting<'a, K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    inner: &'a Inner<K, M>,
+    key: &'a K,
+    rx: Option<oneshot::Receiver<Grant<M::Object>>>,
+}
+
+impl<K, M> Drop for Waiting<'_, K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        // After `close`, no grant can arrive; one that arrived before is taken back. The
+        // waiter's entry goes at the next dispatch (its sender reports closed).
+        rx.close();
+        let Ok(grant) = rx.try_recv() else { return };
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.inner.state.lock();
+            match grant {
+                Grant::Object(e) => match s.keys.get_mut(self.key) {
+                    Some(slots) => slots.idle.push_front(e),
+                    None => evicted.push((self.key.clone(), e)),
+                },
+                Grant::Create => forget_one(&mut s, self.key),
+            }
+            dispatch(&mut s, &self.inner.config, &mut evicted);
+        }
+        self.inner.close_all(evicted);
+    }
+}
+
+/// Holds a lent entry being validated; closes it if dropped while still holding it.
+struct Holding<'a, K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    inner: &'a Inner<K, M>,
+    key: &'a K,
+    entry: Option<KEntry<M::Object>>,
+}
+
+impl<K, M> Drop for Holding<'_, K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.inner.close_lent(self.key, entry);
+        }
+    }
+}
+
+/// Frees a reserved place if the creation fails or is cancelled.
+struct Reservation<'a, K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> {
+    inner: &'a Inner<K, M>,
+    key: &'a K,
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop
+    for Reservation<'_, K, M>
+{
+    fn drop(&mut self) {
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.inner.state.lock();
+            forget_one(&mut s, self.key);
+            dispatch(&mut s, &self.inner.config, &mut evicted);
+        }
+        self.inner.close_all(evicted);
+    }
+}
+
+impl<K, M> fmt::Debug for KeyedObject<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static + fmt::Debug,
+    M: KeyedManager<K>,
+    M::Object: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedObject")
+            .field("key", &self.key)
+            .field("object", &**self)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object lent by a [`KeyedPool`]; it goes back when dropped.
+pub struct KeyedObject<K, M: KeyedManager<K>>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    key: K,
+    entry: Option<KEntry<M::Object>>,
+    pool: Arc<Inner<K, M>>,
+    discard: bool,
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> KeyedObject<K, M> {
+    /// The object's key.
+    pub fn key(this: &Self) -> &K {
+        &this.key
+    }
+
+    /// Marks the object broken: it is closed instead of returned.
+    pub fn discard(this: &mut Self) {
+        this.discard = true;
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop for KeyedObject<K, M> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.pool.release(&self.key, entry, self.discard);
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Deref for KeyedObject<K, M> {
+    type Target = M::Object;
+    fn deref(&self) -> &M::Object {
+        match &self.entry {
+            Some(e) => &e.obj,
+            None => unreachable!("a KeyedObject holds its entry until dropped"),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> DerefMut
+    for KeyedObject<K, M>
+{
+    fn deref_mut(&mut self) -> &mut M::Object {
+        match &mut self.entry {
+            Some(e) => &mut e.obj,
+            None => unreachable!("a KeyedObject holds its entry until dropped"),
+        }
+    }
+}
