@@ -73,6 +73,8 @@ pub(crate) struct Inner<M: Manager> {
     leases: Option<Mutex<HashMap<u64, Lease>>>,
     metrics: Option<PoolMetrics>,
     clock: Clock,
+    /// Consecutive failed refill passes, and when the next may run.
+    refill_backoff: Mutex<(u32, Ms)>,
     /// The skip-validation window in milliseconds.
     skip_window: Ms,
 }
@@ -170,6 +172,7 @@ impl<M: Manager> Pool<M> {
             metrics,
             clock: Clock::new(config.maintenance.map(|_| clock_tick(&config))),
             skip_window: ms(config.skip_validation_within),
+            refill_backoff: Mutex::new((0, 0)),
             manager,
             config,
         });
@@ -386,7 +389,11 @@ struct Reservation<'a, M: Manager>(&'a Inner<M>);
 impl<M: Manager> Drop for Reservation<'_, M> {
     fn drop(&mut self) {
         self.0.slots.lock().cancel_reservation();
-        self.0.after_close();
+        // No object left the pool, so there is nothing to refill: only a closing pool's
+        // waiters care.
+        if self.0.closed.load(Ordering::Acquire) {
+            self.0.drained.notify_waiters();
+        }
     }
 }
 
@@ -949,23 +956,22 @@ impl<M: Manager> Inner<M> {
         if let Some(keepalive) = self.config.keepalive {
             self.keepalive(keepalive).await;
         }
-        // Refill min_idle.
-        let mut failures = 0u32;
-        loop {
-            match self.refill_one().await {
-                Ok(true) => failures = 0,
-                Ok(false) => break,
-                Err(_) => {
-                    failures += 1;
-                    if failures >= 3 {
+        // Refill min_idle, unless creation failed recently: then wait out a backoff that
+        // grows with each failed pass, so that a down server is not hammered.
+        let (failures, retry_at) = *self.refill_backoff.lock();
+        if failures == 0 || now >= retry_at {
+            loop {
+                match self.refill_one().await {
+                    Ok(true) => *self.refill_backoff.lock() = (0, 0),
+                    Ok(false) => break,
+                    Err(_) => {
+                        let failures = failures.saturating_add(1);
+                        let pause =
+                            backoff(self.config.backoff_min, self.config.backoff_max, failures);
+                        *self.refill_backoff.lock() =
+                            (failures, self.clock.precise().saturating_add(ms(pause)));
                         break;
                     }
-                    tokio::time::sleep(backoff(
-                        self.config.backoff_min,
-                        self.config.backoff_max,
-                        failures,
-                    ))
-                    .await;
                 }
             }
         }

@@ -369,3 +369,32 @@ async fn random_cancellation_against_a_chaotic_manager_leaks_nothing() {
         chaos_round(seed).await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_backs_off_while_the_server_is_down() {
+    let m = TestManager::new();
+    m.fail_create.store(true, Ordering::SeqCst);
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(4)
+        .min_idle(2)
+        .maintenance_interval(Some(Duration::from_millis(50)))
+        .create_backoff(Duration::from_millis(10), Duration::from_secs(1))
+        .build_lazy()
+        .unwrap();
+    // Callers failing to create wake the task too; it must still back off.
+    for _ in 0..5 {
+        assert!(
+            pool.get_timeout(Some(Duration::from_millis(100)))
+                .await
+                .is_err()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let attempts = m.create_attempts.load(Ordering::SeqCst);
+    // Callers: a few attempts each within 100 ms. Maintenance: pauses of half to all of
+    // 10 ms, 20 ms, ... up to 1 s, so at most about 30 in 10 s. Without backoff: 200 passes.
+    assert!(attempts <= 80, "{attempts} attempts while down");
+    m.fail_create.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pool.status().idle, 2, "refilled once the server is back");
+}
