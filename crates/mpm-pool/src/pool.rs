@@ -931,6 +931,11 @@ impl<M: Manager> Inner<M> {
             self.close_lent(entry, CloseReason::Shutdown);
             return Ok(false);
         }
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while creating: the new object must not outlive the pool.
+            self.drain_idle();
+            return Ok(false);
+        }
         Ok(true)
     }
 

@@ -539,3 +539,27 @@ fn building_outside_a_runtime_with_maintenance_is_an_error_not_a_panic() {
         "without maintenance it needs no runtime"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_pool_handle_closes_it() {
+    let m = TestManager::new();
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(3)
+        .min_idle(2)
+        .build()
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    drop(pool);
+    assert_eq!(
+        m.live.load(Ordering::SeqCst),
+        1,
+        "the idle object was closed"
+    );
+    drop(held);
+    assert_eq!(
+        m.live.load(Ordering::SeqCst),
+        0,
+        "the lent one on its return"
+    );
+}
