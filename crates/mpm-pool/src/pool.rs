@@ -1011,6 +1011,8 @@ impl<M: Manager> Inner<M> {
                     let refused = self.slots.lock().put(entry);
                     if let Err(entry) = refused {
                         self.close_lent(entry, CloseReason::Shutdown);
+                    } else if self.closed.load(Ordering::Acquire) {
+                        self.drain_idle();
                     }
                 }
                 Ok(Err(_)) => self.close_lent(entry, CloseReason::Invalid),
