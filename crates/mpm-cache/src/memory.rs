@@ -137,11 +137,12 @@ impl<K, V> Drop for Evicted<K, V> {
 }
 
 impl<K, V> Evicted<K, V> {
-    /// quick_cache reports a replaced value through its eviction hook too; such a key is still
-    /// resident after the request, which tells it apart from a capacity eviction.
-    fn mark_replaced(&mut self, resident: impl Fn(&K) -> bool) {
+    /// quick_cache reports a replaced value through its eviction hook too. An evicted key with
+    /// the inserted key's hash that is still resident after the request was replaced, not
+    /// evicted (the hash comparison keeps the lookup off the common path).
+    fn mark_replaced(&mut self, same_hash: impl Fn(&K) -> bool, resident: impl Fn(&K) -> bool) {
         for (k, _, cause) in self.first.iter_mut().chain(self.items.iter_mut()) {
-            if *cause == RemovalCause::Capacity && resident(k) {
+            if *cause == RemovalCause::Capacity && same_hash(k) && resident(k) {
                 *cause = RemovalCause::Replaced;
             }
         }
@@ -367,6 +368,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             stats: self.stats.clone(),
             listener: self.listener,
         });
+        let hasher = self.hasher.clone();
         let cache = Cache::with_options(
             opts,
             SlotWeighter { weigh, floor },
@@ -383,6 +385,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 stats: self.stats,
                 shared,
                 capacity: weight_capacity,
+                hasher,
             }),
         })
     }
@@ -397,6 +400,8 @@ struct Inner<K, V, S> {
     stats: TierStats,
     shared: Arc<Shared<K, V>>,
     capacity: u64,
+    /// The cache's hasher, to recognise a replaced key among the evicted ones cheaply.
+    hasher: S,
 }
 
 /// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
@@ -571,12 +576,16 @@ where
         let inner = &*self.inner;
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
+        let hash = inner.hasher.hash_one(&key);
         let mut evicted = Evicted::default();
         inner
             .cache
             .insert_with_lifecycle(key, Slot::new(value, deadline, pinned), &mut evicted);
         if evicted.shared.is_some() {
-            evicted.mark_replaced(|k| inner.cache.contains_key(k));
+            evicted.mark_replaced(
+                |k| inner.hasher.hash_one(k) == hash,
+                |k| inner.cache.contains_key(k),
+            );
         }
         drop(evicted);
     }
