@@ -1,5 +1,8 @@
 //! mpm-cache beside quick_cache and moka (and `std::fs::read` for the disk tier).
 
+// criterion's macros generate public functions without docs.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
