@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::document::{Document, Line, LineKind, bullet_content, classify, is_py_space};
 use crate::report::{Action, AuditEntry, Report, Warning};
-use crate::similarity::{FastMap, Indel, Prepared, Scorer, Similarity};
+use crate::similarity::{FastMap, Indel, PairStats, Prepared, Scorer, Similarity};
 
 /// Which optimizer to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -134,6 +134,11 @@ pub struct Options {
     pub prune: bool,
     /// Symbolic links.
     pub symlinks: SymlinkPolicy,
+    /// Threads for a section's pair work (`default` profile): a section with at least
+    /// 50,000 candidate pairs has them computed up front, split over this many threads; `0` (the
+    /// default) means the machine's available parallelism, `1` one thread. The output does not
+    /// depend on it.
+    pub threads: usize,
     /// The timestamp written by the `claude-mpm` profile (`YYYY-mm-dd HH:MM:SS`); `None`: now, UTC.
     pub timestamp: Option<String>,
 }
@@ -154,6 +159,7 @@ impl Default for Options {
             metric: Arc::new(Indel),
             prune: true,
             symlinks: SymlinkPolicy::Refuse,
+            threads: 0,
             timestamp: None,
         }
     }
@@ -267,6 +273,12 @@ struct SectionWork {
     verbatim: bool,
 }
 
+/// Pairs `(earlier, later)` at or above a threshold, with their ratios.
+type Hits = Vec<((usize, usize), f64)>;
+
+/// A section with fewer candidate pairs than this is scored lazily on one thread.
+const PARALLEL_MIN_PAIRS: usize = 50_000;
+
 /// Runs the `default` profile on text.
 pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Report) {
     let mut report = Report {
@@ -289,14 +301,21 @@ pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Repor
         .into_iter()
         .flatten()
         .fold(f64::INFINITY, f64::min);
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        t => t,
+    };
     for s in sections.iter_mut().filter(|s| !s.verbatim) {
         let before_removed = report.audit.len();
         let mut oracle = Oracle::new(s, t_min);
         // Stages to a fixpoint: a merged entry may match another one.
-        for _ in 0..8 {
+        for round in 0..8 {
             let mut changed = false;
             if opts.exact_duplicates {
                 changed |= exact_stage(s, &mut report);
+            }
+            if round == 0 && t_min.is_finite() {
+                oracle.prefill(&mut scorer, &alive(s), threads);
             }
             if let Some(t) = opts.near_duplicates {
                 changed |= near_stage(s, t, &mut oracle, &mut scorer, &mut report);
@@ -503,6 +522,63 @@ impl Oracle {
             }
         }
         self.hits.get(&(a, b)).copied().filter(|r| *r >= t)
+    }
+
+    /// Computes every pair `(ks[x], ks[y])`, `x < y`, up front, split over `threads` threads when
+    /// there are at least [`PARALLEL_MIN_PAIRS`] of them. Each pair's result does not depend on
+    /// the others, so the answers (and so the output) are those of the lazy path.
+    fn prefill(&mut self, scorer: &mut Scorer<'_>, ks: &[usize], threads: usize) {
+        let n = ks.len();
+        let pairs = n * n.saturating_sub(1) / 2;
+        let threads = threads.min(n / 2).max(1);
+        if threads < 2 || pairs < PARALLEL_MIN_PAIRS {
+            return;
+        }
+        scorer.prepare_shared(&mut self.items);
+        let items = &self.items;
+        let t_min = self.t_min;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<(Hits, PairStats)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let mut sc = scorer.fork();
+                    let next = &next;
+                    scope.spawn(move || {
+                        let mut hits = Vec::new();
+                        loop {
+                            // Rows in small chunks, taken in turn: the triangle's rows shrink.
+                            let x0 = next.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
+                            if x0 >= n {
+                                break;
+                            }
+                            for x in x0..(x0 + 8).min(n) {
+                                for y in x + 1..n {
+                                    if let Some(r) = sc.at_least_shared(items, ks[x], ks[y], t_min)
+                                    {
+                                        hits.push(((ks[x], ks[y]), r));
+                                    }
+                                }
+                            }
+                        }
+                        (hits, sc.stats)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a pair worker panicked"))
+                .collect()
+        });
+        for (hits, stats) in results {
+            self.hits.extend(hits);
+            scorer.stats += stats;
+        }
+        for (x, &a) in ks.iter().enumerate() {
+            for &b in &ks[x + 1..] {
+                let bit = a * self.n + b;
+                self.done[bit / 64] |= 1 << (bit % 64);
+            }
+        }
     }
 
     /// Entry `k`'s text changed: forget its pairs.

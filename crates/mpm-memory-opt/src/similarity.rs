@@ -250,6 +250,8 @@ pub(crate) fn difflib_matches(a: &[char], b: &[char], b2j: &B2j) -> usize {
 /// Bit masks of a pattern's characters, one bit per position, for the bit-parallel LCS.
 pub(crate) struct PatternMasks {
     words: usize,
+    /// The pattern's length in characters.
+    len: usize,
     /// Patterns of up to 128 characters: one `u128` per ASCII character.
     small: Option<Box<[u128; 128]>>,
     small_other: CharMap<u128>,
@@ -281,6 +283,7 @@ impl PatternMasks {
             }
             return PatternMasks {
                 words,
+                len: a.len(),
                 small: Some(t),
                 small_other: o,
                 medium: None,
@@ -303,6 +306,7 @@ impl PatternMasks {
             }
             return PatternMasks {
                 words,
+                len: a.len(),
                 small: None,
                 small_other: CharMap::default(),
                 medium: Some(t),
@@ -324,6 +328,7 @@ impl PatternMasks {
         }
         PatternMasks {
             words,
+            len: a.len(),
             small: None,
             small_other: CharMap::default(),
             medium: None,
@@ -435,15 +440,27 @@ fn count_zeros2(v: [u128; 2]) -> usize {
 }
 
 /// [`PatternMasks::lcs`] for a pattern of 129 to 256 characters and an ASCII text.
-fn lcs_ascii2(t: &[[u128; 2]; 128], b: &[u8], need: usize) -> usize {
+fn lcs_ascii2(t: &[[u128; 2]; 128], la: usize, b: &[u8], need: usize) -> usize {
     let lb = b.len();
     let mut v = [u128::MAX; 2];
     let mut k = 0;
     for chunk in b.chunks(8) {
         if k > 0 {
-            let have = count_zeros2(v);
-            if have + (lb - k) < need {
-                return have + (lb - k);
+            // As in `lcs_ascii`: the best split at column `k`.
+            let rest = lb - k;
+            let bound = if la > rest {
+                let i = la - rest;
+                let z = if i <= 128 {
+                    (!v[0] & low_bits(i)).count_ones()
+                } else {
+                    (!v[0]).count_ones() + (!v[1] & low_bits(i - 128)).count_ones()
+                };
+                z as usize + rest
+            } else {
+                la
+            };
+            if bound < need {
+                return bound;
             }
         }
         for &c in chunk {
@@ -454,16 +471,33 @@ fn lcs_ascii2(t: &[[u128; 2]; 128], b: &[u8], need: usize) -> usize {
     count_zeros2(v)
 }
 
+/// The lowest `i` bits set (`i <= 128`).
+#[inline(always)]
+fn low_bits(i: usize) -> u128 {
+    if i >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << i) - 1
+    }
+}
+
 /// [`PatternMasks::lcs`] for a pattern of up to 128 characters and an ASCII text.
-fn lcs_ascii(t: &[u128; 128], b: &[u8], need: usize) -> usize {
+fn lcs_ascii(t: &[u128; 128], la: usize, b: &[u8], need: usize) -> usize {
     let lb = b.len();
     let mut v = u128::MAX;
     let mut k = 0;
     for chunk in b.chunks(8) {
         if k > 0 {
-            let have = (!v).count_ones() as usize;
-            if have + (lb - k) < need {
-                return have + (lb - k);
+            // The LCS splits at column `k`: `lcs(a[..i], b[..k]) + min(la - i, lb - k)` at best,
+            // largest at `i = la - (lb - k)` (the zeros of `v` below bit `i` count the first term).
+            let rest = lb - k;
+            let bound = if la > rest {
+                (!v & low_bits(la - rest)).count_ones() as usize + rest
+            } else {
+                la
+            };
+            if bound < need {
+                return bound;
             }
         }
         for &c in chunk {
@@ -627,9 +661,21 @@ pub struct PairStats {
     pub computed: u64,
 }
 
+impl std::ops::AddAssign for PairStats {
+    fn add_assign(&mut self, o: PairStats) {
+        self.pairs += o.pairs;
+        self.pruned_length += o.pruned_length;
+        self.pruned_histogram += o.pruned_histogram;
+        self.pruned_lcs += o.pruned_lcs;
+        self.computed += o.computed;
+    }
+}
+
 /// Compares prepared entries with a metric, pruning with bounds when allowed.
 pub(crate) struct Scorer<'m> {
     metric: &'m dyn Similarity,
+    /// `prune` as asked, for scorers of other threads.
+    prune_requested: bool,
     prune: bool,
     masks: [Option<(u64, PatternMasks)>; 2],
     needs: Vec<u32>,
@@ -645,6 +691,7 @@ impl<'m> Scorer<'m> {
     pub(crate) fn new(metric: &'m dyn Similarity, prune: bool) -> Scorer<'m> {
         Scorer {
             metric,
+            prune_requested: prune,
             prune: prune && metric.bounded_by_lcs(),
             masks: [None, None],
             needs: Vec::new(),
@@ -657,6 +704,11 @@ impl<'m> Scorer<'m> {
         }
     }
 
+    /// A new scorer with the same metric and pruning (for another thread).
+    pub(crate) fn fork(&self) -> Scorer<'m> {
+        Scorer::new(self.metric, self.prune_requested)
+    }
+
     /// Forgets cached pattern masks (call when the items change).
     pub(crate) fn invalidate(&mut self) {
         self.masks = [None, None];
@@ -666,6 +718,30 @@ impl<'m> Scorer<'m> {
     pub(crate) fn at_least(
         &mut self,
         items: &mut [Prepared],
+        a: usize,
+        b: usize,
+        threshold: f64,
+    ) -> Option<f64> {
+        if self.metric.builtin() == Some(Builtin::Difflib) && items[b].b2j.is_none() {
+            items[b].b2j = Some(B2j::new(&items[b].chars));
+        }
+        self.at_least_shared(items, a, b, threshold)
+    }
+
+    /// Prepares what [`Scorer::at_least_shared`] needs from `items` (difflib's `b2j` tables).
+    pub(crate) fn prepare_shared(&self, items: &mut [Prepared]) {
+        if self.metric.builtin() == Some(Builtin::Difflib) {
+            for it in items.iter_mut().filter(|it| it.b2j.is_none()) {
+                it.b2j = Some(B2j::new(&it.chars));
+            }
+        }
+    }
+
+    /// [`Scorer::at_least`] on items it does not change (several threads can share them); a
+    /// difflib `b2j` table missing from `items[b]` is built for this pair only.
+    pub(crate) fn at_least_shared(
+        &mut self,
+        items: &[Prepared],
         a: usize,
         b: usize,
         threshold: f64,
@@ -709,10 +785,14 @@ impl<'m> Scorer<'m> {
                 }
             }
             Some(Builtin::Difflib) => {
-                if items[b].b2j.is_none() {
-                    items[b].b2j = Some(B2j::new(&items[b].chars));
-                }
-                let b2j = items[b].b2j.as_ref().expect("b2j was just built");
+                let built;
+                let b2j = match &items[b].b2j {
+                    Some(t) => t,
+                    None => {
+                        built = B2j::new(&items[b].chars);
+                        &built
+                    }
+                };
                 ratio_of(
                     difflib_matches(&items[a].chars, &items[b].chars, b2j),
                     total,
@@ -775,12 +855,12 @@ impl<'m> Scorer<'m> {
         if text.ascii
             && let Some(t) = &masks.small
         {
-            return lcs_ascii(t, text.text.as_bytes(), need);
+            return lcs_ascii(t, masks.len, text.text.as_bytes(), need);
         }
         if text.ascii
             && let Some(t) = &masks.medium
         {
-            return lcs_ascii2(t, text.text.as_bytes(), need);
+            return lcs_ascii2(t, masks.len, text.text.as_bytes(), need);
         }
         masks.lcs(&text.chars, &mut self.scratch, need)
     }

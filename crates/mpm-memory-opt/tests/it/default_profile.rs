@@ -73,6 +73,52 @@ fn pruning_gives_the_all_pairs_result() {
 }
 
 #[test]
+fn threaded_pair_work_gives_the_one_thread_result() {
+    // One section of about 380 entries: over 50,000 candidate pairs, so they are computed up
+    // front on several threads when allowed.
+    let g = generate(Spec {
+        target_bytes: 40_000,
+        duplicate_share: 0.3,
+        seed: 3,
+    });
+    let mut text = String::from("# M\n\n## Recent Learnings\n");
+    for (k, line) in g.text.lines().filter(|l| l.starts_with("- ")).enumerate() {
+        text.push_str(&line.replace("zo ", "zoo "));
+        text.push('\n');
+        if k % 10 == 0 {
+            // The first 62% of the line: indel ratio about 0.77, consolidated, not removed.
+            let cut: String = line.chars().take(line.chars().count() * 62 / 100).collect();
+            text.push_str(&cut);
+            text.push('\n');
+        }
+    }
+    assert!(text.lines().count() > 330);
+    for metric in [Arc::new(Indel) as Arc<dyn Similarity>, Arc::new(Difflib)] {
+        let run = |threads: usize, prune: bool| {
+            Optimizer::new(Options {
+                metric: metric.clone(),
+                threads,
+                prune,
+                size_limit: None,
+                ..Options::default()
+            })
+            .optimize_text(&text)
+        };
+        let one = run(1, true);
+        assert!(one.report.items_consolidated > 0 && one.report.duplicates_removed > 0);
+        for (threads, prune) in [(2, true), (3, true), (2, false)] {
+            let many = run(threads, prune);
+            assert_eq!(many.output, one.output, "{threads} threads, prune {prune}");
+            assert_eq!(many.report.audit, one.report.audit);
+            if prune {
+                // Computed up front: also the pairs of lines the near stage removed.
+                assert!(many.report.pairs.pairs > one.report.pairs.pairs);
+            }
+        }
+    }
+}
+
+#[test]
 fn size_policy_drops_lowest_priority_oldest_recent_learnings() {
     let mut text =
         String::from("# M\n\n## Project Architecture\n- keep me always\n\n## Recent Learnings\n");
