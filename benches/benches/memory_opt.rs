@@ -2,6 +2,9 @@
 //! no candidate pruning). The Python optimizer (claude-mpm v4.0.29) is timed outside criterion;
 //! its figures are in the crate docs.
 
+// criterion's macros generate public functions without docs.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
