@@ -27,6 +27,7 @@
 //!
 //! - `tracing` (default): forwards to `mpm-metrics/tracing`.
 //! - `recorder`: forwards to `mpm-metrics/recorder`.
+//! - `postgres`, `redis`, `deadpool`, `bb8`: forward to the `mpm-pool` features of those names.
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
