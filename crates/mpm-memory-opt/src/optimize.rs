@@ -552,12 +552,7 @@ impl Oracle {
                                 break;
                             }
                             for x in x0..(x0 + 8).min(n) {
-                                for y in x + 1..n {
-                                    if let Some(r) = sc.at_least_shared(items, ks[x], ks[y], t_min)
-                                    {
-                                        hits.push(((ks[x], ks[y]), r));
-                                    }
-                                }
+                                sc.row_shared(items, ks[x], &ks[x + 1..], t_min, &mut hits);
                             }
                         }
                         (hits, sc.stats)

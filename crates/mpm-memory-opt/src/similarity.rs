@@ -483,31 +483,84 @@ fn low_bits(i: usize) -> u128 {
 
 /// [`PatternMasks::lcs`] for a pattern of up to 128 characters and an ASCII text.
 fn lcs_ascii(t: &[u128; 128], la: usize, b: &[u8], need: usize) -> usize {
+    lcs_ascii_from(t, la, b, need, u128::MAX, 0)
+}
+
+/// An upper bound on the LCS of a pattern of `la` characters and a text once `v` holds the
+/// first `lb - rest` text characters.
+///
+/// The LCS splits at that column: `lcs(a[..i], b[..k]) + min(la - i, rest)` at best, largest at
+/// `i = la - rest` (the zeros of `v` below bit `i` count the first term).
+#[inline(always)]
+fn split_bound(v: u128, la: usize, rest: usize) -> usize {
+    if la > rest {
+        (!v & low_bits(la - rest)).count_ones() as usize + rest
+    } else {
+        la
+    }
+}
+
+/// One step of the bit-parallel LCS on a 128-bit vector.
+#[inline(always)]
+fn step1(v: u128, m: u128) -> u128 {
+    let u = v & m;
+    v.wrapping_add(u) | (v - u)
+}
+
+/// [`lcs_ascii`] resumed at text position `k0` (a multiple of 8) with the vector `v`.
+fn lcs_ascii_from(
+    t: &[u128; 128],
+    la: usize,
+    b: &[u8],
+    need: usize,
+    mut v: u128,
+    k0: usize,
+) -> usize {
     let lb = b.len();
-    let mut v = u128::MAX;
-    let mut k = 0;
-    for chunk in b.chunks(8) {
+    let mut k = k0;
+    for chunk in b[k0..].chunks(8) {
         if k > 0 {
-            // The LCS splits at column `k`: `lcs(a[..i], b[..k]) + min(la - i, lb - k)` at best,
-            // largest at `i = la - (lb - k)` (the zeros of `v` below bit `i` count the first term).
-            let rest = lb - k;
-            let bound = if la > rest {
-                (!v & low_bits(la - rest)).count_ones() as usize + rest
-            } else {
-                la
-            };
+            let bound = split_bound(v, la, lb - k);
             if bound < need {
                 return bound;
             }
         }
         for &c in chunk {
-            let m = t[usize::from(c & 127)];
-            let u = v & m;
-            v = v.wrapping_add(u) | (v - u);
+            v = step1(v, t[usize::from(c & 127)]);
         }
         k += chunk.len();
     }
     (!v).count_ones() as usize
+}
+
+/// [`lcs_ascii`] of one pattern against two texts, interleaved so that the two dependency
+/// chains run side by side; each result is the one [`lcs_ascii`] gives.
+fn lcs_ascii_pair(
+    t: &[u128; 128],
+    la: usize,
+    (b1, need1): (&[u8], usize),
+    (b2, need2): (&[u8], usize),
+) -> (usize, usize) {
+    let common = b1.len().min(b2.len()) / 8 * 8;
+    let (mut v1, mut v2) = (u128::MAX, u128::MAX);
+    let mut k = 0;
+    while k < common {
+        if k > 0
+            && (split_bound(v1, la, b1.len() - k) < need1
+                || split_bound(v2, la, b2.len() - k) < need2)
+        {
+            break;
+        }
+        for (&c1, &c2) in b1[k..k + 8].iter().zip(&b2[k..k + 8]) {
+            v1 = step1(v1, t[usize::from(c1 & 127)]);
+            v2 = step1(v2, t[usize::from(c2 & 127)]);
+        }
+        k += 8;
+    }
+    (
+        lcs_ascii_from(t, la, b1, need1, v1, k),
+        lcs_ascii_from(t, la, b2, need2, v2, k),
+    )
 }
 
 /// Length of the longest common subsequence of `a` and `b` (bit-parallel).
@@ -801,6 +854,108 @@ impl<'m> Scorer<'m> {
             None => self.metric.ratio(&items[a].text, &items[b].text),
         };
         (r >= threshold).then_some(r)
+    }
+
+    /// [`Scorer::at_least_shared`] of `items[a]` against each of `bs`, pushing the pairs that
+    /// reach `threshold` to `hits`. With [`Indel`], a short ASCII `a` and ASCII texts, the full
+    /// comparisons run two at a time ([`lcs_ascii_pair`]); the answers are the same.
+    pub(crate) fn row_shared(
+        &mut self,
+        items: &[Prepared],
+        a: usize,
+        bs: &[usize],
+        threshold: f64,
+        hits: &mut Vec<((usize, usize), f64)>,
+    ) {
+        let la = items[a].chars.len();
+        if self.metric.builtin() != Some(Builtin::Indel) || !items[a].ascii || la == 0 || la > 128 {
+            for &b in bs {
+                if let Some(r) = self.at_least_shared(items, a, b, threshold) {
+                    hits.push(((a, b), r));
+                }
+            }
+            return;
+        }
+        let mut pending: Option<(usize, usize)> = None; // (b, need)
+        for &b in bs {
+            let lb = items[b].chars.len();
+            if lb == 0 || !items[b].ascii {
+                if let Some(r) = self.at_least_shared(items, a, b, threshold) {
+                    hits.push(((a, b), r));
+                }
+                continue;
+            }
+            self.stats.pairs += 1;
+            let total = la + lb;
+            let need = if self.prune {
+                self.need(threshold, total)
+            } else {
+                0
+            };
+            if self.prune {
+                if la.min(lb) < need {
+                    self.stats.pruned_length += 1;
+                    continue;
+                }
+                if let Some(common) = items[a].hist.common(&items[b].hist)
+                    && common < need
+                {
+                    self.stats.pruned_histogram += 1;
+                    continue;
+                }
+            }
+            self.stats.computed += 1;
+            let Some((b1, need1)) = pending.take() else {
+                pending = Some((b, need));
+                continue;
+            };
+            let t = self.small_table(items, a);
+            let (l1, l2) = lcs_ascii_pair(
+                t,
+                la,
+                (items[b1].text.as_bytes(), need1),
+                (items[b].text.as_bytes(), need),
+            );
+            for (bb, l) in [(b1, l1), (b, l2)] {
+                let r = ratio_of(l, la + items[bb].chars.len());
+                if r >= threshold {
+                    hits.push(((a, bb), r));
+                }
+            }
+        }
+        if let Some((b1, need1)) = pending {
+            let t = self.small_table(items, a);
+            let l = lcs_ascii(t, la, items[b1].text.as_bytes(), need1);
+            let r = ratio_of(l, la + items[b1].chars.len());
+            if r >= threshold {
+                hits.push(((a, b1), r));
+            }
+        }
+    }
+
+    /// The `u128` pattern table of `items[a]` (at most 128 characters), built if not cached.
+    fn small_table(&mut self, items: &[Prepared], a: usize) -> &[u128; 128] {
+        let id = items[a].id;
+        let slot = match self
+            .masks
+            .iter()
+            .position(|m| matches!(m, Some((k, _)) if *k == id))
+        {
+            Some(s) => s,
+            None => {
+                let victim = self.oldest();
+                let table = self.masks[victim].take().and_then(|(_, m)| m.into_table());
+                self.masks[victim] = Some((id, PatternMasks::with_table(&items[a].chars, table)));
+                victim
+            }
+        };
+        self.stamp[slot] = self.tick;
+        self.tick += 1;
+        let (_, masks) = self.masks[slot].as_ref().expect("slot is filled");
+        masks
+            .small
+            .as_deref()
+            .expect("a pattern of at most 128 characters")
     }
 
     /// [`need`], remembered per total length for the current threshold.

@@ -85,6 +85,13 @@ fn threaded_pair_work_gives_the_one_thread_result() {
     for (k, line) in g.text.lines().filter(|l| l.starts_with("- ")).enumerate() {
         text.push_str(&line.replace("zo ", "zoo "));
         text.push('\n');
+        if k % 25 == 3 {
+            // Non-ASCII text, and an entry over 128 characters: the one-pair-at-a-time paths.
+            text.push_str(&line.replace('e', "é"));
+            text.push('\n');
+            text.push_str(&format!("{line} {}", &line[2..]));
+            text.push('\n');
+        }
         if k % 10 == 0 {
             // The first 62% of the line: indel ratio about 0.77, consolidated, not removed.
             let cut: String = line.chars().take(line.chars().count() * 62 / 100).collect();
