@@ -4,12 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 
+use aliasable::boxed::AliasableBox;
 use futures::future::BoxFuture;
 use mpm_metrics::Registry;
 use tokio::sync::OnceCell;
 
-use crate::generation::Generations;
 use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
+use crate::published::Published;
 
 /// A value built on first use by the async function `init`.
 ///
@@ -20,7 +21,9 @@ use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
 /// takes over. At most one attempt per generation succeeds.
 ///
 /// [`reset`](AsyncLazy::reset) works through `&self` with the same rule as [`Lazy`](crate::Lazy):
-/// old values stay alive until [`compact`](AsyncLazy::compact) or drop.
+/// old values stay alive until [`compact`](AsyncLazy::compact) or drop. The warm read
+/// ([`get`](AsyncLazy::get)) is synchronous: one acquire load and one branch, like
+/// `OnceLock::get`; the value is kept in its own heap allocation.
 ///
 /// ```
 /// use mpm_lazy::AsyncLazy;
@@ -37,7 +40,7 @@ use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
 /// # }
 /// ```
 pub struct AsyncLazy<T, E, F = fn() -> BoxFuture<'static, Result<T, E>>> {
-    cells: Generations<OnceCell<T>>,
+    cells: Published<OnceCell<AliasableBox<T>>>,
     policy: Policy,
     init: F,
     // The error type only flows out of `init`; `fn() -> E` keeps `Send`/`Sync` independent of it.
@@ -48,7 +51,7 @@ impl<T, E, F> AsyncLazy<T, E, F> {
     /// A lazy value that `init` builds on first use. Usable in a `static`.
     pub const fn new(init: F) -> Self {
         Self {
-            cells: Generations::new(OnceCell::const_new()),
+            cells: Published::new(OnceCell::const_new()),
             policy: Policy::new(),
             init,
             error: PhantomData,
@@ -81,7 +84,7 @@ impl<T, E, F> AsyncLazy<T, E, F> {
     /// The value, if it is built; never initializes and never waits.
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        self.cells.current().get()
+        self.cells.get()
     }
 
     /// Whether the current generation holds a value.
@@ -114,7 +117,7 @@ impl<T, E, F> AsyncLazy<T, E, F> {
 
     /// Takes the current value out; the next read builds a new one.
     pub fn take(&mut self) -> Option<T> {
-        self.cells.current_mut().take()
+        self.cells.take()
     }
 
     /// Counts of attempts, failures and successes.
@@ -137,14 +140,16 @@ where
     ///
     /// The init function's error, when the attempt this caller ran failed. Nothing is cached.
     pub async fn get_or_init(&self) -> Result<&T, E> {
-        let cell = self.cells.current();
-        if let Some(value) = cell.get() {
+        if let Some(value) = self.cells.get() {
             return Ok(value);
         }
-        cell.get_or_try_init(|| self.attempt()).await
+        let (generation, cell) = self.cells.current();
+        let value = cell.get_or_try_init(|| self.attempt()).await?;
+        self.cells.publish(generation);
+        Ok(value)
     }
 
-    async fn attempt(&self) -> Result<T, E> {
+    async fn attempt(&self) -> Result<AliasableBox<T>, E> {
         let delay = self.policy.delay();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -152,7 +157,7 @@ where
         let attempt = self.policy.begin();
         let result = (self.init)().await;
         attempt.finish(result.is_ok());
-        result
+        result.map(|value| AliasableBox::from_unique(Box::new(value)))
     }
 }
 

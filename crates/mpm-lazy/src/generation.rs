@@ -2,8 +2,9 @@
 //!
 //! A reset cannot free a value that readers may still borrow as `&T`. So a reset opens a new,
 //! empty cell (a new generation) and keeps the old cells until the owner is dropped or a `&mut`
-//! method clears them. Generation 0 lives inline so that the warm read of a value that was never
-//! reset is one relaxed load, one branch and the cell's own acquire load.
+//! method clears them. Generation 0 lives inline, so a cell may move with its owner; `Lazy` and
+//! `AsyncLazy` keep their values on the heap and publish a pointer to the current one (see
+//! `published.rs`), `LazyField` reads through `current()`.
 
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -51,6 +52,36 @@ impl<C> Generations<C> {
             .expect("the current generation was pushed")
     }
 
+    /// The index of the current generation and its cell.
+    #[inline]
+    pub(crate) fn current_indexed(&self) -> (usize, &C) {
+        let generation = self.current.load(Ordering::Acquire);
+        let cell = if generation == 0 {
+            &self.first
+        } else {
+            self.later_cell(generation)
+        };
+        (generation, cell)
+    }
+
+    /// Runs `f` on the cell of `generation` under the reset lock, if that generation is still
+    /// current; no reset can start or finish while `f` runs.
+    pub(crate) fn if_current(&self, generation: usize, f: impl FnOnce(&C)) {
+        let _serial = self
+            .reset_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only this lock's holders store `current`, so a relaxed load sees the latest store.
+        if self.current.load(Ordering::Relaxed) == generation {
+            let cell = if generation == 0 {
+                &self.first
+            } else {
+                self.later_cell(generation)
+            };
+            f(cell);
+        }
+    }
+
     /// The number of the current generation (0 before the first reset).
     pub(crate) fn generation(&self) -> u64 {
         self.current.load(Ordering::Acquire) as u64
@@ -58,12 +89,20 @@ impl<C> Generations<C> {
 
     /// Opens a new generation with `cell` and makes it current.
     pub(crate) fn advance(&self, cell: C) {
+        self.advance_with(cell, || {});
+    }
+
+    /// Opens a new generation with `cell`, runs `before_switch` under the reset lock, then makes
+    /// the new generation current (a release store, so whoever sees the new generation also sees
+    /// what `before_switch` did).
+    pub(crate) fn advance_with(&self, cell: C, before_switch: impl FnOnce()) {
         let _serial = self
             .reset_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let later = self.later.get_or_init(|| Box::new(boxcar::Vec::new()));
         let index = later.push(cell);
+        before_switch();
         self.current.store(index + 1, Ordering::Release);
     }
 

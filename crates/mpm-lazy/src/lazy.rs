@@ -4,11 +4,12 @@ use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
 
+use aliasable::boxed::AliasableBox;
 use mpm_metrics::Registry;
 use once_cell::sync::OnceCell;
 
-use crate::generation::Generations;
 use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
+use crate::published::Published;
 
 /// A value built on first use by `init`, shared by every thread.
 ///
@@ -22,8 +23,10 @@ use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
 /// dropped or [`compact`](Lazy::compact) is called through `&mut self`. For values replaced often,
 /// prefer [`Swap`](crate::Swap), which frees each old value when its last reader is done.
 ///
-/// The warm read ([`get`](Lazy::get), [`get_or_init`](Lazy::get_or_init) once built) is two
-/// loads and two branches, with no lock and no read-modify-write.
+/// The warm read ([`get`](Lazy::get), [`get_or_init`](Lazy::get_or_init) once built) is one
+/// acquire load and one branch, like `OnceLock::get`, with no lock and no read-modify-write. The
+/// value is kept in its own heap allocation (one allocation per successful initialization), so it
+/// stays where it is when the `Lazy` moves.
 ///
 /// ```
 /// use mpm_lazy::Lazy;
@@ -71,7 +74,7 @@ use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
 /// assert_eq!(lazy.stats().attempts, 2);
 /// ```
 pub struct Lazy<T, E = Infallible, F = fn() -> Result<T, E>> {
-    cells: Generations<OnceCell<T>>,
+    cells: Published<OnceCell<AliasableBox<T>>>,
     policy: Policy,
     init: F,
     // The error type only flows out of `init`; `fn() -> E` keeps `Send`/`Sync` independent of it.
@@ -82,7 +85,7 @@ impl<T, E, F> Lazy<T, E, F> {
     /// A lazy value that `init` builds on first use. Usable in a `static`.
     pub const fn new(init: F) -> Self {
         Self {
-            cells: Generations::new(OnceCell::new()),
+            cells: Published::new(OnceCell::new()),
             policy: Policy::new(),
             init,
             error: PhantomData,
@@ -114,7 +117,7 @@ impl<T, E, F> Lazy<T, E, F> {
     /// The value, if it is built; never initializes.
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        self.cells.current().get()
+        self.cells.get()
     }
 
     /// Whether the current generation holds a value.
@@ -150,7 +153,7 @@ impl<T, E, F> Lazy<T, E, F> {
 
     /// Takes the current value out; the next read builds a new one.
     pub fn take(&mut self) -> Option<T> {
-        self.cells.current_mut().take()
+        self.cells.take()
     }
 
     /// Counts of attempts, failures and successes.
@@ -180,7 +183,8 @@ where
     #[cold]
     #[inline(never)]
     fn initialize(&self) -> Result<&T, E> {
-        self.cells.current().get_or_try_init(|| {
+        let (generation, cell) = self.cells.current();
+        let value = cell.get_or_try_init(|| {
             let delay = self.policy.delay();
             if !delay.is_zero() {
                 std::thread::sleep(delay);
@@ -188,8 +192,10 @@ where
             let attempt = self.policy.begin();
             let result = (self.init)();
             attempt.finish(result.is_ok());
-            result
-        })
+            result.map(|value| AliasableBox::from_unique(Box::new(value)))
+        })?;
+        self.cells.publish(generation);
+        Ok(value)
     }
 }
 

@@ -188,3 +188,78 @@ async fn backoff_waits_before_the_retry() {
         "1 s then 2 s: {waited:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_racing_resets_see_whole_values_and_never_an_older_one_after_a_reset() {
+    const READERS: usize = 6;
+    const RESETS: u32 = 300;
+    let calls = Arc::new(AtomicU32::new(0));
+    let lazy = Arc::new(AsyncLazy::new({
+        let calls = Arc::clone(&calls);
+        move || {
+            let seq = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::task::yield_now().await;
+                Ok::<_, ()>((seq, u64::from(seq) * 3, format!("v{seq}")))
+            }
+        }
+    }));
+    let check = |value: &(u32, u64, String)| {
+        assert_eq!(value.1, u64::from(value.0) * 3, "torn value {value:?}");
+        assert_eq!(value.2, format!("v{}", value.0), "torn value {value:?}");
+    };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..READERS)
+        .map(|reader| {
+            let (lazy, done) = (Arc::clone(&lazy), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut reads = 0_u32;
+                while !done.load(Ordering::SeqCst) || reads < 1_000 {
+                    reads += 1;
+                    if reader % 2 == 0 {
+                        check(lazy.get_or_init().await.expect("infallible"));
+                    } else if let Some(value) = lazy.get() {
+                        check(value);
+                    }
+                    if reads.is_multiple_of(64) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..RESETS {
+        let started = calls.load(Ordering::SeqCst);
+        lazy.reset();
+        if let Some(value) = lazy.get() {
+            check(value);
+            assert!(
+                value.0 >= started,
+                "value {} of an older generation read after a reset (attempts before: {started})",
+                value.0
+            );
+        }
+        check(lazy.get_or_init().await.expect("infallible"));
+    }
+    done.store(true, Ordering::SeqCst);
+    for reader in readers {
+        reader.await.expect("no reader panics");
+    }
+    assert_eq!(lazy.generation(), u64::from(RESETS));
+}
+
+#[tokio::test]
+async fn a_moved_async_lazy_reads_its_own_value() {
+    let lazy = AsyncLazy::new(|| async { Ok::<_, ()>(String::from("built")) });
+    let address: *const String = lazy.get_or_init().await.unwrap();
+    let mut lazy = Box::new(lazy);
+    assert_eq!(lazy.get().map(String::as_str), Some("built"));
+    assert_eq!(lazy.get().unwrap() as *const String, address);
+    lazy.reset();
+    lazy.get_or_init().await.unwrap();
+    lazy.compact();
+    let mut lazy = *lazy;
+    assert_eq!(lazy.get().map(String::as_str), Some("built"));
+    assert_eq!(lazy.take().as_deref(), Some("built"));
+    assert_eq!(lazy.get(), None);
+}

@@ -226,3 +226,179 @@ fn debug_shows_the_value_and_generation() {
         "Lazy { value: Some(3), generation: 0, .. }"
     );
 }
+
+/// A value whose fields must agree; a torn or freed value breaks the agreement.
+#[derive(Debug)]
+struct Versioned {
+    seq: u32,
+    double: u64,
+    name: String,
+}
+
+impl Versioned {
+    fn new(seq: u32) -> Self {
+        Self {
+            seq,
+            double: u64::from(seq) * 2,
+            name: format!("v{seq}"),
+        }
+    }
+
+    fn check(&self) {
+        assert_eq!(self.double, u64::from(self.seq) * 2, "torn value {self:?}");
+        assert_eq!(self.name, format!("v{}", self.seq), "torn value {self:?}");
+    }
+}
+
+#[test]
+fn readers_racing_resets_see_whole_values_and_never_an_older_one_after_a_reset() {
+    const READERS: usize = 6;
+    const RESETTERS: usize = 2;
+    const RESETS: u32 = 300;
+    let calls = AtomicU32::new(0);
+    let lazy: Lazy<Versioned, (), _> = Lazy::new(|| {
+        let seq = calls.fetch_add(1, Ordering::SeqCst);
+        // A slower init widens the window in which a reset overtakes an attempt.
+        std::thread::yield_now();
+        Ok(Versioned::new(seq))
+    });
+    let resetting = AtomicU32::new(RESETTERS as u32);
+    std::thread::scope(|scope| {
+        for reader in 0..READERS {
+            let (lazy, resetting) = (&lazy, &resetting);
+            scope.spawn(move || {
+                // Borrows taken before resets stay valid until the `Lazy` is dropped.
+                let mut kept = Vec::new();
+                let mut reads = 0_u32;
+                while resetting.load(Ordering::SeqCst) > 0 || reads < 1_000 {
+                    reads += 1;
+                    let value = if reader % 2 == 0 {
+                        lazy.get_or_init().expect("infallible")
+                    } else {
+                        match lazy.get() {
+                            Some(value) => value,
+                            None => continue,
+                        }
+                    };
+                    value.check();
+                    if reads.is_multiple_of(256) {
+                        kept.push(value);
+                    }
+                }
+                for value in kept {
+                    value.check();
+                }
+            });
+        }
+        for _ in 0..RESETTERS {
+            let (lazy, resetting, calls) = (&lazy, &resetting, &calls);
+            scope.spawn(move || {
+                // Counts this resetter out even when it panics, so the readers stop.
+                struct Done<'a>(&'a AtomicU32);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(resetting);
+                for _ in 0..RESETS {
+                    // An attempt numbered below `started` began before this reset, so it built a
+                    // value for an older generation: `get` must not return it after the reset.
+                    let started = calls.load(Ordering::SeqCst);
+                    lazy.reset();
+                    for _ in 0..4 {
+                        if let Some(value) = lazy.get() {
+                            value.check();
+                            assert!(
+                                value.seq >= started,
+                                "value {} of an older generation read after a reset (attempts before: {started})",
+                                value.seq
+                            );
+                        }
+                        std::thread::yield_now();
+                    }
+                    lazy.get_or_init().expect("infallible").check();
+                }
+            });
+        }
+    });
+    assert_eq!(lazy.generation(), u64::from(RESETTERS as u32 * RESETS));
+    lazy.get_or_init().expect("infallible").check();
+}
+
+#[test]
+fn a_moved_lazy_reads_its_own_value() {
+    fn through_a_function<T>(value: T) -> T {
+        value
+    }
+    type Init = Box<dyn Fn() -> Result<String, ()> + Send + Sync>;
+    let make = |text: &'static str| -> Lazy<String, (), Init> {
+        Lazy::new(Box::new(move || Ok(text.to_owned())))
+    };
+    let lazy = make("first");
+    let address: *const String = lazy.get_or_init().unwrap();
+    let lazy = through_a_function(Box::new(lazy));
+    assert_eq!(lazy.get().map(String::as_str), Some("first"));
+    assert_eq!(
+        lazy.get().unwrap() as *const String,
+        address,
+        "the value stays where it was built"
+    );
+
+    // Moved to another thread and back.
+    let lazy = std::thread::spawn(move || {
+        assert_eq!(lazy.get().map(String::as_str), Some("first"));
+        *lazy
+    })
+    .join()
+    .unwrap();
+    assert_eq!(lazy.get().map(String::as_str), Some("first"));
+
+    // Two built values swapped in place: each reads its own.
+    let mut a = lazy;
+    let mut b = make("second");
+    b.get_or_init().unwrap();
+    std::mem::swap(&mut a, &mut b);
+    assert_eq!(a.get().map(String::as_str), Some("second"));
+    assert_eq!(b.get().map(String::as_str), Some("first"));
+
+    // After a reset, a compaction (which moves the current cell inline) and a move.
+    a.reset();
+    assert_eq!(a.get(), None);
+    assert_eq!(a.get_or_init().unwrap(), "second");
+    a.compact();
+    assert_eq!(a.retained_generations(), 0);
+    let a = through_a_function(a);
+    assert_eq!(a.get().map(String::as_str), Some("second"));
+
+    // `take` empties the cell: nothing stale is read afterwards.
+    let mut b = through_a_function(b);
+    assert_eq!(b.take().as_deref(), Some("first"));
+    assert_eq!(b.get(), None);
+    assert_eq!(b.get_or_init().unwrap(), "first");
+    assert_eq!(b.get().map(String::as_str), Some("first"));
+}
+
+#[test]
+fn zero_sized_values() {
+    let unit: Lazy<(), ()> = Lazy::new(|| Ok(()));
+    assert_eq!(unit.get(), None);
+    assert_eq!(unit.get_or_init(), Ok(&()));
+    assert_eq!(unit.get(), Some(&()));
+    assert!(unit.reset());
+    assert_eq!(unit.get(), None);
+}
+
+#[test]
+fn thread_safety_follows_the_value_type() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    send::<Lazy<String, ()>>();
+    sync::<Lazy<String, ()>>();
+    unwind_safe::<Lazy<String, ()>>();
+    // A value that may move between threads but not be shared: the `Lazy` may move too.
+    send::<Lazy<std::cell::Cell<u32>, ()>>();
+    send::<mpm_lazy::AsyncLazy<String, ()>>();
+    sync::<mpm_lazy::AsyncLazy<String, ()>>();
+}

@@ -123,3 +123,75 @@ fn reset_during_initialization() {
     shuttle::check_random(reset_races_readers, 2_000);
     shuttle::check_pct(reset_races_readers, 1_000, 3);
 }
+
+/// A reset races attempts in flight: an attempt that started before the reset finishes into the
+/// old generation's cell and may hand its value to the callers waiting on that cell, but that
+/// value is never published as current, so `get` after the reset returns `None` or a newer value.
+fn reset_never_republishes_an_older_value() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let lazy = Arc::new(lazy(Arc::clone(&calls), |n| n == 1));
+    // Attempts numbered below this started before the reset, for generation 0.
+    let before_reset = Arc::new(AtomicU32::new(u32::MAX));
+    let newer = |value: Option<&u32>, before: u32| value.is_none_or(|v| *v >= before);
+    block_on(async {
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (lazy, before_reset) = (Arc::clone(&lazy), Arc::clone(&before_reset));
+                spawn(async move {
+                    for _ in 0..2 {
+                        while lazy.get_or_init().await.is_err() {}
+                        yield_now().await;
+                        let before = before_reset.load(Ordering::SeqCst);
+                        if lazy.generation() == 1 {
+                            assert!(newer(lazy.get(), before), "an older value after a reset");
+                        }
+                    }
+                })
+            })
+            .collect();
+        let resetter = spawn({
+            let (lazy, calls, before_reset) = (
+                Arc::clone(&lazy),
+                Arc::clone(&calls),
+                Arc::clone(&before_reset),
+            );
+            async move {
+                yield_now().await;
+                let before = calls.load(Ordering::SeqCst);
+                before_reset.store(before, Ordering::SeqCst);
+                lazy.reset();
+                assert!(
+                    newer(lazy.get(), before),
+                    "an older value right after the reset"
+                );
+                for _ in 0..4 {
+                    yield_now().await;
+                    assert!(
+                        newer(lazy.get(), before),
+                        "an older value published after the reset"
+                    );
+                }
+            }
+        });
+        resetter.await.expect("no panic");
+        for reader in readers {
+            reader.await.expect("no panic");
+        }
+        let before = before_reset.load(Ordering::SeqCst);
+        let value = loop {
+            if let Ok(value) = lazy.get_or_init().await {
+                break *value;
+            }
+        };
+        assert!(
+            value >= before,
+            "the current value {value} is from generation 1"
+        );
+    });
+}
+
+#[test]
+fn a_reset_racing_attempts_never_publishes_an_older_value() {
+    shuttle::check_random(reset_never_republishes_an_older_value, 2_000);
+    shuttle::check_pct(reset_never_republishes_an_older_value, 1_000, 3);
+}
