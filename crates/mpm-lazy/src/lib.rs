@@ -49,7 +49,7 @@
 //! `OnceLock::get`, `Lazy::get`, `Lazy::get_or_init` and `AsyncLazy::get` (load, test, branch,
 //! then the dereference; callgrind counts 8 instructions per iteration for each, loop included).
 //! In the `lazy_warm_read` group of `benches/benches/lazy.rs`, the median ratios to
-//! `OnceLock::get` (about 0.66 ns) over five runs on a busy 2-core machine are 1.05x for
+//! `OnceLock::get` (about 0.67 ns) over eight runs on a busy 2-core machine are 1.05x for
 //! `Lazy::get`, 1.00x for `Lazy::get_or_init`, 1.05x for `Lazy::get` after a reset and 1.07x for
 //! `AsyncLazy::get`. The cost: one allocation per successful initialization. The protocol is
 //! checked by a shuttle model and by threaded stress tests of readers racing resets.
