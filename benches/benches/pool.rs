@@ -6,6 +6,9 @@
 //! - After the groups, a fairness run in hold mode prints, for each pool, when the first task
 //!   finished as a share of the run's total time and the longest single wait.
 
+// criterion's macros generate public functions without docs.
+#![allow(missing_docs)]
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
