@@ -22,13 +22,24 @@ fn file(bytes: usize) -> String {
     .text
 }
 
-fn default_profile(c: &mut Criterion, name: &str, bytes: usize, all_pairs: bool) {
+fn default_profile(c: &mut Criterion, name: &str, bytes: usize, all_pairs: bool, one_thread: bool) {
     let text = file(bytes);
     let mut g = c.benchmark_group(name);
     let ours = Optimizer::new(Options::default());
     g.bench_function("mpm", |b| {
         b.iter(|| black_box(ours.optimize_text(black_box(&text))))
     });
+    if one_thread {
+        // Sections with 50,000 pairs or more are split over threads by default; this row pins
+        // the work to the calling thread.
+        let single = Optimizer::new(Options {
+            threads: 1,
+            ..Options::default()
+        });
+        g.bench_function("mpm_one_thread", |b| {
+            b.iter(|| black_box(single.optimize_text(black_box(&text))))
+        });
+    }
     if all_pairs {
         let brute = Optimizer::new(Options {
             prune: false,
@@ -42,11 +53,11 @@ fn default_profile(c: &mut Criterion, name: &str, bytes: usize, all_pairs: bool)
 }
 
 fn default_80kb(c: &mut Criterion) {
-    default_profile(c, "default_profile_80kb", 80 * 1024, true);
+    default_profile(c, "default_profile_80kb", 80 * 1024, true, false);
 }
 
 fn default_1mb(c: &mut Criterion) {
-    default_profile(c, "default_profile_1mb", 1024 * 1024, true);
+    default_profile(c, "default_profile_1mb", 1024 * 1024, true, true);
 }
 
 fn default_difflib_80kb(c: &mut Criterion) {

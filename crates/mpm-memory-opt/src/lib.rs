@@ -77,17 +77,23 @@
 //! # Performance
 //!
 //! Measured on generated files (`cargo run --release -p mpm-memory-opt --example generate --
-//! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB), one thread, on a
-//! shared 2-core machine under load (load average 3 to 5, so wall times are inflated; the
-//! instruction counts, from callgrind on `mpm memory optimize --dry-run --json`, process start
-//! included, do not depend on the load):
+//! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB) on a shared
+//! 2-core machine under load (wall times vary with it; the instruction counts, from callgrind,
+//! do not):
 //!
 //! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python (claude-mpm) |
 //! |---|---|---|---|---|---|
-//! | 80 KB | 5.1 ms; 50.4 M instructions | 5.3 ms | 4.5 to 7.0 ms; 49.4 M instructions | 257 to 309 ms | 4.1 to 4.9 s CPU |
-//! | 1 MB | 379 ms; 4.71 G instructions | 747 ms | about 0.5 s CPU | | 707 s CPU (21 min wall) |
+//! | 80 KB | 3.6 ms (one thread); 4.5 ms at load 3 to 4 | 5.8 ms | 4.5 to 7.0 ms; 49.4 M instructions | 257 to 309 ms | 4.1 to 4.9 s CPU |
+//! | 1 MB | 252 ms (two threads); 419 ms at load 3 to 4, where one thread took 378 ms | 490 ms | about 0.5 s CPU | | 707 s CPU (21 min wall) |
 //!
-//! With `--metric difflib` the `default` profile takes 5.4 ms at 80 KB (all pairs: 241 ms).
+//! The `default` figures are medians of three runs of
+//! `cargo bench -p mpm-benches --bench memory_opt -- --noplot 'default_profile_(80kb|1mb)/'`
+//! at load average about 2, then three more at 3 to 4 (with the `mpm_one_thread` row): two
+//! threads help only when the second core is free. Instructions
+//! of `Optimizer::optimize_text` alone (callgrind, the file generated beforehand): 45.1 M at
+//! 80 KB (46.7 M before the split bound below); 4.37 G at 1 MB on one thread (4.66 G before), and
+//! 4.67 G over all threads with two, of which 1.21 G on the calling thread. With
+//! `--metric difflib` the `default` profile takes 5.4 ms at 80 KB (all pairs: 241 ms).
 //!
 //! Benchmarks: `cargo bench -p mpm-benches --bench memory_opt -- --quick --noplot` (the
 //! `all_pairs` rows run the same stages and metric with pruning off). Python: claude-mpm
@@ -98,13 +104,19 @@
 //!
 //! Where the time goes: every pair of items of a section is a candidate. The length bound and a
 //! 64-bucket character-count bound rule out about 40% of the pairs at threshold 0.70; the rest
-//! need a bit-parallel LCS (one `u128` per step for items up to 128 characters), which stops early
-//! once the rest of the string cannot reach the threshold, and which also bounds difflib, so that
-//! difflib runs in full only for pairs that can reach the threshold (33 of 18,395 at 80 KB). Each
-//! pair is computed at most once per run. At threshold 0.70, items in the same language share
-//! most of their characters, so exact bounds cannot rule out most pairs: the default profile
-//! takes about 5 ms at 80 KB (the target; no margin on this loaded machine) and about 0.4 s at
-//! 1 MB (target 100 ms: not met).
+//! need a bit-parallel LCS (one `u128` per step for items up to 128 characters). Every 8
+//! characters it checks the best split at the current column (what the first `i` pattern
+//! characters matched so far, plus at most what is left) and stops once the threshold is out of
+//! reach. The LCS also bounds difflib, so that difflib runs in full only for pairs that can reach
+//! the threshold (33 of 18,395 at 80 KB). Each pair is computed at most once per run. A section
+//! with 50,000 candidate pairs or more has them all computed up front, split over
+//! [`Options::threads`] threads (the machine's parallelism by default), one pattern against two
+//! texts at a time; the stages then read the answers, so the output does not depend on the thread
+//! count (a test compares 1, 2 and 3 threads). The 80 KB file has no such section and runs on one
+//! thread. At threshold 0.70, items in the same language share most of their characters, so
+//! exact bounds cannot rule out most pairs: the 80 KB target (5 ms, one thread) is met; the 1 MB
+//! target (100 ms) is not: about 0.25 s with two threads. Part of the rest is serial: items
+//! changed by a merge are compared again on the calling thread.
 //!
 //! # Symbolic links
 //!
