@@ -70,6 +70,9 @@ pub(crate) struct Inner<M: Manager> {
     wake: Notify,
     /// Signalled when an object leaves the pool after it was closed.
     drained: Notify,
+    /// Signalled by the maintenance task every clock tick while callers wait for a permit, so
+    /// that a wait can check its deadline without a timer of its own.
+    sweep: Notify,
     leases: Option<Mutex<HashMap<u64, Lease>>>,
     metrics: Option<PoolMetrics>,
     clock: Clock,
@@ -166,6 +169,7 @@ impl<M: Manager> Pool<M> {
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
             drained: Notify::new(),
+            sweep: Notify::new(),
             leases: config
                 .leak_threshold
                 .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
@@ -366,6 +370,13 @@ impl Clock {
         now
     }
 
+    /// How often the coarse clock is refreshed (and waiters swept), if there is one.
+    fn tick(&self) -> Option<Duration> {
+        self.coarse
+            .as_ref()
+            .map(|_| Duration::from_millis(self.lag.max(1)))
+    }
+
     /// The coarse time if there is one, else the precise time.
     fn now(&self) -> Ms {
         match &self.coarse {
@@ -455,12 +466,11 @@ impl<M: Manager> Inner<M> {
                 waited_since = start;
                 self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _waiting = Waiting(&self.waiting);
-                let acquire = self.semaphore.acquire();
-                let permit = match start.and_then(|start| deadline.at(start)) {
-                    None => acquire.await,
-                    Some(d) => match tokio::time::timeout_at(d, acquire).await {
-                        Ok(p) => p,
-                        Err(_) => return Err(self.timed_out(Stage::Acquire, timeout)),
+                let permit = match start.zip(start.and_then(|start| deadline.at(start))) {
+                    None => self.semaphore.acquire().await,
+                    Some((start, d)) => match self.wait_permit(start, d).await {
+                        Some(p) => p,
+                        None => return Err(self.timed_out(Stage::Acquire, timeout)),
                     },
                 };
                 match permit {
@@ -544,6 +554,43 @@ impl<M: Manager> Inner<M> {
                 }
             }
         }
+    }
+
+    /// Waits for a permit until `deadline` (`None`: timed out).
+    ///
+    /// With maintenance on, a wait sets no timer of its own until its deadline is within two
+    /// clock ticks: the maintenance task wakes the waiters every tick (`sweep`), each looks at
+    /// the clock, and only a wait still unserved near its deadline arms a precise timer. Most
+    /// waits are short, and registering (then cancelling) a timer per wait was most of the cost
+    /// of a contended acquire.
+    async fn wait_permit(
+        &self,
+        start: Instant,
+        deadline: Instant,
+    ) -> Option<Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError>> {
+        let mut acquire = pin!(self.semaphore.acquire());
+        if let Some(tick) = self.clock.tick() {
+            let margin = tick.saturating_mul(2);
+            let mut now = start;
+            while now + margin < deadline {
+                let mut sweep = pin!(self.sweep.notified());
+                let got = poll_fn(|cx| {
+                    if let Poll::Ready(p) = acquire.as_mut().poll(cx) {
+                        return Poll::Ready(Some(p));
+                    }
+                    match sweep.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(None),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await;
+                if let Some(p) = got {
+                    return Some(p);
+                }
+                now = Instant::now();
+            }
+        }
+        tokio::time::timeout_at(deadline, acquire).await.ok()
     }
 
     /// Recycles a used entry and validates it unless it was alive recently. `Ok(true)`: hand
@@ -1057,6 +1104,15 @@ impl<M: Manager> Inner<M> {
         }
     }
 
+    /// A clock tick: refreshes the coarse clock and wakes the waiters to check their
+    /// deadlines.
+    fn tick(&self) {
+        self.clock.precise();
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.sweep.notify_waiters();
+        }
+    }
+
     /// How long the maintenance task waits between passes.
     fn pass_interval(&self, interval: Duration) -> Duration {
         match self.config.leak_threshold {
@@ -1101,12 +1157,27 @@ async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
             return;
         }
         let now = Instant::now();
-        inner.clock.precise();
+        inner.tick();
+        let tick = Duration::from_millis(inner.clock.lag.max(1));
         if woken || now >= next_pass {
-            inner.maintain_once().await;
+            // The clock ticks and waiters are swept during a pass too, however long it takes.
+            let mut pass = pin!(inner.maintain_once());
+            let mut ticker = pin!(async {
+                loop {
+                    tokio::time::sleep(tick).await;
+                    inner.tick();
+                }
+            });
+            poll_fn(|cx| {
+                if pass.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                let _ = ticker.as_mut().poll(cx);
+                Poll::Pending
+            })
+            .await;
             next_pass = Instant::now() + inner.pass_interval(interval);
         }
-        let tick = Duration::from_millis(inner.clock.lag.max(1));
         let until = (Instant::now() + tick).min(next_pass);
         let wake = inner.wake.notified();
         woken = tokio::time::timeout_at(until, wake).await.is_ok();
