@@ -563,3 +563,83 @@ async fn dropping_the_last_pool_handle_closes_it() {
         "the lent one on its return"
     );
 }
+
+/// With maintenance on, a wait for a permit sets its timer only near its deadline; it still
+/// ends at the deadline.
+#[tokio::test(start_paused = true)]
+async fn a_swept_wait_times_out_at_its_deadline() {
+    let m = TestManager::new();
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(1)
+        .min_idle(1)
+        .build()
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let timeout = Duration::from_secs(2);
+    let start = tokio::time::Instant::now();
+    let err = pool.get_timeout(Some(timeout)).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                stage: Stage::Acquire,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(took >= timeout, "timed out early: {took:?}");
+    assert!(took <= timeout + Duration::from_millis(5), "late: {took:?}");
+    assert_eq!(pool.status().waiting, 0);
+    // A swept waiter is served as soon as the object comes back.
+    let pool2 = pool.clone();
+    let waiter = tokio::spawn(async move { pool2.get().await.map(|o| *o) });
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    drop(held);
+    assert!(waiter.await.unwrap().is_ok());
+}
+
+/// A manager whose creations after the first never finish.
+struct StuckAfterFirst(std::sync::atomic::AtomicUsize);
+
+impl mpm_pool::Manager for StuckAfterFirst {
+    type Object = u64;
+    type Error = std::convert::Infallible;
+    async fn create(&self) -> Result<u64, Self::Error> {
+        if self.0.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::future::pending::<()>().await;
+        }
+        Ok(0)
+    }
+}
+
+/// The waiters are swept while a maintenance pass is stuck (here a refill whose creation
+/// never finishes, with no create timeout), so their deadlines still hold.
+#[tokio::test(start_paused = true)]
+async fn waits_time_out_while_a_maintenance_pass_is_stuck() {
+    let pool = Pool::builder(StuckAfterFirst(Default::default()))
+        .max_size(1)
+        .min_idle(1)
+        .create_timeout(None)
+        .build()
+        .await
+        .unwrap();
+    let mut o = pool.get().await.unwrap();
+    Object::discard(&mut o);
+    drop(o); // wakes the maintenance task, whose refill takes the only permit and hangs
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(pool.status().creating, 1);
+    let timeout = Duration::from_secs(2);
+    let start = tokio::time::Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(60), pool.get_timeout(Some(timeout)))
+        .await
+        .expect("the wait ended by its own deadline");
+    assert!(matches!(got, Err(Error::Timeout { .. })));
+    let took = start.elapsed();
+    assert!(
+        took >= timeout && took <= timeout + Duration::from_millis(5),
+        "{took:?}"
+    );
+}
