@@ -990,14 +990,23 @@ impl<M: Manager> Inner<M> {
     async fn maintain_once(&self) {
         let now = self.clock.precise();
         self.report_leaks(now);
-        // Retire idle objects past their lifetime or idle timeout (never below min_idle).
+        // Retire idle objects that broke while idle (the manager's cheap synchronous check,
+        // such as a socket the server closed), or are past their lifetime or idle timeout
+        // (never below min_idle). The refill below replaces them in this same pass.
         let min_idle = self.config.min_idle;
         let idle_timeout = self.config.idle_timeout.map_or(NEVER, ms);
+        let mut broken = Vec::new();
         let retired = self.slots.lock().remove_idle(|e, size| {
+            if self.manager.is_broken(&mut e.obj) {
+                broken.push(e.id);
+                return true;
+            }
             now >= e.expires || (now.saturating_sub(e.last_used) >= idle_timeout && size > min_idle)
         });
         for entry in retired {
-            let reason = if now >= entry.expires {
+            let reason = if broken.contains(&entry.id) {
+                CloseReason::Broken
+            } else if now >= entry.expires {
                 CloseReason::Lifetime
             } else {
                 CloseReason::Idle

@@ -119,11 +119,11 @@ impl<T> Slots<T> {
 
     /// Removes the idle objects for which `remove` says yes (oldest first, and `remove` is
     /// told how many objects would remain), for the caller to close.
-    pub(crate) fn remove_idle(&mut self, mut remove: impl FnMut(&T, usize) -> bool) -> Vec<T> {
+    pub(crate) fn remove_idle(&mut self, mut remove: impl FnMut(&mut T, usize) -> bool) -> Vec<T> {
         let mut removed = Vec::new();
         let mut kept = VecDeque::with_capacity(self.idle.capacity());
-        while let Some(t) = self.idle.pop_front() {
-            if remove(&t, self.size) {
+        while let Some(mut t) = self.idle.pop_front() {
+            if remove(&mut t, self.size) {
                 self.size = dec(self.size);
                 removed.push(t);
             } else {

@@ -643,3 +643,31 @@ async fn waits_time_out_while_a_maintenance_pass_is_stuck() {
         "{took:?}"
     );
 }
+
+/// A maintenance pass closes idle objects that broke while idle and refills `min_idle` in the
+/// same pass.
+#[tokio::test]
+async fn a_maintenance_pass_replaces_broken_idle_objects_at_once() {
+    let m = TestManager::new();
+    let registry = mpm_metrics::Registry::default();
+    let pool = builder(&m)
+        .max_size(4)
+        .min_idle(2)
+        .metrics(&registry, "b")
+        .build()
+        .await
+        .unwrap();
+    m.broken.store(true, Ordering::SeqCst);
+    // The refill below is not checked by `is_broken`, so it keeps its new objects.
+    pool.run_maintenance().await;
+    m.broken.store(false, Ordering::SeqCst);
+    let s = pool.status();
+    assert_eq!((s.size, s.idle), (2, 2), "{s:?}");
+    assert_eq!(m.created.load(Ordering::SeqCst), 4);
+    let broken = registry
+        .snapshot()
+        .get("pool_closed_total", &[("pool", "b"), ("reason", "broken")])
+        .unwrap()
+        .as_f64();
+    assert_eq!(broken, 2.0);
+}
