@@ -72,7 +72,8 @@ pub(crate) struct Inner<M: Manager> {
     drained: Notify,
     /// Signalled by the maintenance task every clock tick while callers wait for a permit, so
     /// that a wait can check its deadline without a timer of its own.
-    sweep: Notify,
+    /// Sharded so that waiters on different threads do not contend for one list.
+    sweep: [CachePadded<Notify>; SWEEP_SHARDS],
     leases: Option<Mutex<HashMap<u64, Lease>>>,
     metrics: Option<PoolMetrics>,
     clock: Clock,
@@ -169,7 +170,7 @@ impl<M: Manager> Pool<M> {
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
             drained: Notify::new(),
-            sweep: Notify::new(),
+            sweep: std::array::from_fn(|_| CachePadded::new(Notify::new())),
             leases: config
                 .leak_threshold
                 .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
@@ -316,6 +317,9 @@ impl Deadline {
         Some(*self.at.get_or_insert(now + timeout))
     }
 }
+
+/// Shards of the waiters' sweep list.
+const SWEEP_SHARDS: usize = 8;
 
 /// When a timed lease started, and how many leases its sample stands for.
 type Timer = (quanta::Instant, u64);
@@ -573,7 +577,8 @@ impl<M: Manager> Inner<M> {
             let margin = tick.saturating_mul(2);
             let mut now = start;
             while now + margin < deadline {
-                let mut sweep = pin!(self.sweep.notified());
+                let shard = fastrand::usize(..SWEEP_SHARDS);
+                let mut sweep = pin!(self.sweep[shard].notified());
                 let got = poll_fn(|cx| {
                     if let Poll::Ready(p) = acquire.as_mut().poll(cx) {
                         return Poll::Ready(Some(p));
@@ -1118,7 +1123,9 @@ impl<M: Manager> Inner<M> {
     fn tick(&self) {
         self.clock.precise();
         if self.waiting.load(Ordering::Relaxed) > 0 {
-            self.sweep.notify_waiters();
+            for shard in &self.sweep {
+                shard.notify_waiters();
+            }
         }
     }
 
