@@ -100,19 +100,21 @@
 //!
 //! | mode | shape | / deadpool | / bb8 | / deadpool, no timeout | cost of statistics |
 //! |---|---|---|---|---|---|
-//! | get and drop | 4x16 | 3.19x | 1.95x | 2.40x | 2.0% |
-//! | get and drop | 8x32 | 3.50x | 1.90x | 2.62x | 1.7% |
-//! | get and drop | 16x64 | 3.96x | 1.94x | 2.80x | 1.7% |
-//! | hold (yield while holding) | 4x16 | 1.40x | 1.32x | 0.96x | 4.4% |
-//! | hold | 8x32 | 1.43x | 1.33x | 0.95x | 2.7% |
-//! | hold | 16x64 | 1.39x | 1.31x | 1.06x | 2.4% |
+//! | get and drop | 4x16 | 3.35x | 2.01x | 2.50x | 0.5% |
+//! | get and drop | 8x32 | 3.22x | 1.87x | 2.56x | 3.0% |
+//! | get and drop | 16x64 | 3.48x | 1.89x | 2.60x | 0.8% |
+//! | hold (yield while holding) | 4x16 | 1.48x | 1.41x | 1.00x | 4.7% |
+//! | hold | 8x32 | 1.44x | 1.39x | 0.98x | 3.0% |
+//! | hold | 16x64 | 1.49x | 1.36x | 1.07x | 1.9% |
 //!
 //! The cost of statistics is near the run-to-run noise: single runs of get and drop range
-//! from -2.6% to 8.2%. Fairness in hold mode (2,000 cycles per task, median of five rounds,
-//! in each of the same five runs; medians of those): the first task finishes at 99.1-99.2% of
-//! the run (bb8: 80-86%), and the longest single wait is 132 µs, 162 µs and 197 µs at 4x16,
-//! 8x32 and 16x64 against deadpool's 161 µs, 220 µs and 359 µs; single runs vary by several
-//! times either way: ours was the longer in two of the five runs at 4x16 and in one at 8x32.
+//! from -1.3% to 10.0% (one run; the next highest is 4.1%). Fairness in hold mode (2,000
+//! cycles per task, median of five rounds, in each of the same five runs; medians of those):
+//! the first task finishes at 99.0-99.3% of the run (87.9% in the worst single run; bb8:
+//! 83-87%), and the longest single wait is 96 µs, 184 µs and 258 µs at 4x16, 8x32 and 16x64
+//! against deadpool's 181 µs, 227 µs and 342 µs. Single runs vary by several times either
+//! way: ours was the longer in one of the five runs at 4x16 (8 ms against 0.3 ms, a stall of
+//! the shared machine or of our pool, we cannot tell) and in one at 16x64.
 //!
 //! # Feature flags
 //!
