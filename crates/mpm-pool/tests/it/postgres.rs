@@ -30,51 +30,7 @@ async fn connections_killed_while_idle_are_replaced_without_errors() {
         .build()
         .await
         .unwrap();
-    // The backends of the three idle connections.
-    let held = [
-        pool.get().await.unwrap(),
-        pool.get().await.unwrap(),
-        pool.get().await.unwrap(),
-    ];
-    let mut pids = Vec::new();
-    for c in &held {
-        pids.push(
-            c.query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .unwrap()
-                .get::<_, i32>(0),
-        );
-    }
-    drop(held);
-    assert_eq!(pool.status().idle, 3);
-
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    for pid in &pids {
-        let row = admin
-            .query_one("SELECT pg_terminate_backend($1)", &[pid])
-            .await
-            .unwrap();
-        assert!(row.get::<_, bool>(0));
-    }
-    // Wait until the server has ended them.
-    loop {
-        let n: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&pids],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-
+    kill_idle_backends(&pool, &url).await;
     // The maintenance period starts counting when the connections are dead.
     let killed = tokio::time::Instant::now();
     // Every acquire succeeds and works.
@@ -160,4 +116,93 @@ async fn a_bad_url_is_a_typed_error() {
         .await
         .unwrap();
     assert!(matches!(pool.get().await, Err(mpm_pool::Error::Create(_))));
+}
+
+/// Terminates the backends of the pool's three idle connections and waits until the server
+/// has ended them.
+async fn kill_idle_backends(pool: &Pool<PgManager>, url: &str) {
+    // The backends of the three idle connections.
+    let held = [
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ];
+    let mut pids = Vec::new();
+    for c in &held {
+        pids.push(
+            c.query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+        );
+    }
+    drop(held);
+    assert_eq!(pool.status().idle, 3);
+
+    let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for pid in &pids {
+        let row = admin
+            .query_one("SELECT pg_terminate_backend($1)", &[pid])
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+    }
+    // Wait until the server has ended them.
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Without any acquire, the maintenance pass notices the closed connections (no round trip)
+/// and refills in the same pass, within one period of the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_alone_replaces_connections_killed_while_idle() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let registry = mpm_metrics::Registry::default();
+    let period = Duration::from_millis(300);
+    let pool = Pool::builder(PgManager::from_url(&url).unwrap())
+        .max_size(3)
+        .min_idle(3)
+        .maintenance_interval(Some(period))
+        .metrics(&registry, "pgm")
+        .build()
+        .await
+        .unwrap();
+    kill_idle_backends(&pool, &url).await;
+    let killed = tokio::time::Instant::now();
+    // The slack is for creating the connections on a busy machine.
+    let deadline = killed + period + Duration::from_millis(100);
+    while closed(&registry, "pgm", "broken") < 3.0 || pool.status().idle < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}, {} closed as broken",
+            pool.status(),
+            closed(&registry, "pgm", "broken")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The replacements work, and no acquire had to fail a check.
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        let one: i32 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+    assert_eq!(closed(&registry, "pgm", "invalid"), 0.0);
+    assert!(pool.status().size <= 3);
 }
