@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
 /// (objects, tasks) pairs.
@@ -225,7 +225,9 @@ fn group(c: &mut Criterion, name: &str, hold: bool) {
     g.throughput(Throughput::Elements(1));
     for (objects, tasks) in SHAPES {
         for (label, pool) in pools(&rt, objects) {
-            g.bench_function(format!("{label}/{objects}x{tasks}"), |b| {
+            // The shape is criterion's parameter, so results of one shape sit side by side.
+            let id = BenchmarkId::new(label, format!("{objects}x{tasks}"));
+            g.bench_function(id, |b| {
                 b.iter_custom(|iters| run(&rt, &pool, tasks, iters.max(tasks as u64), hold))
             });
         }
