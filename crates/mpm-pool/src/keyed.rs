@@ -1,19 +1,22 @@
 //! [`KeyedPool`]: objects per key (a client id and its connection), a maximum per key and in
-//! total, eviction of another key's idle object at the total cap, and fair waiters across keys.
+//! total, eviction of another key's idle object at the total cap, fair waiters across keys,
+//! idle objects and keys dropped by a background task, and statistics.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use mpm_metrics::{Counter, IntGauge, Registry};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::error::{Error, Stage};
+use crate::error::{ConfigError, Error, Stage};
+use crate::stats::CloseReason;
 
 /// Creates, validates and closes the objects of a [`KeyedPool`], given their key.
 pub trait KeyedManager<K>: Send + Sync + 'static {
@@ -84,6 +87,34 @@ pub struct KeyedConfig {
     pub validate_timeout: Option<Duration>,
     /// Idle objects used within this window are handed out unchecked (default 500 ms).
     pub skip_validation_within: Duration,
+    /// The background maintenance task closes objects idle this long or longer, and drops
+    /// keys left without objects (default 10 min). `None` keeps idle objects until they are
+    /// evicted at the total cap or [`KeyedPool::evict_idle`] is called.
+    pub idle_timeout: Option<Duration>,
+    /// How often the background maintenance task runs (default 30 s, a fixed period; zero
+    /// is raised to 1 ms). `None` switches the task off. The task is started only when the
+    /// pool is made inside a Tokio runtime; it holds the pool weakly and ends when the pool
+    /// is closed or dropped.
+    pub maintenance_interval: Option<Duration>,
+    /// Records the pool's statistics into this registry, every series labelled
+    /// `pool=<name>` (default none); see [`KeyedConfig::with_metrics`].
+    pub metrics: Option<(Registry, String)>,
+}
+
+impl KeyedConfig {
+    /// Records the pool's statistics into `registry`, every series labelled `pool=name`:
+    ///
+    /// - gauges `keyed_pool_size`, `keyed_pool_idle`, `keyed_pool_in_use`,
+    ///   `keyed_pool_waiting`, `keyed_pool_keys`, `keyed_pool_max_size` (refreshed on each
+    ///   maintenance pass, each [`KeyedPool::status`] and each [`KeyedPool::evict_idle`]);
+    /// - counters `keyed_pool_created_total`, `keyed_pool_create_errors_total`,
+    ///   `keyed_pool_closed_total{reason}` (`broken`, `discarded`, `invalid`, `timeout`,
+    ///   `idle`, `evicted`, `cancelled`, `shutdown`; see [`CloseReason`]) and
+    ///   `keyed_pool_timeouts_total{stage}` (`acquire`, `create`, `validate`).
+    pub fn with_metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
 }
 
 impl Default for KeyedConfig {
@@ -95,6 +126,9 @@ impl Default for KeyedConfig {
             create_timeout: Some(Duration::from_secs(10)),
             validate_timeout: Some(Duration::from_secs(5)),
             skip_validation_within: Duration::from_millis(500),
+            idle_timeout: Some(Duration::from_secs(600)),
+            maintenance_interval: Some(Duration::from_secs(30)),
+            metrics: None,
         }
     }
 }
@@ -132,6 +166,109 @@ struct Inner<K, M: KeyedManager<K>> {
     manager: M,
     config: KeyedConfig,
     state: Mutex<State<K, M::Object>>,
+    metrics: Option<KeyedMetrics>,
+    /// Stops the maintenance task (on close, and when the pool is dropped).
+    stop: Arc<Notify>,
+}
+
+impl<K, M: KeyedManager<K>> Drop for Inner<K, M> {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+    }
+}
+
+/// The reasons a keyed pool closes objects for, in the order of its counters.
+const KEYED_REASONS: [CloseReason; 8] = [
+    CloseReason::Broken,
+    CloseReason::Discarded,
+    CloseReason::Invalid,
+    CloseReason::Timeout,
+    CloseReason::Idle,
+    CloseReason::Evicted,
+    CloseReason::Cancelled,
+    CloseReason::Shutdown,
+];
+
+/// The series a keyed pool records into (see [`KeyedConfig::with_metrics`]).
+struct KeyedMetrics {
+    size: IntGauge,
+    idle: IntGauge,
+    in_use: IntGauge,
+    waiting: IntGauge,
+    keys: IntGauge,
+    created: Counter,
+    create_errors: Counter,
+    closed: [Counter; KEYED_REASONS.len()],
+    /// Acquire, create, validate.
+    timeouts: [Counter; 3],
+}
+
+impl KeyedMetrics {
+    fn new(registry: &Registry, name: &str, max_total: usize) -> Result<Self, mpm_metrics::Error> {
+        let l = [("pool", name)];
+        let reason = |r: CloseReason| {
+            registry.counter(
+                "keyed_pool_closed_total",
+                &[("pool", name), ("reason", r.as_str())],
+            )
+        };
+        let stage = |s: Stage| {
+            registry.counter(
+                "keyed_pool_timeouts_total",
+                &[("pool", name), ("stage", s.as_str())],
+            )
+        };
+        let max = registry.int_gauge("keyed_pool_max_size", &l)?;
+        max.set(i64::try_from(max_total).unwrap_or(i64::MAX));
+        Ok(KeyedMetrics {
+            size: registry.int_gauge("keyed_pool_size", &l)?,
+            idle: registry.int_gauge("keyed_pool_idle", &l)?,
+            in_use: registry.int_gauge("keyed_pool_in_use", &l)?,
+            waiting: registry.int_gauge("keyed_pool_waiting", &l)?,
+            keys: registry.int_gauge("keyed_pool_keys", &l)?,
+            created: registry.counter("keyed_pool_created_total", &l)?,
+            create_errors: registry.counter("keyed_pool_create_errors_total", &l)?,
+            closed: [
+                reason(KEYED_REASONS[0])?,
+                reason(KEYED_REASONS[1])?,
+                reason(KEYED_REASONS[2])?,
+                reason(KEYED_REASONS[3])?,
+                reason(KEYED_REASONS[4])?,
+                reason(KEYED_REASONS[5])?,
+                reason(KEYED_REASONS[6])?,
+                reason(KEYED_REASONS[7])?,
+            ],
+            timeouts: [
+                stage(Stage::Acquire)?,
+                stage(Stage::Create)?,
+                stage(Stage::Validate)?,
+            ],
+        })
+    }
+
+    fn closed(&self, reason: CloseReason) {
+        if let Some(i) = KEYED_REASONS.iter().position(|r| *r == reason) {
+            self.closed[i].inc();
+        }
+    }
+
+    fn timeout(&self, stage: Stage) {
+        match stage {
+            Stage::Acquire => self.timeouts[0].inc(),
+            Stage::Create => self.timeouts[1].inc(),
+            Stage::Validate => self.timeouts[2].inc(),
+            Stage::Recycle => {}
+        }
+    }
+
+    fn publish(&self, s: &KeyedStatus) {
+        let g = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.size.set(g(s.total));
+        self.idle.set(g(s.idle));
+        self.in_use.set(g(s.in_use));
+        self.waiting.set(g(s.waiting));
+        self.keys.set(g(s.keys));
+    }
 }
 
 /// A snapshot of a [`KeyedPool`].
@@ -144,6 +281,8 @@ pub struct KeyedStatus {
     pub total: usize,
     /// Idle objects.
     pub idle: usize,
+    /// Objects lent out or being created (`total - idle`).
+    pub in_use: usize,
     /// Waiting callers.
     pub waiting: usize,
 }
@@ -152,6 +291,10 @@ pub struct KeyedStatus {
 /// the total cap, an idle object of another key is closed to make room; a key whose last
 /// object closes is dropped; waiters are served first come, first served, and a waiter that
 /// cannot be served yet (its key at its cap) does not hold up waiters on other keys.
+/// A background maintenance task (on by default inside a Tokio runtime, see
+/// [`KeyedConfig::maintenance_interval`]) closes objects idle longer than
+/// [`KeyedConfig::idle_timeout`], so keys of clients that went away are dropped by
+/// themselves.
 ///
 /// ```
 /// use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedPool};
@@ -196,8 +339,8 @@ impl<K, M: KeyedManager<K>> fmt::Debug for KeyedPool<K, M> {
     }
 }
 
-/// Objects taken out of the state under the lock, to close after it.
-type Evicted<K, T> = Vec<(K, KEntry<T>)>;
+/// Objects taken out of the state under the lock, to close after it, and why.
+type Evicted<K, T> = Vec<(K, KEntry<T>, CloseReason)>;
 
 /// What a caller does after looking at the state.
 enum Step<K, T> {
@@ -210,33 +353,69 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
-    /// A keyed pool with `config`. Zero maxima are raised to one.
-    pub fn new(manager: M, mut config: KeyedConfig) -> Self {
-        config.max_per_key = config.max_per_key.max(1);
-        config.max_total = config.max_total.max(1);
-        KeyedPool {
-            inner: Arc::new(Inner {
-                manager,
-                config,
-                state: Mutex::new(State {
-                    keys: HashMap::new(),
-                    total: 0,
-                    waiters: VecDeque::new(),
-                    closed: false,
-                }),
-            }),
-        }
+    /// A keyed pool with `config`. Zero maxima are raised to one. Made inside a Tokio
+    /// runtime with [`maintenance_interval`](KeyedConfig::maintenance_interval) set, it
+    /// starts its maintenance task. If registering the metrics fails, the pool runs without
+    /// them and logs a warning; [`try_new`](KeyedPool::try_new) returns the error instead.
+    pub fn new(manager: M, config: KeyedConfig) -> Self {
+        let metrics = config.metrics.as_ref().and_then(|(registry, name)| {
+            KeyedMetrics::new(registry, name, config.max_total.max(1))
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "keyed pool metrics not registered");
+                })
+                .ok()
+        });
+        Self::with_parts(manager, config, metrics)
     }
 
-    /// The pool's state.
-    pub fn status(&self) -> KeyedStatus {
-        let s = self.inner.state.lock();
-        KeyedStatus {
-            keys: s.keys.len(),
-            total: s.total,
-            idle: s.keys.values().map(|k| k.idle.len()).sum(),
-            waiting: s.waiters.len(),
+    /// As [`new`](KeyedPool::new), but fails if the metrics cannot be registered.
+    pub fn try_new(manager: M, config: KeyedConfig) -> Result<Self, ConfigError> {
+        let metrics = match &config.metrics {
+            Some((registry, name)) => {
+                Some(KeyedMetrics::new(registry, name, config.max_total.max(1))?)
+            }
+            None => None,
+        };
+        Ok(Self::with_parts(manager, config, metrics))
+    }
+
+    fn with_parts(manager: M, mut config: KeyedConfig, metrics: Option<KeyedMetrics>) -> Self {
+        config.max_per_key = config.max_per_key.max(1);
+        config.max_total = config.max_total.max(1);
+        let interval = config
+            .maintenance_interval
+            .map(|d| d.max(Duration::from_millis(1)));
+        let stop = Arc::new(Notify::new());
+        let inner = Arc::new(Inner {
+            manager,
+            config,
+            state: Mutex::new(State {
+                keys: HashMap::new(),
+                total: 0,
+                waiters: VecDeque::new(),
+                closed: false,
+            }),
+            metrics,
+            stop: Arc::clone(&stop),
+        });
+        if let (Some(interval), Ok(runtime)) = (interval, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(maintain(Arc::downgrade(&inner), stop, interval));
         }
+        let pool = KeyedPool { inner };
+        pool.status();
+        pool
+    }
+
+    /// The pool's state (also published to the metrics, if on).
+    pub fn status(&self) -> KeyedStatus {
+        self.inner.status()
+    }
+
+    /// Runs one maintenance pass now: closes objects idle for the
+    /// [`idle_timeout`](KeyedConfig::idle_timeout) or longer and drops keys left empty.
+    /// Returns how many objects it closed.
+    pub fn run_maintenance(&self) -> usize {
+        self.inner.maintain_once()
     }
 
     /// Objects for `key`: idle, lent and being created.
@@ -279,7 +458,15 @@ where
                     inner.close_all(evicted);
                     grant
                 }
-                Step::Wait(rx) => inner.wait(&key, rx, deadline, timeout).await?,
+                Step::Wait(rx) => match inner.wait(&key, rx, deadline, timeout).await {
+                    Ok(grant) => grant,
+                    Err(e) => {
+                        if let (Error::Timeout { .. }, Some(m)) = (&e, &inner.metrics) {
+                            m.timeout(Stage::Acquire);
+                        }
+                        return Err(e);
+                    }
+                },
             };
             match grant {
                 Grant::Object(entry) => {
@@ -291,17 +478,31 @@ where
                         inner,
                         key: &key,
                         entry: Some(entry),
+                        reason: CloseReason::Cancelled,
                     };
-                    let ok = match hold.entry.as_mut() {
-                        Some(e) => matches!(
+                    let checked = match hold.entry.as_mut() {
+                        Some(e) => {
                             bounded(
                                 inner.manager.validate(&key, &mut e.obj),
-                                inner.config.validate_timeout
+                                inner.config.validate_timeout,
                             )
-                            .await,
-                            Some(Ok(()))
-                        ),
-                        None => false,
+                            .await
+                        }
+                        None => None,
+                    };
+                    let ok = match checked {
+                        Some(Ok(())) => true,
+                        Some(Err(_)) => {
+                            hold.reason = CloseReason::Invalid;
+                            false
+                        }
+                        None => {
+                            hold.reason = CloseReason::Timeout;
+                            if let Some(m) = &inner.metrics {
+                                m.timeout(Stage::Validate);
+                            }
+                            false
+                        }
                     };
                     if ok && let Some(entry) = hold.entry.take() {
                         drop(hold);
@@ -317,14 +518,25 @@ where
                     match created {
                         Some(Ok(obj)) => {
                             std::mem::forget(reservation);
+                            if let Some(m) = &inner.metrics {
+                                m.created.inc();
+                            }
                             let entry = KEntry {
                                 obj,
                                 last_used: Instant::now(),
                             };
                             return Ok(inner.lend(key, entry));
                         }
-                        Some(Err(e)) => return Err(Error::Create(e)),
+                        Some(Err(e)) => {
+                            if let Some(m) = &inner.metrics {
+                                m.create_errors.inc();
+                            }
+                            return Err(Error::Create(e));
+                        }
                         None => {
+                            if let Some(m) = &inner.metrics {
+                                m.timeout(Stage::Create);
+                            }
                             return Err(Error::CreateTimeout(
                                 inner.config.create_timeout.unwrap_or_default(),
                             ));
@@ -333,6 +545,9 @@ where
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                if let Some(m) = &inner.metrics {
+                    m.timeout(Stage::Acquire);
+                }
                 return Err(Error::Timeout {
                     stage: Stage::Acquire,
                     timeout: timeout.unwrap_or_default(),
@@ -344,31 +559,7 @@ where
     /// Closes idle objects unused for `idle_for` or longer, and drops keys left empty.
     /// Returns how many it closed.
     pub fn evict_idle(&self, idle_for: Duration) -> usize {
-        let now = Instant::now();
-        let mut evicted = Vec::new();
-        {
-            let mut s = self.inner.state.lock();
-            let mut removed = 0;
-            for (key, slots) in s.keys.iter_mut() {
-                while slots
-                    .idle
-                    .front()
-                    .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
-                {
-                    if let Some(e) = slots.idle.pop_front() {
-                        slots.size -= 1;
-                        removed += 1;
-                        evicted.push((key.clone(), e));
-                    }
-                }
-            }
-            s.total -= removed;
-            s.keys.retain(|_, k| k.size > 0);
-            dispatch(&mut s, &self.inner.config, &mut evicted);
-        }
-        let n = evicted.len();
-        self.inner.close_all(evicted);
-        n
+        self.inner.evict_idle(idle_for)
     }
 
     /// Closes the pool: waiters get [`Error::Closed`], idle objects are closed now and lent
@@ -384,13 +575,15 @@ where
                 while let Some(e) = slots.idle.pop_front() {
                     slots.size -= 1;
                     removed += 1;
-                    evicted.push((key.clone(), e));
+                    evicted.push((key.clone(), e, CloseReason::Shutdown));
                 }
             }
             s.total -= removed;
             s.keys.retain(|_, k| k.size > 0);
         }
+        self.inner.stop.notify_one();
         self.inner.close_all(evicted);
+        self.inner.status();
     }
 }
 
@@ -425,7 +618,7 @@ fn serve_now<K: Clone + Eq + Hash, T>(
             s.keys.remove(&victim);
         }
         s.total -= 1;
-        evicted.push((victim, e));
+        evicted.push((victim, e, CloseReason::Evicted));
     }
     let slots = s.keys.entry(key.clone()).or_insert_with(|| KeySlots {
         idle: VecDeque::new(),
@@ -445,7 +638,7 @@ fn try_serve<K: Clone + Eq + Hash, T>(
 ) -> Option<Grant<T>> {
     // Every waiter left in line after a dispatch could not be served; a waiter on the same
     // key came first, so a new caller on that key queues behind it.
-    if s.waiters.iter().any(|w| &w.key == key) {
+    if s.waiters.iter().any(|w| &w.key == key && !w.tx.is_closed()) {
         return None;
     }
     serve_now(s, config, key, evicted)
@@ -499,6 +692,29 @@ fn forget_one<K: Eq + Hash, T>(s: &mut State<K, T>, key: &K) {
     s.total = s.total.saturating_sub(1);
 }
 
+/// The maintenance task: a pass every `interval` until the pool is closed or dropped. It
+/// holds the pool only weakly (and only during a pass), and `stop` wakes it at once on
+/// either.
+async fn maintain<K, M>(weak: Weak<Inner<K, M>>, stop: Arc<Notify>, interval: Duration)
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    loop {
+        if tokio::time::timeout(interval, stop.notified())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.state.lock().closed {
+            return;
+        }
+        inner.maintain_once();
+    }
+}
+
 async fn bounded<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Output> {
     match limit {
         None => Some(fut.await),
@@ -511,6 +727,73 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
+    fn status(&self) -> KeyedStatus {
+        let status = {
+            let s = self.state.lock();
+            let idle = s.keys.values().map(|k| k.idle.len()).sum();
+            KeyedStatus {
+                keys: s.keys.len(),
+                total: s.total,
+                idle,
+                in_use: s.total.saturating_sub(idle),
+                // A waiter that timed out or was cancelled leaves its entry until the next
+                // dispatch; it is not counted.
+                waiting: s.waiters.iter().filter(|w| !w.tx.is_closed()).count(),
+            }
+        };
+        if let Some(m) = &self.metrics {
+            m.publish(&status);
+        }
+        status
+    }
+
+    fn evict_idle(&self, idle_for: Duration) -> usize {
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.state.lock();
+            let mut removed = 0;
+            for (key, slots) in s.keys.iter_mut() {
+                while slots
+                    .idle
+                    .front()
+                    .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
+                {
+                    if let Some(e) = slots.idle.pop_front() {
+                        slots.size -= 1;
+                        removed += 1;
+                        evicted.push((key.clone(), e, CloseReason::Idle));
+                    }
+                }
+            }
+            s.total -= removed;
+            s.keys.retain(|_, k| k.size > 0);
+            dispatch(&mut s, &self.config, &mut evicted);
+        }
+        let n = evicted
+            .iter()
+            .filter(|(_, _, r)| *r == CloseReason::Idle)
+            .count();
+        self.close_all(evicted);
+        self.status();
+        n
+    }
+
+    /// One maintenance pass: idle objects past the idle timeout, then empty keys.
+    fn maintain_once(&self) -> usize {
+        match self.config.idle_timeout {
+            Some(idle_for) => self.evict_idle(idle_for),
+            None => {
+                {
+                    let mut s = self.state.lock();
+                    s.keys.retain(|_, k| k.size > 0);
+                }
+                self.status();
+                0
+            }
+        }
+    }
+
     async fn wait(
         &self,
         key: &K,
@@ -556,12 +839,19 @@ where
             let mut s = self.state.lock();
             if broken || s.closed {
                 forget_one(&mut s, key);
-                evicted.push((key.clone(), entry));
+                let reason = if discard {
+                    CloseReason::Discarded
+                } else if broken {
+                    CloseReason::Broken
+                } else {
+                    CloseReason::Shutdown
+                };
+                evicted.push((key.clone(), entry, reason));
             } else {
                 entry.last_used = Instant::now();
                 match s.keys.get_mut(key) {
                     Some(slots) => slots.idle.push_back(entry),
-                    None => evicted.push((key.clone(), entry)),
+                    None => evicted.push((key.clone(), entry, CloseReason::Shutdown)),
                 }
             }
             dispatch(&mut s, &self.config, &mut evicted);
@@ -569,8 +859,8 @@ where
         self.close_all(evicted);
     }
 
-    fn close_lent(&self, key: &K, entry: KEntry<M::Object>) {
-        let mut evicted = vec![(key.clone(), entry)];
+    fn close_lent(&self, key: &K, entry: KEntry<M::Object>, reason: CloseReason) {
+        let mut evicted = vec![(key.clone(), entry, reason)];
         {
             let mut s = self.state.lock();
             forget_one(&mut s, key);
@@ -580,7 +870,10 @@ where
     }
 
     fn close_all(&self, evicted: Evicted<K, M::Object>) {
-        for (key, e) in evicted {
+        for (key, e, reason) in evicted {
+            if let Some(m) = &self.metrics {
+                m.closed(reason);
+            }
             self.manager.close(&key, e.obj);
         }
     }
@@ -614,7 +907,7 @@ where
             match grant {
                 Grant::Object(e) => match s.keys.get_mut(self.key) {
                     Some(slots) => slots.idle.push_front(e),
-                    None => evicted.push((self.key.clone(), e)),
+                    None => evicted.push((self.key.clone(), e, CloseReason::Shutdown)),
                 },
                 Grant::Create => forget_one(&mut s, self.key),
             }
@@ -633,6 +926,8 @@ where
     inner: &'a Inner<K, M>,
     key: &'a K,
     entry: Option<KEntry<M::Object>>,
+    /// Why the entry is closed if the guard still holds it when dropped.
+    reason: CloseReason,
 }
 
 impl<K, M> Drop for Holding<'_, K, M>
@@ -642,7 +937,7 @@ where
 {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.inner.close_lent(self.key, entry);
+            self.inner.close_lent(self.key, entry, self.reason);
         }
     }
 }

@@ -18,7 +18,10 @@
 //!   of acquire wait, time in use and create time.
 //! - [`CircuitBreaker`]: around object creation or any async call.
 //! - [`keyed::KeyedPool`]: objects per key (a client id and its connection) with a maximum per
-//!   key and in total; another key's idle object is evicted at the total cap.
+//!   key and in total; another key's idle object is evicted at the total cap; waiters on
+//!   different keys are served first come, first served; a background task (switchable
+//!   off) closes objects past the idle timeout and drops keys left empty; `mpm-metrics`
+//!   series when given a registry ([`keyed::KeyedConfig::with_metrics`]).
 //! - [`manager::from_fns`]: a manager from an async factory and a validity check.
 //! - Ready managers for PostgreSQL and Redis (features below).
 //!

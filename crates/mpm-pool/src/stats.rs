@@ -28,6 +28,9 @@ pub enum CloseReason {
     Cancelled,
     /// The pool shrank or closed.
     Shutdown,
+    /// A [`KeyedPool`](crate::keyed::KeyedPool) closed an idle object of one key to make room
+    /// for another at its total cap.
+    Evicted,
 }
 
 impl CloseReason {
@@ -55,6 +58,7 @@ impl CloseReason {
             CloseReason::Taken => "taken",
             CloseReason::Cancelled => "cancelled",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Evicted => "evicted",
         }
     }
 

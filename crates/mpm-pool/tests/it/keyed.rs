@@ -12,6 +12,8 @@ struct Clients {
     created: AtomicUsize,
     closed: AtomicUsize,
     live: AtomicUsize,
+    /// Signalled on each close.
+    closing: tokio::sync::Notify,
 }
 
 impl KeyedManager<String> for Clients {
@@ -26,6 +28,7 @@ impl KeyedManager<String> for Clients {
     fn close(&self, _: &String, _: (String, usize)) {
         self.closed.fetch_add(1, Ordering::SeqCst);
         self.live.fetch_sub(1, Ordering::SeqCst);
+        self.closing.notify_one();
     }
 }
 
@@ -176,4 +179,250 @@ async fn stress_with_timeouts_keeps_the_counts_and_leaks_nothing() {
     assert!(s.total <= 5);
     pool.close();
     assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
+}
+
+/// Waits for the manager's `n`th close (a stored wake-up from an earlier close only costs
+/// one more look).
+async fn until_closed(m: &Clients, n: usize) {
+    loop {
+        let next = m.closing.notified();
+        if m.closed.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        next.await;
+    }
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+fn maintained(idle: Duration, every: Option<Duration>) -> KeyedPool<String, Arc<Clients>> {
+    KeyedPool::new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            max_per_key: 1,
+            max_total: 4,
+            idle_timeout: Some(idle),
+            maintenance_interval: every,
+            ..KeyedConfig::default()
+        },
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_closes_idle_objects_and_drops_their_keys() {
+    let pool = maintained(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    drop(pool.get(k("a")).await.unwrap());
+    let idle_since = tokio::time::Instant::now();
+    let _b = pool.get(k("b")).await.unwrap();
+    // Paused time: the runtime jumps from one maintenance pass to the next until a close.
+    until_closed(pool.manager(), 1).await;
+    let after = idle_since.elapsed();
+    assert!(
+        after >= Duration::from_secs(1) && after <= Duration::from_millis(1100),
+        "closed after {after:?}"
+    );
+    let s = pool.status();
+    assert_eq!((s.keys, s.total, s.idle, s.in_use), (1, 1, 0, 1), "{s:?}");
+    assert_eq!(pool.size_of(&k("a")), 0);
+    // A lent object is never closed for idleness, however long it is held.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(pool.size_of(&k("b")), 1);
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_used_again_stays_and_none_idle_timeout_keeps_everything() {
+    let pool = maintained(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    for _ in 0..10 {
+        drop(pool.get(k("a")).await.unwrap());
+        tokio::time::advance(Duration::from_millis(500)).await;
+    }
+    assert_eq!(pool.manager().created.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 0);
+
+    let keep = KeyedPool::new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            idle_timeout: None,
+            maintenance_interval: Some(Duration::from_millis(100)),
+            ..KeyedConfig::default()
+        },
+    );
+    drop(keep.get(k("a")).await.unwrap());
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(keep.run_maintenance(), 0);
+    assert_eq!(keep.status().idle, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_can_be_switched_off() {
+    let pool = maintained(Duration::from_secs(1), None);
+    assert_eq!(alive_tasks(), 0, "no maintenance task");
+    drop(pool.get(k("a")).await.unwrap());
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(pool.status().idle, 1, "nothing closes idle objects");
+    assert_eq!(pool.run_maintenance(), 1, "a pass by hand still does");
+    assert_eq!(pool.status().keys, 0);
+}
+
+#[test]
+fn outside_a_runtime_the_pool_works_without_a_maintenance_task() {
+    let pool = maintained(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(alive_tasks(), 0);
+        drop(pool.get(k("a")).await.unwrap());
+    });
+    assert_eq!(pool.evict_idle(Duration::ZERO), 1);
+}
+
+async fn until_no_task_is_alive() {
+    for _ in 0..100 {
+        if alive_tasks() == 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the maintenance task is still alive");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_maintenance_task_ends_when_the_pool_is_closed_or_dropped() {
+    let pool = maintained(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    assert_eq!(alive_tasks(), 1);
+    pool.close();
+    until_no_task_is_alive().await;
+
+    let pool = maintained(Duration::from_secs(1), Some(Duration::from_secs(3600)));
+    let manager = Arc::clone(pool.manager());
+    drop(pool.get(k("a")).await.unwrap());
+    assert_eq!(alive_tasks(), 1);
+    drop(pool);
+    until_no_task_is_alive().await;
+    assert_eq!(
+        Arc::strong_count(&manager),
+        1,
+        "nothing keeps the pool alive"
+    );
+}
+
+fn value(snap: &mpm_metrics::Snapshot, name: &str, labels: &[(&str, &str)]) -> f64 {
+    snap.get(name, labels)
+        .unwrap_or_else(|| panic!("no series {name} {labels:?}"))
+        .as_f64()
+}
+
+#[tokio::test(start_paused = true)]
+async fn statistics_are_recorded_into_the_registry() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = KeyedPool::try_new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            max_per_key: 1,
+            max_total: 2,
+            acquire_timeout: Some(Duration::from_millis(50)),
+            idle_timeout: Some(Duration::from_secs(1)),
+            maintenance_interval: Some(Duration::from_millis(100)),
+            ..KeyedConfig::default()
+        }
+        .with_metrics(&registry, "sockets"),
+    )
+    .unwrap();
+    let p = [("pool", "sockets")];
+    let closed = |reason: &str| {
+        value(
+            &registry.snapshot(),
+            "keyed_pool_closed_total",
+            &[("pool", "sockets"), ("reason", reason)],
+        )
+    };
+    drop(pool.get(k("a")).await.unwrap());
+    drop(pool.get(k("b")).await.unwrap());
+    let mut c = pool.get(k("c")).await.unwrap(); // evicts a
+    assert!(matches!(pool.get(k("c")).await, Err(Error::Timeout { .. })));
+    pool.status();
+    let snap = registry.snapshot();
+    assert_eq!(value(&snap, "keyed_pool_created_total", &p), 3.0);
+    assert_eq!(closed("evicted"), 1.0);
+    assert_eq!(
+        value(
+            &snap,
+            "keyed_pool_timeouts_total",
+            &[("pool", "sockets"), ("stage", "acquire")]
+        ),
+        1.0
+    );
+    let gauges = |snap: &mpm_metrics::Snapshot| {
+        [
+            "keyed_pool_size",
+            "keyed_pool_idle",
+            "keyed_pool_in_use",
+            "keyed_pool_waiting",
+            "keyed_pool_keys",
+            "keyed_pool_max_size",
+        ]
+        .map(|g| value(snap, g, &p))
+    };
+    assert_eq!(gauges(&snap), [2.0, 1.0, 1.0, 0.0, 2.0, 2.0]);
+
+    KeyedObject::discard(&mut c);
+    drop(c);
+    assert_eq!(closed("discarded"), 1.0);
+    // The maintenance task closes b for idleness and publishes the gauges.
+    until_closed(pool.manager(), 3).await;
+    assert_eq!(closed("idle"), 1.0);
+    assert_eq!(gauges(&registry.snapshot()), [0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+
+    drop(pool.get(k("d")).await.unwrap());
+    pool.close();
+    assert_eq!(closed("shutdown"), 1.0);
+    assert_eq!(closed("broken"), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_reacquired_at_once_cannot_barge_past_a_waiter_on_another_key() {
+    let pool = KeyedPool::new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            max_per_key: 1,
+            max_total: 1,
+            acquire_timeout: Some(Duration::from_secs(1)),
+            ..KeyedConfig::default()
+        },
+    );
+    let hot = pool.get(k("hot")).await.unwrap();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let (got_tx, got_rx) = tokio::sync::oneshot::channel::<()>();
+    let p = pool.clone();
+    let cold = tokio::spawn(async move {
+        let o = p.get(k("cold")).await.unwrap();
+        got_tx.send(()).unwrap();
+        release_rx.await.unwrap();
+        drop(o);
+    });
+    while pool.status().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The hot key returns its object and asks again at once: the cold waiter came first,
+    // so it gets the place (the hot key's idle object is evicted for it).
+    drop(hot);
+    let again = pool.get(k("hot"));
+    tokio::pin!(again);
+    tokio::select! {
+        biased;
+        r = &mut again => panic!("the hot key barged past the waiter: {:?}", r.map(|o| o.1)),
+        _ = got_rx => {}
+    }
+    assert_eq!(pool.size_of(&k("hot")), 0);
+    release_tx.send(()).unwrap();
+    let o = again.await.unwrap();
+    assert_eq!(KeyedObject::key(&o), "hot");
+    cold.await.unwrap();
 }
