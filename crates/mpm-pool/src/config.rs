@@ -184,7 +184,10 @@ impl<M: Manager> Builder<M> {
 
     /// Reports objects held longer than `threshold` with the place they were acquired, through
     /// `tracing` (a warning), the `leaks` counter and the hook of [`Builder::on_leak`]. Needs
-    /// the maintenance task, which then wakes at least every tenth of the threshold.
+    /// the maintenance task, which then wakes at least every tenth of the threshold. A
+    /// reported object that comes back later is closed (reason
+    /// [`CloseReason::Leaked`](crate::CloseReason::Leaked)) instead of lent again, since it
+    /// was held past the threshold in a state the pool cannot vouch for.
     pub fn leak_detection(mut self, threshold: Option<Duration>) -> Self {
         self.config.leak_threshold = threshold;
         self

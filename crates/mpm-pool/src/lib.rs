@@ -92,7 +92,8 @@
 //!   deadline; other callers wait on the semaphore meanwhile, so a down server sees at most
 //!   `max_size` attempts per backoff step.
 //! - Leaks are counted in `pool_leaks_total` and reported; a leaked object is not reclaimed
-//!   (the pool cannot know it will never come back).
+//!   (the pool cannot know it will never come back). If it does come back, it is closed
+//!   with reason `leaked` rather than lent again, and a new object takes its place.
 //!
 //! # Performance
 //!

@@ -786,13 +786,17 @@ impl<M: Manager> Inner<M> {
             let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
             m.in_use_time.record_n(nanos, weight);
         }
-        if let Some(leases) = &self.leases {
-            leases.lock().remove(&entry.id);
-        }
+        let leaked = self
+            .leases
+            .as_ref()
+            .and_then(|leases| leases.lock().remove(&entry.id))
+            .is_some_and(|lease| lease.reported);
         let reason = if discard {
             Some(CloseReason::Discarded)
         } else if self.manager.is_broken(&mut entry.obj) {
             Some(CloseReason::Broken)
+        } else if leaked {
+            Some(CloseReason::Leaked)
         } else if self.closed.load(Ordering::Acquire) {
             Some(CloseReason::Shutdown)
         } else if now >= entry.expires {

@@ -28,13 +28,18 @@ pub enum CloseReason {
     Cancelled,
     /// The pool shrank or closed.
     Shutdown,
+    /// The object came back after leak detection had reported it (held past the threshold):
+    /// whatever it was left in is suspect, so it is closed rather than lent again.
+    Leaked,
     /// A [`KeyedPool`](crate::keyed::KeyedPool) closed an idle object of one key to make room
     /// for another at its total cap.
     Evicted,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 9] = [
+    /// The reasons a [`Pool`](crate::Pool) records, in declaration order (`index` relies on
+    /// it).
+    const ALL: [CloseReason; 10] = [
         CloseReason::Broken,
         CloseReason::Discarded,
         CloseReason::Invalid,
@@ -44,6 +49,7 @@ impl CloseReason {
         CloseReason::Taken,
         CloseReason::Cancelled,
         CloseReason::Shutdown,
+        CloseReason::Leaked,
     ];
 
     /// The reason in lower case, as used in the `reason` label.
@@ -58,6 +64,7 @@ impl CloseReason {
             CloseReason::Taken => "taken",
             CloseReason::Cancelled => "cancelled",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Leaked => "leaked",
             CloseReason::Evicted => "evicted",
         }
     }

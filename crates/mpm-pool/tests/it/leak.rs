@@ -1,6 +1,7 @@
 //! Leak detection: an object held past the threshold is reported with the acquiring line.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mpm_pool::{LeakReport, Pool};
@@ -45,5 +46,51 @@ async fn a_held_object_is_reported_within_threshold_plus_ten_percent_with_its_li
         .unwrap()
         .as_f64();
     assert_eq!(leaks, 1.0);
+    // The object returned in time went back to the pool; the reported one, when it comes
+    // back, is closed with reason `leaked`.
+    let closed = |reason: &str| {
+        registry
+            .snapshot()
+            .get("pool_closed_total", &[("pool", "t"), ("reason", reason)])
+            .unwrap()
+            .as_f64()
+    };
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 0);
+    let size = pool.status().size;
+    let id = *held;
     drop(held);
+    assert_eq!(closed("leaked"), 1.0);
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.status().size, size - 1);
+    for _ in 0..3 {
+        assert_ne!(
+            *pool.get().await.unwrap(),
+            id,
+            "the leaked object is never lent again"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_returned_within_the_threshold_is_kept() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = Pool::builder(TestManager::new())
+        .leak_detection(Some(Duration::from_secs(2)))
+        .metrics(&registry, "t")
+        .build()
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let id = *held;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(*pool.get().await.unwrap(), id);
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 0);
+    let leaked = registry
+        .snapshot()
+        .get("pool_closed_total", &[("pool", "t"), ("reason", "leaked")])
+        .unwrap()
+        .as_f64();
+    assert_eq!(leaked, 0.0);
 }
