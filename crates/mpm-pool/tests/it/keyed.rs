@@ -426,3 +426,113 @@ async fn a_key_reacquired_at_once_cannot_barge_past_a_waiter_on_another_key() {
     assert_eq!(KeyedObject::key(&o), "hot");
     cold.await.unwrap();
 }
+
+/// Validation fails for keys starting with `bad`, hangs for keys starting with `slow`.
+struct Checked;
+
+impl KeyedManager<String> for Checked {
+    type Object = ();
+    type Error = std::io::Error;
+
+    async fn create(&self, _: &String) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    async fn validate(&self, key: &String, _: &mut ()) -> Result<(), std::io::Error> {
+        if key.starts_with("slow") {
+            std::future::pending::<()>().await;
+        }
+        if key.starts_with("bad") {
+            return Err(std::io::Error::other("stale"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_and_timed_out_validations_are_counted_by_reason() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = KeyedPool::try_new(
+        Checked,
+        KeyedConfig {
+            skip_validation_within: Duration::ZERO,
+            validate_timeout: Some(Duration::from_millis(10)),
+            acquire_timeout: Some(Duration::from_millis(30)),
+            ..KeyedConfig::default()
+        }
+        .with_metrics(&registry, "v"),
+    )
+    .unwrap();
+    for key in ["bad", "slow"] {
+        drop(pool.get(k(key)).await.unwrap());
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    // "bad": the idle object fails validation, is closed, and a new one is made.
+    assert!(pool.get(k("bad")).await.is_ok());
+    // "slow": the idle object times out in validation and is closed; before the acquire
+    // deadline a new one is made and handed out (a fresh object is not validated).
+    assert!(pool.get(k("slow")).await.is_ok());
+    let snap = registry.snapshot();
+    let closed = |reason: &str| {
+        value(
+            &snap,
+            "keyed_pool_closed_total",
+            &[("pool", "v"), ("reason", reason)],
+        )
+    };
+    assert_eq!(closed("invalid"), 1.0);
+    assert_eq!(closed("timeout"), 1.0);
+    assert_eq!(
+        value(
+            &snap,
+            "keyed_pool_timeouts_total",
+            &[("pool", "v"), ("stage", "validate")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_with_maintenance_running_keeps_the_counts() {
+    let pool = KeyedPool::new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            max_per_key: 2,
+            max_total: 5,
+            acquire_timeout: Some(Duration::from_millis(20)),
+            idle_timeout: Some(Duration::ZERO),
+            maintenance_interval: Some(Duration::from_millis(1)),
+            ..KeyedConfig::default()
+        },
+    );
+    let keys = ["a", "b", "c", "d", "e", "f", "g"];
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let p = pool.clone();
+            tokio::spawn(async move {
+                for j in 0..100 {
+                    let key = keys[(i * 5 + j) % keys.len()];
+                    if let Ok(o) = p.get(k(key)).await {
+                        assert!(p.status().total <= 5);
+                        assert!(p.size_of(&k(key)) <= 2);
+                        tokio::task::yield_now().await;
+                        drop(o);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = pool.status();
+    assert_eq!(s.total, s.idle, "{s:?}");
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), s.total);
+    // With an idle timeout of zero, the maintenance task closes every idle object and drops
+    // every key by itself.
+    let created = pool.manager().created.load(Ordering::SeqCst);
+    until_closed(pool.manager(), created).await;
+    let s = pool.status();
+    assert_eq!((s.keys, s.total), (0, 0), "{s:?}");
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
+}
