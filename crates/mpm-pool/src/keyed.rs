@@ -93,8 +93,9 @@ pub struct KeyedConfig {
     pub idle_timeout: Option<Duration>,
     /// How often the background maintenance task runs (default 30 s, a fixed period; zero
     /// is raised to 1 ms). `None` switches the task off. The task is started only when the
-    /// pool is made inside a Tokio runtime; it holds the pool weakly and ends when the pool
-    /// is closed or dropped.
+    /// pool is made inside a Tokio runtime (outside one, call [`KeyedPool::run_maintenance`]
+    /// yourself). It holds the pool weakly and ends as soon as the pool is closed, or once
+    /// the last pool handle and the last lent object are dropped.
     pub maintenance_interval: Option<Duration>,
     /// Records the pool's statistics into this registry, every series labelled
     /// `pool=<name>` (default none); see [`KeyedConfig::with_metrics`].
@@ -111,6 +112,32 @@ impl KeyedConfig {
     ///   `keyed_pool_closed_total{reason}` (`broken`, `discarded`, `invalid`, `timeout`,
     ///   `idle`, `evicted`, `cancelled`, `shutdown`; see [`CloseReason`]) and
     ///   `keyed_pool_timeouts_total{stage}` (`acquire`, `create`, `validate`).
+    ///
+    /// ```
+    /// use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedPool};
+    ///
+    /// struct Sockets;
+    ///
+    /// impl KeyedManager<u32> for Sockets {
+    ///     type Object = ();
+    ///     type Error = std::io::Error;
+    ///     async fn create(&self, _client: &u32) -> Result<(), std::io::Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = mpm_metrics::Registry::default();
+    /// let config = KeyedConfig::default().with_metrics(&registry, "sockets");
+    /// let pool = KeyedPool::try_new(Sockets, config)?;
+    /// drop(pool.get(7).await?);
+    /// let snap = registry.snapshot();
+    /// let created = snap.get("keyed_pool_created_total", &[("pool", "sockets")]);
+    /// assert_eq!(created.map(|v| v.as_f64()), Some(1.0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_metrics(mut self, registry: &Registry, name: &str) -> Self {
         self.metrics = Some((registry.clone(), name.to_owned()));
         self
