@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mpm_metrics::Counter;
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, Value, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -380,16 +380,22 @@ impl<V> DiskTier<V> {
         self.inner.fail_writes.store(on, Ordering::Relaxed);
     }
 
-    /// Entries stored (live or expired but not yet removed).
-    pub fn len(&self) -> Result<u64, Error> {
+    /// Opens `table` in a new read transaction (the table keeps the transaction alive).
+    fn read_table<TK: Key + 'static, TV: Value + 'static>(
+        &self,
+        table: TableDefinition<'static, TK, TV>,
+    ) -> Result<ReadOnlyTable<TK, TV>, Error> {
         let tx = self
             .inner
             .db
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
-        let t = tx
-            .open_table(ENTRIES)
-            .map_err(|e| self.err("open table", e))?;
+        tx.open_table(table).map_err(|e| self.err("open table", e))
+    }
+
+    /// Entries stored (live or expired but not yet removed).
+    pub fn len(&self) -> Result<u64, Error> {
+        let t = self.read_table(ENTRIES)?;
         t.len().map_err(|e| self.err("count", e))
     }
 
@@ -400,12 +406,7 @@ impl<V> DiskTier<V> {
 
     /// Bytes stored (keys and encoded values).
     pub fn bytes(&self) -> Result<u64, Error> {
-        let tx = self
-            .inner
-            .db
-            .begin_read()
-            .map_err(|e| self.err("begin read", e))?;
-        let t = tx.open_table(META).map_err(|e| self.err("open table", e))?;
+        let t = self.read_table(META)?;
         Ok(t.get("bytes")
             .map_err(|e| self.err("read", e))?
             .map_or(0, |v| v.value()))
@@ -413,14 +414,7 @@ impl<V> DiskTier<V> {
 
     /// Up to `n` keys, most recently written first (the order warming uses).
     pub fn newest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
-        let tx = self
-            .inner
-            .db
-            .begin_read()
-            .map_err(|e| self.err("begin read", e))?;
-        let t = tx
-            .open_table(ORDER)
-            .map_err(|e| self.err("open table", e))?;
+        let t = self.read_table(ORDER)?;
         let mut out = Vec::with_capacity(n.min(1 << 16));
         for row in t.iter().map_err(|e| self.err("scan", e))?.rev().take(n) {
             let (_, k) = row.map_err(|e| self.err("scan", e))?;
@@ -478,14 +472,7 @@ impl<V> DiskTier<V> {
     }
 
     fn keys_from(&self, prefix: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, Error> {
-        let tx = self
-            .inner
-            .db
-            .begin_read()
-            .map_err(|e| self.err("begin read", e))?;
-        let t = tx
-            .open_table(ENTRIES)
-            .map_err(|e| self.err("open table", e))?;
+        let t = self.read_table(ENTRIES)?;
         let mut out = Vec::new();
         for row in t.range(prefix..).map_err(|e| self.err("scan", e))? {
             let (k, _) = row.map_err(|e| self.err("scan", e))?;
@@ -516,12 +503,7 @@ impl<V> DiskTier<V> {
     pub fn remove_tag(&self, tag: &str) -> Result<usize, Error> {
         let prefix = tag_key(tag, "");
         let keys = {
-            let tx = self
-                .inner
-                .db
-                .begin_read()
-                .map_err(|e| self.err("begin read", e))?;
-            let t = tx.open_table(TAGS).map_err(|e| self.err("open table", e))?;
+            let t = self.read_table(TAGS)?;
             let mut out = Vec::new();
             for row in t
                 .range(prefix.as_str()..)
@@ -568,14 +550,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
     pub(crate) fn get_entry(&self, key: &str) -> Result<Option<L2Hit<V>>, Error> {
         let stats = &self.inner.stats;
         let record = {
-            let tx = self
-                .inner
-                .db
-                .begin_read()
-                .map_err(|e| self.err("begin read", e))?;
-            let t = tx
-                .open_table(ENTRIES)
-                .map_err(|e| self.err("open table", e))?;
+            let t = self.read_table(ENTRIES)?;
             let got = t.get(key).map_err(|e| self.err("read", e))?;
             match got {
                 Some(v) => v.value().to_vec(),
