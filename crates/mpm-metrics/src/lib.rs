@@ -57,15 +57,17 @@
 //! # Performance
 //!
 //! Measured with `cargo bench -p mpm-benches --bench metrics` on a 2-core x86-64 VM (AMD EPYC),
-//! ours and the peer in the same criterion group and run; medians, two runs on a busy machine,
-//! so read the ratios rather than the times:
+//! ours and the peer in the same criterion group and run; medians of two runs on a quiet
+//! machine (and, in brackets, the range seen while other builds ran), so read the ratios rather
+//! than the times:
 //!
 //! | operation | mpm | peer | ratio |
 //! |---|---|---|---|
-//! | counter increment | 0.59-0.68 ns | prometheus `IntCounter::inc` 1.78-1.93 ns; `metrics::Counter::increment` 1.96-3.16 ns | 0.31-0.38x; 0.19-0.35x |
-//! | histogram record | 2.3-2.9 ns | hdrhistogram `record` 4.2-6.5 ns; prometheus `observe` 8.8-10.2 ns | 0.45-0.55x; 0.26-0.29x |
-//! | timer start + stop (recorded) | 31-32 ns | `Instant::now()` + `elapsed()` 59-62 ns | 0.50-0.51x |
-//! | Prometheus text, 1,000 series | 21-36 us | prometheus-client `encode` 146-155 us | 0.15-0.23x |
+//! | counter increment | 0.67-0.83 ns | prometheus `IntCounter::inc` 1.94-2.01 ns; `metrics::Counter::increment` 1.85-2.09 ns | 0.34-0.42x; 0.36-0.40x (0.19-0.38x) |
+//! | counter, 2 threads x 1 M increments | 2.9-3.0 ms | prometheus 11.0-13.8 ms; metrics 10.8-11.8 ms | 0.21-0.27x; 0.24-0.28x |
+//! | histogram record | 2.35-2.70 ns | hdrhistogram `record` 5.04-5.07 ns; prometheus `observe` 9.7-10.3 ns | 0.46-0.54x (0.44-0.55x); 0.24-0.26x |
+//! | timer start + stop (recorded) | 28.2-28.6 ns | `Instant::now()` + `elapsed()` 52.5-55.6 ns | 0.51-0.54x (0.50-0.54x) |
+//! | Prometheus text, 1,000 series | 19-21 us | prometheus-client `encode` 108-124 us | 0.17-0.18x (0.15-0.23x) |
 //!
 //! Counters are fast because each thread owns a shard ([`counter`] module docs); histograms
 //! because a record is one relaxed `fetch_add`; timers because they read the TSC through
