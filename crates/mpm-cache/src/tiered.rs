@@ -540,43 +540,28 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
     /// Removes every entry whose key starts with `prefix`, from every tier. Costs in proportion
     /// to the entries removed (an ordered index, not a scan). Returns the L1 entries removed.
     pub fn invalidate_prefix(&self, prefix: &str) -> usize {
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        let keys = {
-            let mut idx = self.index();
-            let keys = idx.prefixed(prefix);
-            for k in &keys {
-                idx.forget(k);
-            }
-            keys
-        };
-        if let Some(l2) = &self.inner.l2 {
-            let _ = l2.remove_prefix(prefix);
-        }
-        self.invalidated(&keys);
-        keys.len()
+        self.invalidate_selected(
+            |idx| idx.prefixed(prefix),
+            |l2| {
+                let _ = l2.remove_prefix(prefix);
+            },
+        )
     }
 
     /// Removes every entry carrying `tag`, from every tier. Costs in proportion to the entries
     /// removed. Returns the L1 entries removed.
     pub fn invalidate_tag(&self, tag: &str) -> usize {
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        let keys: Vec<Arc<str>> = {
-            let mut idx = self.index();
-            let keys: Vec<_> = idx
-                .tags
-                .remove(tag)
-                .map(|s| s.into_iter().collect())
-                .unwrap_or_default();
-            for k in &keys {
-                idx.forget(k);
-            }
-            keys
-        };
-        if let Some(l2) = &self.inner.l2 {
-            let _ = l2.remove_tag(tag);
-        }
-        self.invalidated(&keys);
-        keys.len()
+        self.invalidate_selected(
+            |idx| {
+                idx.tags
+                    .remove(tag)
+                    .map(|s| s.into_iter().collect())
+                    .unwrap_or_default()
+            },
+            |l2| {
+                let _ = l2.remove_tag(tag);
+            },
+        )
     }
 
     /// Removes every entry whose key matches the fnmatch `pattern` (see [`Pattern`]), from every
@@ -588,24 +573,42 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
         if p.is_prefix() {
             return Ok(self.invalidate_prefix(p.literal_prefix()));
         }
+        Ok(self.invalidate_selected(
+            |idx| {
+                idx.prefixed(p.literal_prefix())
+                    .into_iter()
+                    .filter(|k| p.matches(k))
+                    .collect()
+            },
+            |l2| {
+                let _ = l2.remove_matching(&p);
+            },
+        ))
+    }
+
+    /// The one invalidation mechanism behind prefix, tag and pattern invalidation: bumps the
+    /// epoch (so overlapping loads are not cached), takes the keys `select` picks out of the
+    /// index and forgets them, lets `remove_l2` drop the same entries from L2, then removes
+    /// them from L1 and runs the callbacks. Returns how many keys were taken.
+    fn invalidate_selected(
+        &self,
+        select: impl FnOnce(&mut Index) -> Vec<Arc<str>>,
+        remove_l2: impl FnOnce(&dyn SecondTier<V>),
+    ) -> usize {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        let keys: Vec<Arc<str>> = {
+        let keys = {
             let mut idx = self.index();
-            let keys: Vec<_> = idx
-                .prefixed(p.literal_prefix())
-                .into_iter()
-                .filter(|k| p.matches(k))
-                .collect();
+            let keys = select(&mut idx);
             for k in &keys {
                 idx.forget(k);
             }
             keys
         };
         if let Some(l2) = &self.inner.l2 {
-            let _ = l2.remove_matching(&p);
+            remove_l2(l2.as_ref());
         }
         self.invalidated(&keys);
-        Ok(keys.len())
+        keys.len()
     }
 
     /// Calls `f` with every key removed by `remove` or an invalidation (after removal).
