@@ -758,6 +758,27 @@ async fn resolve_async(
 }
 
 /// What one implementation attempt produced.
+/// Records one implementation's attempt: on success the finished service, on failure `None`
+/// with the error added to `failures` (the next implementation of the chain is tried).
+fn settle(
+    inner: &Inner,
+    entry: &Entry,
+    implementation: &Implementation,
+    started: Instant,
+    result: Result<AnyService, BoxError>,
+    failures: &mut Vec<(String, BoxError)>,
+) -> Option<AnyService> {
+    record(inner, entry, &implementation.name, started, result.is_ok());
+    match result {
+        Ok(value) => Some(finish(entry, value)),
+        Err(error) => {
+            record_failure(entry, &error);
+            failures.push((implementation.name.clone(), error));
+            None
+        }
+    }
+}
+
 fn record(inner: &Inner, entry: &Entry, implementation: &str, started: Instant, ok: bool) {
     let elapsed = started.elapsed();
     if let Some(metrics) = &inner.metrics {
@@ -828,18 +849,10 @@ fn build_sync(inner: &Arc<Inner>, entry: &Entry, claim: Claim<'_>) -> Result<Any
             continue;
         };
         let started = Instant::now();
-        match factory(&resolver) {
-            Ok(value) => {
-                record(inner, entry, &implementation.name, started, true);
-                let value = finish(entry, value);
-                drop(claim);
-                return Ok(value);
-            }
-            Err(error) => {
-                record(inner, entry, &implementation.name, started, false);
-                record_failure(entry, &error);
-                failures.push((implementation.name.clone(), error));
-            }
+        let result = factory(&resolver);
+        if let Some(value) = settle(inner, entry, implementation, started, result, &mut failures) {
+            drop(claim);
+            return Ok(value);
         }
     }
     drop(claim);
@@ -862,18 +875,9 @@ async fn build_async(
             Factory::Sync(factory) => factory(&resolver),
             Factory::Async(factory) => factory(resolver).await,
         };
-        match result {
-            Ok(value) => {
-                record(inner, entry, &implementation.name, started, true);
-                let value = finish(entry, value);
-                drop(claim);
-                return Ok(value);
-            }
-            Err(error) => {
-                record(inner, entry, &implementation.name, started, false);
-                record_failure(entry, &error);
-                failures.push((implementation.name.clone(), error));
-            }
+        if let Some(value) = settle(inner, entry, implementation, started, result, &mut failures) {
+            drop(claim);
+            return Ok(value);
         }
     }
     drop(claim);
