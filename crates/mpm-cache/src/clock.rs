@@ -96,8 +96,28 @@ impl Clock {
 
     /// The deadline `ttl` from now, in this clock's milliseconds (rounded up, saturating).
     pub(crate) fn deadline(&self, ttl: Duration) -> u64 {
-        let ms = ttl.as_nanos().div_ceil(1_000_000);
-        self.now_ms()
-            .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
+        // u64 arithmetic: a u128 division costs more than the rest of an insert's bookkeeping.
+        let ms = ttl
+            .as_secs()
+            .saturating_mul(1_000)
+            .saturating_add(u64::from(ttl.subsec_nanos().div_ceil(1_000_000)));
+        self.now_ms().saturating_add(ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_milliseconds_and_saturate() {
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_millis(5));
+        assert_eq!(clock.deadline(Duration::ZERO), 5);
+        assert_eq!(clock.deadline(Duration::from_nanos(1)), 6);
+        assert_eq!(clock.deadline(Duration::from_micros(1_500)), 7);
+        assert_eq!(clock.deadline(Duration::from_millis(2)), 7);
+        assert_eq!(clock.deadline(Duration::new(3, 999_999_999)), 4_005);
+        assert_eq!(clock.deadline(Duration::MAX), u64::MAX);
     }
 }
