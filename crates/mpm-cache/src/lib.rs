@@ -186,6 +186,7 @@ mod bus;
 mod clock;
 mod disk;
 mod error;
+mod ledger;
 mod memory;
 mod pattern;
 mod second;

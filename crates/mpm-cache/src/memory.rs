@@ -11,6 +11,7 @@ use quick_cache::{Equivalent, Lifecycle, OptionsBuilder, Weighter};
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::ledger::Ledger;
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
 
 /// The hasher quick_cache uses by default (foldhash, randomly seeded).
@@ -83,10 +84,29 @@ pub(crate) struct Shared<K, V> {
     clock: Clock,
     stats: TierStats,
     listener: Option<ListenFn<K, V>>,
+    /// The weigher quick_cache uses, to take an entry's weight back out of the ledger.
+    weigher: SlotWeighter<K, V>,
+    /// Expired entries still held, so that `len` and `weight` count only live ones.
+    ledger: Ledger,
 }
 
 impl<K, V> Shared<K, V> {
+    /// The deadline and weight the ledger knows an entry by (`None` if it never expires).
+    #[inline]
+    fn ledger_key(&self, key: &K, slot: &Slot<V>) -> Option<(u64, u64)> {
+        (slot.deadline() != NEVER).then(|| (slot.deadline(), self.weigher.weight(key, slot)))
+    }
+
+    /// Every entry that leaves the tier, by any cause, passes here exactly once.
     fn notify(&self, key: &K, slot: &Slot<V>, cause: RemovalCause) {
+        if let Some((d, w)) = self.ledger_key(key, slot) {
+            self.ledger.sub(d, w);
+        }
+        self.report(key, slot, cause);
+    }
+
+    /// Statistics and the listener for an entry whose ledger record is already taken away.
+    fn report(&self, key: &K, slot: &Slot<V>, cause: RemovalCause) {
         self.stats.removed(cause);
         if let Some(l) = &self.listener {
             l(key, &slot.value, cause);
@@ -114,6 +134,9 @@ pub(crate) struct Evicted<K, V> {
     first: Option<(K, Slot<V>, RemovalCause)>,
     items: Vec<(K, Slot<V>, RemovalCause)>,
     shared: Option<Arc<Shared<K, V>>>,
+    /// Whether the ledger already knows these entries left (the insert took them away under
+    /// the same lock as it added the new one).
+    accounted: bool,
 }
 
 impl<K, V> Default for Evicted<K, V> {
@@ -122,6 +145,7 @@ impl<K, V> Default for Evicted<K, V> {
             first: None,
             items: Vec::new(),
             shared: None,
+            accounted: false,
         }
     }
 }
@@ -130,7 +154,11 @@ impl<K, V> Drop for Evicted<K, V> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
-                shared.notify(&k, &slot, cause);
+                if self.accounted {
+                    shared.report(&k, &slot, cause);
+                } else {
+                    shared.notify(&k, &slot, cause);
+                }
             }
         }
     }
@@ -363,15 +391,18 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         let opts = opts.build().map_err(|e| Error::InvalidConfig {
             what: e.to_string(),
         })?;
+        let weigher = SlotWeighter { weigh, floor };
         let shared = Arc::new(Shared {
             clock: self.clock.clone(),
             stats: self.stats.clone(),
             listener: self.listener,
+            weigher: weigher.clone(),
+            ledger: Ledger::default(),
         });
         let hasher = self.hasher.clone();
         let cache = Cache::with_options(
             opts,
-            SlotWeighter { weigh, floor },
+            weigher,
             self.hasher,
             SlotLifecycle {
                 shared: Arc::clone(&shared),
@@ -577,16 +608,31 @@ where
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
         let hash = inner.hasher.hash_one(&key);
+        let slot = Slot::new(value, deadline, pinned);
+        let entered = inner.shared.ledger_key(&key, &slot);
         let mut evicted = Evicted::default();
-        inner
-            .cache
-            .insert_with_lifecycle(key, Slot::new(value, deadline, pinned), &mut evicted);
+        inner.cache.insert_with_lifecycle(key, slot, &mut evicted);
         if evicted.shared.is_some() {
             evicted.mark_replaced(
                 |k| inner.hasher.hash_one(k) == hash,
                 |k| inner.cache.contains_key(k),
             );
         }
+        // One ledger lock for the new entry and whatever it pushed out.
+        let left = evicted.first.iter().chain(evicted.items.iter());
+        let mut left = left
+            .filter_map(|(k, slot, _)| inner.shared.ledger_key(k, slot))
+            .peekable();
+        if entered.is_some() || left.peek().is_some() {
+            let mut changes = inner.shared.ledger.changes();
+            if let Some((d, w)) = entered {
+                changes.add(d, w);
+            }
+            for (d, w) in left {
+                changes.sub(d, w);
+            }
+        }
+        evicted.accounted = true;
         drop(evicted);
     }
 
@@ -608,12 +654,6 @@ where
 
     /// Removes every entry (each reported as [`RemovalCause::Invalidated`]).
     pub fn clear(&self) {
-        if self.inner.shared.listener.is_none() {
-            let n = self.inner.cache.len() as u64;
-            self.inner.cache.clear();
-            self.inner.stats.invalidated.add(n);
-            return;
-        }
         for (k, slot) in self.inner.cache.drain() {
             self.inner
                 .shared
@@ -698,20 +738,33 @@ where
         Ok(before.saturating_sub(self.inner.cache.len()))
     }
 
-    /// Entries held, including expired ones not yet reclaimed (expired entries are reclaimed on
-    /// access, by eviction, and by [`purge_expired`](Self::purge_expired)).
+    /// Live entries: expired ones are never counted, even before their memory is reclaimed (on
+    /// access, by eviction, by [`purge_expired`](Self::purge_expired) or the
+    /// [reclaimer](Self::spawn_reclaimer)).
+    ///
+    /// Exact when no other thread is changing the tier; costs one short lock per ledger shard.
     pub fn len(&self) -> usize {
-        self.inner.cache.len()
+        let (expired, _) = self.inner.shared.ledger.expired(self.inner.clock.now_ms());
+        self.inner
+            .cache
+            .len()
+            .saturating_sub(usize::try_from(expired).unwrap_or(usize::MAX))
     }
 
-    /// Whether the tier holds no entry.
+    /// Whether the tier holds no live entry.
     pub fn is_empty(&self) -> bool {
-        self.inner.cache.is_empty()
+        self.len() == 0
     }
 
-    /// Total weight held.
+    /// Total weight of the live entries (expired ones are not counted, as in [`len`](Self::len)).
     pub fn weight(&self) -> u64 {
-        self.inner.cache.weight()
+        let (_, expired) = self.inner.shared.ledger.expired(self.inner.clock.now_ms());
+        self.inner.cache.weight().saturating_sub(expired)
+    }
+
+    /// Entries held in memory, expired ones not yet reclaimed included.
+    pub fn held(&self) -> usize {
+        self.inner.cache.len()
     }
 
     /// The weight bound (the entry bound when no weigher is set).

@@ -241,7 +241,95 @@ fn concurrent_readers_and_writers_keep_the_bound() {
 }
 
 #[test]
-fn the_reclaimer_keeps_len_true_without_reads() {
+fn len_and_weight_leave_out_expired_entries_before_they_are_reclaimed() {
+    let (clock, hand) = Clock::manual();
+    let t: MemoryTier<u32, u32> = MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(1_000_000).unwrap())
+        .max_weight(1_000_000)
+        .weigher(|_: &u32, v: &u32| u64::from(*v))
+        .clock(clock)
+        .build()
+        .unwrap();
+    t.insert_with_ttl(1, 10, Some(secs(1)));
+    t.insert_with_ttl(2, 20, Some(secs(2)));
+    t.insert_with_ttl(3, 30, None);
+    t.insert_with_ttl(4, 40, Some(secs(1)));
+    assert_eq!((t.len(), t.weight()), (4, 100));
+    hand.advance(Duration::from_millis(1_001));
+    // No read, no purge: the entries are still held but no longer counted.
+    assert_eq!((t.len(), t.weight(), t.held()), (2, 50, 4));
+    // Replacing an expired entry brings it back to life once.
+    t.insert_with_ttl(4, 44, Some(secs(10)));
+    assert_eq!((t.len(), t.weight()), (3, 94));
+    hand.advance(secs(1));
+    assert_eq!((t.len(), t.weight()), (2, 74));
+    // Reclaiming on access and removing keep the totals.
+    assert_eq!(t.get(&1), None);
+    assert_eq!(t.remove(&2), None);
+    assert_eq!((t.len(), t.weight(), t.held()), (2, 74, 2));
+    t.clear();
+    assert_eq!((t.len(), t.weight(), t.held()), (0, 0, 0));
+}
+
+#[test]
+fn an_entry_too_heavy_to_admit_is_never_counted() {
+    let (clock, hand) = Clock::manual();
+    let t: MemoryTier<u32, u32> = MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(100).unwrap())
+        .max_weight(100)
+        .weigher(|_: &u32, v: &u32| u64::from(*v))
+        .clock(clock)
+        .build()
+        .unwrap();
+    t.insert_with_ttl(1, 10_000, Some(secs(1)));
+    t.insert_with_ttl(2, 5, Some(secs(1)));
+    assert_eq!(t.get(&1), None);
+    assert_eq!((t.len(), t.weight()), (1, 5));
+    hand.advance(secs(2));
+    assert_eq!((t.len(), t.weight()), (0, 0));
+    t.insert_with_ttl(3, 7, None);
+    assert_eq!((t.len(), t.weight()), (1, 7));
+}
+
+#[test]
+fn len_stays_true_under_concurrent_writers_with_ttls() {
+    let (clock, hand) = Clock::manual();
+    let t: MemoryTier<u32, u32> = MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(2_000).unwrap())
+        .clock(clock)
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for w in 0..8u32 {
+            let t = t.clone();
+            s.spawn(move || {
+                for i in 0..5_000u32 {
+                    let k = (i * 7 + w * 13) % 3_000;
+                    match i % 5 {
+                        0 => {
+                            t.remove(&k);
+                        }
+                        1 => t.insert_with_ttl(k, i, None),
+                        _ => t.insert_with_ttl(k, i, Some(Duration::from_millis(u64::from(i % 4)))),
+                    }
+                }
+            });
+        }
+    });
+    let live = |t: &MemoryTier<u32, u32>| t.entries().len();
+    assert_eq!(t.len(), live(&t));
+    hand.advance(Duration::from_millis(2));
+    assert_eq!(t.len(), live(&t));
+    hand.advance(Duration::from_millis(10));
+    assert_eq!(t.len(), live(&t));
+    assert!(
+        t.len() < t.held(),
+        "some TTL entries must be held but expired"
+    );
+}
+
+#[test]
+fn the_reclaimer_frees_expired_entries_without_reads() {
     let (t, hand, log) = tier(100, Some(secs(1)));
     for k in 0..10 {
         t.insert(k, k);
@@ -253,7 +341,7 @@ fn the_reclaimer_keeps_len_true_without_reads() {
     while log.lock().unwrap().len() < 10 && std::time::Instant::now() < deadline {
         std::thread::yield_now();
     }
-    assert_eq!(t.len(), 0);
+    assert_eq!((t.len(), t.held()), (0, 0));
     drop(t);
     handle.join().unwrap();
 }

@@ -113,6 +113,21 @@ fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>) {
             }
             Op::Advance(ms) => hand.advance(Duration::from_millis(ms.into())),
         }
+        // `len` counts live entries only, whether or not the expired ones were reclaimed yet.
+        let now = hand.now_ms();
+        let live = model
+            .values()
+            .filter(|(_, d, _)| d.is_none_or(|d| now <= d))
+            .count();
+        if capacity >= 32 {
+            assert_eq!(c.len(), live, "len at {now}");
+        } else {
+            assert!(
+                c.len() <= live,
+                "len {} above {live} live at {now}",
+                c.len()
+            );
+        }
     }
 }
 
