@@ -14,7 +14,11 @@ pub trait Invalidate: Send + Sync {
     fn invalidate_pattern(&self, pattern: &str) -> Result<usize, Error>;
 }
 
-impl<V: Clone + Send + Sync + 'static> Invalidate for TieredCache<V> {
+impl<V, S> Invalidate for TieredCache<V, S>
+where
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
+{
     fn invalidate_pattern(&self, pattern: &str) -> Result<usize, Error> {
         TieredCache::invalidate_pattern(self, pattern)
     }

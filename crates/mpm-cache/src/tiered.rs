@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::disk::DiskTier;
-use crate::memory::MemoryTier;
+#[cfg(doc)]
+use crate::memory::{DEFAULT_GHOST_ALLOCATION, DEFAULT_HOT_ALLOCATION};
+use crate::memory::{DefaultHashBuilder, MemoryTier};
 use crate::pattern::Pattern;
 use crate::second::SecondTier;
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
@@ -158,8 +161,8 @@ type FlightRx<V> = watch::Receiver<Option<Arc<Outcome<V>>>>;
 type Callback = Arc<dyn Fn(&str) + Send + Sync>;
 type WeighStr<V> = Arc<dyn Fn(&str, &V) -> u64 + Send + Sync>;
 
-struct Inner<V> {
-    l1: MemoryTier<Arc<str>, Stored<V>>,
+struct Inner<V, S> {
+    l1: MemoryTier<Arc<str>, Stored<V>, S>,
     l2: Option<Arc<dyn SecondTier<V>>>,
     index: Mutex<Index>,
     /// Keys the L1 evicted or expired, to drop from the index the next time it is locked.
@@ -178,18 +181,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Builds a [`TieredCache`].
-pub struct TieredCacheBuilder<V> {
+pub struct TieredCacheBuilder<V, S = DefaultHashBuilder> {
     max_entries: Option<NonZeroUsize>,
     max_weight: Option<u64>,
     weigh: Option<WeighStr<V>>,
     default_ttl: Option<Duration>,
     hot_allocation: Option<f64>,
+    ghost_allocation: Option<f64>,
     clock: Clock,
     stats: TierStats,
     l2: Option<Arc<dyn SecondTier<V>>>,
+    hasher: S,
 }
 
-impl<V> fmt::Debug for TieredCacheBuilder<V> {
+impl<V, S> fmt::Debug for TieredCacheBuilder<V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TieredCacheBuilder")
             .field("max_entries", &self.max_entries)
@@ -198,7 +203,11 @@ impl<V> fmt::Debug for TieredCacheBuilder<V> {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
+impl<V, S> TieredCacheBuilder<V, S>
+where
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
     /// Bounds the L1's entry count (default 10,000).
     pub fn max_entries(mut self, n: NonZeroUsize) -> Self {
         self.max_entries = Some(n);
@@ -222,10 +231,33 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
         self
     }
 
-    /// quick_cache's `hot_allocation` for the L1.
+    /// quick_cache's `hot_allocation` for the L1 (default [`DEFAULT_HOT_ALLOCATION`]).
     pub fn hot_allocation(mut self, fraction: f64) -> Self {
         self.hot_allocation = Some(fraction);
         self
+    }
+
+    /// quick_cache's `ghost_allocation` for the L1 (default [`DEFAULT_GHOST_ALLOCATION`]).
+    pub fn ghost_allocation(mut self, fraction: f64) -> Self {
+        self.ghost_allocation = Some(fraction);
+        self
+    }
+
+    /// The L1's key hasher (quick_cache's fast hasher, randomly seeded, by default). A fixed
+    /// seed makes eviction decisions, and so hit ratios, repeatable from run to run.
+    pub fn hasher<S2>(self, hasher: S2) -> TieredCacheBuilder<V, S2> {
+        TieredCacheBuilder {
+            max_entries: self.max_entries,
+            max_weight: self.max_weight,
+            weigh: self.weigh,
+            default_ttl: self.default_ttl,
+            hot_allocation: self.hot_allocation,
+            ghost_allocation: self.ghost_allocation,
+            clock: self.clock,
+            stats: self.stats,
+            l2: self.l2,
+            hasher,
+        }
     }
 
     /// The clock TTLs are measured on.
@@ -251,7 +283,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
     }
 
     /// Builds the cache.
-    pub fn build(self) -> Result<TieredCache<V>, Error> {
+    pub fn build(self) -> Result<TieredCache<V, S>, Error> {
         let pending: Arc<Mutex<Vec<Arc<str>>>> = Arc::default();
         let sink = Arc::clone(&pending);
         let mut l1 = MemoryTier::builder()
@@ -275,9 +307,12 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
         if let Some(h) = self.hot_allocation {
             l1 = l1.hot_allocation(h);
         }
+        if let Some(g) = self.ghost_allocation {
+            l1 = l1.ghost_allocation(g);
+        }
         Ok(TieredCache {
             inner: Arc::new(Inner {
-                l1: l1.build()?,
+                l1: l1.hasher(self.hasher).build()?,
                 l2: self.l2,
                 index: Mutex::default(),
                 pending,
@@ -324,11 +359,11 @@ pub struct WarmProgress {
 /// # Ok::<(), mpm_cache::Error>(())
 /// # }).unwrap();
 /// ```
-pub struct TieredCache<V> {
-    inner: Arc<Inner<V>>,
+pub struct TieredCache<V, S = DefaultHashBuilder> {
+    inner: Arc<Inner<V, S>>,
 }
 
-impl<V> Clone for TieredCache<V> {
+impl<V, S> Clone for TieredCache<V, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -336,7 +371,7 @@ impl<V> Clone for TieredCache<V> {
     }
 }
 
-impl<V> fmt::Debug for TieredCache<V> {
+impl<V, S> fmt::Debug for TieredCache<V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TieredCache")
             .field("default_ttl", &self.inner.default_ttl)
@@ -346,13 +381,13 @@ impl<V> fmt::Debug for TieredCache<V> {
 }
 
 /// Removes the in-flight record of a load when the leader finishes, fails, panics or is dropped.
-struct FlightGuard<'a, V> {
-    inner: &'a Inner<V>,
+struct FlightGuard<'a, V, S> {
+    inner: &'a Inner<V, S>,
     key: Arc<str>,
     tx: watch::Sender<Option<Arc<Outcome<V>>>>,
 }
 
-impl<V> Drop for FlightGuard<'_, V> {
+impl<V, S> Drop for FlightGuard<'_, V, S> {
     fn drop(&mut self) {
         if self.tx.borrow().is_none() && std::thread::panicking() {
             self.tx.send_replace(Some(Arc::new(Outcome::Panicked)));
@@ -376,12 +411,20 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
             weigh: None,
             default_ttl: None,
             hot_allocation: None,
+            ghost_allocation: None,
             clock: Clock::default(),
             stats: TierStats::default(),
             l2: None,
+            hasher: DefaultHashBuilder::default(),
         }
     }
+}
 
+impl<V, S> TieredCache<V, S>
+where
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
     /// The value for `key` from L1, else from L2 (promoting it to L1). Entries whose file
     /// dependencies changed are removed and reported as a miss.
     pub fn get(&self, key: &str) -> Option<V> {
@@ -704,7 +747,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCache<V> {
 
     async fn lead<F, Fut, E>(
         &self,
-        guard: FlightGuard<'_, V>,
+        guard: FlightGuard<'_, V, S>,
         opts: EntryOptions,
         loader: F,
     ) -> Result<V, Error>
