@@ -2,6 +2,7 @@
 //! bare quick_cache, moka and an exact LRU.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::io::{BufRead, BufReader, Read};
@@ -14,7 +15,8 @@ use anyhow::{Context, Result, bail};
 pub(crate) const USAGE: &str = "cargo xtask trace --trace PATH [--format cache2k|lirs|arc] \
 --capacity N[,N...]|P%[,P%...] [--json] [--hot-allocation F] [--ghost-allocation F] [--mpm-only]";
 
-/// The hasher every policy uses: SipHash with fixed keys, so the figures repeat.
+/// The hasher every policy uses: SipHash with fixed keys, so the figures repeat. Every policy
+/// also sees the same keys (the trace's numbers as decimal strings), so that they hash alike.
 type Fixed = BuildHasherDefault<DefaultHasher>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,27 +199,32 @@ fn pct(hits: usize, n: usize) -> f64 {
 }
 
 fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) -> Result<f64> {
-    // As a service would run it: a default TTL, statistics and an eviction listener on.
-    let mut b = mpm_cache::MemoryTier::builder()
+    // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL,
+    // statistics, and a tag on every entry (64 tags in all, so each tag holds many keys).
+    let mut b = mpm_cache::TieredCache::<()>::builder()
         .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
         .default_ttl(Some(Duration::from_secs(86_400)))
-        .eviction_listener(|_: &u64, _: &(), _| {});
+        .hasher(Fixed::default());
     if let Some(h) = hot {
         b = b.hot_allocation(h);
     }
     if let Some(g) = ghost {
         b = b.ghost_allocation(g);
     }
-    let tier = b.hasher(Fixed::default()).build()?;
+    let cache = b.build()?;
+    let mut key = String::new();
     let mut hits = 0;
     for &k in keys {
-        if tier.get(&k).is_some() {
+        key.clear();
+        write!(key, "{k}")?;
+        if cache.get(&key).is_some() {
             hits += 1;
         } else {
-            tier.insert(k, ());
+            let tag = format!("t{}", k % 64);
+            cache.insert_with(&key, (), mpm_cache::EntryOptions::new().tag(tag));
         }
     }
-    let s = tier.stats_snapshot();
+    let s = cache.stats();
     debug_assert_eq!(s.hits as usize, hits);
     Ok(pct(hits, keys.len()))
 }
@@ -229,39 +236,45 @@ fn replay_qc(keys: &[u64], cap: usize, options: Option<(f64, f64)>) -> Result<f6
     if let Some((hot, ghost)) = options {
         opts.hot_allocation(hot).ghost_allocation(ghost);
     }
-    let cache: quick_cache::sync::Cache<u64, (), quick_cache::UnitWeighter, Fixed> =
+    let cache: quick_cache::sync::Cache<String, (), quick_cache::UnitWeighter, Fixed> =
         quick_cache::sync::Cache::with_options(
             opts.build()?,
             quick_cache::UnitWeighter,
             Fixed::default(),
             Default::default(),
         );
+    let mut key = String::new();
     let mut hits = 0;
     for &k in keys {
-        if cache.get(&k).is_some() {
+        key.clear();
+        write!(key, "{k}")?;
+        if cache.get(key.as_str()).is_some() {
             hits += 1;
         } else {
-            cache.insert(k, ());
+            cache.insert(key.clone(), ());
         }
     }
     Ok(pct(hits, keys.len()))
 }
 
-fn replay_moka(keys: &[u64], cap: usize) -> f64 {
-    let cache: moka::sync::Cache<u64, (), Fixed> = moka::sync::Cache::builder()
+fn replay_moka(keys: &[u64], cap: usize) -> Result<f64> {
+    let cache: moka::sync::Cache<String, (), Fixed> = moka::sync::Cache::builder()
         .max_capacity(cap as u64)
         .build_with_hasher(Fixed::default());
+    let mut key = String::new();
     let mut hits = 0;
     for &k in keys {
-        if cache.get(&k).is_some() {
+        key.clear();
+        write!(key, "{k}")?;
+        if cache.get(key.as_str()).is_some() {
             hits += 1;
         } else {
-            cache.insert(k, ());
+            cache.insert(key.clone(), ());
             // Apply the admission and eviction decisions now, as a busy cache eventually would.
             cache.run_pending_tasks();
         }
     }
-    pct(hits, keys.len())
+    Ok(pct(hits, keys.len()))
 }
 
 fn replay_lru(keys: &[u64], cap: usize) -> f64 {
@@ -335,13 +348,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         caps.push(n);
     }
-    let mut rows = Vec::new();
-    for cap in caps {
-        if mpm_only {
+    if mpm_only {
+        for cap in caps {
             let r = replay_mpm(&keys, cap, hot, ghost)?;
             println!("{cap} {r:.3}");
-            continue;
         }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for cap in caps {
         rows.push(Row {
             capacity: cap,
             accesses: keys.len(),
@@ -355,7 +370,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     ghost.unwrap_or(mpm_cache::DEFAULT_GHOST_ALLOCATION),
                 )),
             )?,
-            moka: replay_moka(&keys, cap),
+            moka: replay_moka(&keys, cap)?,
             lru: replay_lru(&keys, cap),
         });
     }
@@ -441,5 +456,33 @@ mod tests {
         }
         let keys = read_trace(&path, Format::Lirs).unwrap();
         assert!(!keys.is_empty());
+    }
+
+    #[test]
+    fn ttl_tags_and_statistics_leave_the_policy_as_bare_quick_cache_has_it() {
+        // A skewed synthetic trace: key i*i/1000 of a 64-bit LCG stream, 4,000 distinct keys.
+        let mut x = 12345u64;
+        let keys: Vec<u64> = (0..60_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = (x >> 33) % 2_000;
+                i * i / 1_000
+            })
+            .collect();
+        let same = Some((
+            mpm_cache::DEFAULT_HOT_ALLOCATION,
+            mpm_cache::DEFAULT_GHOST_ALLOCATION,
+        ));
+        for cap in [40, 200, 400] {
+            let mpm = replay_mpm(&keys, cap, None, None).unwrap();
+            let qc = replay_qc(&keys, cap, same).unwrap();
+            assert_eq!(mpm, qc, "capacity {cap}");
+            assert!(
+                mpm > replay_lru(&keys, cap) - 10.0 && mpm > 0.0,
+                "capacity {cap}: {mpm}"
+            );
+        }
     }
 }
