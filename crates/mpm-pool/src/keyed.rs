@@ -79,11 +79,12 @@ pub struct KeyedConfig {
     pub max_per_key: usize,
     /// The most objects in total (default 50, as the guide's Socket.IO pool).
     pub max_total: usize,
-    /// The longest a `get` waits in total (default 30 s); `None` waits for ever.
+    /// The longest a `get` takes in total, creation and validation included (default 30 s);
+    /// `None` waits for ever.
     pub acquire_timeout: Option<Duration>,
-    /// The longest one creation may take (default 10 s).
+    /// The longest one creation may take (default 10 s), within the acquire timeout.
     pub create_timeout: Option<Duration>,
-    /// The longest one validation may take (default 5 s).
+    /// The longest one validation may take (default 5 s), within the acquire timeout.
     pub validate_timeout: Option<Duration>,
     /// Idle objects used within this window are handed out unchecked (default 500 ms).
     pub skip_validation_within: Duration,
@@ -507,28 +508,31 @@ where
                         entry: Some(entry),
                         reason: CloseReason::Cancelled,
                     };
-                    let checked = match hold.entry.as_mut() {
-                        Some(e) => {
-                            bounded(
-                                inner.manager.validate(&key, &mut e.obj),
-                                inner.config.validate_timeout,
-                            )
-                            .await
-                        }
-                        None => None,
+                    let Some(e) = hold.entry.as_mut() else {
+                        continue;
                     };
+                    let checked = bounded(
+                        inner.manager.validate(&key, &mut e.obj),
+                        inner.config.validate_timeout,
+                        deadline,
+                    )
+                    .await;
                     let ok = match checked {
-                        Some(Ok(())) => true,
-                        Some(Err(_)) => {
+                        Ok(Ok(())) => true,
+                        Ok(Err(_)) => {
                             hold.reason = CloseReason::Invalid;
                             false
                         }
-                        None => {
+                        Err(Expired::Step) => {
                             hold.reason = CloseReason::Timeout;
                             if let Some(m) = &inner.metrics {
                                 m.timeout(Stage::Validate);
                             }
                             false
+                        }
+                        Err(Expired::Deadline) => {
+                            // Dropping `hold` closes the object, its check unfinished.
+                            return Err(inner.acquire_timed_out(Stage::Validate, timeout));
                         }
                     };
                     if ok && let Some(entry) = hold.entry.take() {
@@ -540,10 +544,14 @@ where
                 }
                 Grant::Create => {
                     let reservation = Reservation { inner, key: &key };
-                    let created = bounded(inner.manager.create(&key), inner.config.create_timeout);
+                    let created = bounded(
+                        inner.manager.create(&key),
+                        inner.config.create_timeout,
+                        deadline,
+                    );
                     let created = created.await;
                     match created {
-                        Some(Ok(obj)) => {
+                        Ok(Ok(obj)) => {
                             std::mem::forget(reservation);
                             if let Some(m) = &inner.metrics {
                                 m.created.inc();
@@ -554,19 +562,22 @@ where
                             };
                             return Ok(inner.lend(key, entry));
                         }
-                        Some(Err(e)) => {
+                        Ok(Err(e)) => {
                             if let Some(m) = &inner.metrics {
                                 m.create_errors.inc();
                             }
                             return Err(Error::Create(e));
                         }
-                        None => {
+                        Err(Expired::Step) => {
                             if let Some(m) = &inner.metrics {
                                 m.timeout(Stage::Create);
                             }
                             return Err(Error::CreateTimeout(
                                 inner.config.create_timeout.unwrap_or_default(),
                             ));
+                        }
+                        Err(Expired::Deadline) => {
+                            return Err(inner.acquire_timed_out(Stage::Create, timeout));
                         }
                     }
                 }
@@ -742,11 +753,29 @@ where
     }
 }
 
-async fn bounded<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Output> {
-    match limit {
-        None => Some(fut.await),
-        Some(d) => tokio::time::timeout(d, fut).await.ok(),
-    }
+/// Where a bounded step of a `get` ran out of time.
+enum Expired {
+    /// The step's own timeout.
+    Step,
+    /// The acquire deadline, which came first.
+    Deadline,
+}
+
+/// Runs `fut` for at most `step` and no later than `deadline`.
+async fn bounded<F: Future>(
+    fut: F,
+    step: Option<Duration>,
+    deadline: Option<Instant>,
+) -> Result<F::Output, Expired> {
+    let step_end = step.map(|d| Instant::now() + d);
+    let (end, which) = match (step_end, deadline) {
+        (None, None) => return Ok(fut.await),
+        (Some(s), None) => (s, Expired::Step),
+        (None, Some(d)) => (d, Expired::Deadline),
+        (Some(s), Some(d)) if d <= s => (d, Expired::Deadline),
+        (Some(s), Some(_)) => (s, Expired::Step),
+    };
+    tokio::time::timeout_at(end, fut).await.map_err(|_| which)
 }
 
 impl<K, M> Inner<K, M>
@@ -754,6 +783,17 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
+    /// The acquire deadline passed during `stage`: counted as an acquire timeout.
+    fn acquire_timed_out(&self, stage: Stage, timeout: Option<Duration>) -> Error<M::Error> {
+        if let Some(m) = &self.metrics {
+            m.timeout(Stage::Acquire);
+        }
+        Error::Timeout {
+            stage,
+            timeout: timeout.unwrap_or_default(),
+        }
+    }
+
     fn status(&self) -> KeyedStatus {
         let status = {
             let s = self.state.lock();

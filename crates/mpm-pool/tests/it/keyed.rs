@@ -427,14 +427,18 @@ async fn a_key_reacquired_at_once_cannot_barge_past_a_waiter_on_another_key() {
     cold.await.unwrap();
 }
 
-/// Validation fails for keys starting with `bad`, hangs for keys starting with `slow`.
+/// Validation fails for keys starting with `bad`, hangs for keys starting with `slow`;
+/// creation hangs for keys starting with `hang`.
 struct Checked;
 
 impl KeyedManager<String> for Checked {
     type Object = ();
     type Error = std::io::Error;
 
-    async fn create(&self, _: &String) -> Result<(), std::io::Error> {
+    async fn create(&self, key: &String) -> Result<(), std::io::Error> {
+        if key.starts_with("hang") {
+            std::future::pending::<()>().await;
+        }
         Ok(())
     }
 
@@ -535,4 +539,72 @@ async fn stress_with_maintenance_running_keeps_the_counts() {
     let s = pool.status();
     assert_eq!((s.keys, s.total), (0, 0), "{s:?}");
     assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
+}
+
+/// A pool of `Checked` whose step timeouts (10 s) are far longer than its acquire timeout.
+fn checked_with_long_steps(registry: &mpm_metrics::Registry) -> KeyedPool<String, Checked> {
+    KeyedPool::try_new(
+        Checked,
+        KeyedConfig {
+            skip_validation_within: Duration::ZERO,
+            create_timeout: Some(Duration::from_secs(10)),
+            validate_timeout: Some(Duration::from_secs(10)),
+            acquire_timeout: Some(Duration::from_millis(50)),
+            ..KeyedConfig::default()
+        }
+        .with_metrics(registry, "d"),
+    )
+    .unwrap()
+}
+
+#[track_caller]
+fn check_acquire_timeout(err: Error<std::io::Error>, stage: mpm_pool::Stage) {
+    match err {
+        Error::Timeout { stage: s, timeout } => {
+            assert_eq!((s, timeout), (stage, Duration::from_millis(50)));
+        }
+        other => panic!("expected an acquire timeout during {stage}, got {other}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_creation_ends_at_the_acquire_deadline_and_frees_its_place() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = checked_with_long_steps(&registry);
+    let start = tokio::time::Instant::now();
+    let err = pool.get(k("hang")).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    check_acquire_timeout(err, mpm_pool::Stage::Create);
+    assert_eq!(pool.size_of(&k("hang")), 0);
+    assert_eq!(pool.status().total, 0);
+    let snap = registry.snapshot();
+    let timeouts = |stage: &str| {
+        value(
+            &snap,
+            "keyed_pool_timeouts_total",
+            &[("pool", "d"), ("stage", stage)],
+        )
+    };
+    assert_eq!((timeouts("acquire"), timeouts("create")), (1.0, 0.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_validation_ends_at_the_acquire_deadline_and_closes_the_object() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = checked_with_long_steps(&registry);
+    drop(pool.get(k("slow")).await.unwrap());
+    let start = tokio::time::Instant::now();
+    let err = pool.get(k("slow")).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    check_acquire_timeout(err, mpm_pool::Stage::Validate);
+    assert_eq!(pool.status().total, 0);
+    let snap = registry.snapshot();
+    assert_eq!(
+        value(
+            &snap,
+            "keyed_pool_closed_total",
+            &[("pool", "d"), ("reason", "cancelled")]
+        ),
+        1.0
+    );
 }
