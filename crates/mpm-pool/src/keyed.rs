@@ -92,11 +92,13 @@ pub struct KeyedConfig {
     /// keys left without objects (default 10 min). `None` keeps idle objects until they are
     /// evicted at the total cap or [`KeyedPool::evict_idle`] is called.
     pub idle_timeout: Option<Duration>,
-    /// How often the background maintenance task runs (default 30 s, a fixed period; zero
-    /// is raised to 1 ms). `None` switches the task off. The task is started only when the
-    /// pool is made inside a Tokio runtime (outside one, call [`KeyedPool::run_maintenance`]
-    /// yourself). It holds the pool weakly and ends as soon as the pool is closed, or once
-    /// the last pool handle and the last lent object are dropped.
+    /// How often the background maintenance task runs (default 30 s; each period is
+    /// shortened by a random 0-10%, as the plain pool's keepalive is, so that pools made
+    /// together do not run their passes in step; zero is raised to 1 ms). `None` switches
+    /// the task off. The task is started only when the pool is made inside a Tokio runtime
+    /// (outside one, call [`KeyedPool::run_maintenance`] yourself). It holds the pool
+    /// weakly and ends as soon as the pool is closed, or once the last pool handle and the
+    /// last lent object are dropped.
     pub maintenance_interval: Option<Duration>,
     /// Records the pool's statistics into this registry, every series labelled
     /// `pool=<name>` (default none); see [`KeyedConfig::with_metrics`].
@@ -739,7 +741,9 @@ where
     M: KeyedManager<K>,
 {
     loop {
-        if tokio::time::timeout(interval, stop.notified())
+        // Each period is shortened by a random 0-10%, so that pools made together do not
+        // run their passes in step.
+        if tokio::time::timeout(crate::pool::jitter(interval, 10), stop.notified())
             .await
             .is_ok()
         {

@@ -436,7 +436,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// `d` shortened by a random fraction of at most `1/divisor`.
-fn jitter(d: Duration, divisor: u32) -> Duration {
+pub(crate) fn jitter(d: Duration, divisor: u32) -> Duration {
     let cut = d / divisor;
     d.saturating_sub(cut.mul_f64(fastrand::f64()))
 }

@@ -608,3 +608,49 @@ async fn a_hanging_validation_ends_at_the_acquire_deadline_and_closes_the_object
         1.0
     );
 }
+
+/// Sends the time of each close.
+struct CloseTimes(tokio::sync::mpsc::UnboundedSender<tokio::time::Instant>);
+
+impl KeyedManager<u8> for CloseTimes {
+    type Object = ();
+    type Error = std::io::Error;
+
+    async fn create(&self, _: &u8) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn close(&self, _: &u8, _: ()) {
+        let _ = self.0.send(tokio::time::Instant::now());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_periods_are_jittered_by_up_to_a_tenth() {
+    let (tx, mut closes) = tokio::sync::mpsc::unbounded_channel();
+    let every = Duration::from_secs(1);
+    let pool = KeyedPool::new(
+        CloseTimes(tx),
+        KeyedConfig {
+            idle_timeout: Some(Duration::ZERO),
+            maintenance_interval: Some(every),
+            ..KeyedConfig::default()
+        },
+    );
+    // Each pass closes the one idle object; a new one is returned right after, so the time
+    // between two closes is one period.
+    let mut last = tokio::time::Instant::now();
+    let mut periods = Vec::new();
+    for _ in 0..8 {
+        drop(pool.get(1).await.unwrap());
+        let closed = closes.recv().await.unwrap();
+        periods.push(closed - last);
+        last = closed;
+    }
+    for p in &periods {
+        assert!(*p >= every.mul_f64(0.9) && *p <= every, "{periods:?}");
+    }
+    periods.sort();
+    periods.dedup();
+    assert!(periods.len() > 1, "every period was the same: {periods:?}");
+}
