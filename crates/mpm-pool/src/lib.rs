@@ -22,7 +22,8 @@
 //!   different keys are served first come, first served; a background task (switchable
 //!   off) closes objects past the idle timeout and drops keys left empty; `mpm-metrics`
 //!   series when given a registry ([`keyed::KeyedConfig::with_metrics`]).
-//! - [`manager::from_fns`]: a manager from an async factory and a validity check.
+//! - [`Manager::from_fns`] (or [`manager::from_fns`]): a manager from an async factory and a
+//!   validity check.
 //! - Ready managers for PostgreSQL and Redis (features below).
 //!
 //! # Example

@@ -75,6 +75,61 @@ pub trait Manager: Send + Sync + 'static {
     fn close(&self, object: Self::Object) {
         drop(object);
     }
+
+    /// A manager made of two functions, an async factory `create` and a synchronous check
+    /// `validate` (return `false` to close the object): the guide's
+    /// `ResourcePool(factory)`. The same as [`from_fns`]; the type it makes
+    /// ([`FnManager`]) is inferred from the two functions, so call it as
+    /// `Manager::from_fns(create, validate)`. Name the type of `validate`'s parameter, as
+    /// below: nothing else tells the compiler what the closure takes.
+    ///
+    /// ```
+    /// use mpm_pool::{Manager, Pool};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let manager = Manager::from_fns(
+    ///     || async { Ok::<_, std::io::Error>(Vec::<u8>::with_capacity(1024)) },
+    ///     |buf: &Vec<u8>| buf.capacity() >= 1024,
+    /// );
+    /// let pool = Pool::builder(manager).max_size(4).build().await?;
+    /// assert!(pool.get().await?.capacity() >= 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn from_fns<C, V>(create: C, validate: V) -> Self
+    where
+        Self: Sized,
+        (C, V): FnPair<Manager = Self>,
+    {
+        (create, validate).into_manager()
+    }
+}
+
+/// A `(create, validate)` pair that [`Manager::from_fns`] accepts: an async factory and a
+/// synchronous validity check. Implemented for every such pair of functions; it exists so
+/// that `Manager::from_fns` can name its result, and there is no need to implement it.
+pub trait FnPair {
+    /// The manager the pair makes.
+    type Manager: Manager;
+    /// Makes the manager.
+    fn into_manager(self) -> Self::Manager;
+}
+
+impl<T, E, C, F, V> FnPair for (C, V)
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    C: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = Result<T, E>> + Send,
+    V: Fn(&T) -> bool + Send + Sync + 'static,
+{
+    type Manager = FnManager<C, V>;
+
+    fn into_manager(self) -> FnManager<C, V> {
+        let (create, validate) = self;
+        FnManager { create, validate }
+    }
 }
 
 macro_rules! forward_manager {
@@ -110,7 +165,8 @@ macro_rules! forward_manager {
 forward_manager!(Arc<M>, Box<M>);
 
 /// A [`Manager`] made of two functions: an async factory and a synchronous validity check.
-/// Build one with [`from_fns`]; this is the guide's `ResourcePool(factory)`.
+/// Build one with [`Manager::from_fns`] or [`from_fns`]; this is the guide's
+/// `ResourcePool(factory)`.
 pub struct FnManager<C, V> {
     create: C,
     validate: V,
@@ -134,8 +190,7 @@ pub enum FnError<E> {
 }
 
 /// Makes a [`Manager`] from an async factory `create` and a synchronous check `validate`
-/// (return `false` to close the object). The `Manager::from_fns` of the design, spelled as a
-/// function because a trait's associated function cannot infer its implementor.
+/// (return `false` to close the object). [`Manager::from_fns`] does the same.
 ///
 /// ```
 /// use mpm_pool::{Pool, manager};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mpm_pool::{Builder, ConfigError, Error, Object, Pool, QueueMode, Stage, manager};
+use mpm_pool::{Builder, ConfigError, Error, Manager, Object, Pool, QueueMode, Stage, manager};
 
 use crate::test_manager::TestManager;
 
@@ -424,21 +424,37 @@ async fn take_removes_the_object_from_the_pool() {
     assert_eq!(*pool.get().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn from_fns_builds_and_validates() {
-    let pool = Pool::builder(manager::from_fns(
-        || async { Ok::<_, std::io::Error>(String::from("x")) },
-        |s: &String| s == "x",
-    ))
-    .skip_validation_within(Duration::ZERO)
-    .build()
-    .await
-    .unwrap();
+/// A pool of `manager`, whose objects are valid while they read "x", hands out "x" again
+/// after one was changed: validation closes the changed one.
+async fn check_fn_manager<M: Manager<Object = String>>(manager: M) {
+    let pool = Pool::builder(manager)
+        .skip_validation_within(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     let mut o = pool.get().await.unwrap();
     o.push('y'); // now invalid
     drop(o);
     // Validation finds it invalid, closes it and the caller gets a fresh one.
     assert_eq!(pool.get().await.unwrap().as_str(), "x");
+}
+
+#[tokio::test]
+async fn from_fns_builds_and_validates() {
+    check_fn_manager(manager::from_fns(
+        || async { Ok::<_, std::io::Error>(String::from("x")) },
+        |s: &String| s == "x",
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn the_trait_spelling_manager_from_fns_builds_and_validates() {
+    check_fn_manager(Manager::from_fns(
+        || async { Ok::<_, std::io::Error>(String::from("x")) },
+        |s: &String| s == "x",
+    ))
+    .await;
 }
 
 #[tokio::test]
