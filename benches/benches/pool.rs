@@ -3,6 +3,9 @@
 //! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
 //!   loop; one element is one get-and-drop.
 //! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object.
+//! - `keyed_get_drop/<keys>x<tasks>`: mpm's `KeyedPool` (one object per key) beside what a
+//!   user would otherwise write, a map from key to a deadpool pool of one object behind a
+//!   read-write lock; task `i` uses key `i % keys`.
 //! - After the groups, a fairness run in hold mode prints, for each pool, when the first task
 //!   finished as a share of the run's total time and the longest single wait, with the pools
 //!   taking turns round by round.
@@ -10,9 +13,10 @@
 // criterion's macros generate public functions without docs.
 #![allow(missing_docs)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -244,6 +248,165 @@ fn hold(c: &mut Criterion) {
     group(c, "pool_hold", true);
 }
 
+/// (keys, tasks) pairs of the keyed group: every task its own key, and four tasks per key.
+const KEYED_SHAPES: [(usize, usize); 2] = [(64, 64), (16, 64)];
+
+impl mpm_pool::keyed::KeyedManager<u32> for Noop {
+    type Object = u64;
+    type Error = Infallible;
+    async fn create(&self, _: &u32) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+}
+
+/// The keyed pool a user would write without ours: a deadpool pool per key in a map behind a
+/// read-write lock, made on a key's first use. It has no total cap, no eviction across keys
+/// and no idle-key cleanup; ours does all three.
+struct DeadpoolPerKey {
+    pools: RwLock<HashMap<u32, deadpool::managed::Pool<DeadpoolNoop>>>,
+    per_key: usize,
+}
+
+impl DeadpoolPerKey {
+    fn pool(&self, key: u32) -> deadpool::managed::Pool<DeadpoolNoop> {
+        if let Some(p) = self.pools.read().expect("lock").get(&key) {
+            return p.clone();
+        }
+        let mut pools = self.pools.write().expect("lock");
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                deadpool::managed::Pool::builder(DeadpoolNoop)
+                    .max_size(self.per_key)
+                    .wait_timeout(Some(Duration::from_secs(30)))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .expect("deadpool")
+            })
+            .clone()
+    }
+}
+
+#[derive(Clone)]
+enum AnyKeyed {
+    Mpm(mpm_pool::keyed::KeyedPool<u32, Noop>),
+    Deadpool(Arc<DeadpoolPerKey>),
+}
+
+impl AnyKeyed {
+    async fn cycle(&self, key: u32) {
+        match self {
+            AnyKeyed::Mpm(p) => {
+                let o = p.get(key).await.expect("mpm keyed get");
+                black_box(&*o);
+            }
+            AnyKeyed::Deadpool(p) => {
+                let o = p.pool(key).get().await.expect("deadpool get");
+                black_box(&*o);
+            }
+        }
+    }
+}
+
+/// Both keyed pools with one object per key, every key's object made up front.
+fn keyed_pools(rt: &Runtime, keys: usize) -> Vec<(&'static str, AnyKeyed)> {
+    rt.block_on(async {
+        let mpm = mpm_pool::keyed::KeyedPool::new(
+            Noop,
+            mpm_pool::keyed::KeyedConfig {
+                max_per_key: 1,
+                max_total: keys,
+                ..Default::default()
+            },
+        );
+        let deadpool = Arc::new(DeadpoolPerKey {
+            pools: RwLock::new(HashMap::new()),
+            per_key: 1,
+        });
+        let pools = vec![
+            ("mpm_keyed", AnyKeyed::Mpm(mpm)),
+            ("deadpool_per_key", AnyKeyed::Deadpool(deadpool)),
+        ];
+        for (_, pool) in &pools {
+            for key in 0..keys as u32 {
+                pool.cycle(key).await;
+            }
+        }
+        pools
+    })
+}
+
+/// Runs `total` keyed cycles over `tasks` tasks, task `i` on key `i % keys`.
+fn run_keyed(rt: &Runtime, pool: &AnyKeyed, keys: usize, tasks: usize, total: u64) -> Duration {
+    let per_task = total.div_ceil(tasks as u64);
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| {
+                let pool = pool.clone();
+                let key = (i % keys) as u32;
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        pool.cycle(key).await;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        start.elapsed()
+    })
+}
+
+fn keyed(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("keyed_get_drop");
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+    for (keys, tasks) in KEYED_SHAPES {
+        for (label, pool) in keyed_pools(&rt, keys) {
+            let id = BenchmarkId::new(label, format!("{keys}x{tasks}"));
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| run_keyed(&rt, &pool, keys, tasks, iters.max(tasks as u64)))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Keyed get-and-drop, 200,000 cycles, the two pools taking turns, eleven rounds each: prints
+/// each one's median throughput and the ratio.
+fn keyed_interleaved(_: &mut Criterion) {
+    let rt = runtime();
+    for (keys, tasks) in KEYED_SHAPES {
+        let pools = keyed_pools(&rt, keys);
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        let total = 200_000;
+        for _ in 0..11 {
+            for (i, (_, pool)) in pools.iter().enumerate() {
+                let took = run_keyed(&rt, pool, keys, tasks, total);
+                rates[i].push(total as f64 / took.as_secs_f64() / 1e6);
+            }
+        }
+        let medians: Vec<f64> = rates
+            .iter_mut()
+            .map(|r| {
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect();
+        println!(
+            "keyed_interleaved/get_drop/{keys}x{tasks}: mpm_keyed {:.2} Mops/s, deadpool_per_key {:.2} Mops/s; mpm/deadpool_per_key {:.2}x",
+            medians[0],
+            medians[1],
+            medians[0] / medians[1]
+        );
+    }
+}
+
 /// One fairness round in hold mode: every task starts at once (behind a gate) and runs
 /// `per_task` cycles. Returns the first task's finish as a share of the run and the longest
 /// single wait.
@@ -378,5 +541,13 @@ fn interleaved(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, get_drop, hold, fairness, interleaved);
+criterion_group!(
+    benches,
+    get_drop,
+    hold,
+    keyed,
+    fairness,
+    interleaved,
+    keyed_interleaved
+);
 criterion_main!(benches);
