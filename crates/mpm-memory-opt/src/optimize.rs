@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::document::{Document, Line, LineKind, bullet_content, classify, is_py_space};
 use crate::report::{Action, AuditEntry, Report, Warning};
-use crate::similarity::{FastMap, Indel, PairStats, Prepared, Scorer, Similarity};
+use crate::similarity::{Indel, PairStats, Prepared, Scorer, Similarity};
 
 /// Which optimizer to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -307,7 +307,7 @@ pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Repor
     };
     for s in sections.iter_mut().filter(|s| !s.verbatim) {
         let before_removed = report.audit.len();
-        let mut oracle = Oracle::new(s, t_min);
+        let mut pairs = Pairs::new(s, t_min, threads);
         // Stages to a fixpoint: a merged entry may match another one.
         for round in 0..8 {
             let mut changed = false;
@@ -315,13 +315,13 @@ pub(crate) fn optimize_default(doc: &Document, opts: &Options) -> (String, Repor
                 changed |= exact_stage(s, &mut report);
             }
             if round == 0 && t_min.is_finite() {
-                oracle.prefill(&mut scorer, &alive(s), threads);
+                pairs.fill(&mut scorer, &alive(s));
             }
             if let Some(t) = opts.near_duplicates {
-                changed |= near_stage(s, t, &mut oracle, &mut scorer, &mut report);
+                changed |= near_stage(s, t, &mut pairs, &mut scorer, &mut report);
             }
             if let Some(t) = opts.consolidation {
-                changed |= consolidate_stage(s, t, &mut oracle, &mut scorer, &mut report);
+                changed |= consolidate_stage(s, t, &mut pairs, &mut scorer, &mut report);
             }
             if !changed {
                 break;
@@ -485,143 +485,151 @@ fn exact_stage(s: &mut SectionWork, report: &mut Report) -> bool {
     changed
 }
 
-/// Pair ratios of one section, each computed at most once (against the lowest stage threshold)
-/// and forgotten when an entry's text changes. Pairs are always asked as (earlier, later), so
-/// an asymmetric metric sees them the way claude-mpm's loop does.
-struct Oracle {
-    n: usize,
+/// The pairs of one section's entries that reach the lowest stage threshold, with their ratios.
+///
+/// Every pair of entries that take part (see [`alive`]) is computed once up front; when an
+/// entry's text changes, its pairs with the entries still taking part are computed again at
+/// once. The stages then only read the partners lists. A pair is always computed as (earlier,
+/// later), so an asymmetric metric sees it the way claude-mpm's loop does. Each answer depends
+/// only on the two texts, so the result is the one of asking every pair when it is needed.
+struct Pairs {
     items: Vec<Prepared>,
-    done: Vec<u64>,
-    hits: FastMap<(usize, usize), f64>,
+    /// Per entry, the entries it reaches `t_min` with, by entry index (ascending), with the ratio.
+    partners: Vec<Vec<(usize, f64)>>,
     t_min: f64,
+    threads: usize,
 }
 
-impl Oracle {
-    fn new(s: &SectionWork, t_min: f64) -> Oracle {
-        let n = s.entries.len();
-        Oracle {
-            n,
+impl Pairs {
+    fn new(s: &SectionWork, t_min: f64, threads: usize) -> Pairs {
+        Pairs {
             items: s
                 .entries
                 .iter()
                 .map(|e| Prepared::new(e.content().to_lowercase()))
                 .collect(),
-            done: vec![0; (n * n).div_ceil(64)],
-            hits: FastMap::default(),
+            partners: vec![Vec::new(); s.entries.len()],
             t_min,
+            threads,
         }
     }
 
-    /// The ratio of entries `a` (earlier) and `b` (later) if it is at least `t`.
-    fn get(&mut self, scorer: &mut Scorer<'_>, a: usize, b: usize, t: f64) -> Option<f64> {
-        let bit = a * self.n + b;
-        if self.done[bit / 64] & (1 << (bit % 64)) == 0 {
-            self.done[bit / 64] |= 1 << (bit % 64);
-            if let Some(r) = scorer.at_least(&mut self.items, a, b, self.t_min) {
-                self.hits.insert((a, b), r);
-            }
-        }
-        self.hits.get(&(a, b)).copied().filter(|r| *r >= t)
+    /// The partners of entry `k` (ascending), with ratios at least `t_min`.
+    fn partners(&self, k: usize) -> &[(usize, f64)] {
+        &self.partners[k]
     }
 
-    /// Computes every pair `(ks[x], ks[y])`, `x < y`, up front, split over `threads` threads when
-    /// there are at least [`PARALLEL_MIN_PAIRS`] of them. Each pair's result does not depend on
-    /// the others, so the answers (and so the output) are those of the lazy path.
-    fn prefill(&mut self, scorer: &mut Scorer<'_>, ks: &[usize], threads: usize) {
+    /// Computes every pair `(ks[x], ks[y])`, `x < y`; split over threads when there are at least
+    /// [`PARALLEL_MIN_PAIRS`] of them.
+    fn fill(&mut self, scorer: &mut Scorer<'_>, ks: &[usize]) {
         let n = ks.len();
         let pairs = n * n.saturating_sub(1) / 2;
-        let threads = threads.min(n / 2).max(1);
-        if threads < 2 || pairs < PARALLEL_MIN_PAIRS {
-            return;
-        }
+        let threads = self.threads.min(n / 2).max(1);
         scorer.prepare_shared(&mut self.items);
         let items = &self.items;
         let t_min = self.t_min;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<(Hits, PairStats)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    let mut sc = scorer.fork();
-                    let next = &next;
-                    scope.spawn(move || {
-                        let mut hits = Vec::new();
-                        loop {
-                            // Rows in small chunks, taken in turn: the triangle's rows shrink.
-                            let x0 = next.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
-                            if x0 >= n {
-                                break;
+        let results: Vec<(Hits, PairStats)> = if threads < 2 || pairs < PARALLEL_MIN_PAIRS {
+            let mut hits = Vec::new();
+            for x in 0..n {
+                scorer.row(items, ks[x], &ks[x + 1..], t_min, &mut hits);
+            }
+            vec![(hits, PairStats::default())]
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let mut sc = scorer.fork();
+                        let next = &next;
+                        scope.spawn(move || {
+                            let mut hits = Vec::new();
+                            loop {
+                                // Rows in small chunks, taken in turn: the triangle's rows shrink.
+                                let x0 = next.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
+                                if x0 >= n {
+                                    break;
+                                }
+                                for x in x0..(x0 + 8).min(n) {
+                                    sc.row(items, ks[x], &ks[x + 1..], t_min, &mut hits);
+                                }
                             }
-                            for x in x0..(x0 + 8).min(n) {
-                                sc.row_shared(items, ks[x], &ks[x + 1..], t_min, &mut hits);
-                            }
-                        }
-                        (hits, sc.stats)
+                            (hits, sc.stats)
+                        })
                     })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a pair worker panicked"))
-                .collect()
-        });
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().expect("a pair worker panicked"))
+                    .collect()
+            })
+        };
         for (hits, stats) in results {
-            self.hits.extend(hits);
+            for ((a, b), r) in hits {
+                self.partners[a].push((b, r));
+                self.partners[b].push((a, r));
+            }
             scorer.stats += stats;
         }
-        for (x, &a) in ks.iter().enumerate() {
-            for &b in &ks[x + 1..] {
-                let bit = a * self.n + b;
-                self.done[bit / 64] |= 1 << (bit % 64);
-            }
+        for p in &mut self.partners {
+            p.sort_unstable_by_key(|&(o, _)| o);
         }
     }
 
-    /// Entry `k`'s text changed: forget its pairs.
-    fn changed(&mut self, scorer: &mut Scorer<'_>, k: usize, content: &str) {
-        self.items[k] = Prepared::new(content.to_lowercase());
-        for o in 0..self.n {
-            for bit in [k * self.n + o, o * self.n + k] {
-                self.done[bit / 64] &= !(1 << (bit % 64));
-            }
+    /// Entry `k`'s text is now `content`: its pairs with the entries of `ks` are computed again.
+    fn changed(&mut self, scorer: &mut Scorer<'_>, k: usize, content: &str, ks: &[usize]) {
+        for (o, _) in std::mem::take(&mut self.partners[k]) {
+            self.partners[o].retain(|&(p, _)| p != k);
         }
-        self.hits.retain(|(a, b), _| *a != k && *b != k);
+        self.items[k] = Prepared::new(content.to_lowercase());
+        scorer.prepare_one(&mut self.items[k]);
         scorer.invalidate();
+        let mut hits = Vec::new();
+        scorer.row(&self.items, k, ks, self.t_min, &mut hits);
+        for ((a, b), r) in hits {
+            let o = if a == k { b } else { a };
+            self.partners[k].push((o, r));
+            let list = &mut self.partners[o];
+            let at = list.partition_point(|&(p, _)| p < k);
+            list.insert(at, (k, r));
+        }
+        self.partners[k].sort_unstable_by_key(|&(o, _)| o);
     }
 }
 
 fn near_stage(
     s: &mut SectionWork,
     t: f64,
-    oracle: &mut Oracle,
+    pairs: &mut Pairs,
     scorer: &mut Scorer<'_>,
     report: &mut Report,
 ) -> bool {
     let ks = alive(s);
-    let mut kept: Vec<usize> = Vec::new(); // entry indices
+    // Entries processed without a match: the earlier lines a later one is compared with.
+    let mut kept = vec![false; s.entries.len()];
     let mut changed = false;
     for &j in &ks {
-        let mut hit = None;
-        for &i in &kept {
-            if let Some(r) = oracle.get(scorer, i, j, t) {
-                hit = Some((i, r));
-                break;
-            }
-        }
+        // The first kept entry (in file order) that `j` reaches `t` with.
+        let hit = pairs
+            .partners(j)
+            .iter()
+            .take_while(|&&(i, _)| i < j)
+            .find(|&&(i, r)| kept[i] && r >= t)
+            .copied();
         match hit {
             Some((i, r)) => {
                 // The later line goes; the longer (more detailed) text stays, at the earlier place.
                 report.audit.push(audit(s, Action::NearDuplicate, j, i, r));
-                if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
-                    let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
-                    s.entries[i].lines[0].text = text;
-                    oracle.changed(scorer, i, s.entries[i].content());
-                }
                 report.duplicates_removed += 1;
                 report.near_duplicates_removed += 1;
                 s.entries[j].alive = false;
+                if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
+                    let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
+                    s.entries[i].lines[0].text = text;
+                    pairs.changed(scorer, i, s.entries[i].content(), &alive(s));
+                }
                 changed = true;
             }
-            None => kept.push(j),
+            None => kept[j] = true,
         }
     }
     changed
@@ -630,27 +638,23 @@ fn near_stage(
 fn consolidate_stage(
     s: &mut SectionWork,
     t: f64,
-    oracle: &mut Oracle,
+    pairs: &mut Pairs,
     scorer: &mut Scorer<'_>,
     report: &mut Report,
 ) -> bool {
     let ks = alive(s);
-    let mut used = vec![false; ks.len()];
+    let mut used = vec![false; s.entries.len()];
     let mut changed = false;
-    for x in 0..ks.len() {
-        if used[x] {
+    for &i in &ks {
+        if used[i] {
             continue;
         }
-        used[x] = true;
-        let i = ks[x];
+        used[i] = true;
         let mut group = vec![(i, 1.0)];
-        for (y, &j) in ks.iter().enumerate().skip(x + 1) {
-            if used[y] {
-                continue;
-            }
-            if let Some(r) = oracle.get(scorer, i, j, t) {
+        for &(j, r) in pairs.partners(i) {
+            if j > i && !used[j] && s.entries[j].alive && r >= t {
                 group.push((j, r));
-                used[y] = true;
+                used[j] = true;
             }
         }
         if group.len() < 2 {
@@ -669,7 +673,7 @@ fn consolidate_stage(
         }
         let text = format!("{}{}", s.entries[i].prefix(), merged);
         s.entries[i].lines[0].text = text;
-        oracle.changed(scorer, i, s.entries[i].content());
+        pairs.changed(scorer, i, s.entries[i].content(), &alive(s));
         changed = true;
     }
     changed

@@ -129,9 +129,6 @@ pub(crate) fn ratio_of(matches: usize, total: usize) -> f64 {
 #[derive(Default)]
 pub(crate) struct CharHasher(u64);
 
-/// A map keyed by small integers or characters, with a cheap multiplicative hash.
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<CharHasher>>;
-
 impl Hasher for CharHasher {
     fn finish(&self) -> u64 {
         self.0
@@ -533,34 +530,137 @@ fn lcs_ascii_from(
     (!v).count_ones() as usize
 }
 
-/// [`lcs_ascii`] of one pattern against two texts, interleaved so that the two dependency
-/// chains run side by side; each result is the one [`lcs_ascii`] gives.
-fn lcs_ascii_pair(
-    t: &[u128; 128],
-    la: usize,
-    (b1, need1): (&[u8], usize),
-    (b2, need2): (&[u8], usize),
-) -> (usize, usize) {
-    let common = b1.len().min(b2.len()) / 8 * 8;
-    let (mut v1, mut v2) = (u128::MAX, u128::MAX);
-    let mut k = 0;
-    while k < common {
-        if k > 0
-            && (split_bound(v1, la, b1.len() - k) < need1
-                || split_bound(v2, la, b2.len() - k) < need2)
-        {
-            break;
-        }
-        for (&c1, &c2) in b1[k..k + 8].iter().zip(&b2[k..k + 8]) {
-            v1 = step1(v1, t[usize::from(c1 & 127)]);
-            v2 = step1(v2, t[usize::from(c2 & 127)]);
-        }
-        k += 8;
+/// A pattern of up to 256 ASCII characters as bit masks for the row kernels: one array of
+/// words per 64 positions, indexed by the text's byte, so the loop needs no masking and no
+/// bounds check.
+pub(crate) struct RowTable {
+    /// The [`Prepared::id`] of the pattern.
+    id: u64,
+    /// The pattern, to clear its bits when the table is reused.
+    pattern: Vec<u8>,
+    words: [[u64; 256]; 4],
+}
+
+impl RowTable {
+    fn new() -> Box<RowTable> {
+        Box::new(RowTable {
+            id: u64::MAX,
+            pattern: Vec::new(),
+            words: [[0; 256]; 4],
+        })
     }
-    (
-        lcs_ascii_from(t, la, b1, need1, v1, k),
-        lcs_ascii_from(t, la, b2, need2, v2, k),
-    )
+
+    /// Makes this the table of `pattern` (ASCII, at most 256 bytes).
+    fn set(&mut self, id: u64, pattern: &[u8]) {
+        for (i, &c) in self.pattern.iter().enumerate() {
+            self.words[i / 64][usize::from(c)] = 0;
+        }
+        for (i, &c) in pattern.iter().enumerate() {
+            self.words[i / 64][usize::from(c)] |= 1 << (i % 64);
+        }
+        self.pattern.clear();
+        self.pattern.extend_from_slice(pattern);
+        self.id = id;
+    }
+
+    #[inline(always)]
+    fn m128(&self, c: u8) -> u128 {
+        u128::from(self.words[1][usize::from(c)]) << 64 | u128::from(self.words[0][usize::from(c)])
+    }
+
+    #[inline(always)]
+    fn m256(&self, c: u8) -> [u128; 2] {
+        let c = usize::from(c);
+        [
+            u128::from(self.words[1][c]) << 64 | u128::from(self.words[0][c]),
+            u128::from(self.words[3][c]) << 64 | u128::from(self.words[2][c]),
+        ]
+    }
+
+    /// The LCS of the pattern and the ASCII text `b` if it is at least `need`, else some value
+    /// below `need` (as [`lcs_ascii`]).
+    fn lcs(&self, b: &[u8], need: usize) -> usize {
+        let la = self.pattern.len();
+        if la <= 128 {
+            return self.lcs128_from(b, need, u128::MAX, 0);
+        }
+        let lb = b.len();
+        let mut v = [u128::MAX; 2];
+        let mut k = 0;
+        for chunk in b.chunks(8) {
+            if k > 0 {
+                let rest = lb - k;
+                let bound = if la > rest {
+                    let i = la - rest;
+                    let z = if i <= 128 {
+                        (!v[0] & low_bits(i)).count_ones()
+                    } else {
+                        (!v[0]).count_ones() + (!v[1] & low_bits(i - 128)).count_ones()
+                    };
+                    z as usize + rest
+                } else {
+                    la
+                };
+                if bound < need {
+                    return bound;
+                }
+            }
+            for &c in chunk {
+                step2(&mut v, self.m256(c));
+            }
+            k += chunk.len();
+        }
+        count_zeros2(v)
+    }
+
+    /// [`RowTable::lcs`] for a pattern of at most 128 characters, resumed at text position
+    /// `k0` (a multiple of 8) with the vector `v`.
+    fn lcs128_from(&self, b: &[u8], need: usize, mut v: u128, k0: usize) -> usize {
+        let (la, lb) = (self.pattern.len(), b.len());
+        let mut k = k0;
+        for chunk in b[k0..].chunks(8) {
+            if k > 0 {
+                let bound = split_bound(v, la, lb - k);
+                if bound < need {
+                    return bound;
+                }
+            }
+            for &c in chunk {
+                v = step1(v, self.m128(c));
+            }
+            k += chunk.len();
+        }
+        (!v).count_ones() as usize
+    }
+
+    /// [`RowTable::lcs`] against two texts, interleaved so that the two dependency chains run
+    /// side by side; each result is the one [`RowTable::lcs`] gives.
+    fn lcs_pair(&self, (b1, need1): (&[u8], usize), (b2, need2): (&[u8], usize)) -> (usize, usize) {
+        let la = self.pattern.len();
+        if la > 128 {
+            return (self.lcs(b1, need1), self.lcs(b2, need2));
+        }
+        let common = b1.len().min(b2.len()) / 8 * 8;
+        let (mut v1, mut v2) = (u128::MAX, u128::MAX);
+        let mut k = 0;
+        while k < common {
+            if k > 0
+                && (split_bound(v1, la, b1.len() - k) < need1
+                    || split_bound(v2, la, b2.len() - k) < need2)
+            {
+                break;
+            }
+            for (&c1, &c2) in b1[k..k + 8].iter().zip(&b2[k..k + 8]) {
+                v1 = step1(v1, self.m128(c1));
+                v2 = step1(v2, self.m128(c2));
+            }
+            k += 8;
+        }
+        (
+            self.lcs128_from(b1, need1, v1, k),
+            self.lcs128_from(b2, need2, v2, k),
+        )
+    }
 }
 
 /// Length of the longest common subsequence of `a` and `b` (bit-parallel).
@@ -640,13 +740,19 @@ impl Histogram {
         if !(self.exact && other.exact) {
             return None;
         }
-        Some(
-            self.counts
-                .iter()
-                .zip(other.counts.iter())
-                .map(|(a, b)| u32::from(*a.min(b)))
-                .sum::<u32>() as usize,
-        )
+        // Byte minimums (the compiler makes them vector instructions), then their sum in four
+        // 16-bit lanes of one word (at most 8 * 510 per lane).
+        let mut mins = [0u8; 64];
+        for ((m, a), b) in mins.iter_mut().zip(&self.counts).zip(&other.counts) {
+            *m = (*a).min(*b);
+        }
+        const LOW: u64 = 0x00FF_00FF_00FF_00FF;
+        let mut lanes = 0u64;
+        for chunk in mins.chunks_exact(8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+            lanes += (w & LOW) + ((w >> 8) & LOW);
+        }
+        Some((lanes.wrapping_mul(0x0001_0001_0001_0001) >> 48) as usize)
     }
 }
 
@@ -737,6 +843,8 @@ pub(crate) struct Scorer<'m> {
     tick: u64,
     last: Option<u64>,
     scratch: Vec<u64>,
+    /// The pattern of the current row ([`Scorer::row`]).
+    row_table: Option<Box<RowTable>>,
     pub(crate) stats: PairStats,
 }
 
@@ -753,6 +861,7 @@ impl<'m> Scorer<'m> {
             tick: 0,
             last: None,
             scratch: Vec::new(),
+            row_table: None,
             stats: PairStats::default(),
         }
     }
@@ -856,10 +965,18 @@ impl<'m> Scorer<'m> {
         (r >= threshold).then_some(r)
     }
 
-    /// [`Scorer::at_least_shared`] of `items[a]` against each of `bs`, pushing the pairs that
-    /// reach `threshold` to `hits`. With [`Indel`], a short ASCII `a` and ASCII texts, the full
-    /// comparisons run two at a time ([`lcs_ascii_pair`]); the answers are the same.
-    pub(crate) fn row_shared(
+    /// Prepares one item that [`Scorer::prepare_shared`] did not see (difflib's `b2j` table).
+    pub(crate) fn prepare_one(&self, item: &mut Prepared) {
+        if self.metric.builtin() == Some(Builtin::Difflib) && item.b2j.is_none() {
+            item.b2j = Some(B2j::new(&item.chars));
+        }
+    }
+
+    /// [`Scorer::at_least_shared`] of `items[a]` against each of `bs` (before or after `a`;
+    /// `a` itself is skipped), pushing the pairs that reach `threshold` to `hits` as (earlier,
+    /// later). With [`Indel`], an ASCII `a` of at most 256 characters and ASCII texts, the
+    /// comparisons run through one [`RowTable`], two texts at a time; the answers are the same.
+    pub(crate) fn row(
         &mut self,
         items: &[Prepared],
         a: usize,
@@ -867,21 +984,25 @@ impl<'m> Scorer<'m> {
         threshold: f64,
         hits: &mut Vec<((usize, usize), f64)>,
     ) {
+        let ordered = |b: usize| if b < a { (b, a) } else { (a, b) };
         let la = items[a].chars.len();
-        if self.metric.builtin() != Some(Builtin::Indel) || !items[a].ascii || la == 0 || la > 128 {
-            for &b in bs {
-                if let Some(r) = self.at_least_shared(items, a, b, threshold) {
-                    hits.push(((a, b), r));
+        if self.metric.builtin() != Some(Builtin::Indel) || !items[a].ascii || la == 0 || la > 256 {
+            for &b in bs.iter().filter(|&&b| b != a) {
+                let (x, y) = ordered(b);
+                if let Some(r) = self.at_least_shared(items, x, y, threshold) {
+                    hits.push(((x, y), r));
                 }
             }
             return;
         }
+        // Indel is symmetric: `a` is the pattern whichever side it is on.
         let mut pending: Option<(usize, usize)> = None; // (b, need)
-        for &b in bs {
+        for &b in bs.iter().filter(|&&b| b != a) {
             let lb = items[b].chars.len();
             if lb == 0 || !items[b].ascii {
-                if let Some(r) = self.at_least_shared(items, a, b, threshold) {
-                    hits.push(((a, b), r));
+                let (x, y) = ordered(b);
+                if let Some(r) = self.at_least_shared(items, x, y, threshold) {
+                    hits.push(((x, y), r));
                 }
                 continue;
             }
@@ -909,57 +1030,52 @@ impl<'m> Scorer<'m> {
                 pending = Some((b, need));
                 continue;
             };
-            let t = self.small_table(items, a);
-            let (l1, l2) = lcs_ascii_pair(
-                t,
-                la,
+            let t = self.row_table(&items[a]);
+            let (l1, l2) = t.lcs_pair(
                 (items[b1].text.as_bytes(), need1),
                 (items[b].text.as_bytes(), need),
             );
             for (bb, l) in [(b1, l1), (b, l2)] {
                 let r = ratio_of(l, la + items[bb].chars.len());
                 if r >= threshold {
-                    hits.push(((a, bb), r));
+                    hits.push((ordered(bb), r));
                 }
             }
         }
         if let Some((b1, need1)) = pending {
-            let t = self.small_table(items, a);
-            let l = lcs_ascii(t, la, items[b1].text.as_bytes(), need1);
+            let t = self.row_table(&items[a]);
+            let l = t.lcs(items[b1].text.as_bytes(), need1);
             let r = ratio_of(l, la + items[b1].chars.len());
             if r >= threshold {
-                hits.push(((a, b1), r));
+                hits.push((ordered(b1), r));
             }
         }
     }
 
-    /// The `u128` pattern table of `items[a]` (at most 128 characters), built if not cached.
-    fn small_table(&mut self, items: &[Prepared], a: usize) -> &[u128; 128] {
-        let id = items[a].id;
-        let slot = match self
-            .masks
-            .iter()
-            .position(|m| matches!(m, Some((k, _)) if *k == id))
-        {
-            Some(s) => s,
-            None => {
-                let victim = self.oldest();
-                let table = self.masks[victim].take().and_then(|(_, m)| m.into_table());
-                self.masks[victim] = Some((id, PatternMasks::with_table(&items[a].chars, table)));
-                victim
-            }
-        };
-        self.stamp[slot] = self.tick;
-        self.tick += 1;
-        let (_, masks) = self.masks[slot].as_ref().expect("slot is filled");
-        masks
-            .small
-            .as_deref()
-            .expect("a pattern of at most 128 characters")
+    /// The row table of `item` (ASCII, at most 256 characters), built if not the current one.
+    fn row_table(&mut self, item: &Prepared) -> &RowTable {
+        let t = self.row_table.get_or_insert_with(RowTable::new);
+        if t.id != item.id {
+            t.set(item.id, item.text.as_bytes());
+        }
+        t
     }
 
     /// [`need`], remembered per total length for the current threshold.
+    #[inline]
     fn need(&mut self, threshold: f64, total: usize) -> usize {
+        if self.need_for.to_bits() == threshold.to_bits()
+            && let Some(&m) = self.needs.get(total)
+            && m != u32::MAX
+        {
+            return m as usize;
+        }
+        self.need_slow(threshold, total)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn need_slow(&mut self, threshold: f64, total: usize) -> usize {
         if self.need_for.to_bits() != threshold.to_bits() {
             self.need_for = threshold;
             self.needs.clear();
@@ -970,9 +1086,7 @@ impl<'m> Scorer<'m> {
         if self.needs.len() <= total {
             self.needs.resize(total + 1, u32::MAX);
         }
-        if self.needs[total] == u32::MAX {
-            self.needs[total] = need(threshold, total) as u32;
-        }
+        self.needs[total] = need(threshold, total) as u32;
         self.needs[total] as usize
     }
 
