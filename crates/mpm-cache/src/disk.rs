@@ -25,6 +25,11 @@ const ENTRIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("entries"
 const ORDER: TableDefinition<'_, u64, &str> = TableDefinition::new("order");
 /// `{tag length:08x}{tag}{key}` -> (): the keys carrying each tag.
 const TAGS: TableDefinition<'_, &str, ()> = TableDefinition::new("tags");
+/// key -> how often it was read, as sampled by `TieredCache` and saved by its `flush`: warming
+/// loads the hottest keys first.
+const HEAT: TableDefinition<'_, &str, u64> = TableDefinition::new("heat");
+/// The most keys the heat table keeps (the hottest).
+const HEAT_ROWS: usize = 65_536;
 /// "bytes", "seq": running totals.
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
@@ -186,6 +191,7 @@ impl DiskTierBuilder {
             .map_err(|e| tier.err("open table", e))?;
         tx.open_table(TAGS).map_err(|e| tier.err("open table", e))?;
         tx.open_table(META).map_err(|e| tier.err("open table", e))?;
+        tx.open_table(HEAT).map_err(|e| tier.err("open table", e))?;
         tier.commit(tx, true)?;
         Ok(tier)
     }
@@ -423,6 +429,55 @@ impl<V> DiskTier<V> {
         Ok(out)
     }
 
+    /// Adds read counts to the heat table, durably: the counts already stored are halved first,
+    /// so that what was hot long ago fades, and only the [`HEAT_ROWS`] hottest keys are kept.
+    /// [`TieredCache::flush`](crate::TieredCache::flush) calls it with the hits it sampled.
+    pub fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
+        let mut merged: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        {
+            let t = self.read_table(HEAT)?;
+            for row in t.iter().map_err(|e| self.err("scan", e))? {
+                let (k, v) = row.map_err(|e| self.err("scan", e))?;
+                let v = v.value() / 2;
+                if v > 0 {
+                    merged.insert(k.value().to_owned(), v);
+                }
+            }
+        }
+        for (k, n) in reads {
+            let e = merged.entry((*k).to_owned()).or_insert(0);
+            *e = e.saturating_add(*n);
+        }
+        let mut rows: Vec<(String, u64)> = merged.into_iter().collect();
+        if rows.len() > HEAT_ROWS {
+            rows.select_nth_unstable_by(HEAT_ROWS, |a, b| b.1.cmp(&a.1));
+            rows.truncate(HEAT_ROWS);
+        }
+        let tx = self.begin_write()?;
+        tx.delete_table(HEAT)
+            .map_err(|e| self.err("save heat", e))?;
+        {
+            let mut t = tx.open_table(HEAT).map_err(|e| self.err("save heat", e))?;
+            for (k, n) in &rows {
+                t.insert(k.as_str(), n)
+                    .map_err(|e| self.err("save heat", e))?;
+            }
+        }
+        self.commit(tx, true)
+    }
+
+    /// Up to `n` keys with saved read counts, hottest first (ties in key order).
+    pub fn hottest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
+        let t = self.read_table(HEAT)?;
+        let mut rows = Vec::new();
+        for row in t.iter().map_err(|e| self.err("scan", e))? {
+            let (k, v) = row.map_err(|e| self.err("scan", e))?;
+            rows.push((v.value(), k.value().to_owned()));
+        }
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(rows.into_iter().take(n).map(|(_, k)| k).collect())
+    }
+
     /// Deletes `key` and its order and tag rows inside `tx`; returns the bytes freed.
     fn delete_in(tx: &WriteTransaction, key: &str) -> Result<Option<u64>, redb::Error> {
         let mut entries = tx.open_table(ENTRIES)?;
@@ -527,6 +582,8 @@ impl<V> DiskTier<V> {
         tx.delete_table(TAGS).map_err(|e| self.err("clear", e))?;
         tx.delete_table(ORDER).map_err(|e| self.err("clear", e))?;
         tx.delete_table(META).map_err(|e| self.err("clear", e))?;
+        tx.delete_table(HEAT).map_err(|e| self.err("clear", e))?;
+        tx.open_table(HEAT).map_err(|e| self.err("clear", e))?;
         tx.open_table(ENTRIES).map_err(|e| self.err("clear", e))?;
         tx.open_table(ORDER).map_err(|e| self.err("clear", e))?;
         tx.open_table(TAGS).map_err(|e| self.err("clear", e))?;
@@ -707,5 +764,17 @@ impl<V: Serialize + DeserializeOwned + Send + Sync> SecondTier<V> for DiskTier<V
 
     fn newest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
         DiskTier::newest_keys(self, n)
+    }
+
+    fn hottest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
+        DiskTier::hottest_keys(self, n)
+    }
+
+    fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
+        DiskTier::save_heat(self, reads)
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        DiskTier::flush(self)
     }
 }

@@ -30,4 +30,7 @@ pub(crate) trait SecondTier<V>: Send + Sync {
     fn remove_matching(&self, pattern: &Pattern) -> Result<usize, Error>;
     fn clear(&self) -> Result<(), Error>;
     fn newest_keys(&self, n: usize) -> Result<Vec<String>, Error>;
+    fn hottest_keys(&self, n: usize) -> Result<Vec<String>, Error>;
+    fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error>;
+    fn flush(&self) -> Result<(), Error>;
 }

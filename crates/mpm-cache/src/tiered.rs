@@ -172,6 +172,35 @@ struct Inner<V, S> {
     epoch: AtomicU64,
     callbacks: RwLock<Vec<Callback>>,
     default_ttl: Option<Duration>,
+    /// Reads sampled since the last [`TieredCache::flush`] (one L1 hit in [`HEAT_SAMPLE`], every
+    /// L2 hit), for warming the hottest keys first after a restart. Only kept with an L2.
+    heat: Mutex<HashMap<Arc<str>, u64>>,
+}
+
+/// One L1 hit in this many is counted toward a key's heat.
+const HEAT_SAMPLE: u32 = 64;
+/// The most keys whose heat is tracked in memory between flushes; past it, counts are halved
+/// and the keys left at zero dropped.
+const HEAT_KEYS: usize = 16_384;
+
+/// Whether this read is one of the sampled ones: a per-thread xorshift draw, so no shared write,
+/// and random, so that a periodic access pattern cannot dodge the sample.
+fn sampled() -> bool {
+    use std::sync::atomic::AtomicU64;
+    static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x % u64::from(HEAT_SAMPLE) == 0
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -320,6 +349,7 @@ where
                 epoch: AtomicU64::new(0),
                 callbacks: RwLock::default(),
                 default_ttl: self.default_ttl,
+                heat: Mutex::default(),
             }),
         })
     }
@@ -436,11 +466,15 @@ where
                 self.remove(key);
                 return None;
             }
+            if inner.l2.is_some() && sampled() {
+                self.heat(key, u64::from(HEAT_SAMPLE));
+            }
             return Some(s.value);
         }
         let l2 = inner.l2.as_ref()?;
         let epoch = inner.epoch.load(Ordering::Acquire);
         let hit = l2.get(key).ok()??;
+        self.heat(key, 1);
         let key: Arc<str> = key.into();
         self.store_l1(
             &key,
@@ -855,32 +889,81 @@ where
         self.inner.l1.shrink_to(fraction)
     }
 
-    /// Copies up to `n` entries from L2 into L1, most recently written first; returns how many.
-    /// Use it at start-up, before serving. Without an L2 it does nothing.
+    /// Counts `n` reads of `key` toward its heat.
+    fn heat(&self, key: &str, n: u64) {
+        let mut heat = lock(&self.inner.heat);
+        if let Some(c) = heat.get_mut(key) {
+            *c = c.saturating_add(n);
+            return;
+        }
+        if heat.len() >= HEAT_KEYS {
+            heat.retain(|_, c| {
+                *c /= 2;
+                *c > 0
+            });
+            if heat.len() >= HEAT_KEYS {
+                return;
+            }
+        }
+        heat.insert(key.into(), n);
+    }
+
+    /// Saves the read counts sampled since the last flush into the L2 (where
+    /// [`warm_from_l2`](Self::warm_from_l2) finds them after a restart) and makes every L2
+    /// write durable. Call it before shutting down, and now and then while serving. Without an
+    /// L2 it does nothing.
+    pub fn flush(&self) -> Result<(), Error> {
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(());
+        };
+        let heat = std::mem::take(&mut *lock(&self.inner.heat));
+        let reads: Vec<(&str, u64)> = heat.iter().map(|(k, n)| (k.as_ref(), *n)).collect();
+        l2.save_heat(&reads)?;
+        l2.flush()
+    }
+
+    /// Copies up to `n` entries from L2 into L1, hottest first: the keys most read before the
+    /// last [`flush`](Self::flush) (one L1 hit in 64 and every L2 hit are counted; counts
+    /// halve at every flush, so old heat fades), then the most recently written. Returns how
+    /// many were loaded. Use it at start-up, before serving. Without an L2 it does nothing.
     pub fn warm_from_l2(&self, n: usize) -> Result<usize, Error> {
         let Some(l2) = &self.inner.l2 else {
             return Ok(0);
         };
-        let keys = l2.newest_keys(n)?;
-        let mut loaded = 0;
-        // Oldest first, so that the newest entries are the most recently inserted in L1.
-        for key in keys.iter().rev() {
+        // Candidates in order of preference; keys read often but since removed are skipped.
+        let mut keys = l2.hottest_keys(n)?;
+        let mut seen: HashSet<String> = keys.iter().cloned().collect();
+        keys.extend(
+            l2.newest_keys(n)?
+                .into_iter()
+                .filter(|k| seen.insert(k.clone())),
+        );
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let mut found = Vec::new();
+        for key in keys {
+            if found.len() == n {
+                break;
+            }
             if self.inner.l1.contains(key.as_str()) {
                 continue;
             }
-            let epoch = self.inner.epoch.load(Ordering::Acquire);
-            if let Some(hit) = l2.get(key)? {
-                let key: Arc<str> = key.as_str().into();
-                if self.store_l1(
-                    &key,
-                    hit.value,
-                    hit.ttl,
-                    hit.tags,
-                    (None, false),
-                    Some(epoch),
-                ) {
-                    loaded += 1;
-                }
+            if let Some(hit) = l2.get(&key)? {
+                found.push((key, hit));
+            }
+        }
+        let mut loaded = 0;
+        // Coldest first, so that the hottest entries are the most recently inserted in L1.
+        for (key, hit) in found.into_iter().rev() {
+            let key: Arc<str> = key.as_str().into();
+            if self.store_l1(
+                &key,
+                hit.value,
+                hit.ttl,
+                hit.tags,
+                (None, false),
+                Some(epoch),
+            ) {
+                loaded += 1;
             }
         }
         Ok(loaded)

@@ -114,6 +114,63 @@ fn warm_from_l2_fills_l1_newest_first() {
     assert!(!c.contains("k39"));
 }
 
+#[test]
+fn warm_from_l2_loads_the_most_read_keys_first_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c: TieredCache<String> = TieredCache::builder()
+            .disk(open(dir.path()))
+            .build()
+            .unwrap();
+        for i in 0..100 {
+            c.insert(&format!("k{i:02}"), format!("v{i}"));
+        }
+        // The first ten keys written are the ones read: newest-first warming would miss them.
+        // 1,000 reads each: a key escapes a one-in-64 sample with probability 2e-7.
+        for _ in 0..1_000 {
+            for i in 0..10 {
+                assert!(c.get(&format!("k{i:02}")).is_some());
+            }
+        }
+        c.invalidate_prefix("k00"); // read often, then removed: never warmed
+        c.flush().unwrap();
+    }
+    let c: TieredCache<String> = TieredCache::builder()
+        .disk(open(dir.path()))
+        .build()
+        .unwrap();
+    assert_eq!(c.warm_from_l2(10).unwrap(), 10);
+    for i in 1..10 {
+        assert!(
+            c.contains(&format!("k{i:02}")),
+            "hot key k{i:02} not warmed"
+        );
+    }
+    assert!(!c.contains("k00"), "an invalidated key came back");
+    // Nine hot keys, then the newest written.
+    assert!(c.contains("k99"));
+    assert_eq!(c.len(), 10);
+}
+
+#[test]
+fn saved_heat_fades_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    for k in ["a", "b", "c"] {
+        t.put(k, &k.to_owned(), None, &[]).unwrap();
+    }
+    t.save_heat(&[("a", 100), ("b", 10)]).unwrap();
+    assert_eq!(t.hottest_keys(3).unwrap(), ["a", "b"]);
+    // a: 100/2 = 50; b: 10/2 + 60 = 65; c: 1.
+    t.save_heat(&[("b", 60), ("c", 1)]).unwrap();
+    assert_eq!(t.hottest_keys(2).unwrap(), ["b", "a"]);
+    drop(t);
+    let t = open(dir.path());
+    assert_eq!(t.hottest_keys(5).unwrap(), ["b", "a", "c"]);
+    t.clear().unwrap();
+    assert!(t.hottest_keys(5).unwrap().is_empty());
+}
+
 /// Flips one byte inside the stored value whose bytes are `marker`.
 fn damage(path: &std::path::Path, marker: &[u8]) -> bool {
     let mut bytes = std::fs::read(path).unwrap();
