@@ -654,3 +654,35 @@ async fn maintenance_periods_are_jittered_by_up_to_a_tenth() {
     periods.dedup();
     assert!(periods.len() > 1, "every period was the same: {periods:?}");
 }
+
+#[tokio::test]
+async fn returning_a_keyed_object_is_allocation_free_and_so_is_a_warm_get() {
+    let (tx, _closes) = tokio::sync::mpsc::unbounded_channel();
+    let pool = KeyedPool::new(
+        CloseTimes(tx),
+        KeyedConfig {
+            max_per_key: 2,
+            ..KeyedConfig::default()
+        },
+    );
+    // Warm up: the key's entry and its idle queue are made once.
+    for _ in 0..4 {
+        drop(pool.get(1).await.unwrap());
+    }
+    let o = pool.get(1).await.unwrap();
+    let before = mpm_metrics::thread_stats();
+    drop(o);
+    let after = mpm_metrics::thread_stats();
+    assert!(mpm_metrics::CountingAllocator::is_active());
+    assert_eq!(after.since(&before).allocations, 0, "release allocated");
+    let before = mpm_metrics::thread_stats();
+    for _ in 0..100 {
+        drop(pool.get(1).await.unwrap());
+    }
+    let after = mpm_metrics::thread_stats();
+    assert_eq!(
+        after.since(&before).allocations,
+        0,
+        "get and drop allocated"
+    );
+}
