@@ -522,6 +522,11 @@ impl Pairs {
     /// Computes every pair `(ks[x], ks[y])`, `x < y`; split over threads when there are at least
     /// [`PARALLEL_MIN_PAIRS`] of them.
     fn fill(&mut self, scorer: &mut Scorer<'_>, ks: &[usize]) {
+        // Rows by length: each row's entry is compared with the longer ones, so the row tables
+        // (the patterns) are the shorter texts.
+        let mut ks = ks.to_vec();
+        ks.sort_by_key(|&k| (self.items[k].chars.len(), k));
+        let ks = &ks[..];
         let n = ks.len();
         let pairs = n * n.saturating_sub(1) / 2;
         let threads = self.threads.min(n / 2).max(1);
@@ -575,18 +580,43 @@ impl Pairs {
         }
     }
 
-    /// Entry `k`'s text is now `content`: its pairs with the entries of `ks` are computed again.
-    fn changed(&mut self, scorer: &mut Scorer<'_>, k: usize, content: &str, ks: &[usize]) {
+    /// Entry `k`'s text is now `content`: its pairs with the entries of `ks` are computed again,
+    /// or, with a symmetric metric, copied from `twin` when that entry (taking part until now)
+    /// has the same text.
+    fn changed(
+        &mut self,
+        scorer: &mut Scorer<'_>,
+        k: usize,
+        content: &str,
+        ks: &[usize],
+        twin: Option<usize>,
+    ) {
+        let lower = content.to_lowercase();
+        if lower == self.items[k].text {
+            return;
+        }
         for (o, _) in std::mem::take(&mut self.partners[k]) {
             self.partners[o].retain(|&(p, _)| p != k);
         }
-        self.items[k] = Prepared::new(content.to_lowercase());
-        scorer.prepare_one(&mut self.items[k]);
-        scorer.invalidate();
-        let mut hits = Vec::new();
-        scorer.row(&self.items, k, ks, self.t_min, &mut hits);
-        for ((a, b), r) in hits {
-            let o = if a == k { b } else { a };
+        let twin = twin.filter(|&t| t != k && scorer.symmetric() && self.items[t].text == lower);
+        self.items[k] = Prepared::new(lower);
+        let hits: Vec<(usize, f64)> = match twin {
+            Some(t) => self.partners[t]
+                .iter()
+                .copied()
+                .filter(|&(o, _)| o != k)
+                .collect(),
+            None => {
+                scorer.prepare_one(&mut self.items[k]);
+                scorer.invalidate();
+                let mut hits = Vec::new();
+                scorer.row(&self.items, k, ks, self.t_min, &mut hits);
+                hits.into_iter()
+                    .map(|((a, b), r)| (if a == k { b } else { a }, r))
+                    .collect()
+            }
+        };
+        for (o, r) in hits {
             self.partners[k].push((o, r));
             let list = &mut self.partners[o];
             let at = list.partition_point(|&(p, _)| p < k);
@@ -625,7 +655,7 @@ fn near_stage(
                 if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
                     let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
                     s.entries[i].lines[0].text = text;
-                    pairs.changed(scorer, i, s.entries[i].content(), &alive(s));
+                    pairs.changed(scorer, i, s.entries[i].content(), &alive(s), Some(j));
                 }
                 changed = true;
             }
@@ -671,9 +701,14 @@ fn consolidate_stage(
             report.items_consolidated += 1;
             s.entries[g].alive = false;
         }
+        // With no words added, the merged text is one of the group's.
+        let twin = group
+            .iter()
+            .map(|&(g, _)| g)
+            .find(|&g| s.entries[g].content() == merged);
         let text = format!("{}{}", s.entries[i].prefix(), merged);
         s.entries[i].lines[0].text = text;
-        pairs.changed(scorer, i, s.entries[i].content(), &alive(s));
+        pairs.changed(scorer, i, s.entries[i].content(), &alive(s), twin);
         changed = true;
     }
     changed

@@ -588,7 +588,7 @@ impl RowTable {
         let mut v = [u128::MAX; 2];
         let mut k = 0;
         for chunk in b.chunks(8) {
-            if k > 0 {
+            if k > 0 && lb - k < need {
                 let rest = lb - k;
                 let bound = if la > rest {
                     let i = la - rest;
@@ -619,7 +619,8 @@ impl RowTable {
         let (la, lb) = (self.pattern.len(), b.len());
         let mut k = k0;
         for chunk in b[k0..].chunks(8) {
-            if k > 0 {
+            // The bound is never below `rest`: no need to count before `rest < need`.
+            if k > 0 && lb - k < need {
                 let bound = split_bound(v, la, lb - k);
                 if bound < need {
                     return bound;
@@ -645,8 +646,8 @@ impl RowTable {
         let mut k = 0;
         while k < common {
             if k > 0
-                && (split_bound(v1, la, b1.len() - k) < need1
-                    || split_bound(v2, la, b2.len() - k) < need2)
+                && ((b1.len() - k < need1 && split_bound(v1, la, b1.len() - k) < need1)
+                    || (b2.len() - k < need2 && split_bound(v2, la, b2.len() - k) < need2))
             {
                 break;
             }
@@ -869,6 +870,11 @@ impl<'m> Scorer<'m> {
     /// A new scorer with the same metric and pruning (for another thread).
     pub(crate) fn fork(&self) -> Scorer<'m> {
         Scorer::new(self.metric, self.prune_requested)
+    }
+
+    /// `true` if the metric gives the same ratio for `(a, b)` and `(b, a)` ([`Indel`]).
+    pub(crate) fn symmetric(&self) -> bool {
+        self.metric.builtin() == Some(Builtin::Indel)
     }
 
     /// Forgets cached pattern masks (call when the items change).
