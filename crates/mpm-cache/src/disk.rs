@@ -430,7 +430,7 @@ impl<V> DiskTier<V> {
     }
 
     /// Adds read counts to the heat table, durably: the counts already stored are halved first,
-    /// so that what was hot long ago fades, and only the [`HEAT_ROWS`] hottest keys are kept.
+    /// so that what was hot long ago fades, and only the 65,536 hottest keys are kept.
     /// [`TieredCache::flush`](crate::TieredCache::flush) calls it with the hits it sampled.
     pub fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
         let mut merged: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
