@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::config::{Builder, Config, LeakReport, MAX_SIZE_LIMIT};
 use crate::error::{ConfigError, Error, Stage};
 use crate::manager::Manager;
-use crate::slots::{Slots, Take};
+use crate::slots::{PermitDebt, Slots, Take};
 use crate::stats::{CloseReason, PoolMetrics, Status};
 
 /// One pooled object with its bookkeeping.
@@ -62,7 +62,7 @@ pub(crate) struct Inner<M: Manager> {
     semaphore: CachePadded<Semaphore>,
     slots: CachePadded<Mutex<Slots<Entry<M::Object>>>>,
     /// Permits to swallow on release instead of returning, after a shrink.
-    permit_debt: AtomicUsize,
+    permit_debt: PermitDebt,
     waiting: CachePadded<AtomicUsize>,
     closed: AtomicBool,
     next_id: AtomicU64,
@@ -164,7 +164,7 @@ impl<M: Manager> Pool<M> {
         let inner = Arc::new(Inner {
             semaphore: CachePadded::new(Semaphore::new(config.max_size)),
             slots: CachePadded::new(Mutex::new(Slots::new(config.max_size))),
-            permit_debt: AtomicUsize::new(0),
+            permit_debt: PermitDebt::default(),
             waiting: CachePadded::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
@@ -822,19 +822,7 @@ impl<M: Manager> Inner<M> {
     }
 
     fn release_permit(&self) {
-        let mut debt = self.permit_debt.load(Ordering::Relaxed);
-        while debt > 0 {
-            match self.permit_debt.compare_exchange_weak(
-                debt,
-                debt - 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(d) => debt = d,
-            }
-        }
-        self.semaphore.add_permits(1);
+        self.permit_debt.release(|| self.semaphore.add_permits(1));
     }
 
     /// Closes a lent entry: it leaves the pool's count.
@@ -925,37 +913,12 @@ impl<M: Manager> Inner<M> {
         let old = slots.max();
         let excess = slots.set_max(max_size);
         if max_size > old {
-            let mut grow = max_size - old;
-            // Pay back permits still owed from an earlier shrink first.
-            let mut debt = self.permit_debt.load(Ordering::Relaxed);
-            while debt > 0 && grow > 0 {
-                let pay = debt.min(grow);
-                match self.permit_debt.compare_exchange_weak(
-                    debt,
-                    debt - pay,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        grow -= pay;
-                        break;
-                    }
-                    Err(d) => debt = d,
-                }
-            }
-            self.semaphore.add_permits(grow);
+            self.permit_debt
+                .grow(max_size - old, |n| self.semaphore.add_permits(n));
         } else {
-            let mut shrink = old - max_size;
-            while shrink > 0 {
-                match self.semaphore.try_acquire() {
-                    Ok(p) => {
-                        p.forget();
-                        shrink -= 1;
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.permit_debt.fetch_add(shrink, Ordering::AcqRel);
+            self.permit_debt.shrink(old - max_size, || {
+                self.semaphore.try_acquire().map(|p| p.forget()).is_ok()
+            });
         }
         drop(slots);
         for entry in excess {

@@ -1,12 +1,95 @@
-//! The pool's bookkeeping of objects, kept under one lock: the idle queue and the counts of
-//! objects in the pool, lent out and being created.
+//! The pool's bookkeeping of objects and permits: [`Slots`], kept under one lock (the idle
+//! queue and the counts of objects in the pool, lent out and being created), and
+//! [`PermitDebt`], the permits a shrink still has to take back.
 //!
-//! This is plain data with no synchronisation of its own, so the same code runs under the
-//! pool's mutex and under the model checker in the tests.
+//! [`Slots`] is plain data with no synchronisation of its own, and [`PermitDebt`] is generic
+//! over its atomic counter, so the same code runs in the pool and under the model checker in
+//! the tests.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::QueueMode;
+
+/// An atomic counter: the standard one in the pool, the model checker's in the tests.
+pub(crate) trait Counter {
+    fn load(&self) -> usize;
+    fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize>;
+    fn fetch_add(&self, n: usize);
+}
+
+impl Counter for AtomicUsize {
+    #[inline]
+    fn load(&self) -> usize {
+        AtomicUsize::load(self, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize> {
+        self.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn fetch_add(&self, n: usize) {
+        AtomicUsize::fetch_add(self, n, Ordering::AcqRel);
+    }
+}
+
+/// Permits owed after a shrink: a shrink takes the free permits it can at once and owes
+/// the rest, which returning permits then pay instead of going back to the semaphore.
+/// Invariant: free permits + permits out - debt = the maximum size.
+#[derive(Debug, Default)]
+pub(crate) struct PermitDebt<C = AtomicUsize>(C);
+
+impl<C: Counter> PermitDebt<C> {
+    /// A permit comes back: it pays one unit of debt if there is any, else `give_back`
+    /// returns it to the semaphore.
+    #[inline]
+    pub(crate) fn release(&self, give_back: impl FnOnce()) {
+        let mut debt = self.0.load();
+        while debt > 0 {
+            match self.0.compare_exchange(debt, debt - 1) {
+                Ok(_) => return,
+                Err(d) => debt = d,
+            }
+        }
+        give_back();
+    }
+
+    /// The maximum grew by `n`: pays the debt first, then `add`s the permits left over.
+    pub(crate) fn grow(&self, n: usize, add: impl FnOnce(usize)) {
+        let mut left = n;
+        let mut debt = self.0.load();
+        while debt > 0 && left > 0 {
+            let pay = debt.min(left);
+            match self.0.compare_exchange(debt, debt - pay) {
+                Ok(_) => {
+                    left -= pay;
+                    break;
+                }
+                Err(d) => debt = d,
+            }
+        }
+        add(left);
+    }
+
+    /// The maximum shrank by `n`: takes free permits with `try_take` while it can and owes
+    /// the rest.
+    pub(crate) fn shrink(&self, n: usize, mut try_take: impl FnMut() -> bool) {
+        let mut owed = n;
+        while owed > 0 && try_take() {
+            owed -= 1;
+        }
+        if owed > 0 {
+            self.0.fetch_add(owed);
+        }
+    }
+
+    #[cfg(test)]
+    fn owed(&self) -> usize {
+        self.0.load()
+    }
+}
 
 /// What [`Slots::take`] found.
 #[derive(Debug)]
@@ -212,50 +295,70 @@ mod tests {
     //! [`Slots`] in every interleaving shuttle picks, while one thread shrinks and grows the
     //! pool. The counts must balance at every step and at the end.
 
-    use super::{Slots, Take};
+    use super::{PermitDebt, Slots, Take};
     use crate::config::QueueMode;
+    use shuttle::sync::atomic::{AtomicUsize, Ordering};
     use shuttle::sync::{Condvar, Mutex};
     use std::sync::Arc;
 
-    /// A counting semaphore with a debt, as the pool keeps one beside its slots.
+    impl super::Counter for AtomicUsize {
+        fn load(&self) -> usize {
+            AtomicUsize::load(self, Ordering::Relaxed)
+        }
+
+        fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize> {
+            self.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed)
+        }
+
+        fn fetch_add(&self, n: usize) {
+            AtomicUsize::fetch_add(self, n, Ordering::AcqRel);
+        }
+    }
+
+    /// The pool's permits: a counting semaphore (as Tokio's, under its own lock) beside the
+    /// pool's own [`PermitDebt`] code on the model checker's atomic, so that shuttle explores
+    /// the interleavings of the two as they happen in the pool.
     struct Permits {
-        state: Mutex<(usize, usize)>,
+        free: Mutex<usize>,
         freed: Condvar,
+        debt: PermitDebt<AtomicUsize>,
     }
 
     impl Permits {
         fn acquire(&self) {
-            let mut s = self.state.lock().unwrap();
-            while s.0 == 0 {
-                s = self.freed.wait(s).unwrap();
+            let mut free = self.free.lock().unwrap();
+            while *free == 0 {
+                free = self.freed.wait(free).unwrap();
             }
-            s.0 -= 1;
+            *free -= 1;
         }
 
+        fn try_acquire(&self) -> bool {
+            let mut free = self.free.lock().unwrap();
+            let ok = *free > 0;
+            if ok {
+                *free -= 1;
+            }
+            ok
+        }
+
+        fn add(&self, n: usize) {
+            *self.free.lock().unwrap() += n;
+            self.freed.notify_all();
+        }
+
+        /// As `Inner::release_permit`.
         fn release(&self) {
-            let mut s = self.state.lock().unwrap();
-            if s.1 > 0 {
-                s.1 -= 1;
-            } else {
-                s.0 += 1;
-                self.freed.notify_one();
-            }
+            self.debt.release(|| self.add(1));
         }
 
-        /// Takes `n` permits out of circulation now or as they come back.
+        /// As `Inner::resize`.
         fn shrink(&self, n: usize) {
-            let mut s = self.state.lock().unwrap();
-            let now = s.0.min(n);
-            s.0 -= now;
-            s.1 += n - now;
+            self.debt.shrink(n, || self.try_acquire());
         }
 
         fn grow(&self, n: usize) {
-            let mut s = self.state.lock().unwrap();
-            let paid = s.1.min(n);
-            s.1 -= paid;
-            s.0 += n - paid;
-            self.freed.notify_all();
+            self.debt.grow(n, |left| self.add(left));
         }
     }
 
@@ -292,8 +395,9 @@ mod tests {
     fn model() {
         let slots = Arc::new(Mutex::new(Slots::<u32>::new(2)));
         let permits = Arc::new(Permits {
-            state: Mutex::new((2, 0)),
+            free: Mutex::new(2),
             freed: Condvar::new(),
+            debt: PermitDebt::default(),
         });
         let mut threads = Vec::new();
         for (fail_create, discard) in [(false, false), (true, false), (false, true)] {
@@ -325,8 +429,12 @@ mod tests {
         assert_eq!(s.creating(), 0);
         assert_eq!(s.size(), s.idle());
         assert!(s.size() <= s.max());
-        let p = permits.state.lock().unwrap();
-        assert_eq!(*p, (2, 0), "every permit came back");
+        let free = *permits.free.lock().unwrap();
+        assert_eq!(
+            (free, permits.debt.owed()),
+            (2, 0),
+            "every permit came back"
+        );
     }
 
     #[test]
