@@ -54,6 +54,43 @@ fn hot_get(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hit in a `TieredCache` with an L2 below it (string keys, TTL, the index and the read
+/// sampling for warming): what a service calls, beside moka with the same keys.
+fn tiered_hot_get(c: &mut Criterion) {
+    let scratch = Scratch::new("tieredget");
+    let mut g = c.benchmark_group("tiered_hot_get");
+    let ours: TieredCache<u64> = TieredCache::builder()
+        .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
+        .default_ttl(Some(Duration::from_secs(300)))
+        .disk(DiskTier::builder(scratch.0.join("l2")).open().unwrap())
+        .build()
+        .unwrap();
+    let moka: moka::sync::Cache<String, u64> = moka::sync::Cache::builder()
+        .max_capacity(ENTRIES)
+        .time_to_live(Duration::from_secs(300))
+        .build();
+    let keys: Vec<String> = (0..HOT).map(|k| format!("agent_profile:{k:04}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        ours.insert(key, k as u64);
+        moka.insert(key.clone(), k as u64);
+    }
+    moka.run_pending_tasks();
+    let mut i = 0usize;
+    g.bench_function("mpm", |b| {
+        b.iter(|| {
+            i = (i + 1) & (HOT as usize - 1);
+            black_box(ours.get(black_box(&keys[i])))
+        })
+    });
+    g.bench_function("moka", |b| {
+        b.iter(|| {
+            i = (i + 1) & (HOT as usize - 1);
+            black_box(moka.get(black_box(keys[i].as_str())))
+        })
+    });
+    g.finish();
+}
+
 /// L1 insert of a fresh key into a full cache (one eviction per insert).
 fn insert(c: &mut Criterion) {
     let mut g = c.benchmark_group("l1_insert_evict");
@@ -298,6 +335,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hot_get, insert, invalidate, l2_get, l2_reopen
+    targets = hot_get, tiered_hot_get, insert, invalidate, l2_get, l2_reopen
 }
 criterion_main!(benches);
