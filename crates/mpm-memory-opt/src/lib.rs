@@ -129,7 +129,7 @@
 //! None. The [`generator`] module (synthetic files with ground truth) is always built.
 //!
 //! Minimum supported Rust version: 1.95.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod claude;

@@ -535,9 +535,7 @@ impl Pairs {
         let t_min = self.t_min;
         let results: Vec<(Hits, PairStats)> = if threads < 2 || pairs < PARALLEL_MIN_PAIRS {
             let mut hits = Vec::new();
-            for x in 0..n {
-                scorer.row(items, ks[x], &ks[x + 1..], t_min, &mut hits);
-            }
+            scorer.rows(items, ks, (0, n), t_min, &mut hits);
             vec![(hits, PairStats::default())]
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
@@ -554,9 +552,7 @@ impl Pairs {
                                 if x0 >= n {
                                     break;
                                 }
-                                for x in x0..(x0 + 8).min(n) {
-                                    sc.row(items, ks[x], &ks[x + 1..], t_min, &mut hits);
-                                }
+                                sc.rows(items, ks, (x0, (x0 + 8).min(n)), t_min, &mut hits);
                             }
                             (hits, sc.stats)
                         })

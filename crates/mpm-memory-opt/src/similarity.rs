@@ -664,6 +664,239 @@ impl RowTable {
     }
 }
 
+/// Four patterns of up to 128 ASCII characters side by side, one lane each, indexed by the
+/// text's byte: one text is compared with the four at once ([`Scorer::rows`]). The lane
+/// operations are plain loops over four words, which the compiler turns into vector
+/// instructions.
+pub(crate) struct Table4 {
+    patterns: [Vec<u8>; 4],
+    lo: [[u64; 4]; 256],
+    hi: [[u64; 4]; 256],
+}
+
+impl Table4 {
+    fn new() -> Box<Table4> {
+        Box::new(Table4 {
+            patterns: Default::default(),
+            lo: [[0; 4]; 256],
+            hi: [[0; 4]; 256],
+        })
+    }
+
+    /// Makes lane `l` the table of `pattern` (ASCII, at most 128 bytes).
+    fn set(&mut self, l: usize, pattern: &[u8]) {
+        for &c in &self.patterns[l] {
+            self.lo[usize::from(c)][l] = 0;
+            self.hi[usize::from(c)][l] = 0;
+        }
+        for (i, &c) in pattern.iter().enumerate() {
+            if i < 64 {
+                self.lo[usize::from(c)][l] |= 1 << i;
+            } else {
+                self.hi[usize::from(c)][l] |= 1 << (i - 64);
+            }
+        }
+        self.patterns[l].clear();
+        self.patterns[l].extend_from_slice(pattern);
+    }
+
+    /// The LCS of each lane's pattern and each of two ASCII texts `(b, need, live)`: exact
+    /// when it is at least `need[l]`, else some value below `need[l]` (the lane stops counting
+    /// once it cannot reach it, as [`RowTable::lcs`]). Lanes with `live[l] == false` are not
+    /// wanted (0). Only called when [`lanes_available`].
+    fn lcs(&self, texts: [(&[u8], [usize; 4], [bool; 4]); 2]) -> [[usize; 4]; 2] {
+        let la: [usize; 4] = std::array::from_fn(|l| self.patterns[l].len());
+        lanes::lcs4(&self.lo, &self.hi, la, texts)
+    }
+}
+
+/// `true` if [`Table4`] can run here: on x86-64 with AVX2 and POPCNT (checked once, then
+/// cached by the standard library).
+pub(crate) fn lanes_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The four-lane LCS of [`Table4`] in AVX2 instructions.
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi64, _mm256_and_si256, _mm256_andnot_si256, _mm256_extract_epi64,
+        _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi64x, _mm256_srli_epi64,
+        _mm256_xor_si256,
+    };
+
+    use super::split_bound;
+
+    /// [`super::Table4::lcs`] of two texts; the caller has checked
+    /// [`super::lanes_available`].
+    #[allow(unsafe_code)]
+    pub(super) fn lcs4(
+        lo: &[[u64; 4]; 256],
+        hi: &[[u64; 4]; 256],
+        la: [usize; 4],
+        texts: [(&[u8], [usize; 4], [bool; 4]); 2],
+    ) -> [[usize; 4]; 2] {
+        assert!(super::lanes_available(), "AVX2 and POPCNT are required");
+        // SAFETY: `lcs4_avx2` is safe code compiled for AVX2 and POPCNT; calling it needs only
+        // that the CPU has both, which the assertion above has checked.
+        unsafe { lcs4_avx2(lo, hi, la, texts) }
+    }
+
+    /// The four words of a vector (a macro: the intrinsics need the caller's target features).
+    macro_rules! words {
+        ($x:expr) => {{
+            let x: __m256i = $x;
+            [
+                _mm256_extract_epi64::<0>(x) as u64,
+                _mm256_extract_epi64::<1>(x) as u64,
+                _mm256_extract_epi64::<2>(x) as u64,
+                _mm256_extract_epi64::<3>(x) as u64,
+            ]
+        }};
+    }
+
+    /// One text's state in [`lcs4_avx2`]: lane `l` holds bits 0..64 of its 128-bit vector in
+    /// `vl`, bits 64..128 in `vh`.
+    #[derive(Clone, Copy)]
+    struct Text<'b> {
+        b: &'b [u8],
+        need: [usize; 4],
+        live: [bool; 4],
+        out: [usize; 4],
+        vl: __m256i,
+        vh: __m256i,
+    }
+
+    /// The early-exit check at column `$k` (as [`super::RowTable::lcs`]): lanes that cannot
+    /// reach their `need` stop. Evaluates to `true` when no lane is left.
+    macro_rules! check {
+        ($t:expr, $la:expr, $k:expr) => {{
+            let t = &mut $t;
+            let rest = t.b.len() - $k;
+            if (0..4).any(|l| t.live[l] && rest < t.need[l]) {
+                let (wl, wh) = (words!(t.vl), words!(t.vh));
+                for l in 0..4 {
+                    if t.live[l] && rest < t.need[l] {
+                        let v = u128::from(wh[l]) << 64 | u128::from(wl[l]);
+                        let bound = split_bound(v, $la[l], rest);
+                        if bound < t.need[l] {
+                            t.live[l] = false;
+                            t.out[l] = bound;
+                        }
+                    }
+                }
+            }
+            t.live == [false; 4]
+        }};
+    }
+
+    /// One step of the four lanes with text byte `$c`, on 128 bits in two words: `u` is a
+    /// subset of `v`, so the carry out of the low word is the top bit of `u | (v & !sum)`, and
+    /// `v - u` is `v ^ u`.
+    macro_rules! step {
+        ($t:expr, $lo:expr, $hi:expr, $c:expr) => {{
+            let c = usize::from($c);
+            let t = &mut $t;
+            let (x, y) = (&$lo[c], &$hi[c]);
+            let ml = _mm256_set_epi64x(x[3] as i64, x[2] as i64, x[1] as i64, x[0] as i64);
+            let mh = _mm256_set_epi64x(y[3] as i64, y[2] as i64, y[1] as i64, y[0] as i64);
+            let ul = _mm256_and_si256(t.vl, ml);
+            let uh = _mm256_and_si256(t.vh, mh);
+            let sl = _mm256_add_epi64(t.vl, ul);
+            let carry = _mm256_srli_epi64::<63>(_mm256_or_si256(ul, _mm256_andnot_si256(sl, t.vl)));
+            let sh = _mm256_add_epi64(_mm256_add_epi64(t.vh, uh), carry);
+            t.vl = _mm256_or_si256(sl, _mm256_xor_si256(t.vl, ul));
+            t.vh = _mm256_or_si256(sh, _mm256_xor_si256(t.vh, uh));
+        }};
+    }
+
+    /// Runs `t` from column `k0` (a multiple of 8) to its end or until no lane is left.
+    #[target_feature(enable = "avx2,popcnt")]
+    fn finish(
+        lo: &[[u64; 4]; 256],
+        hi: &[[u64; 4]; 256],
+        la: [usize; 4],
+        mut t: Text<'_>,
+        k0: usize,
+    ) -> [usize; 4] {
+        let mut k = k0;
+        for chunk in t.b[k0..].chunks(8) {
+            if k > 0 && check!(t, la, k) {
+                return t.out;
+            }
+            for &c in chunk {
+                step!(t, lo, hi, c);
+            }
+            k += chunk.len();
+        }
+        let (wl, wh) = (words!(t.vl), words!(t.vh));
+        for l in 0..4 {
+            if t.live[l] {
+                t.out[l] = ((!wl[l]).count_ones() + (!wh[l]).count_ones()) as usize;
+            }
+        }
+        t.out
+    }
+
+    /// Two texts against the four patterns, side by side while both last (two independent
+    /// dependency chains), then each to its end.
+    #[target_feature(enable = "avx2,popcnt")]
+    fn lcs4_avx2(
+        lo: &[[u64; 4]; 256],
+        hi: &[[u64; 4]; 256],
+        la: [usize; 4],
+        texts: [(&[u8], [usize; 4], [bool; 4]); 2],
+    ) -> [[usize; 4]; 2] {
+        let ones = _mm256_set1_epi64x(-1);
+        let [mut t1, mut t2] = texts.map(|(b, need, live)| Text {
+            b,
+            need,
+            live,
+            out: [0; 4],
+            vl: ones,
+            vh: ones,
+        });
+        let common = t1.b.len().min(t2.b.len()) / 8 * 8;
+        let mut k = 0;
+        while k < common {
+            if k > 0 {
+                if check!(t1, la, k) {
+                    return [t1.out, finish(lo, hi, la, t2, k)];
+                }
+                if check!(t2, la, k) {
+                    return [finish(lo, hi, la, t1, k), t2.out];
+                }
+            }
+            for i in k..k + 8 {
+                step!(t1, lo, hi, t1.b[i]);
+                step!(t2, lo, hi, t2.b[i]);
+            }
+            k += 8;
+        }
+        [finish(lo, hi, la, t1, k), finish(lo, hi, la, t2, k)]
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod lanes {
+    /// Never called: [`super::lanes_available`] is `false` here.
+    pub(super) fn lcs4(
+        _: &[[u64; 4]; 256],
+        _: &[[u64; 4]; 256],
+        _: [usize; 4],
+        _: [(&[u8], [usize; 4], [bool; 4]); 2],
+    ) -> [[usize; 4]; 2] {
+        unreachable!("four-lane LCS without AVX2")
+    }
+}
+
 /// Length of the longest common subsequence of `a` and `b` (bit-parallel).
 pub fn lcs_len(a: &[char], b: &[char]) -> usize {
     if a.is_empty() || b.is_empty() {
@@ -846,6 +1079,10 @@ pub(crate) struct Scorer<'m> {
     scratch: Vec<u64>,
     /// The pattern of the current row ([`Scorer::row`]).
     row_table: Option<Box<RowTable>>,
+    /// The four patterns of [`Scorer::rows`].
+    table4: Option<Box<Table4>>,
+    /// [`lanes_available`], asked once.
+    lanes: bool,
     pub(crate) stats: PairStats,
 }
 
@@ -863,6 +1100,8 @@ impl<'m> Scorer<'m> {
             last: None,
             scratch: Vec::new(),
             row_table: None,
+            table4: None,
+            lanes: lanes_available(),
             stats: PairStats::default(),
         }
     }
@@ -976,6 +1215,133 @@ impl<'m> Scorer<'m> {
         if self.metric.builtin() == Some(Builtin::Difflib) && item.b2j.is_none() {
             item.b2j = Some(B2j::new(&item.chars));
         }
+    }
+
+    /// Rows `x0..x1` of the triangle of `ks`: each `ks[x]` against `ks[x + 1..]`, as
+    /// [`Scorer::row`] does, pushing the pairs that reach `threshold` to `hits`. With
+    /// [`Indel`] and four ASCII patterns of at most 128 characters in a row, the texts after
+    /// them are compared with the four at once ([`Table4`]); the answers are the same.
+    pub(crate) fn rows(
+        &mut self,
+        items: &[Prepared],
+        ks: &[usize],
+        (x0, x1): (usize, usize),
+        threshold: f64,
+        hits: &mut Vec<((usize, usize), f64)>,
+    ) {
+        let mut x = x0;
+        while x < x1 {
+            let quad = x + 4 <= x1
+                && self.lanes
+                && self.metric.builtin() == Some(Builtin::Indel)
+                && ks[x..x + 4].iter().all(|&a| {
+                    let la = items[a].chars.len();
+                    items[a].ascii && (1..=128).contains(&la)
+                });
+            if !quad {
+                self.row(items, ks[x], &ks[x + 1..], threshold, hits);
+                x += 1;
+                continue;
+            }
+            for y in x..x + 3 {
+                self.row(items, ks[y], &ks[y + 1..x + 4], threshold, hits);
+            }
+            self.rows4(
+                items,
+                [ks[x], ks[x + 1], ks[x + 2], ks[x + 3]],
+                &ks[x + 4..],
+                threshold,
+                hits,
+            );
+            x += 4;
+        }
+    }
+
+    /// Four ASCII patterns of 1 to 128 characters against each of `bs`.
+    fn rows4(
+        &mut self,
+        items: &[Prepared],
+        rows: [usize; 4],
+        bs: &[usize],
+        threshold: f64,
+        hits: &mut Vec<((usize, usize), f64)>,
+    ) {
+        let mut t = self.table4.take().unwrap_or_else(Table4::new);
+        for (l, &a) in rows.iter().enumerate() {
+            t.set(l, items[a].text.as_bytes());
+        }
+        let ordered = |a: usize, b: usize| if b < a { (b, a) } else { (a, b) };
+        let push4 = |hits: &mut Vec<((usize, usize), f64)>,
+                     rows: [usize; 4],
+                     b: usize,
+                     live: [bool; 4],
+                     lcs: [usize; 4]| {
+            for (l, &a) in rows.iter().enumerate() {
+                let r = ratio_of(lcs[l], items[a].chars.len() + items[b].chars.len());
+                if live[l] && r >= threshold {
+                    hits.push((ordered(a, b), r));
+                }
+            }
+        };
+        let mut pending: Option<(usize, [usize; 4], [bool; 4])> = None;
+        for &b in bs {
+            let lb = items[b].chars.len();
+            if lb == 0 || !items[b].ascii {
+                for a in rows {
+                    let (x, y) = ordered(a, b);
+                    if let Some(r) = self.at_least_shared(items, x, y, threshold) {
+                        hits.push(((x, y), r));
+                    }
+                }
+                continue;
+            }
+            let mut need = [0usize; 4];
+            let mut live = [true; 4];
+            for (l, &a) in rows.iter().enumerate() {
+                self.stats.pairs += 1;
+                let la = items[a].chars.len();
+                if !self.prune {
+                    self.stats.computed += 1;
+                    continue;
+                }
+                need[l] = self.need(threshold, la + lb);
+                if la.min(lb) < need[l] {
+                    self.stats.pruned_length += 1;
+                    live[l] = false;
+                } else if let Some(common) = items[a].hist.common(&items[b].hist)
+                    && common < need[l]
+                {
+                    self.stats.pruned_histogram += 1;
+                    live[l] = false;
+                } else {
+                    self.stats.computed += 1;
+                }
+            }
+            if live == [false; 4] {
+                continue;
+            }
+            // Texts go through the lanes two at a time.
+            let Some((b1, need1, live1)) = pending.take() else {
+                pending = Some((b, need, live));
+                continue;
+            };
+            let [r1, r2] = t.lcs([
+                (items[b1].text.as_bytes(), need1, live1),
+                (items[b].text.as_bytes(), need, live),
+            ]);
+            for (bb, lv, lcs) in [(b1, live1, r1), (b, live, r2)] {
+                push4(hits, rows, bb, lv, lcs);
+            }
+        }
+        if let Some((b1, need1, live1)) = pending {
+            let empty: &[u8] = &[];
+            let [r1, _] = t.lcs([
+                (items[b1].text.as_bytes(), need1, live1),
+                (empty, [0; 4], [false; 4]),
+            ]);
+            push4(hits, rows, b1, live1, r1);
+        }
+        self.table4 = Some(t);
     }
 
     /// [`Scorer::at_least_shared`] of `items[a]` against each of `bs` (before or after `a`;
@@ -1195,6 +1561,80 @@ mod tests {
         };
         assert_eq!(lcs_len(&chars(&a), &chars(&b)), naive);
         assert_eq!(lcs_len(&chars("héllo wörld"), &chars("hello world")), 9);
+    }
+
+    /// Deterministic pseudo-random ASCII strings over a small alphabet (many matches).
+    fn strings(seed: u64, count: usize, max_len: usize) -> Vec<String> {
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..count)
+            .map(|_| {
+                let len = 1 + (next() as usize) % max_len;
+                (0..len)
+                    .map(|_| b"abcde /z"[(next() % 8) as usize] as char)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_kernels_give_the_lcs_or_a_value_below_need() {
+        let pats = strings(7, 40, 128);
+        let texts = strings(11, 60, 300);
+        let mut t4 = Table4::new();
+        let mut row = RowTable::new();
+        for quad in pats.chunks_exact(4) {
+            for (l, p) in quad.iter().enumerate() {
+                t4.set(l, p.as_bytes());
+            }
+            for pair in texts.chunks_exact(2) {
+                let exact: Vec<[usize; 4]> = pair
+                    .iter()
+                    .map(|b| std::array::from_fn(|l| lcs_len(&chars(&quad[l]), &chars(b))))
+                    .collect();
+                // Needs around the true value: at, just above and well below it.
+                for shift in [0isize, 1, -5, 40] {
+                    let need = |k: usize| -> [usize; 4] {
+                        std::array::from_fn(|l| (exact[k][l] as isize + shift).max(0) as usize)
+                    };
+                    let live = [true, true, shift != -5, true];
+                    for (k, b) in pair.iter().enumerate() {
+                        for (l, p) in quad.iter().enumerate() {
+                            row.set(l as u64 + 1000 * k as u64, p.as_bytes());
+                            let got = row.lcs(b.as_bytes(), need(k)[l]);
+                            check_lcs(got, exact[k][l], need(k)[l]);
+                        }
+                    }
+                    if lanes_available() {
+                        let got = t4.lcs([
+                            (pair[0].as_bytes(), need(0), live),
+                            (pair[1].as_bytes(), need(1), live),
+                        ]);
+                        for k in 0..2 {
+                            for l in 0..4 {
+                                if live[l] {
+                                    check_lcs(got[k][l], exact[k][l], need(k)[l]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn check_lcs(got: usize, exact: usize, need: usize) {
+        if exact >= need {
+            assert_eq!(got, exact);
+        } else {
+            assert!(got < need, "{got} for an LCS of {exact} below {need}");
+        }
     }
 
     #[test]

@@ -72,6 +72,46 @@ fn pruning_gives_the_all_pairs_result() {
     }
 }
 
+/// [`Indel`] without its fast paths: the optimizer compares each pair through `ratio`.
+#[derive(Debug)]
+struct PlainIndel;
+
+impl Similarity for PlainIndel {
+    fn name(&self) -> &str {
+        "plain-indel"
+    }
+    fn ratio(&self, a: &str, b: &str) -> f64 {
+        Indel.ratio(a, b)
+    }
+    fn bounded_by_lcs(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn fast_indel_paths_give_the_plain_metric_result() {
+    // Sections of 60 to 120 entries: rows four at a time, pairs copied from twins, merges.
+    let g = generate(Spec {
+        target_bytes: 60_000,
+        duplicate_share: 0.4,
+        seed: 5,
+    });
+    let text = g.text.replace("- Ka", "- Ka ka").replace("zo ", "zoo ");
+    let run = |metric: Arc<dyn Similarity>| {
+        Optimizer::new(Options {
+            metric,
+            threads: 1,
+            ..Options::default()
+        })
+        .optimize_text(&text)
+    };
+    let fast = run(Arc::new(Indel));
+    let plain = run(Arc::new(PlainIndel));
+    assert!(fast.report.near_duplicates_removed > 0);
+    assert_eq!(fast.output, plain.output);
+    assert_eq!(fast.report.audit, plain.report.audit);
+}
+
 #[test]
 fn threaded_pair_work_gives_the_one_thread_result() {
     // One section of about 380 entries: over 50,000 candidate pairs, so they are computed up
