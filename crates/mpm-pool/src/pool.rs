@@ -74,6 +74,10 @@ pub(crate) struct Inner<M: Manager> {
     /// that a wait can check its deadline without a timer of its own.
     /// Sharded so that waiters on different threads do not contend for one list.
     sweep: [CachePadded<Notify>; SWEEP_SHARDS],
+    /// When (in [`Ms`]) the earliest swept waiter must be woken to arm its own timer, or
+    /// [`NEVER`]: a tick sweeps only once this time has come, so waiters far from their
+    /// deadlines (most of them, with the default 30 s timeout) are not woken every tick.
+    sweep_due: CachePadded<AtomicU64>,
     leases: Option<Mutex<HashMap<u64, Lease>>>,
     metrics: Option<PoolMetrics>,
     clock: Clock,
@@ -171,6 +175,7 @@ impl<M: Manager> Pool<M> {
             wake: Notify::new(),
             drained: Notify::new(),
             sweep: std::array::from_fn(|_| CachePadded::new(Notify::new())),
+            sweep_due: CachePadded::new(AtomicU64::new(NEVER)),
             leases: config
                 .leak_threshold
                 .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
@@ -563,10 +568,12 @@ impl<M: Manager> Inner<M> {
     /// Waits for a permit until `deadline` (`None`: timed out).
     ///
     /// With maintenance on, a wait sets no timer of its own until its deadline is within two
-    /// clock ticks: the maintenance task wakes the waiters every tick (`sweep`), each looks at
-    /// the clock, and only a wait still unserved near its deadline arms a precise timer. Most
-    /// waits are short, and registering (then cancelling) a timer per wait was most of the cost
-    /// of a contended acquire.
+    /// clock ticks: it registers in the sweep list and says when it must be woken (`sweep_due`
+    /// keeps the earliest such time); the maintenance task wakes the list on the first tick at
+    /// or after that time; each waiter woken looks at the clock, and only a wait still
+    /// unserved near its deadline arms a precise timer. Most waits are short, and registering
+    /// (then cancelling) a timer per wait was most of the cost of a contended acquire; waking
+    /// every waiter on every tick instead delayed the waiters being served.
     async fn wait_permit(
         &self,
         start: Instant,
@@ -575,17 +582,27 @@ impl<M: Manager> Inner<M> {
         let mut acquire = pin!(self.semaphore.acquire());
         if let Some(tick) = self.clock.tick() {
             let margin = tick.saturating_mul(2);
+            let wake_at = self.clock.at(deadline).saturating_sub(ms(margin));
             let mut now = start;
             while now + margin < deadline {
                 let shard = fastrand::usize(..SWEEP_SHARDS);
                 let mut sweep = pin!(self.sweep[shard].notified());
+                let mut published = false;
                 let got = poll_fn(|cx| {
                     if let Poll::Ready(p) = acquire.as_mut().poll(cx) {
                         return Poll::Ready(Some(p));
                     }
                     match sweep.as_mut().poll(cx) {
                         Poll::Ready(()) => Poll::Ready(None),
-                        Poll::Pending => Poll::Pending,
+                        Poll::Pending => {
+                            // Registered in the list by the poll above, and only then says
+                            // when: a tick that takes this time wakes this waiter.
+                            if !published {
+                                published = true;
+                                self.sweep_at(wake_at);
+                            }
+                            Poll::Pending
+                        }
                     }
                 })
                 .await;
@@ -1085,11 +1102,23 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// A clock tick: refreshes the coarse clock and wakes the waiters to check their
-    /// deadlines.
+    /// A registered waiter must be woken at `wake_at` to arm its own timer.
+    fn sweep_at(&self, wake_at: Ms) {
+        if self.sweep_due.load(Ordering::Relaxed) > wake_at {
+            self.sweep_due.fetch_min(wake_at, Ordering::AcqRel);
+        }
+    }
+
+    /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
+    /// wakes the registered waiters to check their deadlines.
     fn tick(&self) {
-        self.clock.precise();
-        if self.waiting.load(Ordering::Relaxed) > 0 {
+        let now = self.clock.precise();
+        if self.waiting.load(Ordering::Relaxed) > 0 && now >= self.sweep_due.load(Ordering::Acquire)
+        {
+            // Taken before the wake-up: a waiter that registers after it publishes its time
+            // again, for a later tick; one that published before it is in the list and is
+            // woken now (the swap reads its time, so its registration happened before).
+            self.sweep_due.swap(NEVER, Ordering::AcqRel);
             for shard in &self.sweep {
                 shard.notify_waiters();
             }

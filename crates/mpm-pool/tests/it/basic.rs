@@ -617,6 +617,48 @@ async fn a_swept_wait_times_out_at_its_deadline() {
     assert!(waiter.await.unwrap().is_ok());
 }
 
+/// Waits `timeout` for the only object of `pool` (held elsewhere) and says how long the wait
+/// took, after checking that it timed out.
+async fn timed_out_wait(pool: Pool<Arc<TestManager>>, timeout: Duration) -> Duration {
+    let start = tokio::time::Instant::now();
+    let err = tokio::time::timeout(timeout * 10, pool.get_timeout(Some(timeout)))
+        .await
+        .expect("the wait ended by its own deadline")
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    start.elapsed()
+}
+
+/// Swept waiters say when they must be woken; one with a later deadline must not hide an
+/// earlier one's, in either order of arrival.
+#[tokio::test(start_paused = true)]
+async fn swept_waits_with_different_deadlines_each_end_at_their_own() {
+    let m = TestManager::new();
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(1)
+        .min_idle(1)
+        .build()
+        .await
+        .unwrap();
+    let _held = pool.get().await.unwrap();
+    for timeouts in [[10, 2], [2, 5]] {
+        let mut waits = Vec::new();
+        for secs in timeouts {
+            let timeout = Duration::from_secs(secs);
+            waits.push((timeout, tokio::spawn(timed_out_wait(pool.clone(), timeout))));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for (timeout, wait) in waits {
+            let took = wait.await.unwrap();
+            assert!(
+                took >= timeout && took <= timeout + Duration::from_millis(5),
+                "a {timeout:?} wait took {took:?}"
+            );
+        }
+    }
+    assert_eq!(pool.status().waiting, 0);
+}
+
 /// A manager whose creations after the first never finish.
 struct StuckAfterFirst(std::sync::atomic::AtomicUsize);
 
