@@ -452,8 +452,14 @@ const FAIRNESS_ROUNDS: usize = 15;
 /// microseconds.
 const OS_STALL: Duration = Duration::from_millis(3);
 
-/// The median of the rounds' results, if there are any.
+/// Fewer rounds without stalls than this make no median worth comparing.
+const MIN_QUIET_ROUNDS: usize = 5;
+
+/// The median of the rounds' results, if there are enough.
 fn median<T: Copy>(mut v: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Option<T> {
+    if v.len() < MIN_QUIET_ROUNDS {
+        return None;
+    }
     v.sort_by(cmp);
     v.get(v.len() / 2).copied()
 }
@@ -488,12 +494,12 @@ fn fairness(_: &mut Criterion) {
             let stalled = rounds.len() - rounds.iter().filter(quiet).count();
             let min_share = rounds.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
             let max_wait = rounds.iter().map(|r| r.1).max().unwrap_or_default();
+            let quiet_wait = wait(true).map_or_else(|| "n/a".to_owned(), |w| format!("{w:?}"));
             println!(
-                "pool_fairness/{label}/{objects}x{tasks}: first task done at {:.1}% of the run (median of {FAIRNESS_ROUNDS}; min {min_share:.1}%; {:.1}% without stalls), longest wait {:?} (median; max {max_wait:?}), {:?} in the {} rounds no stall of {OS_STALL:?} or more hit",
+                "pool_fairness/{label}/{objects}x{tasks}: first task done at {:.1}% of the run (median of {FAIRNESS_ROUNDS}; min {min_share:.1}%; {:.1}% without stalls), longest wait {:?} (median; max {max_wait:?}), {quiet_wait} in the {} rounds no stall of {OS_STALL:?} or more hit",
                 shares(false),
                 shares(true),
                 wait(false).unwrap_or_default(),
-                wait(true).unwrap_or_default(),
                 FAIRNESS_ROUNDS - stalled,
             );
             waits.push((wait(false), wait(true)));
