@@ -134,10 +134,10 @@ pub struct Options {
     pub prune: bool,
     /// Symbolic links.
     pub symlinks: SymlinkPolicy,
-    /// Threads for a section's pair work (`default` profile): a section with at least
-    /// 50,000 candidate pairs has them computed up front, split over this many threads; `0` (the
-    /// default) means the machine's available parallelism, `1` one thread. The output does not
-    /// depend on it.
+    /// Threads for a section's pair work (`default` profile): every section's candidate pairs
+    /// are computed up front, and a section with at least 50,000 of them is split over this
+    /// many threads; `0` (the default) means the machine's available parallelism, `1` one
+    /// thread. The output does not depend on it.
     pub threads: usize,
     /// The timestamp written by the `claude-mpm` profile (`YYYY-mm-dd HH:MM:SS`); `None`: now, UTC.
     pub timestamp: Option<String>,
@@ -276,7 +276,7 @@ struct SectionWork {
 /// Pairs `(earlier, later)` at or above a threshold, with their ratios.
 type Hits = Vec<((usize, usize), f64)>;
 
-/// A section with fewer candidate pairs than this is scored lazily on one thread.
+/// A section with fewer candidate pairs than this is computed on the calling thread.
 const PARALLEL_MIN_PAIRS: usize = 50_000;
 
 /// Runs the `default` profile on text.
