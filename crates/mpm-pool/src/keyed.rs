@@ -721,8 +721,14 @@ fn undo<K: Clone + Eq + Hash, T>(s: &mut State<K, T>, key: &K, grant: Grant<T>) 
     }
 }
 
-/// One object of `key` (lent or reserved) left the pool.
+/// One object of `key` (lent or reserved) left the pool. A count that would go below zero
+/// is a bookkeeping bug: caught in debug builds (the tests), saturated in release builds.
 fn forget_one<K: Eq + Hash, T>(s: &mut State<K, T>, key: &K) {
+    debug_assert!(s.total > 0, "keyed pool total underflow");
+    debug_assert!(
+        s.keys.get(key).is_some_and(|k| k.size > 0),
+        "keyed pool: an object left a key that has none"
+    );
     if let Some(slots) = s.keys.get_mut(key) {
         slots.size = slots.size.saturating_sub(1);
         if slots.size == 0 {
