@@ -15,7 +15,7 @@
 //! - [`Timer`]: the guide's `PerformanceContext` as a guard that records duration, errors and
 //!   panics, and optionally the allocation delta from the opt-in [`CountingAllocator`].
 //! - [`Snapshot`] (serde, JSON) and [`Registry::render_prometheus`].
-//! - [`MetricsLayer`]: span durations from `tracing`; [`MetricsRecorder`]: the `metrics` crate's
+//! - `MetricsLayer`: span durations from `tracing`; `MetricsRecorder`: the `metrics` crate's
 //!   macros land here.
 //! - [`Budget`] and [`check_budgets`]: limits on p50/p99/max/mean/count/rate, checked against a
 //!   snapshot.
@@ -76,8 +76,8 @@
 //!
 //! # Features
 //!
-//! - `tracing` (default): [`MetricsLayer`].
-//! - `recorder`: [`MetricsRecorder`], a `metrics::Recorder`.
+//! - `tracing` (default): `MetricsLayer`.
+//! - `recorder`: `MetricsRecorder`, a `metrics::Recorder`.
 //! - `strict-assertions`: expensive internal checks, for tests.
 //!
 //! # Unsafe code

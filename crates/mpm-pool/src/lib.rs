@@ -142,16 +142,17 @@
 //!
 //! # Feature flags
 //!
-//! - `postgres`: [`postgres::PgManager`] on `tokio-postgres`: `SELECT 1` validation, a
+//! - `postgres`: `postgres::PgManager` on `tokio-postgres`: `SELECT 1` validation, a
 //!   closed connection noticed without a round trip, recycling by a
-//!   [`postgres::RecycleMethod`] (`DISCARD ALL` and others).
-//! - `redis`: [`redis::RedisManager`] on the `redis` crate: multiplexed connections validated
+//!   `postgres::RecycleMethod` (`DISCARD ALL` and others).
+//! - `redis`: `redis::RedisManager` on the `redis` crate: multiplexed connections validated
 //!   by `PING`.
-//! - `deadpool`: [`adapters::FromDeadpool`], any `deadpool::managed::Manager` as a
+//! - `deadpool`: `adapters::FromDeadpool`, any `deadpool::managed::Manager` as a
 //!   [`Manager`].
-//! - `bb8`: [`adapters::FromBb8`], any `bb8::ManageConnection` as a [`Manager`].
+//! - `bb8`: `adapters::FromBb8`, any `bb8::ManageConnection` as a [`Manager`].
 //!
-//! None is on by default.
+//! None is on by default (the items above exist only with their feature; docs.rs builds
+//! with all of them).
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
