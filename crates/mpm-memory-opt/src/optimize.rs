@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::document::{Document, Line, LineKind, bullet_content, classify, is_py_space};
 use crate::report::{Action, AuditEntry, Report, Warning};
-use crate::similarity::{Indel, PairStats, Prepared, Scorer, Similarity};
+use crate::similarity::{Brief, Indel, PairStats, Prepared, Scorer, Similarity};
 
 /// Which optimizer to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -532,10 +532,13 @@ impl Pairs {
         let threads = self.threads.min(n / 2).max(1);
         scorer.prepare_shared(&mut self.items);
         let items = &self.items;
+        // What the bounds read, in row order: a row reads its texts one after another.
+        let briefs: Vec<Brief<'_>> = ks.iter().map(|&k| items[k].brief()).collect();
+        let briefs = &briefs[..];
         let t_min = self.t_min;
         let results: Vec<(Hits, PairStats)> = if threads < 2 || pairs < PARALLEL_MIN_PAIRS {
             let mut hits = Vec::new();
-            scorer.rows(items, ks, (0, n), t_min, &mut hits);
+            scorer.rows(items, (ks, briefs), (0, n), t_min, &mut hits);
             vec![(hits, PairStats::default())]
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
@@ -552,7 +555,13 @@ impl Pairs {
                                 if x0 >= n {
                                     break;
                                 }
-                                sc.rows(items, ks, (x0, (x0 + 8).min(n)), t_min, &mut hits);
+                                sc.rows(
+                                    items,
+                                    (ks, briefs),
+                                    (x0, (x0 + 8).min(n)),
+                                    t_min,
+                                    &mut hits,
+                                );
                             }
                             (hits, sc.stats)
                         })

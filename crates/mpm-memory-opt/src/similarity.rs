@@ -1030,6 +1030,28 @@ impl Prepared {
     }
 }
 
+/// What the bounds read of an item, kept in row order during [`Scorer::rows`] so that a row's
+/// texts are read one after another.
+#[derive(Clone, Debug)]
+pub(crate) struct Brief<'t> {
+    len: usize,
+    ascii: bool,
+    hist: Histogram,
+    text: &'t [u8],
+}
+
+impl Prepared {
+    /// The item's [`Brief`].
+    pub(crate) fn brief(&self) -> Brief<'_> {
+        Brief {
+            len: self.chars.len(),
+            ascii: self.ascii,
+            hist: self.hist.clone(),
+            text: self.text.as_bytes(),
+        }
+    }
+}
+
 /// The smallest match count `m` with `ratio_of(m, total) >= threshold` (`total + 1` if none).
 fn need(threshold: f64, total: usize) -> usize {
     let mut m = ((threshold * total as f64 / 2.0).floor().max(0.0) as usize).saturating_sub(1);
@@ -1224,7 +1246,7 @@ impl<'m> Scorer<'m> {
     pub(crate) fn rows(
         &mut self,
         items: &[Prepared],
-        ks: &[usize],
+        (ks, briefs): (&[usize], &[Brief<'_>]),
         (x0, x1): (usize, usize),
         threshold: f64,
         hits: &mut Vec<((usize, usize), f64)>,
@@ -1249,7 +1271,7 @@ impl<'m> Scorer<'m> {
             self.rows4(
                 items,
                 [ks[x], ks[x + 1], ks[x + 2], ks[x + 3]],
-                &ks[x + 4..],
+                (&ks[x + 4..], &briefs[x + 4..]),
                 threshold,
                 hits,
             );
@@ -1262,7 +1284,7 @@ impl<'m> Scorer<'m> {
         &mut self,
         items: &[Prepared],
         rows: [usize; 4],
-        bs: &[usize],
+        (bs, briefs): (&[usize], &[Brief<'_>]),
         threshold: f64,
         hits: &mut Vec<((usize, usize), f64)>,
     ) {
@@ -1283,10 +1305,18 @@ impl<'m> Scorer<'m> {
                 }
             }
         };
-        let mut pending: Option<(usize, [usize; 4], [bool; 4])> = None;
-        for &b in bs {
-            let lb = items[b].chars.len();
-            if lb == 0 || !items[b].ascii {
+        // A text waiting for a second one: (item, text, need, live).
+        type Waiting<'t> = (usize, &'t [u8], [usize; 4], [bool; 4]);
+        let mut pending: Option<Waiting<'_>> = None;
+        let la = rows.map(|a| items[a].chars.len());
+        let hists = rows.map(|a| &items[a].hist);
+        // The needs of every total these pairs can have, read without checks in the loop.
+        let longest = briefs.iter().map(|d| d.len).max().unwrap_or(0);
+        let needs = self.needs_upto(threshold, la.iter().max().copied().unwrap_or(0) + longest);
+        let mut stats = PairStats::default();
+        for (&b, d) in bs.iter().zip(briefs) {
+            let lb = d.len;
+            if lb == 0 || !d.ascii {
                 for a in rows {
                     let (x, y) = ordered(a, b);
                     if let Some(r) = self.at_least_shared(items, x, y, threshold) {
@@ -1297,51 +1327,49 @@ impl<'m> Scorer<'m> {
             }
             let mut need = [0usize; 4];
             let mut live = [true; 4];
-            for (l, &a) in rows.iter().enumerate() {
-                self.stats.pairs += 1;
-                let la = items[a].chars.len();
-                if !self.prune {
-                    self.stats.computed += 1;
-                    continue;
-                }
-                need[l] = self.need(threshold, la + lb);
-                if la.min(lb) < need[l] {
-                    self.stats.pruned_length += 1;
-                    live[l] = false;
-                } else if let Some(common) = items[a].hist.common(&items[b].hist)
-                    && common < need[l]
-                {
-                    self.stats.pruned_histogram += 1;
-                    live[l] = false;
-                } else {
-                    self.stats.computed += 1;
+            stats.pairs += 4;
+            if self.prune {
+                for l in 0..4 {
+                    need[l] = needs[la[l] + lb] as usize;
+                    if la[l].min(lb) < need[l] {
+                        stats.pruned_length += 1;
+                        live[l] = false;
+                    } else if let Some(common) = hists[l].common(&d.hist)
+                        && common < need[l]
+                    {
+                        stats.pruned_histogram += 1;
+                        live[l] = false;
+                    }
                 }
             }
+            stats.computed += live.iter().filter(|&&x| x).count() as u64;
             if live == [false; 4] {
                 continue;
             }
             // Texts go through the lanes two at a time.
-            let Some((b1, need1, live1)) = pending.take() else {
-                pending = Some((b, need, live));
+            let Some((b1, t1, need1, live1)) = pending.take() else {
+                pending = Some((b, d.text, need, live));
                 continue;
             };
-            let [r1, r2] = t.lcs([
-                (items[b1].text.as_bytes(), need1, live1),
-                (items[b].text.as_bytes(), need, live),
-            ]);
+            let [r1, r2] = t.lcs([(t1, need1, live1), (d.text, need, live)]);
             for (bb, lv, lcs) in [(b1, live1, r1), (b, live, r2)] {
                 push4(hits, rows, bb, lv, lcs);
             }
         }
-        if let Some((b1, need1, live1)) = pending {
+        if let Some((b1, t1, need1, live1)) = pending {
             let empty: &[u8] = &[];
-            let [r1, _] = t.lcs([
-                (items[b1].text.as_bytes(), need1, live1),
-                (empty, [0; 4], [false; 4]),
-            ]);
+            let [r1, _] = t.lcs([(t1, need1, live1), (empty, [0; 4], [false; 4])]);
             push4(hits, rows, b1, live1, r1);
         }
         self.table4 = Some(t);
+        self.stats += stats;
+    }
+
+    /// [`need`] of every total `0..=max` for `threshold`.
+    fn needs_upto(&mut self, threshold: f64, max: usize) -> Vec<u32> {
+        (0..=max)
+            .map(|total| self.need(threshold, total) as u32)
+            .collect()
     }
 
     /// [`Scorer::at_least_shared`] of `items[a]` against each of `bs` (before or after `a`;
