@@ -78,25 +78,24 @@
 //!
 //! Measured on generated files (`cargo run --release -p mpm-memory-opt --example generate --
 //! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB) on a shared
-//! 2-core machine (AMD EPYC with AVX2 and AVX-512) where other builds kept the load average
-//! at 2 to 2.5, so the second core was mostly busy (wall times vary with the load; the
-//! instruction counts, from callgrind, do not):
+//! 2-core machine (AMD EPYC with AVX2 and AVX-512; wall times vary with the other builds on
+//! it, the instruction counts, from callgrind, do not):
 //!
 //! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python (claude-mpm) |
 //! |---|---|---|---|---|---|
-//! | 80 KB | 2.36 ms (one thread); 31.5 M instructions | 2.36 ms | 4.3 ms | 187 ms | 4.1 to 4.9 s CPU |
-//! | 1 MB | 141 ms; 2.11 G instructions on one thread | 157 ms | about 0.5 s CPU | | 707 s CPU (21 min wall) |
+//! | 80 KB | 2.24 ms (one thread); 31.7 M instructions | 2.27 ms | 4.3 ms | 187 ms | 4.1 to 4.9 s CPU |
+//! | 1 MB | 77.5 ms (two threads), 125.5 ms (one); 2.05 G instructions on one thread | 86.5 ms (two threads) | about 0.5 s CPU | | 707 s CPU (21 min wall) |
 //!
-//! Commands: `cargo bench -p mpm-benches --bench memory_opt -- --noplot 'default_profile'`
-//! (the `all_pairs` rows run the same stages and metric with pruning off; at 1 MB the `mpm`
-//! row, two threads, took 140.6 ms and `mpm_one_thread` 141.1 ms in the same run: the bench
-//! process got one core's worth of CPU time). With the second core free, two threads take
-//! 88 to 94 ms (`cargo run --release -p mpm-memory-opt --example pair_stats -- 1048576 2
-//! 10`, load average 1.3; one thread 132 to 146 ms in the same minutes). Instructions: callgrind
-//! on `pair_stats` with `--toggle-collect='*optimize_text*'` (valgrind reports no AVX-512, so
-//! this is the AVX2 path). Before this work: 80 KB 3.6 ms and 45.1 M instructions; 1 MB 252
+//! Commands: `cargo bench -p mpm-benches --bench memory_opt -- --noplot 'default_profile'` at
+//! load average 0.9 to 1.4 (the `all_pairs` rows run the same stages and metric with pruning
+//! off; `mpm_one_thread` pins the 1 MB file to one thread), and `--noplot 'claude_mpm'` for the
+//! `claude-mpm` rows. When other builds keep the second core busy (load average 2 to 2.5), two
+//! threads are no faster than one: 140.6 ms for `mpm`, 141.1 ms for `mpm_one_thread`. Instructions:
+//! callgrind on `cargo run --release -p mpm-memory-opt --example pair_stats -- 1048576 1 1` (or
+//! `81920`) with `--toggle-collect='*optimize_text*'`; valgrind reports no AVX-512, which the
+//! code does not use anyway. Before this work: 80 KB 3.6 ms and 45.1 M instructions; 1 MB 252
 //! ms on two threads, 378 ms on one, 4.37 G instructions. With `--metric difflib` the `default`
-//! profile takes 5.1 ms at 80 KB (all pairs: 220 ms). Python: claude-mpm v4.0.29's
+//! profile takes 4.9 ms at 80 KB (all pairs: 213 ms). Python: claude-mpm v4.0.29's
 //! `MemoryOptimizer.optimize_agent_memory` under python3 3.11 on the same file copied to
 //! `<tmp>/.claude-mpm/memories/x_agent.md`, timed with `time.perf_counter()` around the call
 //! and `/usr/bin/time -f "%U user %e wall"`. The `claude-mpm` profile gives the same bytes and
@@ -111,24 +110,25 @@
 //! four rows (patterns of up to 128 characters) share one byte-indexed table and each text steps
 //! all four in one 256-bit vector per 64 bits, two texts side by side (1.34 G instructions);
 //! without AVX2, and for patterns of 129 to 256 characters (0.08 G), one row at a time in `u128`s.
-//! The bounds and bookkeeping of the 3.27 M pairs cost about 0.43 G instructions, the rest of the
-//! profile (parsing, stages, rendering) about 0.25 G. An entry that takes another's text (the
+//! The bounds and bookkeeping of the 3.27 M pairs cost about 0.36 G instructions, the rest of the
+//! profile (parsing, stages, rendering) about 0.27 G. An entry that takes another's text (the
 //! longer near duplicate, a merge that adds no word) takes that entry's pairs (with the symmetric
 //! [`Indel`]); other changed entries are compared again at once. The output does not depend on the
 //! thread count or the vector path (tests compare 1, 2 and 3 threads, the lanes with the plain LCS,
 //! and `Indel` with the same metric through `ratio()` only). A section with 50,000 candidate pairs
 //! or more is split over [`Options::threads`] threads (the machine's parallelism by default).
 //!
-//! What is not met: 1 MB in 100 ms holds only with the second core free (88 to 94 ms); on one
-//! core it takes 130 to 140 ms. At threshold 0.70 the exact bounds we have do not remove the
-//! pairs cheaply: the generated sentences' indel ratios are mostly 0.30 to 0.50, yet the
-//! character-count bound passes 58% of the pairs and q-gram bounds are vacuous. A split bound
-//! (the pattern in three parts, best character-count match of each part in order) ruled out
-//! every non-duplicate pair of a sample, but evaluated exactly it costs more than the LCS it
-//! saves, and we found no cheap relaxation that keeps its power. In the four-row lanes only
-//! 40% of the lanes are live (the others were ruled out); variants with eight texts per
-//! pattern (gathered masks), lanes refilled as texts finish, or AVX-512 three-input logic ran
-//! no faster here, and were dropped.
+//! What is not met: 1 MB in 100 ms holds with two cores (77.5 ms), not on one (125.5 ms). At
+//! threshold 0.70 the exact bounds we have do not remove the pairs cheaply: the generated
+//! sentences' indel ratios are mostly 0.30 to 0.50, yet the character-count bound passes 58% of
+//! the pairs and q-gram bounds are vacuous. A split bound (the pattern in three parts, best
+//! character-count match of each part in order) ruled out every non-duplicate pair of a sample,
+//! but evaluated exactly it costs more than the LCS it saves, and we found no cheap relaxation
+//! that keeps its power. In the four-row lanes only 40% of the lanes are live (the others were
+//! ruled out); variants with eight texts per pattern (gathered masks), lanes refilled as texts
+//! finish, eight rows in AVX-512 registers, or three-input logic ran no faster here, and were
+//! dropped. Without the LCS kernel the 1 MB file takes about 58 ms on one thread (bounds of
+//! 3.27 M pairs, parsing, stages).
 //!
 //! # Symbolic links
 //!
