@@ -174,8 +174,9 @@ enum Grant<T> {
     Create,
 }
 
-struct Waiter<K, T> {
-    key: K,
+struct Waiter<T> {
+    /// The order of arrival across all keys.
+    seq: u64,
     tx: oneshot::Sender<Grant<T>>,
 }
 
@@ -183,12 +184,47 @@ struct KeySlots<T> {
     idle: VecDeque<KEntry<T>>,
     /// Idle, lent and being created.
     size: usize,
+    /// The key's waiters, first come first. A key with waiters stays in the map even with
+    /// no objects (its waiters wait for room in the total).
+    waiters: VecDeque<Waiter<T>>,
+}
+
+impl<T> KeySlots<T> {
+    fn new() -> Self {
+        KeySlots {
+            idle: VecDeque::new(),
+            size: 0,
+            waiters: VecDeque::new(),
+        }
+    }
+
+    /// Drops the cancelled and timed-out waiters at the head of the line.
+    fn purge(&mut self) {
+        while self.waiters.front().is_some_and(|w| w.tx.is_closed()) {
+            self.waiters.pop_front();
+        }
+    }
+
+    /// The first waiter's arrival, if the key is under its own cap with nothing idle: the
+    /// waiter waits only for room in the total.
+    fn open_head(&self, max_per_key: usize) -> Option<u64> {
+        if self.idle.is_empty() && self.size < max_per_key {
+            self.waiters.front().map(|w| w.seq)
+        } else {
+            None
+        }
+    }
 }
 
 struct State<K, T> {
     keys: HashMap<K, KeySlots<T>>,
     total: usize,
-    waiters: VecDeque<Waiter<K, T>>,
+    /// The next waiter's arrival number.
+    seq: u64,
+    /// Keys whose first waiter waits for room in the total, by that waiter's arrival: the
+    /// order in which freed room is handed out across keys. Entries go stale (the waiter
+    /// served or gone, the key at its own cap again) and are checked when read.
+    open: VecDeque<(u64, K)>,
     closed: bool,
 }
 
@@ -422,7 +458,8 @@ where
             state: Mutex::new(State {
                 keys: HashMap::new(),
                 total: 0,
-                waiters: VecDeque::new(),
+                seq: 0,
+                open: VecDeque::new(),
                 closed: false,
             }),
             metrics,
@@ -475,10 +512,7 @@ where
                     Some(g) => Step::Served(g, evicted),
                     None => {
                         let (tx, rx) = oneshot::channel();
-                        s.waiters.push_back(Waiter {
-                            key: key.clone(),
-                            tx,
-                        });
+                        enqueue(&mut s, &inner.config, &key, tx);
                         Step::Wait(rx)
                     }
                 }
@@ -609,9 +643,10 @@ where
         {
             let mut s = self.inner.state.lock();
             s.closed = true;
-            s.waiters.clear();
+            s.open.clear();
             let mut removed = 0;
             for (key, slots) in s.keys.iter_mut() {
+                slots.waiters.clear();
                 while let Some(e) = slots.idle.pop_front() {
                     slots.size -= 1;
                     removed += 1;
@@ -654,16 +689,17 @@ fn serve_now<K: Clone + Eq + Hash, T>(
         let slots = s.keys.get_mut(&victim)?;
         let e = slots.idle.pop_front()?;
         slots.size -= 1;
-        if slots.size == 0 {
-            s.keys.remove(&victim);
-        }
+        let gone = slots.size == 0 && slots.waiters.is_empty();
         s.total -= 1;
+        if gone {
+            s.keys.remove(&victim);
+        } else {
+            // The victim's own waiters (later than the one served) now wait for room.
+            note_open(s, config, &victim);
+        }
         evicted.push((victim, e, CloseReason::Evicted));
     }
-    let slots = s.keys.entry(key.clone()).or_insert_with(|| KeySlots {
-        idle: VecDeque::new(),
-        size: 0,
-    });
+    let slots = s.keys.entry(key.clone()).or_insert_with(KeySlots::new);
     slots.size += 1;
     s.total += 1;
     Some(Grant::Create)
@@ -677,65 +713,194 @@ fn try_serve<K: Clone + Eq + Hash, T>(
     evicted: &mut Evicted<K, T>,
 ) -> Option<Grant<T>> {
     // Every waiter left in line after a dispatch could not be served; a waiter on the same
-    // key came first, so a new caller on that key queues behind it.
-    if s.waiters.iter().any(|w| &w.key == key && !w.tx.is_closed()) {
-        return None;
+    // key came first, so a new caller on that key queues behind it. Waiters on other keys
+    // wait for room in the total only when there is neither room nor an idle object to
+    // evict, and then the new caller cannot be served either.
+    if let Some(slots) = s.keys.get_mut(key) {
+        slots.purge();
+        if !slots.waiters.is_empty() {
+            return None;
+        }
+        if let Some(e) = slots.idle.pop_front() {
+            return Some(Grant::Object(e));
+        }
     }
     serve_now(s, config, key, evicted)
 }
 
-/// Hands what can be handed to the waiters, in order; skips waiters that cannot be served.
-fn dispatch<K: Clone + Eq + Hash, T>(
+/// Puts a caller on `key` in line.
+fn enqueue<K: Clone + Eq + Hash, T>(
     s: &mut State<K, T>,
     config: &KeyedConfig,
-    evicted: &mut Evicted<K, T>,
+    key: &K,
+    tx: oneshot::Sender<Grant<T>>,
 ) {
-    let mut i = 0;
-    while i < s.waiters.len() {
-        if s.waiters[i].tx.is_closed() {
-            s.waiters.remove(i);
-            continue;
-        }
-        let key = s.waiters[i].key.clone();
-        match serve_now(s, config, &key, evicted) {
-            Some(grant) => {
-                let Some(w) = s.waiters.remove(i) else { break };
-                if let Err(grant) = w.tx.send(grant) {
-                    undo(s, &key, grant);
-                }
-            }
-            None => i += 1,
+    let seq = s.seq;
+    s.seq += 1;
+    let slots = s.keys.entry(key.clone()).or_insert_with(KeySlots::new);
+    slots.waiters.push_back(Waiter { seq, tx });
+    if slots.open_head(config.max_per_key) == Some(seq) {
+        // The newest arrival: it goes at the back.
+        s.open.push_back((seq, key.clone()));
+    }
+}
+
+/// Notes `key`'s first waiter in the order of those waiting for room in the total, if it
+/// waits only for that.
+fn note_open<K: Clone + Eq + Hash, T>(s: &mut State<K, T>, config: &KeyedConfig, key: &K) {
+    let Some(slots) = s.keys.get_mut(key) else {
+        return;
+    };
+    slots.purge();
+    if let Some(seq) = slots.open_head(config.max_per_key) {
+        let at = s.open.partition_point(|(n, _)| *n < seq);
+        if s.open.get(at).is_none_or(|(n, _)| *n != seq) {
+            s.open.insert(at, (seq, key.clone()));
         }
     }
 }
 
+/// The earliest waiter that waits only for room in the total: its arrival and key. Drops
+/// stale entries on the way.
+fn first_open<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+) -> Option<(u64, K)> {
+    loop {
+        let (seq, key) = s.open.front()?;
+        let (seq, head) = match s.keys.get_mut(key) {
+            Some(slots) => {
+                slots.purge();
+                (*seq, slots.open_head(config.max_per_key))
+            }
+            None => (*seq, None),
+        };
+        match head {
+            Some(h) if h == seq => return s.open.front().cloned(),
+            Some(h) => {
+                // The key's first waiter went away; the next one takes its place in order.
+                if let Some((_, key)) = s.open.pop_front() {
+                    let at = s.open.partition_point(|(n, _)| *n < h);
+                    if s.open.get(at).is_none_or(|(n, _)| *n != h) {
+                        s.open.insert(at, (h, key));
+                    }
+                }
+            }
+            None => {
+                s.open.pop_front();
+            }
+        }
+    }
+}
+
+/// Hands what can be handed to the waiters, first come first served across keys: `key`'s
+/// waiters if an object of `key` went idle, and those waiting for room in the total.
+/// Waiters that cannot be served stay in line.
+fn dispatch<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    key: Option<&K>,
+    evicted: &mut Evicted<K, T>,
+) {
+    loop {
+        // The released key's first waiter, if there is an idle object for it.
+        let local = key.and_then(|k| {
+            let slots = s.keys.get_mut(k)?;
+            slots.purge();
+            if slots.idle.is_empty() {
+                return None;
+            }
+            slots.waiters.front().map(|w| w.seq)
+        });
+        let open = first_open(s, config);
+        let served = match (local, open) {
+            (Some(l), Some((o, okey))) if o < l => {
+                serve_first(s, config, &okey, evicted)
+                    || key.is_some_and(|k| serve_first(s, config, k, evicted))
+            }
+            (Some(_), _) => key.is_some_and(|k| serve_first(s, config, k, evicted)),
+            (None, Some((_, okey))) => serve_first(s, config, &okey, evicted),
+            (None, None) => false,
+        };
+        if !served {
+            return;
+        }
+    }
+}
+
+/// Serves `key`'s first waiter if it can; says whether it did.
+fn serve_first<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    key: &K,
+    evicted: &mut Evicted<K, T>,
+) -> bool {
+    let Some(grant) = serve_now(s, config, key, evicted) else {
+        return false;
+    };
+    let waiter = s
+        .keys
+        .get_mut(key)
+        .and_then(|slots| slots.waiters.pop_front());
+    match waiter {
+        Some(w) => {
+            if let Err(grant) = w.tx.send(grant) {
+                undo(s, config, key, grant);
+            }
+        }
+        None => {
+            // Not reached: the caller saw the waiter. Nothing was handed, so say so.
+            undo(s, config, key, grant);
+            return false;
+        }
+    }
+    note_open(s, config, key);
+    true
+}
+
 /// Takes back a grant that could not be delivered.
-fn undo<K: Clone + Eq + Hash, T>(s: &mut State<K, T>, key: &K, grant: Grant<T>) {
+fn undo<K: Clone + Eq + Hash, T>(
+    s: &mut State<K, T>,
+    config: &KeyedConfig,
+    key: &K,
+    grant: Grant<T>,
+) {
     match grant {
         Grant::Object(e) => {
             if let Some(slots) = s.keys.get_mut(key) {
                 slots.idle.push_front(e);
             }
         }
-        Grant::Create => forget_one(s, key),
+        Grant::Create => forget_one(s, config, key),
     }
 }
 
 /// One object of `key` (lent or reserved) left the pool. A count that would go below zero
 /// is a bookkeeping bug: caught in debug builds (the tests), saturated in release builds.
-fn forget_one<K: Eq + Hash, T>(s: &mut State<K, T>, key: &K) {
+fn forget_one<K: Clone + Eq + Hash, T>(s: &mut State<K, T>, config: &KeyedConfig, key: &K) {
     debug_assert!(s.total > 0, "keyed pool total underflow");
     debug_assert!(
         s.keys.get(key).is_some_and(|k| k.size > 0),
         "keyed pool: an object left a key that has none"
     );
+    s.total = s.total.saturating_sub(1);
     if let Some(slots) = s.keys.get_mut(key) {
         slots.size = slots.size.saturating_sub(1);
-        if slots.size == 0 {
+        slots.purge();
+        if slots.size == 0 && slots.waiters.is_empty() {
             s.keys.remove(key);
+        } else {
+            note_open(s, config, key);
         }
     }
-    s.total = s.total.saturating_sub(1);
+}
+
+/// Drops the keys left with neither objects nor waiters (and the gone waiters).
+fn retain_keys<K, T>(s: &mut State<K, T>) {
+    s.keys.retain(|_, k| {
+        k.waiters.retain(|w| !w.tx.is_closed());
+        k.size > 0 || !k.waiters.is_empty()
+    });
 }
 
 /// The maintenance task: a pass every `interval` until the pool is closed or dropped. It
@@ -809,13 +974,18 @@ where
             let s = self.state.lock();
             let idle = s.keys.values().map(|k| k.idle.len()).sum();
             KeyedStatus {
-                keys: s.keys.len(),
+                keys: s.keys.values().filter(|k| k.size > 0).count(),
                 total: s.total,
                 idle,
                 in_use: s.total.saturating_sub(idle),
-                // A waiter that timed out or was cancelled leaves its entry until the next
-                // dispatch; it is not counted.
-                waiting: s.waiters.iter().filter(|w| !w.tx.is_closed()).count(),
+                // A waiter that timed out or was cancelled leaves its entry until it reaches
+                // the head of its key's line or a maintenance pass; it is not counted.
+                waiting: s
+                    .keys
+                    .values()
+                    .flat_map(|k| k.waiters.iter())
+                    .filter(|w| !w.tx.is_closed())
+                    .count(),
             }
         };
         if let Some(m) = &self.metrics {
@@ -844,8 +1014,8 @@ where
                 }
             }
             s.total -= removed;
-            s.keys.retain(|_, k| k.size > 0);
-            dispatch(&mut s, &self.config, &mut evicted);
+            retain_keys(&mut s);
+            dispatch(&mut s, &self.config, None, &mut evicted);
         }
         let n = evicted
             .iter()
@@ -863,7 +1033,7 @@ where
             None => {
                 {
                     let mut s = self.state.lock();
-                    s.keys.retain(|_, k| k.size > 0);
+                    retain_keys(&mut s);
                 }
                 self.status();
                 0
@@ -914,8 +1084,9 @@ where
         let mut evicted = Vec::new();
         {
             let mut s = self.state.lock();
+            let mut local = None;
             if broken || s.closed {
-                forget_one(&mut s, key);
+                forget_one(&mut s, &self.config, key);
                 let reason = if discard {
                     CloseReason::Discarded
                 } else if broken {
@@ -927,11 +1098,17 @@ where
             } else {
                 entry.last_used = Instant::now();
                 match s.keys.get_mut(key) {
-                    Some(slots) => slots.idle.push_back(entry),
+                    Some(slots) => {
+                        slots.idle.push_back(entry);
+                        slots.purge();
+                        if !slots.waiters.is_empty() {
+                            local = Some(key);
+                        }
+                    }
                     None => evicted.push((key.clone(), entry, CloseReason::Shutdown)),
                 }
             }
-            dispatch(&mut s, &self.config, &mut evicted);
+            dispatch(&mut s, &self.config, local, &mut evicted);
         }
         self.close_all(evicted);
     }
@@ -940,8 +1117,8 @@ where
         let mut evicted = vec![(key.clone(), entry, reason)];
         {
             let mut s = self.state.lock();
-            forget_one(&mut s, key);
-            dispatch(&mut s, &self.config, &mut evicted);
+            forget_one(&mut s, &self.config, key);
+            dispatch(&mut s, &self.config, None, &mut evicted);
         }
         self.close_all(evicted);
     }
@@ -975,20 +1152,25 @@ where
     fn drop(&mut self) {
         let Some(mut rx) = self.rx.take() else { return };
         // After `close`, no grant can arrive; one that arrived before is taken back. The
-        // waiter's entry goes at the next dispatch (its sender reports closed).
+        // waiter's entry goes when it reaches the head of its key's line (its sender
+        // reports closed) or at a maintenance pass.
         rx.close();
         let Ok(grant) = rx.try_recv() else { return };
         let mut evicted = Vec::new();
         {
             let mut s = self.inner.state.lock();
+            let mut local = None;
             match grant {
                 Grant::Object(e) => match s.keys.get_mut(self.key) {
-                    Some(slots) => slots.idle.push_front(e),
+                    Some(slots) => {
+                        slots.idle.push_front(e);
+                        local = Some(self.key);
+                    }
                     None => evicted.push((self.key.clone(), e, CloseReason::Shutdown)),
                 },
-                Grant::Create => forget_one(&mut s, self.key),
+                Grant::Create => forget_one(&mut s, &self.inner.config, self.key),
             }
-            dispatch(&mut s, &self.inner.config, &mut evicted);
+            dispatch(&mut s, &self.inner.config, local, &mut evicted);
         }
         self.inner.close_all(evicted);
     }
@@ -1032,8 +1214,8 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop
         let mut evicted = Vec::new();
         {
             let mut s = self.inner.state.lock();
-            forget_one(&mut s, self.key);
-            dispatch(&mut s, &self.inner.config, &mut evicted);
+            forget_one(&mut s, &self.inner.config, self.key);
+            dispatch(&mut s, &self.inner.config, None, &mut evicted);
         }
         self.inner.close_all(evicted);
     }

@@ -181,6 +181,78 @@ async fn stress_with_timeouts_keeps_the_counts_and_leaks_nothing() {
     assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
 }
 
+/// Waiters on several keys at both maxima, a third of them given up after one look: every
+/// caller that keeps waiting is served (no hand-over is lost between the per-key lines and
+/// the line for room in the total), and the counts come back even.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_with_given_up_waiters_serves_every_patient_caller() {
+    let pool = KeyedPool::new(
+        Arc::new(Clients::default()),
+        KeyedConfig {
+            max_per_key: 2,
+            max_total: 3,
+            // Far longer than the test: a lost hand-over shows as a timeout error.
+            acquire_timeout: Some(Duration::from_secs(30)),
+            ..KeyedConfig::default()
+        },
+    );
+    let keys = ["a", "b", "c", "d", "e", "f"];
+    let served = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let p = pool.clone();
+            let served = Arc::clone(&served);
+            tokio::spawn(async move {
+                for j in 0..200 {
+                    let key = keys[(i * 5 + j) % keys.len()];
+                    let get = p.get(k(key));
+                    let got = if (i + j) % 3 == 0 {
+                        // Gives up after one look if not served at once.
+                        tokio::select! {
+                            biased;
+                            r = get => Some(r),
+                            _ = tokio::task::yield_now() => None,
+                        }
+                    } else {
+                        Some(get.await)
+                    };
+                    let Some(got) = got else { continue };
+                    let mut o = got.unwrap();
+                    served.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(KeyedObject::key(&o), key);
+                    assert!(p.status().total <= 3);
+                    assert!(p.size_of(&k(key)) <= 2);
+                    if j % 13 == 0 {
+                        KeyedObject::discard(&mut o);
+                    }
+                    if j % 2 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Every caller that did not give up was served.
+    let patient = (0..24usize)
+        .flat_map(|i| (0..200usize).map(move |j| i + j))
+        .filter(|n| n % 3 != 0)
+        .count();
+    assert!(served.load(Ordering::SeqCst) >= patient);
+    let s = pool.status();
+    assert_eq!((s.waiting, s.in_use), (0, 0), "{s:?}");
+    assert_eq!(s.total, s.idle, "{s:?}");
+    assert!(s.total <= 3 && s.keys <= 3, "{s:?}");
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), s.total);
+    // Keys left only with given-up waiters are dropped with the idle objects.
+    assert_eq!(pool.evict_idle(Duration::ZERO), s.total);
+    let s = pool.status();
+    assert_eq!((s.keys, s.total, s.waiting), (0, 0, 0), "{s:?}");
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
+}
+
 /// Waits for the manager's `n`th close (a stored wake-up from an earlier close only costs
 /// one more look).
 async fn until_closed(m: &Clients, n: usize) {
