@@ -248,8 +248,9 @@ fn hold(c: &mut Criterion) {
     group(c, "pool_hold", true);
 }
 
-/// (keys, tasks) pairs of the keyed group: every task its own key, and four tasks per key.
-const KEYED_SHAPES: [(usize, usize); 2] = [(64, 64), (16, 64)];
+/// (keys, tasks) pairs of the keyed group: every task its own key, and four and eight tasks
+/// per key.
+const KEYED_SHAPES: [(usize, usize); 3] = [(64, 64), (16, 64), (8, 64)];
 
 impl mpm_pool::keyed::KeyedManager<u32> for Noop {
     type Object = u64;
