@@ -122,18 +122,16 @@
 //!
 //! Keyed pools, one object per key, beside what a user would otherwise write (a deadpool
 //! pool per key in a `RwLock<HashMap>`, which has no total cap, eviction or fairness across
-//! keys): get and drop at 64 keys x 64 tasks (a key per task) 1.01-1.10x its throughput. With
-//! several tasks per key the keyed pool is bimodal from one round to the next: at 16 keys x
-//! 64 tasks a round runs at 6.5-7.6 M gets/s (1.8x the deadpool map, which holds 3.6) or at
-//! 1.0-1.2 M (0.3x), and the slow rounds are the majority in some runs; at 8 keys x 64 tasks
-//! slow rounds fall to 0.5 M. A profile of the slow rounds shows both runtime workers on the
-//! pool's one mutex (`lock_slow`, `sched_yield`, the scheduler: about 30% of the samples) and
-//! the waiter-queue scan and key-map lookups under it running from cold cache lines (20%).
-//! Cheaper scans (keys compared before the channel is read), a std mutex, and sending the
-//! grants after the lock is released did not remove the slow mode (the last two made it
-//! worse). The remedy is less sharing: waiter queues and slots sharded by key, with only the
-//! total cap shared. Until then, a pool with many tasks per key is faster as one `Pool` per
-//! key.
+//! keys), get and drop, medians of eleven rounds of 200,000 with the two taking turns: at
+//! 64 keys x 64 tasks (a key per task) 0.99-1.05x its throughput, at 16 keys x 64 tasks
+//! 1.11-1.76x, at 8 keys x 64 tasks 0.97-0.98x. With several tasks per key a round runs
+//! either at 6.2-6.9 M gets/s or at 3.4-3.7 M (the deadpool map holds 3.5-3.7), varying
+//! from round to round. The pool used to fall to 0.5-1.2 M in such rounds: every release
+//! scanned every waiter, with a key-map lookup each, under the pool's one mutex, and both
+//! runtime workers queued on it. Each key now keeps its own line of waiters, and a release
+//! looks only at its key's line and at the line of waiters for room in the total (empty
+//! unless the total cap is what they wait for), which keeps waiters on different keys first
+//! come, first served.
 //!
 //! Fairness in hold mode (2,000 cycles per task, fifteen rounds per pool with the pools
 //! taking turns): the first task finishes at 98.9-99.4% of the run (medians; deadpool
