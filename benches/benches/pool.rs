@@ -381,6 +381,9 @@ fn keyed(c: &mut Criterion) {
 /// Keyed get-and-drop, 200,000 cycles, the two pools taking turns, eleven rounds each: prints
 /// each one's median throughput and the ratio.
 fn keyed_interleaved(_: &mut Criterion) {
+    if !selected("keyed_interleaved") {
+        return;
+    }
     let rt = runtime();
     for (keys, tasks) in KEYED_SHAPES {
         let pools = keyed_pools(&rt, keys);
@@ -472,6 +475,9 @@ fn median<T: Copy>(mut v: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) ->
 /// the ratios of those medians, and in how many rounds ours was no longer than deadpool's in
 /// the round run next to it (of the pairs no stall hit).
 fn fairness(_: &mut Criterion) {
+    if !selected("pool_fairness") {
+        return;
+    }
     let rt = runtime();
     for (objects, tasks) in SHAPES {
         let pools = pools(&rt, objects);
@@ -534,6 +540,9 @@ fn fairness(_: &mut Criterion) {
 /// (to deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8,
 /// and of statistics on to off).
 fn interleaved(_: &mut Criterion) {
+    if !selected("pool_interleaved") {
+        return;
+    }
     let rt = runtime();
     for (mode, hold, (objects, tasks)) in SHAPES
         .iter()
@@ -572,6 +581,40 @@ fn interleaved(_: &mut Criterion) {
             (1.0 - stats / mpm) * 100.0
         );
     }
+}
+
+/// Whether a pass that criterion does not see (it prints its own lines) is selected by the
+/// filter on the command line. Criterion's filter is a regular expression over benchmark ids;
+/// these passes take it as a substring of their name (`pool`, `keyed`, `fairness`, ...), so that
+/// `cargo bench ... -- cache` does not spend minutes on them.
+fn selected(name: &str) -> bool {
+    // Criterion's flags that take a value: their values are not filters.
+    const WITH_VALUE: [&str; 15] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return name.contains(a.as_str());
+        }
+    }
+    true
 }
 
 criterion_group!(
