@@ -84,6 +84,19 @@ fn claim_slot() -> usize {
     shard
 }
 
+/// The calling thread's shard index: below [`SHARDS`] when the thread owns that shard (it is
+/// then the only writer of that shard in every sharded metric), [`SHARDS`] when it must use a
+/// shared cell with `fetch_add`. Claims a shard on the thread's first call.
+#[inline]
+pub(crate) fn thread_shard() -> usize {
+    let slot = SLOT.with(Cell::get);
+    if slot == UNASSIGNED {
+        claim_slot()
+    } else {
+        slot
+    }
+}
+
 #[repr(align(64))]
 pub(crate) struct CounterCell {
     shards: [AtomicU64; SHARDS],

@@ -152,12 +152,17 @@ impl TimerGuard<'_> {
 impl Drop for TimerGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.timer.duration.record(self.elapsed_nanos());
+        let elapsed = self.elapsed_nanos();
+        // Read the allocation counters before recording: a histogram's first record on a
+        // thread makes that thread's buckets, which is not the measured work's allocation.
+        let alloc_end = self.alloc_start.map(|_| thread_stats());
+        self.timer.duration.record(elapsed);
         if self.failed || std::thread::panicking() {
             self.timer.errors.inc();
         }
-        if let (Some(memory), Some(start)) = (&self.timer.memory, self.alloc_start) {
-            let end = thread_stats();
+        if let (Some(memory), Some(start), Some(end)) =
+            (&self.timer.memory, self.alloc_start, alloc_end)
+        {
             let allocated = end.allocated_bytes.wrapping_sub(start.allocated_bytes);
             let freed = end.freed_bytes.wrapping_sub(start.freed_bytes);
             memory.allocated.record(allocated);
