@@ -445,17 +445,7 @@ fn lcs_ascii2(t: &[[u128; 2]; 128], la: usize, b: &[u8], need: usize) -> usize {
         if k > 0 {
             // As in `lcs_ascii`: the best split at column `k`.
             let rest = lb - k;
-            let bound = if la > rest {
-                let i = la - rest;
-                let z = if i <= 128 {
-                    (!v[0] & low_bits(i)).count_ones()
-                } else {
-                    (!v[0]).count_ones() + (!v[1] & low_bits(i - 128)).count_ones()
-                };
-                z as usize + rest
-            } else {
-                la
-            };
+            let bound = split_bound2(&v, la, rest);
             if bound < need {
                 return bound;
             }
@@ -492,6 +482,22 @@ fn lcs_ascii(t: &[u128; 128], la: usize, b: &[u8], need: usize) -> usize {
 fn split_bound(v: u128, la: usize, rest: usize) -> usize {
     if la > rest {
         (!v & low_bits(la - rest)).count_ones() as usize + rest
+    } else {
+        la
+    }
+}
+
+/// [`split_bound`] for a pattern of up to 256 characters held in two words.
+#[inline(always)]
+fn split_bound2(v: &[u128; 2], la: usize, rest: usize) -> usize {
+    if la > rest {
+        let i = la - rest;
+        let z = if i <= 128 {
+            (!v[0] & low_bits(i)).count_ones()
+        } else {
+            (!v[0]).count_ones() + (!v[1] & low_bits(i - 128)).count_ones()
+        };
+        z as usize + rest
     } else {
         la
     }
@@ -590,17 +596,7 @@ impl RowTable {
         for chunk in b.chunks(8) {
             if k > 0 && lb - k < need {
                 let rest = lb - k;
-                let bound = if la > rest {
-                    let i = la - rest;
-                    let z = if i <= 128 {
-                        (!v[0] & low_bits(i)).count_ones()
-                    } else {
-                        (!v[0]).count_ones() + (!v[1] & low_bits(i - 128)).count_ones()
-                    };
-                    z as usize + rest
-                } else {
-                    la
-                };
+                let bound = split_bound2(&v, la, rest);
                 if bound < need {
                     return bound;
                 }
