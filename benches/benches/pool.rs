@@ -199,25 +199,32 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
     })
 }
 
-/// Runs `total` cycles spread over `tasks` tasks; returns the wall time.
-fn run(rt: &Runtime, pool: &AnyPool, tasks: usize, total: u64, hold: bool) -> Duration {
-    let per_task = total.div_ceil(tasks as u64);
+/// Spawns `tasks` tasks made by `task` at once and returns the wall time until all are done.
+fn time_tasks<F, Fut>(rt: &Runtime, tasks: usize, task: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     rt.block_on(async {
         let start = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        pool.cycle_fast(hold).await;
-                    }
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (0..tasks).map(|i| tokio::spawn(task(i))).collect();
         for h in handles {
             h.await.expect("task");
         }
         start.elapsed()
+    })
+}
+
+/// Runs `total` cycles spread over `tasks` tasks; returns the wall time.
+fn run(rt: &Runtime, pool: &AnyPool, tasks: usize, total: u64, hold: bool) -> Duration {
+    let per_task = total.div_ceil(tasks as u64);
+    time_tasks(rt, tasks, |_| {
+        let pool = pool.clone();
+        async move {
+            for _ in 0..per_task {
+                pool.cycle_fast(hold).await;
+            }
+        }
     })
 }
 
@@ -340,23 +347,14 @@ fn keyed_pools(rt: &Runtime, keys: usize) -> Vec<(&'static str, AnyKeyed)> {
 /// Runs `total` keyed cycles over `tasks` tasks, task `i` on key `i % keys`.
 fn run_keyed(rt: &Runtime, pool: &AnyKeyed, keys: usize, tasks: usize, total: u64) -> Duration {
     let per_task = total.div_ceil(tasks as u64);
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|i| {
-                let pool = pool.clone();
-                let key = (i % keys) as u32;
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        pool.cycle(key).await;
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.await.expect("task");
+    time_tasks(rt, tasks, |i| {
+        let pool = pool.clone();
+        let key = (i % keys) as u32;
+        async move {
+            for _ in 0..per_task {
+                pool.cycle(key).await;
+            }
         }
-        start.elapsed()
     })
 }
 
