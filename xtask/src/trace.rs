@@ -198,6 +198,21 @@ fn pct(hits: usize, n: usize) -> f64 {
     }
 }
 
+/// Replays `keys` (as decimal strings, the same keys for every policy) through `access`, which
+/// is given each number and its string, looks the key up, inserts it on a miss, and says whether it hit. Returns the hit ratio.
+fn replay(keys: &[u64], mut access: impl FnMut(u64, &str) -> bool) -> Result<f64> {
+    let mut key = String::new();
+    let mut hits = 0;
+    for &k in keys {
+        key.clear();
+        write!(key, "{k}")?;
+        if access(k, &key) {
+            hits += 1;
+        }
+    }
+    Ok(pct(hits, keys.len()))
+}
+
 fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) -> Result<f64> {
     // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL,
     // statistics, and a tag on every entry (64 tags in all, so each tag holds many keys).
@@ -212,21 +227,16 @@ fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) ->
         b = b.ghost_allocation(g);
     }
     let cache = b.build()?;
-    let mut key = String::new();
-    let mut hits = 0;
-    for &k in keys {
-        key.clear();
-        write!(key, "{k}")?;
-        if cache.get(&key).is_some() {
-            hits += 1;
-        } else {
-            let tag = format!("t{}", k % 64);
-            cache.insert_with(&key, (), mpm_cache::EntryOptions::new().tag(tag));
+    let ratio = replay(keys, |k, key| {
+        if cache.get(key).is_some() {
+            return true;
         }
-    }
-    let s = cache.stats();
-    debug_assert_eq!(s.hits as usize, hits);
-    Ok(pct(hits, keys.len()))
+        let tag = format!("t{}", k % 64);
+        cache.insert_with(key, (), mpm_cache::EntryOptions::new().tag(tag));
+        false
+    })?;
+    debug_assert_eq!(pct(cache.stats().hits as usize, keys.len()), ratio);
+    Ok(ratio)
 }
 
 fn replay_qc(keys: &[u64], cap: usize, options: Option<(f64, f64)>) -> Result<f64> {
@@ -243,38 +253,28 @@ fn replay_qc(keys: &[u64], cap: usize, options: Option<(f64, f64)>) -> Result<f6
             Fixed::default(),
             Default::default(),
         );
-    let mut key = String::new();
-    let mut hits = 0;
-    for &k in keys {
-        key.clear();
-        write!(key, "{k}")?;
-        if cache.get(key.as_str()).is_some() {
-            hits += 1;
-        } else {
-            cache.insert(key.clone(), ());
+    replay(keys, |_, key| {
+        let hit = cache.get(key).is_some();
+        if !hit {
+            cache.insert(key.to_owned(), ());
         }
-    }
-    Ok(pct(hits, keys.len()))
+        hit
+    })
 }
 
 fn replay_moka(keys: &[u64], cap: usize) -> Result<f64> {
     let cache: moka::sync::Cache<String, (), Fixed> = moka::sync::Cache::builder()
         .max_capacity(cap as u64)
         .build_with_hasher(Fixed::default());
-    let mut key = String::new();
-    let mut hits = 0;
-    for &k in keys {
-        key.clear();
-        write!(key, "{k}")?;
-        if cache.get(key.as_str()).is_some() {
-            hits += 1;
-        } else {
-            cache.insert(key.clone(), ());
+    replay(keys, |_, key| {
+        let hit = cache.get(key).is_some();
+        if !hit {
+            cache.insert(key.to_owned(), ());
             // Apply the admission and eviction decisions now, as a busy cache eventually would.
             cache.run_pending_tasks();
         }
-    }
-    Ok(pct(hits, keys.len()))
+        hit
+    })
 }
 
 fn replay_lru(keys: &[u64], cap: usize) -> f64 {
