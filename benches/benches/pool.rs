@@ -199,6 +199,25 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
     })
 }
 
+/// Eleven rounds in which each of `n` pools takes its turn (`rate(i)` runs pool `i` once and
+/// returns its throughput), so that a busy spell of the machine hits all of them alike; returns
+/// each pool's median.
+fn interleaved_medians(n: usize, mut rate: impl FnMut(usize) -> f64) -> Vec<f64> {
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for _ in 0..11 {
+        for (i, r) in rates.iter_mut().enumerate() {
+            r.push(rate(i));
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect()
+}
+
 /// Spawns `tasks` tasks made by `task` at once and returns the wall time until all are done.
 fn time_tasks<F, Fut>(rt: &Runtime, tasks: usize, task: F) -> Duration
 where
@@ -385,21 +404,11 @@ fn keyed_interleaved(_: &mut Criterion) {
     let rt = runtime();
     for (keys, tasks) in KEYED_SHAPES {
         let pools = keyed_pools(&rt, keys);
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
         let total = 200_000;
-        for _ in 0..11 {
-            for (i, (_, pool)) in pools.iter().enumerate() {
-                let took = run_keyed(&rt, pool, keys, tasks, total);
-                rates[i].push(total as f64 / took.as_secs_f64() / 1e6);
-            }
-        }
-        let medians: Vec<f64> = rates
-            .iter_mut()
-            .map(|r| {
-                r.sort_by(f64::total_cmp);
-                r[r.len() / 2]
-            })
-            .collect();
+        let medians = interleaved_medians(pools.len(), |i| {
+            let took = run_keyed(&rt, &pools[i].1, keys, tasks, total);
+            total as f64 / took.as_secs_f64() / 1e6
+        });
         println!(
             "keyed_interleaved/get_drop/{keys}x{tasks}: mpm_keyed {:.2} Mops/s, deadpool_per_key {:.2} Mops/s; mpm/deadpool_per_key {:.2}x",
             medians[0],
@@ -548,21 +557,11 @@ fn interleaved(_: &mut Criterion) {
         .chain(SHAPES.iter().map(|&s| ("hold", true, s)))
     {
         let pools = pools(&rt, objects);
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
-        for _ in 0..11 {
-            for (i, (_, pool)) in pools.iter().enumerate() {
-                let total = if hold { 100_000 } else { 400_000 };
-                let took = run(&rt, pool, tasks, total, hold);
-                rates[i].push(total as f64 / took.as_secs_f64() / 1e6);
-            }
-        }
-        let medians: Vec<f64> = rates
-            .iter_mut()
-            .map(|r| {
-                r.sort_by(f64::total_cmp);
-                r[r.len() / 2]
-            })
-            .collect();
+        let total = if hold { 100_000 } else { 400_000 };
+        let medians = interleaved_medians(pools.len(), |i| {
+            let took = run(&rt, &pools[i].1, tasks, total, hold);
+            total as f64 / took.as_secs_f64() / 1e6
+        });
         let line: Vec<String> = pools
             .iter()
             .zip(&medians)
