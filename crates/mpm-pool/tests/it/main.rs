@@ -1,4 +1,5 @@
-//! Integration tests of `mpm-pool`.
+//! Integration tests of `mpm-pool` that need no server; those against PostgreSQL and Redis are
+//! in `tests/services`.
 
 mod adapters;
 mod basic;
@@ -6,9 +7,6 @@ mod breaker;
 mod faults;
 mod keyed;
 mod leak;
-mod postgres;
-mod redis;
-mod services;
 mod test_manager;
 
 /// Counts allocations per thread, so that tests can show that returning an object allocates

@@ -5,11 +5,10 @@ use std::time::Duration;
 use mpm_pool::Pool;
 use mpm_pool::redis::RedisManager;
 
-use crate::services::redis_url;
+use mpm_testkit::Service;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_killed_while_idle_are_replaced_without_errors() {
-    let Some(url) = redis_url().await else { return };
+pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() {
+    let url = Service::Redis.url();
     let registry = mpm_metrics::Registry::default();
     let period = Duration::from_millis(300);
     let window = Duration::from_millis(50);
@@ -95,9 +94,8 @@ async fn connections_killed_while_idle_are_replaced_without_errors() {
     assert!(pool.status().size <= 3);
 }
 
-#[tokio::test]
-async fn ping_validates_a_live_connection() {
-    let Some(url) = redis_url().await else { return };
+pub(crate) async fn ping_validates_a_live_connection() {
+    let url = Service::Redis.url();
     let pool = Pool::builder(RedisManager::new(url.as_str()).unwrap())
         .max_size(1)
         .skip_validation_within(Duration::ZERO)

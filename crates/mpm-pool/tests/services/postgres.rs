@@ -6,7 +6,7 @@ use std::time::Duration;
 use mpm_pool::Pool;
 use mpm_pool::postgres::{PgManager, RecycleMethod};
 
-use crate::services::postgres_url;
+use mpm_testkit::Service;
 
 fn closed(registry: &mpm_metrics::Registry, pool: &str, reason: &str) -> f64 {
     registry
@@ -15,11 +15,8 @@ fn closed(registry: &mpm_metrics::Registry, pool: &str, reason: &str) -> f64 {
         .map_or(0.0, |v| v.as_f64())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_killed_while_idle_are_replaced_without_errors() {
-    let Some(url) = postgres_url().await else {
-        return;
-    };
+pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() {
+    let url = Service::Postgres.url();
     let registry = mpm_metrics::Registry::default();
     let period = Duration::from_millis(300);
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
@@ -58,11 +55,8 @@ async fn connections_killed_while_idle_are_replaced_without_errors() {
     assert!(s.size <= 3, "{s:?}");
 }
 
-#[tokio::test]
-async fn clean_recycling_resets_session_state() {
-    let Some(url) = postgres_url().await else {
-        return;
-    };
+pub(crate) async fn clean_recycling_resets_session_state() {
+    let url = Service::Postgres.url();
     let pool = Pool::builder(
         PgManager::from_url(&url)
             .unwrap()
@@ -87,11 +81,8 @@ async fn clean_recycling_resets_session_state() {
     assert_ne!(name, "mpm-pool-test");
 }
 
-#[tokio::test]
-async fn validation_runs_select_1_after_the_window() {
-    let Some(url) = postgres_url().await else {
-        return;
-    };
+pub(crate) async fn validation_runs_select_1_after_the_window() {
+    let url = Service::Postgres.url();
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
         .max_size(1)
         .skip_validation_within(Duration::ZERO)
@@ -106,8 +97,7 @@ async fn validation_runs_select_1_after_the_window() {
     assert_eq!(pool.status().size, 1);
 }
 
-#[tokio::test]
-async fn a_bad_url_is_a_typed_error() {
+pub(crate) async fn a_bad_url_is_a_typed_error() {
     assert!(PgManager::from_url("postgres://[bad").is_err());
     let pool = Pool::builder(PgManager::from_url("postgres://postgres@127.0.0.1:1/none").unwrap())
         .maintenance_interval(None)
@@ -169,11 +159,8 @@ async fn kill_idle_backends(pool: &Pool<PgManager>, url: &str) {
 
 /// Without any acquire, the maintenance pass notices the closed connections (no round trip)
 /// and refills in the same pass, within one period of the kill.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn maintenance_alone_replaces_connections_killed_while_idle() {
-    let Some(url) = postgres_url().await else {
-        return;
-    };
+pub(crate) async fn maintenance_alone_replaces_connections_killed_while_idle() {
+    let url = Service::Postgres.url();
     let registry = mpm_metrics::Registry::default();
     let period = Duration::from_millis(300);
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
