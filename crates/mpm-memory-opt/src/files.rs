@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::optimize::{Options, SymlinkPolicy};
 use crate::report::Report;
-use crate::{Error, Optimizer};
+use crate::{Error, FileOptions, Optimizer};
 
 /// UTC calendar time now: (year, month, day, hour, minute, second).
 pub(crate) fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
@@ -59,6 +59,36 @@ pub fn agent_id(file_name: &str) -> Option<&str> {
         .strip_suffix("_memories")
         .or_else(|| stem.strip_suffix("_agent"))?;
     (!id.is_empty()).then_some(id)
+}
+
+/// Whether a file is an agent memory file, as claude-mpm writes them: named
+/// `{agent}_memories.md` or `{agent}_agent.md`, or opening (blank lines aside) with its header
+/// `# {Agent} Agent Memory`. `README.md` and backups (`*_backup_*`) never are.
+///
+/// ```
+/// use mpm_memory_opt::is_memory_file;
+///
+/// assert!(is_memory_file("engineer_memories.md", ""));
+/// assert!(is_memory_file("notes.md", "\n# Engineer Agent Memory - demo\n"));
+/// assert!(!is_memory_file("Cargo.toml", "[package]\nname = \"x\"\n"));
+/// assert!(!is_memory_file("README.md", "# QA Agent Memory\n"));
+/// ```
+pub fn is_memory_file(file_name: &str, text: &str) -> bool {
+    if file_name.eq_ignore_ascii_case("README.md") || file_name.contains("_backup_") {
+        return false;
+    }
+    if agent_id(file_name).is_some() {
+        return true;
+    }
+    let first = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty());
+    first.is_some_and(|l| {
+        l.strip_prefix("# ")
+            .is_some_and(|title| title.to_lowercase().contains("agent memory"))
+    })
 }
 
 fn is_readme(path: &Path) -> bool {
@@ -208,7 +238,7 @@ pub(crate) fn write_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, Error> 
 /// A `.claude-mpm/memories` directory.
 ///
 /// ```
-/// use mpm_memory_opt::{MemoryStore, Options};
+/// use mpm_memory_opt::{FileOptions, MemoryStore, Options};
 ///
 /// let dir = tempfile::tempdir()?;
 /// std::fs::write(dir.path().join("engineer_memories.md"), "## Learnings\n- a\n- a\n")?;
@@ -216,7 +246,7 @@ pub(crate) fn write_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, Error> 
 /// std::fs::write(dir.path().join("README.md"), "not a memory\n")?;
 /// let store = MemoryStore::new(dir.path(), Options::default());
 /// assert_eq!(store.agents()?, ["engineer", "qa"]);
-/// let results = store.optimize_all(2, false);
+/// let results = store.optimize_all(2, FileOptions::default());
 /// assert_eq!(results.len(), 2);
 /// assert_eq!(std::fs::read_to_string(dir.path().join("engineer_memories.md"))?, "## Learnings\n- a\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -291,7 +321,7 @@ impl MemoryStore {
     pub fn optimize_all(
         &self,
         concurrency: usize,
-        dry_run: bool,
+        options: FileOptions,
     ) -> Vec<(PathBuf, Result<Report, Error>)> {
         let files = match self.files() {
             Ok(f) => f,
@@ -306,7 +336,7 @@ impl MemoryStore {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = files.get(i) else { break };
-                        let r = self.optimizer.optimize_file(path, dry_run);
+                        let r = self.optimizer.optimize_file(path, options);
                         if let Ok(mut slot) = results[i].lock() {
                             *slot = Some(r);
                         }
@@ -349,7 +379,7 @@ impl MemoryStore {
             return Ok(None);
         }
         self.optimizer
-            .optimize_file(&self.path_of(agent), false)
+            .optimize_file(&self.path_of(agent), FileOptions::default())
             .map(Some)
     }
 }

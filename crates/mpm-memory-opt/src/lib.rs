@@ -167,7 +167,7 @@ pub use document::{
     Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content, classify,
     is_py_space, is_section_heading, section_name,
 };
-pub use files::{MemoryStore, agent_id, write_atomic};
+pub use files::{MemoryStore, agent_id, is_memory_file, write_atomic};
 pub use optimize::{Keywords, Options, Outcome, Profile, SymlinkPolicy};
 pub use report::{Action, AuditEntry, Report, Warning};
 pub use similarity::{
@@ -319,14 +319,19 @@ impl Optimizer {
     }
 
     /// Optimizes a file: reads it (refusing README.md, links per policy, files over the hard
-    /// limit), optimizes, and unless `dry_run` or nothing changed, writes a backup and replaces
+    /// limit), optimizes, and unless a dry run ([`FileOptions`]) or nothing changed, writes a backup and replaces
     /// the file atomically.
-    pub fn optimize_file(&self, path: &Path, dry_run: bool) -> Result<Report, Error> {
-        self.optimize_file_full(path, dry_run).map(|f| f.report)
+    pub fn optimize_file(&self, path: &Path, options: FileOptions) -> Result<Report, Error> {
+        self.optimize_file_full(path, options).map(|f| f.report)
     }
 
     /// [`Optimizer::optimize_file`], also returning the text before and after (for a diff).
-    pub fn optimize_file_full(&self, path: &Path, dry_run: bool) -> Result<FileOutcome, Error> {
+    pub fn optimize_file_full(
+        &self,
+        path: &Path,
+        options: FileOptions,
+    ) -> Result<FileOutcome, Error> {
+        let dry_run = options.dry_run;
         let (target, bytes) = files::read_checked(path, &self.options)?;
         let parse_error = |source| Error::Parse {
             path: path.to_owned(),
@@ -358,6 +363,27 @@ impl Optimizer {
             before: text,
             after: outcome.output,
         })
+    }
+}
+
+/// How [`Optimizer::optimize_file`] treats the file.
+///
+/// ```
+/// use mpm_memory_opt::FileOptions;
+///
+/// assert!(!FileOptions::default().dry_run);
+/// assert!(FileOptions::dry_run().dry_run);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileOptions {
+    /// Report what would change, write nothing (no backup, no replacement).
+    pub dry_run: bool,
+}
+
+impl FileOptions {
+    /// Options that write nothing.
+    pub fn dry_run() -> FileOptions {
+        FileOptions { dry_run: true }
     }
 }
 

@@ -228,6 +228,46 @@ pub(crate) fn merge_contents(contents: &[&str]) -> String {
     }
 }
 
+/// Words too common to say anything when appended to a merged entry.
+const STOP_WORDS: [&str; 32] = [
+    "a", "after", "all", "an", "and", "any", "are", "as", "at", "be", "before", "by", "for",
+    "from", "in", "into", "is", "it", "its", "no", "not", "of", "on", "or", "so", "that", "the",
+    "then", "this", "to", "too", "with",
+];
+
+/// The words of a text for the `default` profile's merge rule: runs of letters, digits and `_`,
+/// lowercased (so `std::sync::Mutex` gives `std`, `sync`, `mutex` and `.await` gives `await`).
+fn plain_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The `default` profile's merge rule: claude-mpm's (the longest item, first on ties, plus the
+/// 1 to 4 words the others bring, sorted, in parentheses), where a word is a run of letters and
+/// digits (punctuation never makes a word of its own) and common words such as `with` or `the`
+/// are not brought.
+pub(crate) fn merge_readable(contents: &[&str]) -> String {
+    let mut base = contents[0];
+    for c in &contents[1..] {
+        if c.chars().count() > base.chars().count() {
+            base = c;
+        }
+    }
+    let base_words: std::collections::BTreeSet<String> = plain_words(base).collect();
+    let extra: std::collections::BTreeSet<String> = contents
+        .iter()
+        .flat_map(|c| plain_words(c))
+        .filter(|w| !base_words.contains(w) && !STOP_WORDS.contains(&w.as_str()))
+        .collect();
+    if !extra.is_empty() && extra.len() < 5 {
+        let words: Vec<&str> = extra.iter().map(String::as_str).collect();
+        format!("{base} ({})", words.join(", "))
+    } else {
+        base.to_owned()
+    }
+}
+
 /// An entry of a section: a list item (and the more-indented lines under it).
 struct Entry {
     lines: Vec<Line>,
@@ -700,7 +740,7 @@ fn consolidate_stage(
             .map(|(g, _)| s.entries[*g].content().to_owned())
             .collect();
         let refs: Vec<&str> = contents.iter().map(String::as_str).collect();
-        let merged = merge_contents(&refs);
+        let merged = merge_readable(&refs);
         for &(g, r) in &group[1..] {
             report.audit.push(audit(s, Action::Consolidated, g, i, r));
             report.items_consolidated += 1;

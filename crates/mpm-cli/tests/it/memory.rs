@@ -279,3 +279,198 @@ fn analyze_and_stats_write_nothing() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("engineer_memories.md"));
     assert_eq!(snapshot(dir.path()), before);
 }
+
+#[test]
+fn help_describes_only_commands_that_exist() {
+    let out = mpm(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !help.contains("cache inspection") && !help.contains("end-to-end demo"),
+        "{help}"
+    );
+    // Every command the help lists runs (its own --help succeeds).
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.contains(&"memory"), "{help}");
+    for c in commands {
+        assert_eq!(mpm(&[c, "--help"]).status.code(), Some(0), "`mpm {c}`");
+    }
+}
+
+#[test]
+fn a_directory_without_memory_files_is_an_error_that_says_where_it_looked() {
+    // An empty directory, and a project root one level above `.claude-mpm/memories`.
+    let root = tempfile::tempdir().unwrap();
+    let memories = root.path().join(".claude-mpm").join("memories");
+    std::fs::create_dir_all(&memories).unwrap();
+    for sub in ["stats", "analyze", "optimize"] {
+        let out = mpm(&["memory", sub, memories.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{sub}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no memory files found") && stderr.contains(memories.to_str().unwrap()),
+            "{sub}: {stderr}"
+        );
+    }
+    std::fs::write(memories.join("engineer_memories.md"), EXAMPLE).unwrap();
+    let out = mpm(&["memory", "stats", root.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no memory files found") && stderr.contains(memories.to_str().unwrap()),
+        "the message points at the memories directory: {stderr}"
+    );
+    let json = mpm(&["memory", "stats", "--json", root.path().to_str().unwrap()]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["success"], false);
+}
+
+#[test]
+fn files_that_are_not_memory_files_are_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("Cargo.toml");
+    let body = "[package]\nname = \"x\"\n- a\n- a\n";
+    std::fs::write(&toml, body).unwrap();
+    for sub in ["analyze", "optimize", "stats"] {
+        let out = mpm(&["memory", sub, toml.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{sub}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Cargo.toml") && stderr.contains("not a memory file"),
+            "{sub}: {stderr}"
+        );
+        assert!(stderr.contains("--force"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&toml).unwrap(), body);
+    let forced = mpm(&["memory", "analyze", "--force", toml.to_str().unwrap()]);
+    assert_eq!(
+        forced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    // A file with claude-mpm's header is a memory file whatever its name.
+    let headed = dir.path().join("notes.md");
+    std::fs::write(&headed, EXAMPLE).unwrap();
+    assert_eq!(
+        mpm(&["memory", "analyze", headed.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    // README.md stays refused, forced or not.
+    let readme = dir.path().join("README.md");
+    std::fs::write(&readme, EXAMPLE).unwrap();
+    let out = mpm(&["memory", "optimize", "--force", readme.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), EXAMPLE);
+}
+
+#[test]
+fn stats_needs_optimization_follows_what_optimize_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small (far under the 80% mark) but full of duplicates.
+    let dup = dir.path().join("engineer_memories.md");
+    std::fs::write(&dup, EXAMPLE).unwrap();
+    // Small and already optimized.
+    let clean = dir.path().join("qa_memories.md");
+    std::fs::write(
+        &clean,
+        "# QA Agent Memory\n\n## Learnings\n- Tests must use fixtures\n- Prefer pathlib over os.path\n",
+    )
+    .unwrap();
+    let out = mpm(&["memory", "stats", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_agent = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["agent_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let e = by_agent("engineer");
+    assert_eq!(e["needs_optimization"], true, "{e}");
+    assert_eq!(e["optimizable_entries"], 3, "{e}");
+    let q = by_agent("qa");
+    assert_eq!(q["needs_optimization"], false, "{q}");
+    assert_eq!(q["optimizable_entries"], 0, "{q}");
+}
+
+#[test]
+fn wording_counts_signs_and_diff_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("engineer_memories.md");
+    // One duplicate, one section reordered, the size barely changes.
+    std::fs::write(
+        &f,
+        "# Engineer Agent Memory\n\n## Learnings\n- a note about pathlib usage in the codebase today\n- a note about pathlib usage in the codebase today\n- You must always run the tests before pushing\n",
+    )
+    .unwrap();
+    let out = mpm(&["memory", "analyze", f.to_str().unwrap()]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("1 duplicate removed"), "{stdout}");
+    assert!(stdout.contains("Learnings: 1 duplicate item\n"), "{stdout}");
+    assert!(stdout.contains("1 section reordered"), "{stdout}");
+    assert!(
+        !stdout.contains("1 items") && !stdout.contains("1 duplicates"),
+        "{stdout}"
+    );
+    // Nothing to do: no `-0.0%`.
+    let clean = dir.path().join("qa_memories.md");
+    std::fs::write(
+        &clean,
+        "# QA Agent Memory\n\n## Learnings\n- Tests must use fixtures\n",
+    )
+    .unwrap();
+    let stdout =
+        String::from_utf8(mpm(&["memory", "analyze", clean.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        stdout.contains("(0.0%)") && !stdout.contains("-0.0%"),
+        "{stdout}"
+    );
+    // Diff headers of an absolute path have one slash after `a`/`b`, as git writes them.
+    let out = mpm(&[
+        "memory",
+        "optimize",
+        "--dry-run",
+        "--diff",
+        f.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let shown = f.to_str().unwrap().trim_start_matches('/');
+    assert!(stdout.contains(&format!("--- a/{shown}\n")), "{stdout}");
+    assert!(stdout.contains(&format!("+++ b/{shown}\n")), "{stdout}");
+    assert!(!stdout.contains("a//"), "{stdout}");
+}
+
+#[test]
+fn default_profile_merges_read_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("engineer_memories.md");
+    std::fs::write(
+        &f,
+        "## Learnings\n- Wrap the shared worker state in std::sync::Mutex guards\n- Wrap shared worker state with std mutex guards.\n",
+    )
+    .unwrap();
+    let out = mpm(&["memory", "optimize", "--json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["items_consolidated"], 1, "{v}");
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(
+        text, "## Learnings\n- Wrap the shared worker state in std::sync::Mutex guards\n",
+        "no `(guards., mutex, std, with)`: punctuation and common words are not brought"
+    );
+}

@@ -1,4 +1,4 @@
-use mpm_memory_opt::{MemoryStore, Optimizer, Options, SymlinkPolicy};
+use mpm_memory_opt::{FileOptions, MemoryStore, Optimizer, Options, SymlinkPolicy};
 
 #[test]
 fn lists_both_naming_schemes_and_skips_readme_and_backups() {
@@ -29,7 +29,7 @@ fn optimizes_many_files_with_bounded_concurrency() {
         std::fs::write(dir.path().join(format!("a{i}_memories.md")), body).unwrap();
     }
     let store = MemoryStore::new(dir.path(), Options::default());
-    let results = store.optimize_all(4, false);
+    let results = store.optimize_all(4, FileOptions::default());
     assert_eq!(results.len(), 40);
     for (path, r) in results {
         let r = r.unwrap();
@@ -85,7 +85,7 @@ fn readme_symlinks_and_hard_limit_are_refused() {
     std::fs::write(&readme, "- a\n- a\n").unwrap();
     let opt = Optimizer::new(Options::default());
     assert!(
-        opt.optimize_file(&readme, false)
+        opt.optimize_file(&readme, FileOptions::default())
             .unwrap_err()
             .to_string()
             .contains("README.md")
@@ -97,7 +97,7 @@ fn readme_symlinks_and_hard_limit_are_refused() {
         ..Options::default()
     });
     assert!(
-        tiny.optimize_file(&f, false)
+        tiny.optimize_file(&f, FileOptions::default())
             .unwrap_err()
             .to_string()
             .contains("over the 4-byte limit")
@@ -107,7 +107,7 @@ fn readme_symlinks_and_hard_limit_are_refused() {
         let link = dir.path().join("y_memories.md");
         std::os::unix::fs::symlink(&f, &link).unwrap();
         assert!(
-            opt.optimize_file(&link, false)
+            opt.optimize_file(&link, FileOptions::default())
                 .unwrap_err()
                 .to_string()
                 .contains("symbolic link")
@@ -116,7 +116,7 @@ fn readme_symlinks_and_hard_limit_are_refused() {
             symlinks: SymlinkPolicy::Follow,
             ..Options::default()
         });
-        let r = follow.optimize_file(&link, false).unwrap();
+        let r = follow.optimize_file(&link, FileOptions::default()).unwrap();
         assert!(r.written);
         assert!(
             std::fs::symlink_metadata(&link)
@@ -147,7 +147,7 @@ fn dry_run_writes_nothing_and_metrics_are_recorded() {
     let opt = Optimizer::new(Options::default())
         .with_metrics(&registry)
         .unwrap();
-    let r = opt.optimize_file(&f, true).unwrap();
+    let r = opt.optimize_file(&f, FileOptions::dry_run()).unwrap();
     assert!(r.changed && !r.written && r.backup_created.is_none());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "## L\n- a\n- a\n");
