@@ -55,4 +55,20 @@ pub enum Error {
     /// A budget file or budget entry could not be read.
     #[error("invalid budget: {0}")]
     InvalidBudget(String),
+    /// A histogram bucket layout that cannot be exposed.
+    #[error("invalid bucket layout: {0}")]
+    InvalidBuckets(&'static str),
+    /// A component of this kind and instance name already reports into the registry, and
+    /// neither registration asked to share it (see [`Registry::shared_scope`]).
+    ///
+    /// [`Registry::shared_scope`]: crate::Registry::shared_scope
+    #[error(
+        "a {component} named {instance:?} is already registered in this registry; give it another name, or ask for a shared scope on both sides"
+    )]
+    AlreadyRegistered {
+        /// The component kind, such as `cache` or `pool`.
+        component: String,
+        /// The instance name.
+        instance: String,
+    },
 }

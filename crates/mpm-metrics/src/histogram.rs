@@ -287,10 +287,6 @@ pub struct HistogramSnapshot {
     /// Values refused by [`Histogram::record_f64`] (NaN, infinite or negative).
     #[serde(skip_serializing_if = "is_zero")]
     pub rejected: u64,
-    /// Cumulative counts at each power of two, for exposition: `(upper_bound_inclusive,
-    /// cumulative_count)`, up to the largest non-empty one.
-    #[serde(skip)]
-    pub(crate) cumulative: Vec<(u64, u64)>,
     /// The non-empty buckets, as `(bucket_index, count)`, for exact quantiles.
     #[serde(skip)]
     pub(crate) nonzero: Vec<(u32, u64)>,
@@ -312,10 +308,10 @@ impl HistogramSnapshot {
             .map(|(i, c)| (i as u32, *c))
             .collect();
         let count: u64 = nonzero.iter().map(|(_, c)| c).sum();
+        // A fold from +0.0: `Sum` for f64 starts at -0.0, which renders as "-0.0".
         let sum: f64 = nonzero
             .iter()
-            .map(|(i, c)| bucket_value(*i as usize) * *c as f64)
-            .sum();
+            .fold(0.0, |acc, (i, c)| acc + bucket_value(*i as usize) * *c as f64);
         let mut snap = HistogramSnapshot {
             count,
             sum,
@@ -331,7 +327,6 @@ impl HistogramSnapshot {
             p99: 0.0,
             p999: 0.0,
             rejected,
-            cumulative: Vec::new(),
             nonzero,
             divisor: 1.0,
         };
@@ -339,7 +334,6 @@ impl HistogramSnapshot {
         snap.p90 = snap.quantile(0.9);
         snap.p99 = snap.quantile(0.99);
         snap.p999 = snap.quantile(0.999);
-        snap.cumulative = snap.power_of_two_cumulative();
         #[cfg(feature = "strict-assertions")]
         snap.check_invariants();
         snap
@@ -353,16 +347,8 @@ impl HistogramSnapshot {
             qs.windows(2).all(|w| w[0] <= w[1]),
             "quantiles out of order: {qs:?}"
         );
-        assert!(
-            self.cumulative.windows(2).all(|w| w[0] <= w[1]),
-            "cumulative buckets not monotonic"
-        );
-        if let Some((_, last)) = self.cumulative.last() {
-            assert_eq!(
-                *last, self.count,
-                "the last cumulative bucket must hold every value"
-            );
-        }
+        let all = self.cumulative_at([f64::INFINITY]);
+        assert_eq!(all, [self.count], "every value lies below +Inf");
     }
 
     /// The value at quantile `q` (0 to 1), in the reported unit: the smallest recorded value (within 1%) that at
@@ -407,31 +393,26 @@ impl HistogramSnapshot {
         self
     }
 
-    fn power_of_two_cumulative(&self) -> Vec<(u64, u64)> {
-        // Octave boundaries are bucket boundaries, so counts at `2^k - 1` are exact.
-        let Some((last, _)) = self.nonzero.last() else {
-            return Vec::new();
-        };
-        let (_, last_hi) = bucket_bounds(*last as usize);
-        let mut out = Vec::new();
+    /// The cumulative count at each bound (in recorded units, ascending): how many values
+    /// lie in buckets whose reported value (the midpoint) is at most the bound. Exact for
+    /// every value farther than 1% from a bound.
+    pub(crate) fn cumulative_at(&self, bounds: impl IntoIterator<Item = f64>) -> Vec<u64> {
         let mut it = self.nonzero.iter().peekable();
         let mut seen = 0u64;
-        for k in 0..=LAST_OCTAVE {
-            let bound = (1u64 << k) - 1;
-            while let Some((i, c)) = it.peek() {
-                if bucket_bounds(*i as usize).1 <= bound {
-                    seen += c;
-                    it.next();
-                } else {
-                    break;
+        bounds
+            .into_iter()
+            .map(|bound| {
+                while let Some((i, c)) = it.peek() {
+                    if bucket_value(*i as usize) <= bound {
+                        seen += c;
+                        it.next();
+                    } else {
+                        break;
+                    }
                 }
-            }
-            out.push((bound, seen));
-            if bound >= last_hi {
-                break;
-            }
-        }
-        out
+                seen
+            })
+            .collect()
     }
 }
 

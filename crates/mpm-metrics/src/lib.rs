@@ -93,35 +93,46 @@
 
 mod alloc;
 mod budget;
+pub mod buckets;
+mod collector;
+pub mod contract;
 pub mod counter;
 mod error;
+mod exposition;
 mod gauge;
 pub mod histogram;
+#[cfg(feature = "http")]
+pub mod http;
 mod name;
 mod prometheus;
 #[cfg(feature = "recorder")]
 mod recorder;
 mod registry;
+mod scope;
 mod snapshot;
 mod timer;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 
 pub use alloc::{AllocStats, CountingAllocator, thread_stats};
+pub use buckets::Buckets;
 pub use budget::{Bound, Budget, BudgetReport, BudgetResult, Statistic, check_budgets};
+pub use collector::{COLLECTOR_PANICS, CollectorId};
 pub use counter::Counter;
 pub use error::Error;
+pub use exposition::{ExposedFamily, Exposition, Sample};
 pub use gauge::{Gauge, IntGauge};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use name::{
     sanitize_label_name, sanitize_metric_name, validate_label_name, validate_metric_name,
 };
-pub use prometheus::PROMETHEUS_CONTENT_TYPE;
+pub use prometheus::{DEFAULT_HELP, PROMETHEUS_CONTENT_TYPE};
 #[cfg(feature = "recorder")]
 pub use recorder::MetricsRecorder;
 pub use registry::{
     DEFAULT_MAX_SERIES, Kind, OVERFLOW_LABELS, Registry, RegistryBuilder, TimerId, Unit,
 };
+pub use scope::{INSTANCE_LABEL, Scope};
 pub use snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
 pub use timer::{Timer, TimerGuard};
 #[cfg(feature = "tracing")]

@@ -1,18 +1,22 @@
 //! The Prometheus text exposition format (version 0.0.4).
 
-use crate::Registry;
 use crate::name::escape_help;
 use crate::registry::{Family, Handle};
+use crate::{Buckets, Registry};
+
+/// The HELP text of a metric registered without one.
+pub const DEFAULT_HELP: &str = "No help text was given for this metric.";
 
 /// The `Content-Type` to serve [`Registry::render_prometheus`] with.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 impl Registry {
-    /// Renders every metric in the Prometheus text exposition format: a `# HELP` line (when a
-    /// help text was given) and a `# TYPE` line per metric, then one line per series, label
-    /// values escaped. Histograms are written as cumulative `_bucket` lines at each power of
-    /// two of the recorded unit (exact, since bucket edges fall on powers of two) up to the
-    /// largest value seen, then `le="+Inf"`, `_sum` and `_count`.
+    /// Runs the collectors (see [`Registry::add_collector`]), then renders every metric in the
+    /// Prometheus text exposition format (version 0.0.4): a `# HELP` line (the text given with
+    /// [`Registry::describe`] or at registration, else [`DEFAULT_HELP`]) and a `# TYPE` line
+    /// per metric, then one line per series, label values escaped. Histograms are written as
+    /// cumulative `_bucket` lines at their fixed bounds ([`Buckets`]), `le="+Inf"`, `_sum` and
+    /// `_count`. No value is written as `-0.0`.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
         self.render_prometheus_into(&mut out);
@@ -21,16 +25,16 @@ impl Registry {
 
     /// [`Registry::render_prometheus`] into a buffer you keep, to reuse its allocation.
     pub fn render_prometheus_into(&self, out: &mut String) {
+        self.run_collectors();
         let help = self.inner.help.read();
+        let buckets = self.inner.buckets.read();
         let families = self.inner.families.read();
         for (name, family) in families.iter() {
-            if let Some(h) = help.get(name) {
-                out.push_str("# HELP ");
-                out.push_str(name);
-                out.push(' ');
-                escape_help(out, h);
-                out.push('\n');
-            }
+            out.push_str("# HELP ");
+            out.push_str(name);
+            out.push(' ');
+            escape_help(out, help.get(name).map_or(DEFAULT_HELP, String::as_str));
+            out.push('\n');
             out.push_str("# TYPE ");
             out.push_str(name);
             out.push_str(match family.kind {
@@ -38,12 +42,23 @@ impl Registry {
                 crate::Kind::Histogram => " histogram\n",
                 _ => " gauge\n",
             });
-            render_family(out, name, family);
+            let layout;
+            let bounds = match family.kind {
+                crate::Kind::Histogram => {
+                    layout = buckets
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| Buckets::default_for(family.unit));
+                    layout.bounds()
+                }
+                _ => &[],
+            };
+            render_family(out, name, family, bounds);
         }
     }
 }
 
-fn render_family(out: &mut String, name: &str, family: &Family) {
+fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
     for (labels, series) in &family.series {
@@ -66,11 +81,12 @@ fn render_family(out: &mut String, name: &str, family: &Family) {
             Handle::Histogram(h) => {
                 let divisor = family.unit.divisor();
                 let snap = h.snapshot();
-                for (bound, cumulative) in &snap.cumulative {
+                let cumulative = snap.cumulative_at(bounds.iter().map(|b| b * divisor));
+                for (bound, count) in bounds.iter().zip(cumulative) {
                     bucket_start(out, name, labels);
-                    push_f64(out, &mut floats, *bound as f64 / divisor);
+                    push_f64(out, &mut floats, *bound);
                     out.push_str("\"} ");
-                    out.push_str(ints.format(*cumulative));
+                    out.push_str(ints.format(count));
                     out.push('\n');
                 }
                 bucket_start(out, name, labels);
@@ -111,7 +127,8 @@ fn bucket_start(out: &mut String, name: &str, labels: &str) {
 
 fn push_f64(out: &mut String, buf: &mut ryu::Buffer, v: f64) {
     if v.is_finite() {
-        out.push_str(buf.format_finite(v));
+        // Adding +0.0 turns -0.0 into +0.0 and changes nothing else.
+        out.push_str(buf.format_finite(v + 0.0));
     } else if v.is_nan() {
         out.push_str("NaN");
     } else if v > 0.0 {

@@ -11,8 +11,10 @@ use serde::Serialize;
 
 use crate::name::{label_key, validate_metric_name};
 use crate::snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
+use crate::collector::Collectors;
+use crate::scope::Claims;
 use crate::timer::Timer;
-use crate::{Counter, Error, Gauge, Histogram, IntGauge};
+use crate::{Buckets, Counter, Error, Gauge, Histogram, IntGauge};
 
 /// The label set that stands for every series beyond a metric's cap.
 pub const OVERFLOW_LABELS: &str = "mpm_overflow=\"true\"";
@@ -113,7 +115,12 @@ pub(crate) struct Inner {
     max_series: usize,
     started: quanta::Instant,
     timers: Mutex<HashMap<u64, (Histogram, quanta::Instant)>>,
-    next_timer: AtomicU64,
+    /// The source of timer and collector ids.
+    pub(crate) next_timer: AtomicU64,
+    /// Bucket layouts given by name; a histogram without one uses its unit's default.
+    pub(crate) buckets: RwLock<HashMap<String, Buckets>>,
+    pub(crate) collectors: Mutex<Collectors>,
+    pub(crate) claims: Mutex<Claims>,
 }
 
 /// Builds a [`Registry`] with non-default settings.
@@ -164,6 +171,9 @@ impl RegistryBuilder {
                 started: quanta::Instant::now(),
                 timers: Mutex::new(HashMap::new()),
                 next_timer: AtomicU64::new(1),
+                buckets: RwLock::new(HashMap::new()),
+                collectors: Mutex::new(Collectors::default()),
+                claims: Mutex::new(Claims::default()),
             }),
         }
     }
@@ -295,6 +305,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Sets the bucket bounds the histogram `name` is exposed with (see [`Buckets`]); it may
+    /// be given before or after the histogram is created. Without it a histogram uses
+    /// [`Buckets::default_for`] its unit.
+    pub fn set_buckets(&self, name: &str, buckets: Buckets) -> Result<(), Error> {
+        validate_metric_name(name)?;
+        self.inner.buckets.write().insert(name.to_owned(), buckets);
+        Ok(())
+    }
+
+    /// The bucket bounds the histogram `name` is exposed with, when it exists.
+    pub fn buckets(&self, name: &str) -> Option<Buckets> {
+        let unit = self.inner.families.read().get(name)?.unit;
+        Some(
+            self.inner
+                .buckets
+                .read()
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Buckets::default_for(unit)),
+        )
+    }
+
     /// Removes one series. Handles to it keep working but are no longer reported. Returns
     /// whether the series existed.
     pub fn remove(&self, name: &str, labels: &[(&str, &str)]) -> bool {
@@ -368,9 +400,11 @@ impl Registry {
         self.inner.timers.lock().len()
     }
 
-    /// Reads every metric once. The set of series cannot change while it is read (the
-    /// registry's read lock is held); each value is read atomically, while recording goes on.
+    /// Runs the collectors (see [`Registry::add_collector`]), then reads every metric once.
+    /// The set of series cannot change while it is read (the registry's read lock is held);
+    /// each value is read atomically, while recording goes on.
     pub fn snapshot(&self) -> Snapshot {
+        self.run_collectors();
         let uptime_seconds = self.inner.started.elapsed().as_secs_f64();
         let help = self.inner.help.read();
         let families = self.inner.families.read();

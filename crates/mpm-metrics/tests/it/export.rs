@@ -34,23 +34,29 @@ fn sample_registry() -> Registry {
 #[test]
 fn prometheus_text_exposition() {
     expect![[r##"
+        # HELP in_flight No help text was given for this metric.
         # TYPE in_flight gauge
         in_flight{pool="pg"} -2
+        # HELP load No help text was given for this metric.
         # TYPE load gauge
         load 0.75
+        # HELP op_duration_seconds No help text was given for this metric.
         # TYPE op_duration_seconds histogram
-        op_duration_seconds_bucket{le="0.0"} 0
-        op_duration_seconds_bucket{le="1e-9"} 0
-        op_duration_seconds_bucket{le="3e-9"} 0
-        op_duration_seconds_bucket{le="7e-9"} 0
-        op_duration_seconds_bucket{le="1.5e-8"} 0
-        op_duration_seconds_bucket{le="3.1e-8"} 0
-        op_duration_seconds_bucket{le="6.3e-8"} 0
-        op_duration_seconds_bucket{le="1.27e-7"} 0
-        op_duration_seconds_bucket{le="2.55e-7"} 0
-        op_duration_seconds_bucket{le="5.11e-7"} 0
-        op_duration_seconds_bucket{le="1.023e-6"} 0
-        op_duration_seconds_bucket{le="2.047e-6"} 1
+        op_duration_seconds_bucket{le="1e-6"} 0
+        op_duration_seconds_bucket{le="5e-6"} 1
+        op_duration_seconds_bucket{le="0.00001"} 1
+        op_duration_seconds_bucket{le="0.00005"} 1
+        op_duration_seconds_bucket{le="0.0001"} 1
+        op_duration_seconds_bucket{le="0.0005"} 1
+        op_duration_seconds_bucket{le="0.001"} 1
+        op_duration_seconds_bucket{le="0.005"} 1
+        op_duration_seconds_bucket{le="0.01"} 1
+        op_duration_seconds_bucket{le="0.05"} 1
+        op_duration_seconds_bucket{le="0.1"} 1
+        op_duration_seconds_bucket{le="0.5"} 1
+        op_duration_seconds_bucket{le="1.0"} 1
+        op_duration_seconds_bucket{le="5.0"} 1
+        op_duration_seconds_bucket{le="10.0"} 1
         op_duration_seconds_bucket{le="+Inf"} 1
         op_duration_seconds_sum 1.4955e-6
         op_duration_seconds_count 1
@@ -58,18 +64,21 @@ fn prometheus_text_exposition() {
         # TYPE requests_total counter
         requests_total{method="GET",route="/a\"b"} 3
         requests_total{method="PUT",route="line\nbreak\\"} 1
+        # HELP size_bytes No help text was given for this metric.
         # TYPE size_bytes histogram
-        size_bytes_bucket{kind="profile",le="0.0"} 1
-        size_bytes_bucket{kind="profile",le="1.0"} 2
-        size_bytes_bucket{kind="profile",le="3.0"} 3
-        size_bytes_bucket{kind="profile",le="7.0"} 3
-        size_bytes_bucket{kind="profile",le="15.0"} 3
-        size_bytes_bucket{kind="profile",le="31.0"} 3
-        size_bytes_bucket{kind="profile",le="63.0"} 3
-        size_bytes_bucket{kind="profile",le="127.0"} 4
-        size_bytes_bucket{kind="profile",le="255.0"} 4
-        size_bytes_bucket{kind="profile",le="511.0"} 4
-        size_bytes_bucket{kind="profile",le="1023.0"} 5
+        size_bytes_bucket{kind="profile",le="64.0"} 3
+        size_bytes_bucket{kind="profile",le="256.0"} 4
+        size_bytes_bucket{kind="profile",le="1024.0"} 5
+        size_bytes_bucket{kind="profile",le="4096.0"} 5
+        size_bytes_bucket{kind="profile",le="16384.0"} 5
+        size_bytes_bucket{kind="profile",le="65536.0"} 5
+        size_bytes_bucket{kind="profile",le="262144.0"} 5
+        size_bytes_bucket{kind="profile",le="1048576.0"} 5
+        size_bytes_bucket{kind="profile",le="4194304.0"} 5
+        size_bytes_bucket{kind="profile",le="16777216.0"} 5
+        size_bytes_bucket{kind="profile",le="67108864.0"} 5
+        size_bytes_bucket{kind="profile",le="268435456.0"} 5
+        size_bytes_bucket{kind="profile",le="1073741824.0"} 5
         size_bytes_bucket{kind="profile",le="+Inf"} 5
         size_bytes_sum{kind="profile"} 1102.5
         size_bytes_count{kind="profile"} 5
