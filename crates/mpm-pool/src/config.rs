@@ -169,8 +169,9 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// An idle object used within this window is handed out without [`Manager::validate`]
-    /// (HikariCP skips within 500 ms, the default). `Duration::ZERO` validates every time.
+    /// An idle object created or validated within this window is handed out without
+    /// [`Manager::validate`] (500 ms by default, HikariCP's window). Use does not count: a
+    /// caller's command may have failed on it. `Duration::ZERO` validates every time.
     pub fn skip_validation_within(mut self, window: Duration) -> Self {
         self.config.skip_validation_within = window;
         self

@@ -30,7 +30,7 @@ pub(crate) struct Entry<T> {
     expires: Ms,
     /// When a user last returned it.
     last_used: Ms,
-    /// When it was last known to work: returned or validated.
+    /// When it was last known to work: created or validated.
     last_alive: Ms,
     /// It was used since its last recycle.
     dirty: bool,
@@ -824,8 +824,9 @@ impl<M: Manager> Inner<M> {
         match reason {
             Some(reason) => self.close_lent(entry, reason),
             None => {
+                // Not `last_alive`: that a caller used the object says nothing about whether
+                // its last command worked, so only a creation or a validation vouches for it.
                 entry.last_used = now;
-                entry.last_alive = now;
                 entry.dirty = true;
                 let refused = self.slots.lock().put(entry);
                 if let Err(entry) = refused {

@@ -45,5 +45,6 @@ fn main() -> ExitCode {
         Postgres: postgres::maintenance_alone_replaces_connections_killed_while_idle,
         Redis: redis::connections_killed_while_idle_are_replaced_without_errors,
         Redis: redis::ping_validates_a_live_connection,
+        Redis: redis::connections_killed_in_use_fail_once_each_and_are_replaced,
     ])
 }
