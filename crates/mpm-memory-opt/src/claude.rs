@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use regex::{NoExpand, Regex};
 
 use crate::document::{is_py_space, section_name};
-use crate::optimize::{Keywords, Options, Profile, merge_contents};
+use crate::optimize::merge_contents;
+use crate::optimize::scorer::{Prepared, Scorer};
+use crate::options::{Keywords, Options, Profile};
 use crate::report::{Action, AuditEntry, Report, Warning};
-use crate::similarity::{Difflib, Prepared, Scorer};
+use crate::similarity::Difflib;
 
 /// A line with its 1-based line number in the original file (0 for a line the optimizer made).
 type Numbered = (usize, String);

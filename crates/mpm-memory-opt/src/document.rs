@@ -233,24 +233,24 @@ fn memchr_nul(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Whether a line opens a section (`## ` at the very start, as claude-mpm reads it).
-pub fn is_section_heading(text: &str) -> bool {
+pub(crate) fn is_section_heading(text: &str) -> bool {
     text.starts_with("## ")
 }
 
 /// A section's name from its heading line: after `## `, cut at the first `(`, trimmed.
-pub fn section_name(heading: &str) -> String {
+pub(crate) fn section_name(heading: &str) -> String {
     let rest = heading.strip_prefix("## ").unwrap_or(heading);
     let cut = rest.split('(').next().unwrap_or("");
     cut.trim_matches(is_py_space).to_owned()
 }
 
 /// Python's `str.isspace()`: Unicode whitespace plus the separators U+001C..U+001F.
-pub fn is_py_space(c: char) -> bool {
+pub(crate) fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// Classifies one line of text.
-pub fn classify(text: &str) -> LineKind {
+pub(crate) fn classify(text: &str) -> LineKind {
     if is_section_heading(text) {
         return LineKind::SectionHeading;
     }

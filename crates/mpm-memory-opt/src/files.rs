@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::optimize::{Options, SymlinkPolicy};
+use crate::options::{Options, SymlinkPolicy};
 use crate::report::Report;
 use crate::{Error, FileOptions, Optimizer};
 

@@ -5,7 +5,8 @@
 //! copies with changed case or spacing, or with one short word added, and the generator records
 //! which lines it made as duplicates.
 
-use crate::similarity::{Indel, Prepared, Scorer};
+use crate::optimize::scorer::{Prepared, Scorer};
+use crate::similarity::Indel;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]

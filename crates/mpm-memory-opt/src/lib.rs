@@ -157,22 +157,19 @@ mod document;
 mod files;
 pub mod generator;
 mod optimize;
+mod options;
 mod report;
 mod similarity;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use document::{
-    Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content, classify,
-    is_py_space, is_section_heading, section_name,
-};
+pub use document::{Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content};
 pub use files::{MemoryStore, agent_id, is_memory_file, write_atomic};
-pub use optimize::{Keywords, Options, Outcome, Profile, SymlinkPolicy};
+pub use optimize::scorer::PairStats;
+pub use options::{Keywords, Options, Outcome, Profile, SymlinkPolicy};
 pub use report::{Action, AuditEntry, Report, Warning};
-pub use similarity::{
-    Builtin, Difflib, Indel, PairStats, Similarity, difflib_ratio_chars, lcs_len, upper_bound,
-};
+pub use similarity::{Difflib, Indel, Similarity};
 
 /// Why a file could not be optimized. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::similarity::PairStats;
+use crate::optimize::scorer::PairStats;
 
 /// What happened to a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
