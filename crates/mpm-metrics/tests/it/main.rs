@@ -10,8 +10,11 @@ static ALLOC: CountingAllocator = CountingAllocator::system();
 
 mod alloc;
 mod budget;
+mod collector;
+mod contract;
 mod export;
 mod histogram;
 mod integrations;
 mod registry;
+mod scope;
 mod timer;
