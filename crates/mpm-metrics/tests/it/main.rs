@@ -14,6 +14,7 @@ mod collector;
 mod contract;
 mod export;
 mod histogram;
+mod http;
 mod integrations;
 mod registry;
 mod scope;
