@@ -116,7 +116,10 @@ mod tests {
         assert_eq!((s.bounds()[0], s.bounds()[14]), (1e-6, 10.0));
         let b = Buckets::default_for(Unit::Bytes);
         assert_eq!(b.bounds().len(), 13);
-        assert_eq!((b.bounds()[0], b.bounds()[12]), (64.0, 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(
+            (b.bounds()[0], b.bounds()[12]),
+            (64.0, 1024.0 * 1024.0 * 1024.0)
+        );
         let n = Buckets::default_for(Unit::None);
         assert_eq!(n.bounds().len(), 13);
         assert_eq!((n.bounds()[0], n.bounds()[12]), (1.0, 1e6));

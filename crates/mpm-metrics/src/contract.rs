@@ -132,7 +132,11 @@ pub struct TableMismatch {
 /// row of `table` with the same type and label keys, every row must be exported, and each must
 /// follow the naming rules. Rows are the lines of `table` whose first cell is a backticked
 /// name; the labels cell lists backticked keys (or `-` for none).
-pub fn check_metric_table(table: &str, exposition: &str, prefix: &str) -> Result<(), TableMismatch> {
+pub fn check_metric_table(
+    table: &str,
+    exposition: &str,
+    prefix: &str,
+) -> Result<(), TableMismatch> {
     let mut problems = Vec::new();
     let rows = match parse_table(table) {
         Ok(rows) => rows,
@@ -149,7 +153,9 @@ pub fn check_metric_table(table: &str, exposition: &str, prefix: &str) -> Result
         .collect();
     for (name, row) in &rows {
         if !name.starts_with(prefix) {
-            problems.push(format!("`{name}` is listed but does not start with `{prefix}`"));
+            problems.push(format!(
+                "`{name}` is listed but does not start with `{prefix}`"
+            ));
         }
         naming_problems(name, &row.kind, &row.labels, &mut problems);
         let Some(family) = exported.get(name) else {
@@ -194,7 +200,12 @@ struct Row {
 fn parse_table(table: &str) -> Result<BTreeMap<String, Row>, String> {
     let mut rows = BTreeMap::new();
     for line in table.lines() {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         let Some(name) = cells
             .first()
             .and_then(|c| c.strip_prefix('`'))
@@ -203,7 +214,9 @@ fn parse_table(table: &str) -> Result<BTreeMap<String, Row>, String> {
             continue;
         };
         if cells.len() < 3 {
-            return Err(format!("the row of `{name}` needs a type and a labels cell: {line:?}"));
+            return Err(format!(
+                "the row of `{name}` needs a type and a labels cell: {line:?}"
+            ));
         }
         let labels = cells[2]
             .split(',')
@@ -229,16 +242,18 @@ fn naming_problems(name: &str, kind: &str, labels: &BTreeSet<String>, out: &mut 
         out.push(format!("`{name}` does not start with `mpm_`"));
     }
     match kind {
-        "counter" if !name.ends_with("_total") => {
-            out.push(format!("`{name}` is a counter, so its name ends in `_total`"))
-        }
-        "gauge" | "histogram" if name.ends_with("_total") => {
-            out.push(format!("`{name}` is not a counter, so it does not end in `_total`"))
-        }
+        "counter" if !name.ends_with("_total") => out.push(format!(
+            "`{name}` is a counter, so its name ends in `_total`"
+        )),
+        "gauge" | "histogram" if name.ends_with("_total") => out.push(format!(
+            "`{name}` is not a counter, so it does not end in `_total`"
+        )),
         "counter" | "gauge" | "histogram" => {}
         other => out.push(format!("`{name}` has the unknown type {other:?}")),
     }
     if !labels.contains(INSTANCE_LABEL) {
-        out.push(format!("`{name}` lacks the instance label `{INSTANCE_LABEL}`"));
+        out.push(format!(
+            "`{name}` lacks the instance label `{INSTANCE_LABEL}`"
+        ));
     }
 }

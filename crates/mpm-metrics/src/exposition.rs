@@ -48,12 +48,15 @@ impl Exposition {
                 let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
                 families.entry(name.to_owned()).or_default().help = Some(unescape_help(help));
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').ok_or_else(|| bad("TYPE without a type"))?;
+                let (name, kind) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("TYPE without a type"))?;
                 families.entry(name.to_owned()).or_default().kind = kind.to_owned();
             } else if line.starts_with('#') {
                 continue;
             } else {
-                let (name, labels, value) = parse_sample(line).ok_or_else(|| bad("not a sample"))?;
+                let (name, labels, value) =
+                    parse_sample(line).ok_or_else(|| bad("not a sample"))?;
                 let family = family_of(&families, &name);
                 let f = families.entry(family).or_default();
                 f.label_keys

@@ -309,9 +309,9 @@ impl HistogramSnapshot {
             .collect();
         let count: u64 = nonzero.iter().map(|(_, c)| c).sum();
         // A fold from +0.0: `Sum` for f64 starts at -0.0, which renders as "-0.0".
-        let sum: f64 = nonzero
-            .iter()
-            .fold(0.0, |acc, (i, c)| acc + bucket_value(*i as usize) * *c as f64);
+        let sum: f64 = nonzero.iter().fold(0.0, |acc, (i, c)| {
+            acc + bucket_value(*i as usize) * *c as f64
+        });
         let mut snap = HistogramSnapshot {
             count,
             sum,

@@ -92,8 +92,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod alloc;
-mod budget;
 pub mod buckets;
+mod budget;
 mod collector;
 pub mod contract;
 pub mod counter;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
-use crate::name::{label_key, validate_metric_name};
-use crate::snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
 use crate::collector::Collectors;
+use crate::name::{label_key, validate_metric_name};
 use crate::scope::Claims;
+use crate::snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
 use crate::timer::Timer;
 use crate::{Buckets, Counter, Error, Gauge, Histogram, IntGauge};
 

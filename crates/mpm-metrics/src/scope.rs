@@ -165,7 +165,12 @@ impl Scope {
     }
 
     /// Gets or creates the counter `mpm_<component>_<what>`; `what` must end in `_total`.
-    pub fn counter(&self, what: &str, help: &str, labels: &[(&str, &str)]) -> Result<Counter, Error> {
+    pub fn counter(
+        &self,
+        what: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Counter, Error> {
         let name = self.prepare(what, help, Shape::Counter)?;
         self.with_labels(labels, |l| self.inner.registry.counter(&name, l))
     }
@@ -283,7 +288,9 @@ impl Scope {
             return fail("`_sum`, `_count` and `_bucket` are reserved for histogram series");
         }
         match shape {
-            Shape::Counter if !what.ends_with("_total") => fail("a counter's name ends in `_total`"),
+            Shape::Counter if !what.ends_with("_total") => {
+                fail("a counter's name ends in `_total`")
+            }
             Shape::Gauge | Shape::Histogram(_) if what.ends_with("_total") => {
                 fail("only counters end in `_total`")
             }
@@ -321,7 +328,9 @@ fn check_word(word: &str, what: &'static str) -> Result<(), Error> {
                 "the component" => {
                     "a component is lower-case letters, digits and `_`, starting with a letter"
                 }
-                _ => "a metric's part is lower-case letters, digits and `_`, starting with a letter",
+                _ => {
+                    "a metric's part is lower-case letters, digits and `_`, starting with a letter"
+                }
             },
         })
     }

@@ -131,7 +131,11 @@ fn scrapes_and_registrations_race_safely() {
     });
     assert_eq!(r.collectors(), 0);
     assert_eq!(
-        r.snapshot().metric("mpm_cache_entries").unwrap().series.len(),
+        r.snapshot()
+            .metric("mpm_cache_entries")
+            .unwrap()
+            .series
+            .len(),
         800
     );
 }

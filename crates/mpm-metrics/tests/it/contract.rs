@@ -45,7 +45,10 @@ fn every_kind_of_drift_is_reported() {
         .inc();
     let text = r.render_prometheus();
     let drifted = TABLE
-        .replace("| `mpm_cache_entries` | gauge |", "| `mpm_cache_entries` | counter |")
+        .replace(
+            "| `mpm_cache_entries` | gauge |",
+            "| `mpm_cache_entries` | counter |",
+        )
         .replace("`name`, `tier`", "`name`")
         + "| `mpm_cache_evictions_total` | counter | `name` | Evicted. |\n";
     let err = check_metric_table(&drifted, &text, "mpm_cache_").unwrap_err();
@@ -85,10 +88,9 @@ fn every_family_has_help_and_type_lines() {
     }
     let r = Registry::default();
     r.gauge("plain", &[]).unwrap().set(1.0);
-    assert!(
-        r.render_prometheus()
-            .starts_with(&format!("# HELP plain {DEFAULT_HELP}\n# TYPE plain gauge\n"))
-    );
+    assert!(r.render_prometheus().starts_with(&format!(
+        "# HELP plain {DEFAULT_HELP}\n# TYPE plain gauge\n"
+    )));
 }
 
 #[test]

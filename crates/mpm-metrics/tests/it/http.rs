@@ -63,7 +63,11 @@ fn sample() -> Registry {
 #[tokio::test]
 async fn serves_metrics_json_and_health_on_loopback() {
     let r = sample();
-    let server = MetricsServer::builder(&r).listen(any_port()).build().await.unwrap();
+    let server = MetricsServer::builder(&r)
+        .listen(any_port())
+        .build()
+        .await
+        .unwrap();
     let addr = server.local_addr();
     assert!(addr.ip().is_loopback());
 
@@ -97,7 +101,11 @@ async fn serves_metrics_json_and_health_on_loopback() {
     .await;
     assert_eq!(post.status, 405);
     assert!(post.head.contains("allow: get, head"));
-    let head = raw(addr, "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let head = raw(
+        addr,
+        "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!((head.status, head.body.as_str()), (200, ""));
     server.shutdown().await;
 }
@@ -193,7 +201,11 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
         idle.push(s);
     }
     let refused = get(addr, "/metrics", "").await;
-    assert_eq!(refused.status, 0, "closed without an answer: {}", refused.head);
+    assert_eq!(
+        refused.status, 0,
+        "closed without an answer: {}",
+        refused.head
+    );
     drop(idle);
     // Once the idle clients are gone their slots come back (the server notices the close).
     let mut served = false;
@@ -217,7 +229,9 @@ async fn a_client_that_stalls_its_headers_is_cut_off_by_the_header_timeout() {
         .await
         .unwrap();
     let mut slow = TcpStream::connect(server.local_addr()).await.unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost:").await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost:")
+        .await
+        .unwrap();
     let mut rest = Vec::new();
     // The server closes the connection (with a 408 or nothing): read_to_end returns.
     let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
@@ -257,7 +271,11 @@ async fn slow_and_stalled_clients_stall_neither_recording_nor_other_clients() {
     for _ in 0..1000 {
         c.inc();
     }
-    r.scope("cache", "new").unwrap().int_gauge("entries", "E.", &[]).unwrap().set(1);
+    r.scope("cache", "new")
+        .unwrap()
+        .int_gauge("entries", "E.", &[])
+        .unwrap()
+        .set(1);
     for _ in 0..5 {
         let m = get(addr, "/metrics", "").await;
         assert_eq!(m.status, 200);

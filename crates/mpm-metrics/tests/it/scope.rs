@@ -105,14 +105,8 @@ fn the_naming_rules_are_checked_at_registration() {
     refused(s.counter("created", "Created.", &[]).map(drop));
     refused(s.int_gauge("idle_total", "Idle.", &[]).map(drop));
     refused(s.gauge("Idle", "Idle.", &[]).map(drop));
-    refused(
-        s.histogram("wait", "Wait.", Unit::Seconds, &[])
-            .map(drop),
-    );
-    refused(
-        s.histogram("size", "Size.", Unit::Bytes, &[])
-            .map(drop),
-    );
+    refused(s.histogram("wait", "Wait.", Unit::Seconds, &[]).map(drop));
+    refused(s.histogram("size", "Size.", Unit::Bytes, &[]).map(drop));
     refused(
         s.histogram("wait_seconds_count", "Wait.", Unit::None, &[])
             .map(drop),
