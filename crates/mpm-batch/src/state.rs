@@ -323,3 +323,172 @@ impl<K: Hash + Eq + Clone, T, M> State<K, T, M> {
         Next::Deliver(Batch::new(batch.key, items, batch.reason), waited)
     }
 }
+
+#[cfg(test)]
+mod shuttle_model {
+    //! A shuttle model of the batcher's state: two producers push under a small capacity
+    //! (with each overflow policy that decides in the state), a flusher asks for a flush, a
+    //! worker hands batches over and lets time pass when nothing is due, and the main thread
+    //! closes the state. In every interleaving shuttle picks: every accepted item is handed
+    //! over exactly once or dropped by the policy, a flush marker comes after every item
+    //! accepted before it, batches hold one key and at most `max_items`, and the queue never
+    //! holds more than its capacity.
+
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use shuttle::sync::Mutex;
+    use shuttle::sync::atomic::{AtomicU64, Ordering};
+    use tokio::time::Instant;
+
+    use super::{Next, Pushed, State};
+    use crate::batcher::Overflow;
+
+    const CAPACITY: usize = 3;
+    const MAX_ITEMS: usize = 2;
+
+    #[derive(Default)]
+    struct Log {
+        accepted: Vec<u32>,
+        refused: Vec<u32>,
+        dropped: Vec<u32>,
+        delivered: Vec<u32>,
+    }
+
+    /// The flush marker carries the items accepted (and not dropped) when it was asked for.
+    type Model = State<u32, u32, Vec<u32>>;
+
+    fn model(overflow: Overflow) {
+        let base = Instant::now();
+        let clock = Arc::new(AtomicU64::new(0));
+        let now = {
+            let clock = Arc::clone(&clock);
+            move || base + Duration::from_millis(clock.load(Ordering::SeqCst))
+        };
+        let state: Arc<Mutex<Model>> = Arc::new(Mutex::new(State::new(
+            MAX_ITEMS,
+            Duration::from_millis(10),
+            CAPACITY,
+            overflow,
+        )));
+        let log = Arc::new(Mutex::new(Log::default()));
+
+        let mut threads = Vec::new();
+        for producer in 0..2u32 {
+            let (state, log, now) = (Arc::clone(&state), Arc::clone(&log), now.clone());
+            threads.push(shuttle::thread::spawn(move || {
+                for i in 0..3 {
+                    let id = producer * 10 + i;
+                    // Pushing and logging under one lock, so the flusher sees both or
+                    // neither.
+                    let mut state = state.lock().unwrap();
+                    let mut log = log.lock().unwrap();
+                    match state.push(producer, id, now()) {
+                        Pushed::Accepted { dropped, .. } => {
+                            log.accepted.push(id);
+                            log.dropped.extend(dropped);
+                        }
+                        Pushed::Full(_, id) => log.refused.push(id),
+                        Pushed::Closed(..) => panic!("closed while producers run"),
+                    }
+                    assert!(state.queued() <= CAPACITY);
+                }
+            }));
+        }
+        {
+            let (state, log) = (Arc::clone(&state), Arc::clone(&log));
+            threads.push(shuttle::thread::spawn(move || {
+                let mut state = state.lock().unwrap();
+                let log = log.lock().unwrap();
+                let pending = log
+                    .accepted
+                    .iter()
+                    .filter(|id| !log.dropped.contains(id))
+                    .copied()
+                    .collect();
+                state.flush(pending);
+            }));
+        }
+        let worker = {
+            let (state, log, clock) = (Arc::clone(&state), Arc::clone(&log), Arc::clone(&clock));
+            shuttle::thread::spawn(move || {
+                let mut markers = 0;
+                loop {
+                    let next = state.lock().unwrap().next(now());
+                    match next {
+                        Next::Deliver(batch, _) => {
+                            assert!(batch.len() <= MAX_ITEMS && !batch.is_empty());
+                            let key = *batch.key();
+                            assert!(batch.items().iter().all(|id| id / 10 == key));
+                            log.lock().unwrap().delivered.extend(batch.items().iter());
+                        }
+                        Next::Marker(pending) => {
+                            markers += 1;
+                            let log = log.lock().unwrap();
+                            for id in pending {
+                                assert!(
+                                    log.delivered.contains(&id) || log.dropped.contains(&id),
+                                    "{id} accepted before the flush and not handed over"
+                                );
+                            }
+                        }
+                        Next::Sleep(Some(deadline)) => {
+                            let ms = deadline.duration_since(base).as_millis() as u64;
+                            clock.fetch_max(ms, Ordering::SeqCst);
+                        }
+                        Next::Sleep(None) => shuttle::thread::yield_now(),
+                        Next::Exit => return markers,
+                    }
+                }
+            })
+        };
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let everything = {
+            let log = log.lock().unwrap();
+            log.accepted
+                .iter()
+                .filter(|id| !log.dropped.contains(id))
+                .copied()
+                .collect()
+        };
+        assert!(state.lock().unwrap().close(Some(everything)).is_none());
+        assert_eq!(worker.join().unwrap(), 2, "the flush and the close markers");
+
+        let log = log.lock().unwrap();
+        let delivered: HashSet<u32> = log.delivered.iter().copied().collect();
+        assert_eq!(
+            delivered.len(),
+            log.delivered.len(),
+            "nothing handed over twice"
+        );
+        let dropped: HashSet<u32> = log.dropped.iter().copied().collect();
+        assert!(delivered.is_disjoint(&dropped));
+        let accepted: HashSet<u32> = log.accepted.iter().copied().collect();
+        assert_eq!(&delivered | &dropped, accepted);
+        assert_eq!(log.accepted.len() + log.refused.len(), 6);
+        if overflow == Overflow::RejectNewest {
+            assert!(dropped.is_empty());
+        } else {
+            assert!(log.refused.is_empty());
+        }
+        let state = state.lock().unwrap();
+        assert_eq!(state.queued(), 0);
+        assert!(state.peak() <= CAPACITY);
+        assert!(state.has_exited());
+    }
+
+    #[test]
+    fn reject_newest() {
+        shuttle::check_random(|| model(Overflow::RejectNewest), 3_000);
+        shuttle::check_pct(|| model(Overflow::RejectNewest), 3_000, 3);
+    }
+
+    #[test]
+    fn drop_oldest() {
+        shuttle::check_random(|| model(Overflow::DropOldest), 3_000);
+        shuttle::check_pct(|| model(Overflow::DropOldest), 3_000, 3);
+    }
+}
