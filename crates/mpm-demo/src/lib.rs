@@ -1,0 +1,18 @@
+//! The mpm demo: an agent-orchestration service in miniature, built with mpm and measured.
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod agents;
+mod error;
+pub mod events;
+pub mod figures;
+pub mod hub;
+pub mod machine;
+pub mod memory_files;
+pub mod memory_use;
+pub mod percentile;
+pub mod report;
+pub mod server;
+pub mod start;
+
+pub use error::Error;
