@@ -68,6 +68,10 @@ pub(crate) struct Inner<M: Manager> {
     next_id: AtomicU64,
     /// Wakes the maintenance task (an object was closed, or the pool closed).
     wake: Notify,
+    /// A maintenance task is running: set by whoever spawns one, cleared when the task ends
+    /// for any reason (its runtime shut down, a panic, the pool closed). While it is clear,
+    /// waits use their own timers and the next acquire starts a new task on its runtime.
+    ticking: AtomicBool,
     /// Signalled when an object leaves the pool after it was closed.
     drained: Notify,
     /// Signalled by the maintenance task every clock tick while callers wait for a permit, so
@@ -173,6 +177,7 @@ impl<M: Manager> Pool<M> {
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
+            ticking: AtomicBool::new(false),
             drained: Notify::new(),
             sweep: std::array::from_fn(|_| CachePadded::new(Notify::new())),
             sweep_due: CachePadded::new(AtomicU64::new(NEVER)),
@@ -186,10 +191,9 @@ impl<M: Manager> Pool<M> {
             manager,
             config,
         });
-        if let Some(interval) = inner.config.maintenance {
-            let runtime =
-                tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
-            runtime.spawn(maintain(Arc::downgrade(&inner), interval));
+        if inner.config.maintenance.is_some() {
+            tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+            inner.ensure_maintenance();
         }
         let pool = Pool {
             handle: Arc::new(Handle { inner }),
@@ -463,6 +467,9 @@ impl<M: Manager> Inner<M> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        if self.config.maintenance.is_some() && !self.ticking.load(Ordering::Relaxed) {
+            self.ensure_maintenance();
+        }
         let mut deadline = Deadline::new(timeout);
         // Set when the caller had to wait (for a permit or a creation), for the histogram.
         let mut waited_since: Option<Instant> = None;
@@ -584,7 +591,10 @@ impl<M: Manager> Inner<M> {
             let margin = tick.saturating_mul(2);
             let wake_at = self.clock.at(deadline).saturating_sub(ms(margin));
             let mut now = start;
-            while now + margin < deadline {
+            // The sweep needs a live maintenance task: one that ended (its runtime shut down)
+            // or fell behind by more than a few ticks (its runtime is stalled) leaves the wait
+            // to its own timer.
+            while now + margin < deadline && self.ticks_on_time(now) {
                 let shard = fastrand::usize(..SWEEP_SHARDS);
                 let mut sweep = pin!(self.sweep[shard].notified());
                 let mut published = false;
@@ -601,6 +611,11 @@ impl<M: Manager> Inner<M> {
                                 published = true;
                                 self.sweep_at(wake_at);
                             }
+                            // A task that ended before this waiter joined the list did not
+                            // wake it: look again.
+                            if !self.ticking.load(Ordering::Acquire) {
+                                return Poll::Ready(None);
+                            }
                             Poll::Pending
                         }
                     }
@@ -613,6 +628,40 @@ impl<M: Manager> Inner<M> {
             }
         }
         tokio::time::timeout_at(deadline, acquire).await.ok()
+    }
+
+    /// Whether a maintenance task is running and has ticked lately (within four ticks of
+    /// `now`), so that waiters can count on its sweep.
+    fn ticks_on_time(&self, now: Instant) -> bool {
+        self.ticking.load(Ordering::Acquire)
+            && self.clock.at(now).saturating_sub(self.clock.now())
+                <= self.clock.lag.saturating_mul(4)
+    }
+
+    /// Starts the maintenance task on the caller's runtime unless one is running (or the
+    /// pool is closed, or maintenance is off, or there is no runtime). Called at build and by
+    /// an acquire that finds the task gone: a pool built in one runtime and used from another
+    /// after the first shut down gets its maintenance back.
+    fn ensure_maintenance(self: &Arc<Self>) {
+        let Some(interval) = self.config.maintenance else {
+            return;
+        };
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self
+            .ticking
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // The guard is made here, not in the task: a task dropped before its first poll
+            // (its runtime shut down first) still clears the flag.
+            let ended = MaintenanceEnded(Arc::downgrade(self));
+            runtime.spawn(maintain(Arc::downgrade(self), interval, ended));
+        }
     }
 
     /// Recycles a used entry and validates it unless it was alive recently. `Ok(true)`: hand
@@ -1161,7 +1210,12 @@ impl Drop for AbandonTrial<'_> {
 /// The maintenance task: refreshes the coarse clock every tick and runs a pass every
 /// interval (or when woken). It holds only a weak reference between ticks, so it never keeps
 /// a dropped pool alive.
-async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
+async fn maintain<M: Manager>(
+    weak: Weak<Inner<M>>,
+    interval: Duration,
+    ended: MaintenanceEnded<M>,
+) {
+    let _ended = ended;
     let mut next_pass = Instant::now();
     let mut woken = false;
     loop {
@@ -1194,6 +1248,21 @@ async fn maintain<M: Manager>(weak: Weak<Inner<M>>, interval: Duration) {
         let until = (Instant::now() + tick).min(next_pass);
         let wake = inner.wake.notified();
         woken = tokio::time::timeout_at(until, wake).await.is_ok();
+    }
+}
+
+/// Runs when the maintenance task ends for any reason (returned, panicked, or dropped with
+/// its runtime): marks it gone and wakes the swept waiters, which then use their own timers.
+struct MaintenanceEnded<M: Manager>(Weak<Inner<M>>);
+
+impl<M: Manager> Drop for MaintenanceEnded<M> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.ticking.store(false, Ordering::Release);
+            for shard in &inner.sweep {
+                shard.notify_waiters();
+            }
+        }
     }
 }
 

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Postgres: postgres::validation_runs_select_1_after_the_window,
         None: postgres::a_bad_url_is_a_typed_error,
         Postgres: postgres::maintenance_alone_replaces_connections_killed_while_idle,
+        Postgres: postgres::deadlines_hold_and_maintenance_restarts_after_its_runtime_is_gone,
         Redis: redis::connections_killed_while_idle_are_replaced_without_errors,
         Redis: redis::ping_validates_a_live_connection,
         Redis: redis::connections_killed_in_use_fail_once_each_and_are_replaced,

@@ -193,3 +193,69 @@ pub(crate) async fn maintenance_alone_replaces_connections_killed_while_idle() {
     assert_eq!(closed(&registry, "pgm", "invalid"), 0.0);
     assert!(pool.status().size <= 3);
 }
+
+/// Fault: a pool built inside one Tokio runtime and used from another after the first shut
+/// down (a `static` pool shared by `#[tokio::test]`s does this). Its maintenance task died
+/// with the first runtime; a wait relied on that task's sweep to reach its deadline, so a
+/// `get_timeout` of 300 ms was still waiting seconds later, and nothing refilled `min_idle`.
+/// Now every deadline holds without the task, and the next acquire starts a new task on the
+/// caller's runtime.
+pub(crate) async fn deadlines_hold_and_maintenance_restarts_after_its_runtime_is_gone() {
+    let url = Service::Postgres.url();
+    let pool = std::thread::spawn(move || {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        first.block_on(async {
+            Pool::builder(PgManager::from_url(&url).unwrap())
+                .max_size(1)
+                .min_idle(1)
+                .maintenance_interval(Some(Duration::from_millis(100)))
+                .build()
+                .await
+                .unwrap()
+        })
+        // The first runtime shuts down here, and its tasks with it.
+    })
+    .join()
+    .unwrap();
+
+    // The idle connection's driver died with the first runtime: it is replaced.
+    let held = tokio::time::timeout(Duration::from_secs(5), pool.get())
+        .await
+        .expect("an acquire with a free place is quick")
+        .unwrap();
+    let one: i32 = held.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+
+    // The pool is full: a get with a deadline must give up at that deadline.
+    for timeout in [Duration::from_millis(300), Duration::from_secs(1)] {
+        let started = tokio::time::Instant::now();
+        let got = tokio::time::timeout(timeout * 5, pool.get_timeout(Some(timeout)))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "get_timeout({timeout:?}) still waiting after {:?}",
+                    timeout * 5
+                )
+            });
+        assert!(
+            matches!(got, Err(mpm_pool::Error::Timeout { .. })),
+            "{:?}",
+            got.map(|_| ())
+        );
+        assert!(started.elapsed() >= timeout);
+    }
+
+    // Maintenance runs again: taking the connection out makes room, and min_idle is refilled
+    // without any acquire.
+    drop(mpm_pool::Object::take(held));
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while pool.status().idle < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("min_idle not refilled: {:?}", pool.status()));
+}
