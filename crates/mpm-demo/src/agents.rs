@@ -165,9 +165,10 @@ impl Agent {
         out.push_str(&format!("description: {}\n", m.description));
         out.push_str(&format!("version: {}\n", m.version));
         out.push_str(&format!("model: {}\n", m.model));
-        out.push_str(&format!("tools: {}\n", m.tools.join(", ")));
+        out.push_str(&format!("tools: [{}]\n", m.tools.join(", ")));
         out.push_str(&format!("temperature: {}\n", m.temperature));
         out.push_str(&format!("max_tokens: {}\n", m.max_tokens));
+        out.push_str(&format!("tags: [{}]\n", m.tags.join(", ")));
         out.push_str(&format!("priority: {}\n", m.priority));
         out.push_str(&format!("deployment: {deployment}\n"));
         out.push_str("---\n");
@@ -176,7 +177,27 @@ impl Agent {
     }
 }
 
-/// The agent templates shipped with the demo, under `agents/` in this crate.
+/// The agent templates shipped with the demo (`agents/` in this crate), built into the binary so
+/// the demo runs from anywhere: `(file name, text)`.
+pub const TEMPLATES: [(&str, &str); 15] = [
+    ("api-qa.md", include_str!("../agents/api-qa.md")),
+    ("code-analyzer.md", include_str!("../agents/code-analyzer.md")),
+    ("data-engineer.md", include_str!("../agents/data-engineer.md")),
+    ("documentation.md", include_str!("../agents/documentation.md")),
+    ("engineer.md", include_str!("../agents/engineer.md")),
+    ("ops.md", include_str!("../agents/ops.md")),
+    ("project-organizer.md", include_str!("../agents/project-organizer.md")),
+    ("qa.md", include_str!("../agents/qa.md")),
+    ("refactoring.md", include_str!("../agents/refactoring.md")),
+    ("research.md", include_str!("../agents/research.md")),
+    ("security.md", include_str!("../agents/security.md")),
+    ("ticketing.md", include_str!("../agents/ticketing.md")),
+    ("version-control.md", include_str!("../agents/version-control.md")),
+    ("web-qa.md", include_str!("../agents/web-qa.md")),
+    ("web-ui.md", include_str!("../agents/web-ui.md")),
+];
+
+/// The folder of the shipped templates in the source tree.
 pub fn shipped_templates() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("agents")
 }
@@ -245,6 +266,14 @@ mod tests {
             Agent::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
-        assert_eq!(n, 15);
+        assert_eq!(n, TEMPLATES.len());
+    }
+
+    #[test]
+    fn the_built_in_templates_are_the_files() {
+        for (name, text) in TEMPLATES {
+            let on_disk = std::fs::read_to_string(shipped_templates().join(name)).unwrap();
+            assert_eq!(on_disk, text, "{name}");
+        }
     }
 }

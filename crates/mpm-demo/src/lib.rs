@@ -3,12 +3,15 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod agents;
+mod atomic;
+pub mod deploy;
 mod error;
 pub mod events;
 pub mod figures;
 pub mod hub;
 pub mod machine;
 pub mod memory_files;
+pub mod memory_step;
 pub mod memory_use;
 pub mod percentile;
 pub mod report;

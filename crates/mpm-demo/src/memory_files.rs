@@ -242,6 +242,16 @@ pub fn generate(spec: MemorySpec) -> String {
     text
 }
 
+/// The shipped memory files, built into the binary: `(file name, text)`.
+pub const SHIPPED_TEXT: [(&str, &str); 3] = [
+    ("engineer_memories.md", include_str!("../memories/engineer_memories.md")),
+    ("qa_memories.md", include_str!("../memories/qa_memories.md")),
+    ("research_memories.md", include_str!("../memories/research_memories.md")),
+];
+
+/// The file of [`SHIPPED_TEXT`] shaped like the guide's 156,800-byte example.
+pub const GUIDE_SHAPED: &str = "engineer_memories.md";
+
 /// The directory of the shipped memory files.
 pub fn shipped_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("memories")
