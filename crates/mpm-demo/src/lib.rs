@@ -5,15 +5,18 @@
 pub mod agents;
 mod atomic;
 pub mod deploy;
+pub mod discover;
 mod error;
 pub mod events;
 pub mod figures;
 pub mod hub;
+pub mod live;
 pub mod machine;
 pub mod memory_files;
 pub mod memory_step;
 pub mod memory_use;
 pub mod percentile;
+pub mod profiles;
 pub mod report;
 pub mod server;
 pub mod start;
