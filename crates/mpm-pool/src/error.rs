@@ -58,10 +58,28 @@ pub enum Error<E> {
     /// The pool was closed.
     #[error("the pool is closed")]
     Closed,
+    /// A method of the [`Manager`](crate::Manager) panicked. The object it was called on
+    /// (if any) was dropped and its place in the pool freed; the pool goes on working.
+    #[error("the pool's manager panicked in `{method}`: {message}")]
+    ManagerPanicked {
+        /// The method: `create`, `validate`, `recycle` or `is_broken`.
+        method: &'static str,
+        /// The panic's message.
+        message: String,
+    },
     /// The pool's circuit breaker is open: creation failed repeatedly and the cool-down has
     /// not passed.
     #[error("the circuit breaker is open after repeated creation failures")]
     CircuitOpen,
+}
+
+impl<E> From<crate::unwind::Panicked> for Error<E> {
+    fn from(p: crate::unwind::Panicked) -> Self {
+        Error::ManagerPanicked {
+            method: p.method,
+            message: p.message,
+        }
+    }
 }
 
 /// A bad setting in a [`Builder`](crate::Builder).

@@ -180,6 +180,7 @@ pub mod postgres;
 pub mod redis;
 mod slots;
 mod stats;
+mod unwind;
 
 pub use breaker::{BreakerError, BreakerState, CircuitBreaker};
 pub use config::{Builder, LeakReport, QueueMode};

@@ -21,6 +21,7 @@ use crate::error::{ConfigError, Error, Stage};
 use crate::manager::Manager;
 use crate::slots::{PermitDebt, Slots, Take};
 use crate::stats::{CloseReason, PoolMetrics, Status};
+use crate::unwind;
 
 /// One pooled object with its bookkeeping.
 pub(crate) struct Entry<T> {
@@ -511,9 +512,16 @@ impl<M: Manager> Inner<M> {
                     }
                     // A cheap synchronous check catches objects that broke while idle (a
                     // closed socket), even within the skip-validation window.
-                    if self.manager.is_broken(&mut entry.obj) {
-                        self.close_lent(entry, CloseReason::Broken);
-                        continue;
+                    match unwind::call("is_broken", || self.manager.is_broken(&mut entry.obj)) {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            self.close_lent(entry, CloseReason::Broken);
+                            continue;
+                        }
+                        Err(panicked) => {
+                            self.close_lent(entry, CloseReason::Panicked);
+                            return Err(panicked.into());
+                        }
                     }
                     let mut checking = Checking {
                         inner: self,
@@ -547,7 +555,13 @@ impl<M: Manager> Inner<M> {
                                 backoff(self.config.backoff_min, self.config.backoff_max, failures);
                             let now = Instant::now();
                             match (deadline.at(now), &e) {
-                                (_, Error::Closed | Error::CircuitOpen | Error::Timeout { .. }) => {
+                                (
+                                    _,
+                                    Error::Closed
+                                    | Error::CircuitOpen
+                                    | Error::Timeout { .. }
+                                    | Error::ManagerPanicked { .. },
+                                ) => {
                                     return Err(e);
                                 }
                                 (None, _) => return Err(e),
@@ -677,15 +691,20 @@ impl<M: Manager> Inner<M> {
             return Ok(false);
         };
         if entry.dirty {
+            let obj = &mut entry.obj;
             match bounded(
-                self.manager.recycle(&mut entry.obj),
+                unwind::call_async("recycle", async { self.manager.recycle(obj).await }),
                 self.config.recycle_timeout,
                 deadline,
             )
             .await
             {
-                Ok(Ok(())) => entry.dirty = false,
-                Ok(Err(e)) => {
+                Ok(Ok(Ok(()))) => entry.dirty = false,
+                Ok(Err(panicked)) => {
+                    self.close_checking(checking, CloseReason::Panicked);
+                    return Err(panicked.into());
+                }
+                Ok(Ok(Err(e))) => {
                     tracing::debug!(error = %e, "recycling a pooled object failed; closing it");
                     self.close_checking(checking, CloseReason::Invalid);
                     return Ok(false);
@@ -706,15 +725,20 @@ impl<M: Manager> Inner<M> {
             .saturating_add(self.clock.lag)
             .saturating_sub(entry.last_alive);
         if idle_for >= self.skip_window {
+            let obj = &mut entry.obj;
             match bounded(
-                self.manager.validate(&mut entry.obj),
+                unwind::call_async("validate", async { self.manager.validate(obj).await }),
                 self.config.validate_timeout,
                 deadline,
             )
             .await
             {
-                Ok(Ok(())) => entry.last_alive = now,
-                Ok(Err(e)) => {
+                Ok(Ok(Ok(()))) => entry.last_alive = now,
+                Ok(Err(panicked)) => {
+                    self.close_checking(checking, CloseReason::Panicked);
+                    return Err(panicked.into());
+                }
+                Ok(Ok(Err(e))) => {
                     tracing::debug!(error = %e, "validating a pooled object failed; closing it");
                     self.close_checking(checking, CloseReason::Invalid);
                     return Ok(false);
@@ -750,16 +774,30 @@ impl<M: Manager> Inner<M> {
         }
         let abandon = breaker.map(AbandonTrial);
         let started = Instant::now();
-        let created = bounded(self.manager.create(), self.config.create_timeout, deadline).await;
+        let created = bounded(
+            unwind::call_async("create", async { self.manager.create().await }),
+            self.config.create_timeout,
+            deadline,
+        )
+        .await;
         std::mem::forget(abandon);
         let obj = match created {
-            Ok(Ok(obj)) => {
+            Ok(Ok(Ok(obj))) => {
                 if let Some(b) = breaker {
                     b.record_success();
                 }
                 obj
             }
-            Ok(Err(e)) => {
+            Ok(Err(panicked)) => {
+                if let Some(b) = breaker {
+                    b.record_failure();
+                }
+                if let Some(m) = &self.metrics {
+                    m.create_errors.inc();
+                }
+                return Err(panicked.into());
+            }
+            Ok(Ok(Err(e))) => {
                 if let Some(b) = breaker {
                     b.record_failure();
                 }
@@ -859,8 +897,8 @@ impl<M: Manager> Inner<M> {
             .is_some_and(|lease| lease.reported);
         let reason = if discard {
             Some(CloseReason::Discarded)
-        } else if self.manager.is_broken(&mut entry.obj) {
-            Some(CloseReason::Broken)
+        } else if let Some(reason) = self.broken(&mut entry.obj) {
+            Some(reason)
         } else if leaked {
             Some(CloseReason::Leaked)
         } else if self.closed.load(Ordering::Acquire) {
@@ -898,9 +936,20 @@ impl<M: Manager> Inner<M> {
         self.close_object(entry, reason);
     }
 
+    /// The manager's synchronous check: `Some(Broken)`, `Some(Panicked)` if it panicked, or
+    /// `None` if the object looks fine.
+    fn broken(&self, obj: &mut M::Object) -> Option<CloseReason> {
+        match unwind::call("is_broken", || self.manager.is_broken(obj)) {
+            Ok(false) => None,
+            Ok(true) => Some(CloseReason::Broken),
+            Err(_) => Some(CloseReason::Panicked),
+        }
+    }
+
     /// Closes an entry that is no longer counted.
     fn close_object(&self, entry: Entry<M::Object>, reason: CloseReason) {
-        self.manager.close(entry.obj);
+        // A panic in `close` has already dropped the object: nothing more to do.
+        let _ = unwind::call("close", || self.manager.close(entry.obj));
         if let Some(m) = &self.metrics {
             m.closed(reason);
         }
@@ -1036,15 +1085,15 @@ impl<M: Manager> Inner<M> {
         let idle_timeout = self.config.idle_timeout.map_or(NEVER, ms);
         let mut broken = Vec::new();
         let retired = self.slots.lock().remove_idle(|e, size| {
-            if self.manager.is_broken(&mut e.obj) {
-                broken.push(e.id);
+            if let Some(reason) = self.broken(&mut e.obj) {
+                broken.push((e.id, reason));
                 return true;
             }
             now >= e.expires || (now.saturating_sub(e.last_used) >= idle_timeout && size > min_idle)
         });
         for entry in retired {
-            let reason = if broken.contains(&entry.id) {
-                CloseReason::Broken
+            let reason = if let Some(&(_, reason)) = broken.iter().find(|(id, _)| *id == entry.id) {
+                reason
             } else if now >= entry.expires {
                 CloseReason::Lifetime
             } else {
@@ -1094,14 +1143,16 @@ impl<M: Manager> Inner<M> {
                 .take_where(|e| now.saturating_sub(e.last_alive) >= due);
             let Some(mut entry) = taken else { return };
             let mut no_deadline = Deadline::new(None);
+            let obj = &mut entry.obj;
             match bounded(
-                self.manager.validate(&mut entry.obj),
+                unwind::call_async("validate", async { self.manager.validate(obj).await }),
                 self.config.validate_timeout,
                 &mut no_deadline,
             )
             .await
             {
-                Ok(Ok(())) => {
+                Ok(Err(_)) => self.close_lent(entry, CloseReason::Panicked),
+                Ok(Ok(Ok(()))) => {
                     entry.last_alive = self.clock.precise();
                     let refused = self.slots.lock().put(entry);
                     if let Err(entry) = refused {
@@ -1110,7 +1161,7 @@ impl<M: Manager> Inner<M> {
                         self.drain_idle();
                     }
                 }
-                Ok(Err(_)) => self.close_lent(entry, CloseReason::Invalid),
+                Ok(Ok(Err(_))) => self.close_lent(entry, CloseReason::Invalid),
                 Err(_) => {
                     self.count_timeout(Stage::Validate);
                     self.close_lent(entry, CloseReason::Timeout);
@@ -1147,7 +1198,7 @@ impl<M: Manager> Inner<M> {
                 m.leaks.inc();
             }
             if let Some(hook) = &self.config.on_leak {
-                hook(&report);
+                let _ = unwind::call("on_leak", || hook(&report));
             }
         }
     }
@@ -1228,7 +1279,9 @@ async fn maintain<M: Manager>(
         let tick = Duration::from_millis(inner.clock.lag.max(1));
         if woken || now >= next_pass {
             // The clock ticks and waiters are swept during a pass too, however long it takes.
-            let mut pass = pin!(inner.maintain_once());
+            // The manager's calls catch their own panics; this catch keeps the task alive
+            // through anything else.
+            let mut pass = pin!(unwind::call_async("maintenance", inner.maintain_once()));
             let mut ticker = pin!(async {
                 loop {
                     tokio::time::sleep(tick).await;

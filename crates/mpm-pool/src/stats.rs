@@ -31,6 +31,8 @@ pub enum CloseReason {
     /// The object came back after leak detection had reported it (held past the threshold):
     /// whatever it was left in is suspect, so it is closed rather than lent again.
     Leaked,
+    /// A method of the manager panicked on the object (or on its check).
+    Panicked,
     /// A [`KeyedPool`](crate::keyed::KeyedPool) closed an idle object of one key to make room
     /// for another at its total cap.
     Evicted,
@@ -39,7 +41,7 @@ pub enum CloseReason {
 impl CloseReason {
     /// The reasons a [`Pool`](crate::Pool) records, in declaration order (`index` relies on
     /// it).
-    const ALL: [CloseReason; 10] = [
+    const ALL: [CloseReason; 11] = [
         CloseReason::Broken,
         CloseReason::Discarded,
         CloseReason::Invalid,
@@ -50,6 +52,7 @@ impl CloseReason {
         CloseReason::Cancelled,
         CloseReason::Shutdown,
         CloseReason::Leaked,
+        CloseReason::Panicked,
     ];
 
     /// The reason in lower case, as used in the `reason` label.
@@ -65,6 +68,7 @@ impl CloseReason {
             CloseReason::Cancelled => "cancelled",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Leaked => "leaked",
+            CloseReason::Panicked => "panicked",
             CloseReason::Evicted => "evicted",
         }
     }

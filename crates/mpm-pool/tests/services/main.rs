@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         None: postgres::a_bad_url_is_a_typed_error,
         Postgres: postgres::maintenance_alone_replaces_connections_killed_while_idle,
         Postgres: postgres::deadlines_hold_and_maintenance_restarts_after_its_runtime_is_gone,
+        Postgres: postgres::a_panicking_manager_method_costs_one_object_and_an_error,
+        Postgres: postgres::maintenance_survives_a_panicking_manager,
         Redis: redis::connections_killed_while_idle_are_replaced_without_errors,
         Redis: redis::ping_validates_a_live_connection,
         Redis: redis::connections_killed_in_use_fail_once_each_and_are_replaced,
