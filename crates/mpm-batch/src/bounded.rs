@@ -71,10 +71,14 @@ where
         loop {
             match engine.poll_next_done(cx) {
                 Poll::Ready(Some((index, result))) => {
-                    if results.len() <= index {
-                        results.resize_with(index + 1, || None);
+                    if index == results.len() {
+                        results.push(Some(result));
+                    } else {
+                        if results.len() < index {
+                            results.resize_with(index + 1, || None);
+                        }
+                        results[index] = Some(result);
                     }
-                    results[index] = Some(result);
                 }
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
@@ -278,56 +282,92 @@ where
     fn start(&mut self, item: S::Item) -> Option<Done<T, E>> {
         let index = self.next_index;
         self.next_index += 1;
-        let future = match catch_unwind(AssertUnwindSafe(|| (self.make)(item))) {
-            Ok(future) => future,
-            Err(payload) => {
-                return Some((index, Err(JobError::Panicked(panic_message(&*payload)))));
-            }
-        };
         let slot = match self.free.pop() {
             Some(slot) => slot,
-            None => {
-                let slot = self.slots.len();
-                let state = Arc::new(SlotWaker {
-                    woken: Arc::clone(&self.woken),
-                    slot,
-                    queued: AtomicBool::new(false),
-                });
-                self.slots.push(Slot {
-                    future: Box::pin(None),
-                    index,
-                    waker: Waker::from(Arc::clone(&state)),
-                    state,
-                });
-                slot
-            }
+            None => self.new_slot(),
         };
         let place = &mut self.slots[slot];
         place.index = index;
-        place.future.set(Some(future));
-        self.busy += 1;
-        self.poll_slot(slot)
+        let make = &mut self.make;
+        // One `catch_unwind` around making, polling and (when done) dropping the job: a job
+        // that finishes at once costs no more than that.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            place.future.set(Some(make(item)));
+            poll_place(place)
+        }));
+        self.finish(slot, outcome)
     }
 
-    /// Polls the job in `slot`; when it is done, empties the slot and returns its result.
+    /// A new slot, with its waker.
+    #[cold]
+    fn new_slot(&mut self) -> usize {
+        let slot = self.slots.len();
+        let state = Arc::new(SlotWaker {
+            woken: Arc::clone(&self.woken),
+            slot,
+            queued: AtomicBool::new(false),
+        });
+        self.slots.push(Slot {
+            future: Box::pin(None),
+            index: 0,
+            waker: Waker::from(Arc::clone(&state)),
+            state,
+        });
+        slot
+    }
+
+    /// Polls the job in `slot` after a wake-up; when it is done, empties the slot and
+    /// returns its result.
     fn poll_slot(&mut self, slot: usize) -> Option<Done<T, E>> {
         let place = &mut self.slots[slot];
         place.state.queued.store(false, Ordering::Release);
         // A wake-up may arrive for a slot whose job has already finished.
-        let future = place.future.as_mut().as_pin_mut()?;
-        let mut cx = Context::from_waker(&place.waker);
-        let result = match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
-            Ok(Poll::Pending) => return None,
-            Ok(Poll::Ready(result)) => result.map_err(JobError::Failed),
-            Err(payload) => Err(JobError::Panicked(panic_message(&*payload))),
-        };
-        let index = place.index;
-        if catch_unwind(AssertUnwindSafe(|| place.future.set(None))).is_err() {
-            // The job's destructor panicked: whatever is left in the slot is not touched again.
-            mem::forget(mem::replace(&mut place.future, Box::pin(None)));
+        if place.future.is_none() {
+            return None;
         }
         self.busy -= 1;
+        let outcome = catch_unwind(AssertUnwindSafe(|| poll_place(place)));
+        self.finish(slot, outcome)
+    }
+
+    /// Books the outcome of a poll of `slot`: still running (`None`), or done.
+    fn finish(
+        &mut self,
+        slot: usize,
+        outcome: std::thread::Result<Option<Result<T, E>>>,
+    ) -> Option<Done<T, E>> {
+        let place = &mut self.slots[slot];
+        let index = place.index;
+        let result = match outcome {
+            Ok(None) => {
+                self.busy += 1;
+                return None;
+            }
+            Ok(Some(result)) => result.map_err(JobError::Failed),
+            Err(payload) => {
+                if catch_unwind(AssertUnwindSafe(|| place.future.set(None))).is_err() {
+                    // The job's destructor panicked: what is left of it is not touched again.
+                    mem::forget(mem::replace(&mut place.future, Box::pin(None)));
+                }
+                Err(JobError::Panicked(panic_message(&*payload)))
+            }
+        };
         self.free.push(slot);
         Some((index, result))
+    }
+}
+
+/// Polls the job in `place` with the slot's waker; when it is done, drops it and returns its
+/// output.
+#[inline]
+fn poll_place<Fut: Future>(place: &mut Slot<Fut>) -> Option<Fut::Output> {
+    let future = place.future.as_mut().as_pin_mut()?;
+    let mut cx = Context::from_waker(&place.waker);
+    match future.poll(&mut cx) {
+        Poll::Pending => None,
+        Poll::Ready(output) => {
+            place.future.set(None);
+            Some(output)
+        }
     }
 }
