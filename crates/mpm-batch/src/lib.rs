@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use std::num::NonZeroUsize;
-//! use mpm_batch::{JobError, run_bounded};
+//! use mpm_batch::run_bounded;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! // Deploy six agents, at most five at a time; agent 4's deployment panics.
