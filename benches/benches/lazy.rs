@@ -190,6 +190,68 @@ fn config_open(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two ways to serve sections of a 1,000-section TOML file lazily: `LazyConfig`'s scan for the
+/// section's lines (then parsing those alone), beside parsing the whole file once into a value
+/// tree (`toml::Table`) and deserializing sections from it. Rows: the first section read
+/// (open + one section) and every section read once.
+fn config_section_source(c: &mut Criterion) {
+    #[derive(serde::Deserialize)]
+    struct Agent {
+        model: String,
+        port: u16,
+        tags: Vec<String>,
+    }
+    fn weight(a: &Agent) -> usize {
+        a.model.len() + usize::from(a.port) + a.tags.len()
+    }
+    const SECTIONS: usize = 1_000;
+    let dir = std::env::temp_dir().join(format!("mpm-lazy-bench-tree-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("agents.toml");
+    std::fs::write(&path, agents_toml(SECTIONS)).expect("write the config");
+    let names: Vec<String> = (0..SECTIONS).map(|i| format!("agent_{i}")).collect();
+    let tree_of = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        toml::from_str::<toml::Table>(&text).unwrap()
+    };
+    let from_tree = |tree: &toml::Table, name: &str| -> Agent {
+        tree.get(name).unwrap().clone().try_into().unwrap()
+    };
+    let mut g = c.benchmark_group("config_section_source");
+    g.bench_function("scanned_first_section_1000", |b| {
+        b.iter(|| {
+            let config = LazyConfig::open(black_box(&path)).unwrap();
+            weight(&config.section::<Agent>("agent_500").unwrap())
+        })
+    });
+    g.bench_function("value_tree_first_section_1000", |b| {
+        b.iter(|| {
+            let tree = tree_of(black_box(&path));
+            weight(&from_tree(&tree, "agent_500"))
+        })
+    });
+    g.bench_function("scanned_every_section_1000", |b| {
+        b.iter(|| {
+            let config = LazyConfig::open(black_box(&path)).unwrap();
+            names
+                .iter()
+                .map(|n| weight(&config.section::<Agent>(n).unwrap()))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("value_tree_every_section_1000", |b| {
+        b.iter(|| {
+            let tree = tree_of(black_box(&path));
+            names
+                .iter()
+                .map(|n| weight(&from_tree(&tree, n)))
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -203,5 +265,6 @@ fn main() {
     swap_load(&mut criterion);
     registry_lookup(&mut criterion);
     config_open(&mut criterion);
+    config_section_source(&mut criterion);
     criterion.final_summary();
 }
