@@ -40,19 +40,13 @@
 //! The crate denies `unsafe` everywhere but one function: the warm read of [`Lazy`] and
 //! [`AsyncLazy`]. Each built value lives in its own heap allocation (an `aliasable` box, which
 //! unlike `Box` claims no uniqueness, so moving the owner leaves pointers to the value valid)
-//! that stays put until a `&mut self` method or drop; the current one is published as an atomic pointer (stored only
-//! under the reset lock and only while its generation is current, cleared by `reset()` before the
-//! new generation becomes visible), so `get()` is one acquire load, one branch and a dereference.
-//! The safe version (look up the current generation, then ask its once-cell) cost 7 instructions
-//! against `OnceLock::get`'s 3 and measured 1.09-1.43x `OnceLock::get`, above the 1.2x target.
-//! With the pointer, a loop of warm reads compiles to the same instructions for
-//! `OnceLock::get`, `Lazy::get`, `Lazy::get_or_init` and `AsyncLazy::get` (load, test, branch,
-//! then the dereference; callgrind counts 8 instructions per iteration for each, loop included).
-//! In the `lazy_warm_read` group of `benches/benches/lazy.rs`, the median ratios to
-//! `OnceLock::get` (about 0.67 ns) over eight runs on a busy 2-core machine are 1.05x for
-//! `Lazy::get`, 1.00x for `Lazy::get_or_init`, 1.05x for `Lazy::get` after a reset and 1.07x for
-//! `AsyncLazy::get`. The cost: one allocation per successful initialization. The protocol is
-//! checked by a shuttle model and by threaded stress tests of readers racing resets.
+//! that stays put until a `&mut self` method or drop; the current one is published as an atomic
+//! pointer (stored only under the reset lock and only while its generation is current, cleared
+//! by `reset()` before the new generation becomes visible), so `get()` is one acquire load, one
+//! branch and a dereference, as `OnceLock::get` is. The cost: one allocation per successful
+//! initialization. The protocol is checked by a shuttle model and by threaded stress tests of
+//! readers racing resets; `lazy_warm_read` in `benches/benches/lazy.rs` measures it beside
+//! `OnceLock::get`.
 //!
 //! # Feature flags
 //!

@@ -2,30 +2,9 @@
 //! safe rewrite.
 //!
 //! claude-mpm keeps one Markdown memory file per agent (`.claude-mpm/memories/{agent}_memories.md`,
-//! formerly `{agent}_agent.md`). Its Python `MemoryOptimizer` removes duplicates, merges similar
-//! items and sorts by priority, but it compares every pair in a section with `difflib`, drops lines
-//! in some layouts and rewrites files in place. This crate does the same job:
-//!
-//! - [`Document`]: a lossless model of any memory file (both layouts, unknown and repeated
-//!   sections, comments, nested bullets, CRLF, a BOM, no final newline): an unmodified parse
-//!   renders byte for byte identical; invalid UTF-8 and binary data are clear errors.
-//! - [`Similarity`]: [`Difflib`] (Python's `SequenceMatcher.ratio()`, autojunk on, bit for bit)
-//!   and [`Indel`] (bit-parallel LCS, four pairs at a time in AVX2 lanes when the CPU has them). Length and character-multiset upper bounds (and, for
-//!   difflib, the LCS bound) skip pairs that cannot reach a threshold without changing any result.
-//! - [`Optimizer`] with two [`Profile`]s: `default` (exact duplicates, near duplicates at 0.85,
-//!   consolidation at 0.70 with claude-mpm's merge rule, stable priority order, repeated sections
-//!   merged, an 80 KB size policy; the layout around entries is kept) and `claude-mpm` (Python's
-//!   output byte for byte apart from the timestamp, with every line Python drops listed as a
-//!   warning).
-//! - A [`Report`] per file with claude-mpm's fields, sizes in bytes and characters, and an audit
-//!   list of every removed or merged line, the line it matched and the score.
-//! - Safe writes: a backup named as claude-mpm names it, then temp file + fsync + rename; dry
-//!   runs; `README.md` never touched; a hard size limit (64 MiB); symbolic links refused unless
-//!   [`SymlinkPolicy::Follow`].
-//! - [`MemoryStore`]: a memories directory, both naming schemes, bounded concurrency,
-//!   `auto_optimize_if_needed`.
-//!
-//! # Example
+//! formerly `{agent}_agent.md`). This crate removes exact and near duplicates, merges similar
+//! entries, orders them by priority and keeps the file under a size limit, without losing a line
+//! that is not a duplicate, and rewrites the file atomically after a backup.
 //!
 //! ```
 //! use mpm_memory_opt::{Optimizer, Options};
@@ -38,6 +17,18 @@
 //! # Ok::<(), mpm_memory_opt::Error>(())
 //! ```
 //!
+//! The pieces, in the order a user meets them:
+//!
+//! - [`Optimizer`] runs [`Options`] on text ([`Optimizer::optimize_text`]) or on a file
+//!   ([`Optimizer::optimize_file`], with [`FileOptions`] for a dry run).
+//! - [`Options::default`] is the `default` [`Profile`]; [`Options::claude_mpm`] reproduces
+//!   claude-mpm v4.0.29's optimizer byte for byte.
+//! - [`Report`]: claude-mpm's result fields plus an audit list ([`AuditEntry`]) of every removed
+//!   or merged line, the line it matched and the score.
+//! - [`MemoryStore`]: a memories directory; [`is_memory_file`] says which files are memory files.
+//! - [`Document`]: the lossless model of a memory file the optimizer works on.
+//! - [`Similarity`]: [`Indel`] (the default) and [`Difflib`] (Python's ratio), or your own.
+//!
 //! # The two profiles
 //!
 //! Both run per section (never across sections), on list items (`- `, `* `, `+ `).
@@ -49,10 +40,9 @@
 //! ties, header/other/bullet regrouping, the fixed section order, the final newline lost when the
 //! last section has bullets, and the `Last Updated` comment rewritten (UTC unless
 //! [`Options::timestamp`] is set). Every line it drops is a [`Warning`] of kind `dropped_line`.
-//! It was compared with the Python code on the example of `MEMORY-FORMAT.md`, on generated 80 KB
-//! and 1 MB files and on over 2,000 random files with odd layouts (CR, CRLF, BOM, repeated and
-//! empty section names, `## header`, Unicode whitespace and case; 200 of them are a committed
-//! fixture): identical bytes (timestamp aside) and identical result fields.
+//! Tests compare it with fixtures produced by the Python code (the example of claude-mpm's
+//! format and 200 random files with odd layouts): identical bytes apart from the timestamp, and
+//! identical result fields.
 //!
 //! `default` ([`Options::default`]) fixes the defects instead:
 //!
@@ -62,73 +52,26 @@
 //!   [`Action::SectionMerged`]), an empty section name is a section like any other;
 //! - the exact-duplicate key strips only the leading list marker;
 //! - near duplicates (0.85) are removed; of the two, the longer text is kept, in the earlier
-//!   place; consolidation (0.70) uses claude-mpm's merge rule; the stages repeat until nothing
+//!   place; consolidation (0.70) uses claude-mpm's merge rule with readable words (runs of
+//!   letters and digits, common words such as `with` left out); the stages repeat until nothing
 //!   changes, so optimizing twice gives the same bytes as once (with a symmetric metric such as
 //!   the default [`Indel`]);
 //! - priority order is stable (ties keep their order), within each run of consecutive items;
 //! - an item with nested lines is kept as it is (never removed, merged or split from them);
 //! - a size policy: over [`Options::size_limit`] (80 KB), the lowest-priority, oldest items of
-//!   `Recent Learnings` (`Learnings` in the flat layout) go first, each one in the audit list; a file still over the limit gets an
-//!   `over_limit` warning.
+//!   `Recent Learnings` (`Learnings` in the flat layout) go first, each one in the audit list; a
+//!   file still over the limit gets an `over_limit` warning.
 //!
-//! Pruning never changes a result: a test runs the optimizer with and without it (both metrics)
-//! and compares output and audit list.
+//! # How pairs are compared
 //!
-//! # Performance
-//!
-//! Measured on generated files (`cargo run --release -p mpm-memory-opt --example generate --
-//! 81920 0.2 42`: 779 entries in 11 sections at 80 KB, 9,999 entries at 1 MB) on a shared
-//! 2-core machine (AMD EPYC with AVX2 and AVX-512; wall times vary with the other builds on
-//! it, the instruction counts, from callgrind, do not):
-//!
-//! | file | `default` | `default`, all pairs | `claude-mpm` | `claude-mpm`, all pairs | Python (claude-mpm) |
-//! |---|---|---|---|---|---|
-//! | 80 KB | 2.24 ms (one thread); 31.7 M instructions | 2.27 ms | 4.3 ms | 187 ms | 4.1 to 4.9 s CPU |
-//! | 1 MB | 77.5 ms (two threads), 125.5 ms (one); 2.05 G instructions on one thread | 86.5 ms (two threads) | about 0.5 s CPU | | 707 s CPU (21 min wall) |
-//!
-//! Commands: `cargo bench -p mpm-benches --bench memory_opt -- --noplot 'default_profile'` at
-//! load average 0.9 to 1.4 (the `all_pairs` rows run the same stages and metric with pruning
-//! off; `mpm_one_thread` pins the 1 MB file to one thread), and `--noplot 'claude_mpm'` for the
-//! `claude-mpm` rows. When other builds keep the second core busy (load average 2 to 2.5), two
-//! threads are no faster than one: 140.6 ms for `mpm`, 141.1 ms for `mpm_one_thread`. Instructions:
-//! callgrind on `cargo run --release -p mpm-memory-opt --example pair_stats -- 1048576 1 1` (or
-//! `81920`) with `--toggle-collect='*optimize_text*'`; valgrind reports no AVX-512, which the
-//! code does not use anyway. Before this work: 80 KB 3.6 ms and 45.1 M instructions; 1 MB 252
-//! ms on two threads, 378 ms on one, 4.37 G instructions. With `--metric difflib` the `default`
-//! profile takes 4.9 ms at 80 KB (all pairs: 213 ms). Python: claude-mpm v4.0.29's
-//! `MemoryOptimizer.optimize_agent_memory` under python3 3.11 on the same file copied to
-//! `<tmp>/.claude-mpm/memories/x_agent.md`, timed with `time.perf_counter()` around the call
-//! and `/usr/bin/time -f "%U user %e wall"`. The `claude-mpm` profile gives the same bytes and
-//! fields, about 1,000 times faster at 80 KB and over 1,300 times at 1 MB.
-//!
-//! Where the time goes (1 MB, one thread): the 3.27 M candidate pairs (all sections) are computed
-//! once, up front, into per-section partner lists that the stages read. The length bound rules out
-//! 65 k pairs and the 64-bucket character-count bound 1.30 M; 1.90 M need a bit-parallel LCS, with
-//! an early exit every 8 text characters once the best split at the current column (what the first
-//! `i` pattern characters matched so far, plus at most what is left) cannot reach the threshold:
-//! about 62 of about 101 characters are read on average. Rows are ordered by length; with AVX2,
-//! four rows (patterns of up to 128 characters) share one byte-indexed table and each text steps
-//! all four in one 256-bit vector per 64 bits, two texts side by side (1.34 G instructions);
-//! without AVX2, and for patterns of 129 to 256 characters (0.08 G), one row at a time in `u128`s.
-//! The bounds and bookkeeping of the 3.27 M pairs cost about 0.36 G instructions, the rest of the
-//! profile (parsing, stages, rendering) about 0.27 G. An entry that takes another's text (the
-//! longer near duplicate, a merge that adds no word) takes that entry's pairs (with the symmetric
-//! [`Indel`]); other changed entries are compared again at once. The output does not depend on the
-//! thread count or the vector path (tests compare 1, 2 and 3 threads, the lanes with the plain LCS,
-//! and `Indel` with the same metric through `ratio()` only). A section with 50,000 candidate pairs
-//! or more is split over [`Options::threads`] threads (the machine's parallelism by default).
-//!
-//! What is not met: 1 MB in 100 ms holds with two cores (77.5 ms), not on one (125.5 ms). At
-//! threshold 0.70 the exact bounds we have do not remove the pairs cheaply: the generated
-//! sentences' indel ratios are mostly 0.30 to 0.50, yet the character-count bound passes 58% of
-//! the pairs and q-gram bounds are vacuous. A split bound (the pattern in three parts, best
-//! character-count match of each part in order) ruled out every non-duplicate pair of a sample,
-//! but evaluated exactly it costs more than the LCS it saves, and we found no cheap relaxation
-//! that keeps its power. In the four-row lanes only 40% of the lanes are live (the others were
-//! ruled out); variants with eight texts per pattern (gathered masks), lanes refilled as texts
-//! finish, eight rows in AVX-512 registers, or three-input logic ran no faster here, and were
-//! dropped. Without the LCS kernel the 1 MB file takes about 58 ms on one thread (bounds of
-//! 3.27 M pairs, parsing, stages).
+//! Every candidate pair of a section is scored once, up front, into per-section partner lists
+//! that the stages read; an entry whose text changes is compared again at once. Pairs that cannot
+//! reach the lowest threshold are ruled out by a length bound and a 64-bucket character-count
+//! bound; the rest run a bit-parallel LCS (Hyyrö's recurrence) that stops as soon as the
+//! threshold is out of reach, four patterns at a time in AVX2 lanes when the CPU has them. A
+//! section with 50,000 candidate pairs or more is split over [`Options::threads`] threads.
+//! Pruning, the vector path and the thread count never change a result: tests compare each with
+//! the plain computation. Speed is measured by `benches/benches/memory_opt.rs`.
 //!
 //! # Symbolic links
 //!
@@ -144,9 +87,8 @@
 //!
 //! One call: the AVX2 lanes are safe code in a `#[target_feature(enable = "avx2,popcnt")]`
 //! function, and calling it is `unsafe`; it happens only after a run-time check that the CPU
-//! has both (`is_x86_feature_detected!`). It pays: at 1 MB on one thread, 3.02 G instructions
-//! and 151 to 161 ms without it, 2.11 G and 130 to 135 ms with it (`pair_stats` runs taking
-//! turns at the same load), same output.
+//! has both (`is_x86_feature_detected!`). Without AVX2 the same answers come from the scalar
+//! kernels.
 //!
 //! Minimum supported Rust version: 1.95.
 #![deny(unsafe_code)]
