@@ -1,6 +1,6 @@
 //! mpm-memory-opt beside a brute-force all-pairs version of itself (same stages, same metric,
-//! no candidate pruning). The Python optimizer (claude-mpm v4.0.29) is timed outside criterion;
-//! its figures are in the crate docs.
+//! no candidate pruning). The Python optimizer (claude-mpm v4.0.29) cannot run inside criterion
+//! and is not timed here.
 
 // criterion's macros generate public functions without docs.
 #![allow(missing_docs)]
