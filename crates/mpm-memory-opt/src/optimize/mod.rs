@@ -27,9 +27,16 @@ struct Entry {
     order: usize,
     has_children: bool,
     alive: bool,
+    /// The exact-duplicate key of the content, once computed ([`Entry::set_text`] clears it).
+    key: Option<String>,
 }
 
 impl Entry {
+    /// Replaces the first line's text (a merge or a longer near duplicate).
+    fn set_text(&mut self, text: String) {
+        self.lines[0].text = text;
+        self.key = None;
+    }
     fn content(&self) -> &str {
         bullet_content(&self.lines[0].text)
     }
@@ -215,6 +222,7 @@ fn push_body(s: &mut SectionWork, doc: &Document, body: std::ops::Range<usize>) 
                     order: 0,
                     has_children,
                     alive: true,
+                    key: None,
                 });
                 s.slots.push(Slot::Entry(s.entries.len() - 1));
                 i = j;

@@ -12,25 +12,33 @@ use crate::options::Keywords;
 use crate::report::{Action, AuditEntry, Report, Warning};
 
 pub(super) fn exact_stage(s: &mut SectionWork, report: &mut Report) -> bool {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut changed = false;
-    for k in alive(s) {
-        let key = normalize_key(s.entries[k].content());
-        match seen.get(&key) {
-            Some(&m) => {
-                report
-                    .audit
-                    .push(audit(s, Action::ExactDuplicate, k, m, 1.0));
-                report.duplicates_removed += 1;
-                s.entries[k].alive = false;
-                changed = true;
-            }
+    let ks = alive(s);
+    for &k in &ks {
+        let e = &mut s.entries[k];
+        if e.key.is_none() {
+            e.key = Some(normalize_key(e.content()));
+        }
+    }
+    // Later entries equal to an earlier one, with that one.
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ks.len());
+    let mut duplicates = Vec::new();
+    for &k in &ks {
+        let key = s.entries[k].key.as_deref().unwrap_or_default();
+        match seen.get(key) {
+            Some(&m) => duplicates.push((k, m)),
             None => {
                 seen.insert(key, k);
             }
         }
     }
-    changed
+    for &(k, m) in &duplicates {
+        report
+            .audit
+            .push(audit(s, Action::ExactDuplicate, k, m, 1.0));
+        report.duplicates_removed += 1;
+        s.entries[k].alive = false;
+    }
+    !duplicates.is_empty()
 }
 
 pub(super) fn near_stage(
@@ -61,7 +69,7 @@ pub(super) fn near_stage(
                 s.entries[j].alive = false;
                 if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
                     let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
-                    s.entries[i].lines[0].text = text;
+                    s.entries[i].set_text(text);
                     pairs.changed(scorer, i, s.entries[i].content(), &alive(s), Some(j));
                 }
                 changed = true;
@@ -114,7 +122,7 @@ pub(super) fn consolidate_stage(
             .map(|&(g, _)| g)
             .find(|&g| s.entries[g].content() == merged);
         let text = format!("{}{}", s.entries[i].prefix(), merged);
-        s.entries[i].lines[0].text = text;
+        s.entries[i].set_text(text);
         pairs.changed(scorer, i, s.entries[i].content(), &alive(s), twin);
         changed = true;
     }
