@@ -179,6 +179,8 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod slots;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 mod stats;
 mod unwind;
 
