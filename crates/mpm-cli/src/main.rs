@@ -1,7 +1,9 @@
 //! `mpm`: the command-line front of the mpm toolkit.
 //!
-//! `mpm memory optimize|analyze|stats PATH...` optimizes agent memory files (a file, or a
-//! `.claude-mpm/memories` directory) with `mpm-memory-opt`.
+//! `mpm demo` runs an agent-orchestration service in miniature, built with mpm, and prints
+//! each figure it measures beside the performance guide's; `--serve` keeps it running with a
+//! live dashboard. `mpm memory optimize|analyze|stats PATH...` optimizes agent memory files (a
+//! file, or a `.claude-mpm/memories` directory) with `mpm-memory-opt`.
 //!
 //! Exit codes: 0 done, 1 an error on some file (the others are still processed) or nothing to
 //! work on, 2 usage error.
@@ -9,6 +11,7 @@
 //! Each subcommand lives in its own module; adding one is a variant of [`Command`] and a module.
 #![forbid(unsafe_code)]
 
+mod demo;
 mod memory;
 mod wording;
 
@@ -16,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mpm: agent memory file optimization (duplicates, consolidation, priority order, statistics).
+/// mpm: the end-to-end demo of the mpm toolkit, and agent memory file optimization.
 #[derive(Parser, Debug)]
 #[command(name = "mpm", version)]
 struct Cli {
@@ -27,6 +30,12 @@ struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run an agent-orchestration service in miniature and print each figure beside the
+    /// performance guide's (exit 1 when a budget fails).
+    Demo(demo::DemoArgs),
+    /// The demo's service process, which `mpm demo` starts to time start-up.
+    #[command(hide = true)]
+    DemoService(demo::ServiceArgs),
     /// Agent memory files (`.claude-mpm/memories`): optimize, analyze, stats.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
@@ -41,6 +50,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::DemoService(args) => demo::run_service(args),
         Command::Memory(cmd) => memory::run(cmd),
     }
 }

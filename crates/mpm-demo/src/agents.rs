@@ -181,18 +181,33 @@ impl Agent {
 /// the demo runs from anywhere: `(file name, text)`.
 pub const TEMPLATES: [(&str, &str); 15] = [
     ("api-qa.md", include_str!("../agents/api-qa.md")),
-    ("code-analyzer.md", include_str!("../agents/code-analyzer.md")),
-    ("data-engineer.md", include_str!("../agents/data-engineer.md")),
-    ("documentation.md", include_str!("../agents/documentation.md")),
+    (
+        "code-analyzer.md",
+        include_str!("../agents/code-analyzer.md"),
+    ),
+    (
+        "data-engineer.md",
+        include_str!("../agents/data-engineer.md"),
+    ),
+    (
+        "documentation.md",
+        include_str!("../agents/documentation.md"),
+    ),
     ("engineer.md", include_str!("../agents/engineer.md")),
     ("ops.md", include_str!("../agents/ops.md")),
-    ("project-organizer.md", include_str!("../agents/project-organizer.md")),
+    (
+        "project-organizer.md",
+        include_str!("../agents/project-organizer.md"),
+    ),
     ("qa.md", include_str!("../agents/qa.md")),
     ("refactoring.md", include_str!("../agents/refactoring.md")),
     ("research.md", include_str!("../agents/research.md")),
     ("security.md", include_str!("../agents/security.md")),
     ("ticketing.md", include_str!("../agents/ticketing.md")),
-    ("version-control.md", include_str!("../agents/version-control.md")),
+    (
+        "version-control.md",
+        include_str!("../agents/version-control.md"),
+    ),
     ("web-qa.md", include_str!("../agents/web-qa.md")),
     ("web-ui.md", include_str!("../agents/web-ui.md")),
 ];

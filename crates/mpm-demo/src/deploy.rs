@@ -178,9 +178,15 @@ mod tests {
         let log = Arc::new(Memory::default());
         let dyn_log: Arc<dyn DeploymentLog> = log.clone();
         let all = agents();
-        let d = deploy_concurrent(&all, "d1", tmp.path(), &dyn_log, NonZeroUsize::new(5).unwrap())
-            .await
-            .unwrap();
+        let d = deploy_concurrent(
+            &all,
+            "d1",
+            tmp.path(),
+            &dyn_log,
+            NonZeroUsize::new(5).unwrap(),
+        )
+        .await
+        .unwrap();
         assert_eq!(d.deployments.len(), 15);
         for (dep, agent) in d.deployments.iter().zip(&all) {
             assert_eq!(dep.agent, agent.meta.name);
@@ -215,8 +221,11 @@ mod tests {
     fn a_rendered_file_parses_back() {
         for a in agents() {
             let text = a.render("x");
-            let back = Agent::parse(Path::new(&format!("{}.md", a.meta.name)), &strip_stamp(&text))
-                .unwrap();
+            let back = Agent::parse(
+                Path::new(&format!("{}.md", a.meta.name)),
+                &strip_stamp(&text),
+            )
+            .unwrap();
             assert_eq!(back.meta, a.meta);
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod agents;
 mod atomic;
+pub mod database;
 pub mod deploy;
 pub mod discover;
 mod error;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod figures;
 pub mod hub;
 pub mod live;
+pub mod live_service;
 pub mod machine;
 pub mod memory_files;
 pub mod memory_step;
@@ -18,7 +20,9 @@ pub mod memory_use;
 pub mod percentile;
 pub mod profiles;
 pub mod report;
+pub mod scenario;
 pub mod server;
+pub mod service_process;
 pub mod start;
 
 pub use error::Error;

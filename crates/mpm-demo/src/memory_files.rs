@@ -244,9 +244,15 @@ pub fn generate(spec: MemorySpec) -> String {
 
 /// The shipped memory files, built into the binary: `(file name, text)`.
 pub const SHIPPED_TEXT: [(&str, &str); 3] = [
-    ("engineer_memories.md", include_str!("../memories/engineer_memories.md")),
+    (
+        "engineer_memories.md",
+        include_str!("../memories/engineer_memories.md"),
+    ),
     ("qa_memories.md", include_str!("../memories/qa_memories.md")),
-    ("research_memories.md", include_str!("../memories/research_memories.md")),
+    (
+        "research_memories.md",
+        include_str!("../memories/research_memories.md"),
+    ),
 ];
 
 /// The file of [`SHIPPED_TEXT`] shaped like the guide's 156,800-byte example.

@@ -94,7 +94,9 @@ mod tests {
         assert_eq!(f.files.len(), SHIPPED_TEXT.len());
         for file in &f.files {
             assert!(file.after < file.before, "{file:?}");
-            let on_disk = std::fs::metadata(dir.path().join(&file.name)).unwrap().len();
+            let on_disk = std::fs::metadata(dir.path().join(&file.name))
+                .unwrap()
+                .len();
             assert_eq!(on_disk as usize, file.after);
         }
         assert!(f.guide_shaped_reduction_pct > 0.0);

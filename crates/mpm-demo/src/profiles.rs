@@ -87,7 +87,12 @@ impl ProfileStore {
                 .map(|t| (*t).to_owned())
                 .collect(),
             settings: (0..8)
-                .map(|k| (format!("setting_{k}"), format!("value {} for {project}", i * 8 + k)))
+                .map(|k| {
+                    (
+                        format!("setting_{k}"),
+                        format!("value {} for {project}", i * 8 + k),
+                    )
+                })
                 .collect(),
             recent_tasks: (0..6)
                 .map(|k| format!("task {k} of {agent} in {project}: review and update the module"))
@@ -115,8 +120,12 @@ impl ProfileStore {
     pub fn load(&self, i: usize) -> Result<Profile, Error> {
         let path = self.dir.join(format!("{i}.json"));
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::io(&path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
     }
 }
 
@@ -250,7 +259,13 @@ pub async fn run(
     let moka_elapsed = t.elapsed();
     let moka_misses = moka_misses.load(Ordering::Relaxed);
 
-    let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 * 100.0 / b as f64 };
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
     Ok(ProfileFigures {
         disk_load: Duration::from_nanos(load_nanos.load(Ordering::Relaxed) / loads.max(1)),
         cached,
