@@ -56,6 +56,15 @@ pub enum Error {
         /// The store's error, rendered.
         message: String,
     },
+    /// The disk tier's store was damaged (found at open or by a later call); it was moved
+    /// aside and replaced by an empty store.
+    #[error("disk tier store {path} was damaged and moved aside: {message}")]
+    Corrupt {
+        /// The store's file.
+        path: PathBuf,
+        /// What was found.
+        message: String,
+    },
     /// A value could not be serialized for the disk tier.
     #[error("could not serialize the value for key {key:?}: {message}")]
     Serialize {

@@ -219,12 +219,12 @@ mod tiered;
 
 pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
-pub use disk::{DiskStats, DiskTier, DiskTierBuilder, Durability};
+pub use disk::{DiskTier, DiskTierBuilder, Durability};
 pub use error::Error;
 pub use memory::{
     DEFAULT_GHOST_ALLOCATION, DEFAULT_HOT_ALLOCATION, DefaultHashBuilder, MemoryTier,
     MemoryTierBuilder,
 };
 pub use pattern::Pattern;
-pub use stats::{RemovalCause, StatsSnapshot, TierStats};
+pub use stats::{DiskStats, RemovalCause, StatsSnapshot, TierStats};
 pub use tiered::{EntryOptions, TieredCache, TieredCacheBuilder, WarmProgress};

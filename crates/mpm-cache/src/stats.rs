@@ -1,4 +1,4 @@
-//! Per-tier statistics, recorded into `mpm-metrics` handles.
+//! The statistics of every tier and of loads, recorded into `mpm-metrics` handles.
 
 use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Unit};
 
@@ -147,6 +147,55 @@ impl std::fmt::Debug for TierStats {
         f.debug_struct("TierStats")
             .field("hits", &self.hits.get())
             .field("misses", &self.misses.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the disk tier.
+#[derive(Clone, Default)]
+pub struct DiskStats {
+    /// Reads that found a live, intact entry.
+    pub hits: Counter,
+    /// Reads that found nothing usable.
+    pub misses: Counter,
+    /// Entries written.
+    pub writes: Counter,
+    /// Writes that failed (disk full, read-only, ...).
+    pub write_errors: Counter,
+    /// Entries whose checksum or encoding was wrong: counted, removed and treated as a miss.
+    pub corrupt: Counter,
+    /// Store files that could not be opened as a database and were moved aside.
+    pub corrupt_files: Counter,
+    /// Entries evicted by the size bound.
+    pub evicted: Counter,
+    /// Expired entries found on read.
+    pub expired: Counter,
+}
+
+impl DiskStats {
+    /// Counters registered in `registry` as `cache_disk_*_total` labelled `cache=<name>`.
+    pub fn register(registry: &mpm_metrics::Registry, name: &str) -> Result<Self, Error> {
+        let c =
+            |what: &str| registry.counter(&format!("cache_disk_{what}_total"), &[("cache", name)]);
+        Ok(Self {
+            hits: c("hits")?,
+            misses: c("misses")?,
+            writes: c("writes")?,
+            write_errors: c("write_errors")?,
+            corrupt: c("corrupt_entries")?,
+            corrupt_files: c("corrupt_files")?,
+            evicted: c("evictions")?,
+            expired: c("expired")?,
+        })
+    }
+}
+
+impl std::fmt::Debug for DiskStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStats")
+            .field("hits", &self.hits.get())
+            .field("misses", &self.misses.get())
+            .field("corrupt", &self.corrupt.get())
             .finish_non_exhaustive()
     }
 }

@@ -7,6 +7,7 @@ use mpm_metrics::CountingAllocator;
 static ALLOC: CountingAllocator = CountingAllocator::system();
 
 mod bus;
+mod damage;
 mod disk;
 mod flight;
 mod kill;
