@@ -1,10 +1,15 @@
 //! Criterion benchmarks of mpm, each beside the peer a user would otherwise pick, in the same
-//! group and run. Run them with `cargo xtask bench` (or `cargo xtask bench --quick`).
+//! group and run, and the operations behind the instruction-count budgets.
 //!
-//! This crate has no library code; the benchmarks live in `benches/`.
+//! Run the benchmarks with `cargo xtask bench` (or `cargo xtask bench --quick`); they live in
+//! `benches/`, and `benches/comparisons.toml` declares which of them are compared. The
+//! [`ops`] module holds one deterministic operation per crate feature that
+//! `cargo xtask budgets` counts instructions of under callgrind, through the `mpm-ops` binary.
 //!
 //! ```
-//! // Nothing to call: see the bench targets.
-//! use mpm_benches as _;
+//! let op = mpm_benches::ops::find("lazy.get").expect("declared");
+//! (op.run)(10);
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod ops;

@@ -1,23 +1,50 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
-//! - `cargo xtask bench [--quick] [FILTER]`: runs the criterion benchmarks in `benches/`, ours
-//!   beside the peers, then prints each group's medians with the ratio ours / peer; `--quick`
-//!   runs each for a short time (criterion's `--quick`).
+//! - `cargo xtask bench [--quick] [--python] [CRATE]`: runs the comparisons declared in
+//!   `benches/comparisons.toml` (ours beside the peers, same run), judges each with criterion's
+//!   confidence intervals, checks the ratio budgets of `benches/budgets.toml`, and writes
+//!   `target/mpm-report/` (`summary.json`, `index.html`, `history.jsonl`, `criterion.log`);
+//!   prints one screen of verdicts. `--python` also times claude-mpm's Python optimizer.
+//! - `cargo xtask budgets [CRATE]`: instruction counts per operation under callgrind against
+//!   the instruction budgets (2% tolerance); CI runs it.
+//! - `cargo xtask report [--keep] [--write-docs] [--check]`: renders the page again; `--keep`
+//!   copies the run's summary to `benches/results/summary.json`; `--write-docs` generates the
+//!   README's numbers and `docs/PERFORMANCE.md` from that file; `--check` renders the page in
+//!   headless chromium and asserts what it shows.
 //! - `cargo xtask trace --trace PATH --capacity N[,N...] [--json]`: replays a cache access trace
 //!   and prints the hit ratios of mpm-cache's L1, quick_cache, moka and an exact LRU.
 //!
-//! The repository rules live in `tidy.rs` as a test, so `cargo test --workspace` checks them.
+//! The repository rules live in `tidy.rs` and `docs.rs` as tests, so `cargo test --workspace`
+//! checks them.
 #![forbid(unsafe_code)]
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
+mod bench;
+mod budgets;
+mod docs;
+mod estimates;
+mod harness;
+mod html;
+mod manifest;
+mod python;
 mod report;
+mod summary;
 mod tidy;
 mod trace;
+mod verdict;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [FILTER]\n       cargo xtask trace --trace PATH [--format cache2k|lirs|arc] --capacity N[,N...] [--json]";
+fn usage() -> String {
+    format!(
+        "usage: {}\n       {}\n       {}\n       {}",
+        bench::USAGE,
+        budgets::USAGE,
+        report::USAGE,
+        trace::USAGE
+    )
+}
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -31,42 +58,17 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<String>) -> Result<()> {
     let Some((command, rest)) = args.split_first() else {
-        bail!("{USAGE}");
+        bail!("{}", usage());
     };
     match command.as_str() {
-        "bench" => bench(rest),
+        "bench" => bench::run(rest),
+        "budgets" => budgets::run(rest),
+        "report" => report::run(rest),
         "trace" => trace::run(rest),
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        other => bail!("unknown command {other:?}\n{USAGE}"),
+        other => bail!("unknown command {other:?}\n{}", usage()),
     }
-}
-
-fn bench(args: &[String]) -> Result<()> {
-    let mut quick = false;
-    let mut filter = None;
-    for a in args {
-        match a.as_str() {
-            "--quick" => quick = true,
-            f if !f.starts_with('-') && filter.is_none() => filter = Some(f.to_owned()),
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "--package", "mpm-benches", "--benches", "--"]);
-    if let Some(f) = &filter {
-        cmd.arg(f);
-    }
-    if quick {
-        cmd.args(["--quick", "--noplot"]);
-    }
-    let started = std::time::SystemTime::now();
-    let status = cmd.status().context("could not start cargo bench")?;
-    if !status.success() {
-        bail!("cargo bench failed ({status})");
-    }
-    report::print(started)
 }

@@ -1,151 +1,170 @@
-//! The ratio table printed after `cargo xtask bench`: in every criterion group, each peer's
-//! median time against ours.
+//! `cargo xtask report`: the page again from a summary, the page checked in a real browser, the
+//! run's summary kept for the docs, and the docs generated from it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-/// One benchmark's median, read from criterion's `new/estimates.json`.
-struct Median {
-    group: String,
-    bench: String,
-    nanos: f64,
-}
+use crate::manifest::report_dir;
+use crate::summary::{Summary, read_history, write_atomic};
 
-/// Where criterion writes its results.
-fn criterion_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("xtask sits in the workspace root")
-                .join("target")
-        },
-        PathBuf::from,
-    );
-    target.join("criterion")
-}
+pub(crate) const USAGE: &str =
+    "cargo xtask report [--keep] [--write-docs] [--check] [--summary PATH] [--out DIR]";
 
-/// Every median written since `since`, sorted by group then benchmark. Criterion lays results
-/// out as `group/function[/parameter]/new/estimates.json`; a parameter joins the group, so that
-/// ours and the peers are compared at the same parameter.
-fn medians(dir: &Path, since: SystemTime) -> Result<Vec<Median>> {
-    let mut files = Vec::new();
-    collect_estimates(dir, &mut files);
-    let mut out = Vec::new();
-    for file in files {
-        if fs::metadata(&file)
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m < since)
-        {
-            continue;
-        }
-        // .../criterion/<group>/<function>[/<parameter>]/new/estimates.json
-        let Ok(rel) = file.strip_prefix(dir) else {
-            continue;
-        };
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let (group, bench) = match parts.as_slice() {
-            [g, f, _new, _file] => (g.clone(), f.clone()),
-            [g, f, param, _new, _file] => (format!("{g}/{param}"), f.clone()),
-            _ => continue,
-        };
-        let text =
-            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        let Some(nanos) = json["median"]["point_estimate"].as_f64() else {
-            continue;
-        };
-        out.push(Median {
-            group,
-            bench,
-            nanos,
-        });
-    }
-    out.sort_by(|a, b| (&a.group, &a.bench).cmp(&(&b.group, &b.bench)));
-    Ok(out)
-}
-
-fn collect_estimates(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "new") {
-                let file = path.join("estimates.json");
-                if file.is_file() {
-                    out.push(file);
-                }
-            } else if path.file_name().is_some_and(|n| n != "report") {
-                collect_estimates(&path, out);
-            }
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let (mut keep, mut write_docs, mut check) = (false, false, false);
+    let mut summary = crate::bench::summary_path();
+    let mut out = report_dir();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--keep" => keep = true,
+            "--write-docs" => write_docs = true,
+            "--check" => check = true,
+            "--summary" => summary = PathBuf::from(it.next().context("--summary takes a path")?),
+            "--out" => out = PathBuf::from(it.next().context("--out takes a folder")?),
+            other => bail!("unknown argument {other:?}\nusage: {USAGE}"),
         }
     }
-}
-
-fn human(nanos: f64) -> String {
-    match nanos {
-        n if n < 1e3 => format!("{n:.2} ns"),
-        n if n < 1e6 => format!("{:.2} us", n / 1e3),
-        n if n < 1e9 => format!("{:.2} ms", n / 1e6),
-        n => format!("{:.2} s", n / 1e9),
+    if keep {
+        crate::docs::keep(&summary)?;
     }
-}
-
-/// Prints, per group, every median; each of our rows (named `mpm...`) also gets its ratio
-/// against every peer in the group (ours / peer: below 1 means we are faster).
-pub(crate) fn print(since: SystemTime) -> Result<()> {
-    let all = medians(&criterion_dir(), since)?;
-    if all.is_empty() {
-        println!("no criterion results were written by this run");
+    if write_docs {
+        crate::docs::write()?;
+    }
+    if (keep || write_docs) && !check {
         return Ok(());
     }
-    println!(
-        "\n{:<36} {:<28} {:>11}  ours / peer",
-        "group", "benchmark", "median"
-    );
-    let mut start = 0;
-    while start < all.len() {
-        let group = &all[start].group;
-        let end = start
-            + all[start..]
-                .iter()
-                .take_while(|m| &m.group == group)
-                .count();
-        let rows = &all[start..end];
-        let peers: Vec<&Median> = rows.iter().filter(|m| !is_ours(m)).collect();
-        for m in rows {
-            let ratios = if is_ours(m) {
-                peers
-                    .iter()
-                    .filter(|p| p.nanos > 0.0)
-                    .map(|p| format!("{:.2}x {}", m.nanos / p.nanos, p.bench))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                String::new()
-            };
-            println!(
-                "{:<36} {:<28} {:>11}  {}",
-                m.group,
-                m.bench,
-                human(m.nanos),
-                ratios
-            );
-        }
-        start = end;
+    let s = Summary::read(&summary)?;
+    let page = out.join("index.html");
+    let history = read_history(&report_dir().join("history.jsonl"));
+    write_atomic(&page, crate::html::page(&s, &history).as_bytes())?;
+    println!("page: {}", page.display());
+    if check {
+        check_in_browser(&s, &page, &out.join("screenshot.png"))?;
     }
     Ok(())
 }
 
-fn is_ours(m: &Median) -> bool {
-    m.bench.starts_with("mpm")
+/// Whether a missing program must fail rather than be skipped.
+fn required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("MPM_REQUIRE_SERVICES").is_some()
+}
+
+/// Renders the page in headless chromium: one chart per group and a verdict row per
+/// comparison must be in the DOM it builds; saves a screenshot.
+pub(crate) fn check_in_browser(s: &Summary, page: &Path, screenshot: &Path) -> Result<()> {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        if required() {
+            bail!(
+                "chromium is not installed (on Debian: apt-get install chromium), and CI or MPM_REQUIRE_SERVICES is set"
+            );
+        }
+        println!(
+            "browser check skipped: chromium is not installed (on Debian: apt-get install chromium)"
+        );
+        return Ok(());
+    };
+    let page = page
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", page.display()))?;
+    let url = format!("file://{}", page.display());
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+    ];
+    let dom = Command::new(chromium)
+        .args(base)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .context("could not start chromium")?;
+    if !dom.status.success() {
+        bail!(
+            "chromium --dump-dom failed: {}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+    }
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let problems = dom_problems(&dom, s);
+    if !problems.is_empty() {
+        bail!("the page as chromium renders it: {}", problems.join("; "));
+    }
+    if let Some(dir) = screenshot.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let height =
+        900 + 220 * s.groups.len().div_ceil(2) * 2 + 30 * (s.comparisons.len() + s.budgets.len());
+    let shot = Command::new(chromium)
+        .args(base)
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(format!("--window-size=1100,{height}"))
+        .arg(&url)
+        .output()
+        .context("could not start chromium")?;
+    if !shot.status.success() || !screenshot.is_file() {
+        bail!(
+            "chromium --screenshot failed: {}",
+            String::from_utf8_lossy(&shot.stderr)
+        );
+    }
+    println!(
+        "browser check: chromium renders {} charts (one per group) and {} verdict rows; screenshot {}",
+        s.groups.len(),
+        s.comparisons.len(),
+        screenshot.display()
+    );
+    Ok(())
+}
+
+/// What is wrong with the rendered DOM: a chart per group, a non-empty verdict table.
+fn dom_problems(dom: &str, s: &Summary) -> Vec<String> {
+    let mut problems = Vec::new();
+    let charts = dom.matches("<svg class=\"chart\"").count();
+    if charts != s.groups.len() || charts == 0 {
+        problems.push(format!("{charts} charts for {} groups", s.groups.len()));
+    }
+    for g in &s.groups {
+        if !dom.contains(&format!("data-group=\"{}\"", g.name)) {
+            problems.push(format!("no chart for group {}", g.name));
+        }
+    }
+    let rows = dom.matches("<tr class=\"verdict ").count();
+    if rows == 0 || rows != s.comparisons.len() {
+        problems.push(format!(
+            "{rows} verdict rows for {} comparisons",
+            s.comparisons.len()
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_of_the_committed_summary_has_a_chart_per_group_and_the_verdicts() {
+        let s = Summary::read(&crate::docs::committed_summary()).unwrap();
+        let page = crate::html::page(&s, &[]);
+        assert_eq!(dom_problems(&page, &s), Vec::<String>::new());
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "the page must need no network"
+        );
+        let mut fewer = s.clone();
+        fewer.groups.pop();
+        assert!(!dom_problems(&crate::html::page(&fewer, &[]), &s).is_empty());
+    }
 }

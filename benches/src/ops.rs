@@ -1,0 +1,269 @@
+//! One operation of each crate, run `n` times on one thread, for instruction-count budgets.
+//!
+//! `cargo xtask budgets` runs the `mpm-ops` binary under valgrind's callgrind at two counts of
+//! the same operation and divides the difference of the two instruction totals by the
+//! difference of the counts: the set-up, which both runs share, cancels, and what is left is
+//! the cost of one operation. Only what runs inside [`measured`] is counted (callgrind's
+//! `--toggle-collect`), so set-up and background threads (a clock's calibration, a runtime's
+//! workers) stay out of the figure; each operation also runs once before, so that first-use
+//! work stays out too. Every operation here is deterministic for one binary: one thread, fixed
+//! inputs, fixed seeds.
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// An operation the budgets can name.
+pub struct Op {
+    /// The name `benches/budgets.toml` uses, `crate.operation`.
+    pub name: &'static str,
+    /// What one repetition does, for the report.
+    pub what: &'static str,
+    /// Runs the set-up, then the operation `n` times.
+    pub run: fn(u64),
+}
+
+/// Every operation, in crate order.
+pub const OPS: &[Op] = &[
+    Op {
+        name: "metrics.counter_inc",
+        what: "increment a registered counter",
+        run: metrics_counter_inc,
+    },
+    Op {
+        name: "metrics.histogram_record",
+        what: "record one value into a registered histogram",
+        run: metrics_histogram_record,
+    },
+    Op {
+        name: "lazy.get",
+        what: "warm read of a built `Lazy`",
+        run: lazy_get,
+    },
+    Op {
+        name: "lazy.registry_get",
+        what: "look a built service up in a `LazyRegistry` of 50",
+        run: lazy_registry_get,
+    },
+    Op {
+        name: "cache.l1_hot_get",
+        what: "get a resident key from the L1 memory tier (TTL on)",
+        run: cache_l1_hot_get,
+    },
+    Op {
+        name: "cache.l1_insert_evict",
+        what: "insert a fresh key into a full L1 memory tier",
+        run: cache_l1_insert_evict,
+    },
+    Op {
+        name: "pool.get_drop",
+        what: "get an object from a pool of 4 and drop it, one task",
+        run: pool_get_drop,
+    },
+    Op {
+        name: "memory_opt.default_80kb",
+        what: "optimize a generated 80 KB memory file, default profile, one thread",
+        run: memory_opt_default_80kb,
+    },
+    Op {
+        name: "memory_opt.claude_mpm_80kb",
+        what: "optimize a generated 80 KB memory file, claude-mpm profile, one thread",
+        run: memory_opt_claude_mpm_80kb,
+    },
+];
+
+/// Runs `op` `n` times. Callgrind counts only the instructions inside this function (the
+/// budgets pass `--toggle-collect=*ops::measured*`), so the set-up around it is not counted.
+#[inline(never)]
+pub fn measured(n: u64, mut op: impl FnMut()) {
+    for _ in 0..n {
+        op();
+    }
+}
+
+/// The operation called `name`.
+pub fn find(name: &str) -> Option<&'static Op> {
+    OPS.iter().find(|op| op.name == name)
+}
+
+fn metrics_counter_inc(n: u64) {
+    let registry = mpm_metrics::Registry::default();
+    let counter = registry
+        .counter("requests_total", &[("route", "/a")])
+        .expect("a valid counter");
+    counter.inc();
+    measured(n, || black_box(&counter).inc());
+}
+
+fn metrics_histogram_record(n: u64) {
+    let registry = mpm_metrics::Registry::default();
+    let h = registry
+        .histogram("latency", &[], mpm_metrics::Unit::Seconds)
+        .expect("a valid histogram");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    h.record(1);
+    measured(n, || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        h.record(black_box(x >> 30));
+    });
+}
+
+fn lazy_get(n: u64) {
+    let lazy: mpm_lazy::Lazy<u64, ()> = mpm_lazy::Lazy::new(|| Ok(42));
+    lazy.get_or_init().expect("builds");
+    measured(n, || {
+        black_box(*black_box(&lazy).get().expect("built"));
+    });
+}
+
+fn lazy_registry_get(n: u64) {
+    struct Deployer {
+        id: u64,
+    }
+    let mut builder = mpm_lazy::LazyRegistry::builder();
+    for i in 0..50_u64 {
+        builder = builder.register_fn(&format!("service_{i}"), move |_| Ok(Deployer { id: i }));
+    }
+    let registry = builder.build().expect("unique names");
+    for i in 0..50 {
+        registry
+            .get::<Deployer>(&format!("service_{i}"))
+            .expect("builds");
+    }
+    measured(n, || {
+        let d = black_box(&registry)
+            .get::<Deployer>(black_box("service_17"))
+            .expect("built");
+        black_box(d.id);
+    });
+}
+
+const ENTRIES: usize = 10_000;
+const HOT: u64 = 1_024;
+
+/// SipHash with fixed keys: quick_cache's default hasher is seeded at random, which moves the
+/// instruction count of an insert by a few percent from run to run.
+type FixedHasher = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
+fn memory_tier() -> mpm_cache::MemoryTier<u64, u64, FixedHasher> {
+    mpm_cache::MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(ENTRIES).expect("not zero"))
+        .default_ttl(Some(Duration::from_secs(300)))
+        .hasher(FixedHasher::default())
+        .build()
+        .expect("a memory tier")
+}
+
+fn cache_l1_hot_get(n: u64) {
+    let tier = memory_tier();
+    for k in 0..HOT {
+        tier.insert(k, k);
+    }
+    let mut i = 0;
+    black_box(tier.get(&i));
+    measured(n, || {
+        i = (i + 1) & (HOT - 1);
+        black_box(tier.get(black_box(&i)));
+    });
+}
+
+fn cache_l1_insert_evict(n: u64) {
+    let tier = memory_tier();
+    for k in 0..ENTRIES as u64 * 2 {
+        tier.insert(k, k);
+    }
+    let mut k = ENTRIES as u64 * 2;
+    measured(n, || {
+        k += 1;
+        tier.insert(black_box(k), k);
+    });
+}
+
+struct Noop;
+
+impl mpm_pool::Manager for Noop {
+    type Object = u64;
+    type Error = std::convert::Infallible;
+    async fn create(&self) -> Result<u64, std::convert::Infallible> {
+        Ok(0)
+    }
+}
+
+fn pool_get_drop(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let pool = rt.block_on(async {
+        let pool = mpm_pool::Pool::builder(Noop)
+            .max_size(4)
+            .min_idle(4)
+            .build()
+            .await
+            .expect("a pool");
+        black_box(&*pool.get().await.expect("an object"));
+        pool
+    });
+    // The whole loop runs inside `measured` once; the difference of two counts is still per
+    // get-and-drop.
+    measured(1, || {
+        rt.block_on(async {
+            for _ in 0..n {
+                let o = pool.get().await.expect("an object");
+                black_box(&*o);
+            }
+        })
+    });
+}
+
+/// The generated memory file the benches and the Python peer use: `bytes` long, a fifth of its
+/// entries duplicates, seed 42.
+pub fn memory_file(bytes: usize) -> String {
+    mpm_memory_opt::generator::generate(mpm_memory_opt::generator::Spec {
+        target_bytes: bytes,
+        duplicate_share: 0.2,
+        seed: 42,
+    })
+    .text
+}
+
+fn optimize_80kb(options: mpm_memory_opt::Options, n: u64) {
+    let text = memory_file(80 * 1024);
+    let optimizer = mpm_memory_opt::Optimizer::new(mpm_memory_opt::Options {
+        threads: 1,
+        ..options
+    });
+    black_box(optimizer.optimize_text(&text));
+    measured(n, || {
+        black_box(optimizer.optimize_text(black_box(&text)));
+    });
+}
+
+fn memory_opt_default_80kb(n: u64) {
+    optimize_80kb(mpm_memory_opt::Options::default(), n);
+}
+
+fn memory_opt_claude_mpm_80kb(n: u64) {
+    optimize_80kb(
+        mpm_memory_opt::Options {
+            timestamp: Some("2026-01-01 00:00:00".to_owned()),
+            ..mpm_memory_opt::Options::claude_mpm()
+        },
+        n,
+    );
+}
+
+/// Whether this process would take mpm-memory-opt's AVX2 path: under callgrind that is
+/// valgrind's emulated CPU, not the host's.
+pub fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
