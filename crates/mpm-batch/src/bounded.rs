@@ -7,6 +7,7 @@
 //! its slot's own waker, which queues the slot's number and wakes the caller. Every poll runs
 //! under `catch_unwind`, so a panicking job becomes that job's [`JobError::Panicked`].
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::num::NonZeroUsize;
@@ -65,32 +66,56 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let items = items.into_iter();
-    let mut results: Vec<Option<Result<T, JobError<E>>>> = Vec::with_capacity(items.size_hint().0);
+    let mut results = InOrder::with_capacity(items.size_hint().0);
     let mut engine = Engine::new(IterSource(items), limit, f);
     futures::future::poll_fn(|cx| {
         loop {
             match engine.poll_next_done(cx) {
-                Poll::Ready(Some((index, result))) => {
-                    if index == results.len() {
-                        results.push(Some(result));
-                    } else {
-                        if results.len() < index {
-                            results.resize_with(index + 1, || None);
-                        }
-                        results[index] = Some(result);
-                    }
-                }
+                Poll::Ready(Some((index, result))) => results.put(index, result),
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }
         }
     })
     .await;
-    debug_assert!(
-        results.iter().all(Option::is_some),
-        "every job reports once"
-    );
-    results.into_iter().flatten().collect()
+    results.into_vec()
+}
+
+/// Results put back into input order as they arrive: those in order go straight to the
+/// output, those ahead of a gap wait in `ahead` (slot `k` holds index `done.len() + k`).
+struct InOrder<R> {
+    done: Vec<R>,
+    ahead: VecDeque<Option<R>>,
+}
+
+impl<R> InOrder<R> {
+    fn with_capacity(n: usize) -> Self {
+        InOrder {
+            done: Vec::with_capacity(n),
+            ahead: VecDeque::new(),
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, index: usize, result: R) {
+        let k = index - self.done.len();
+        if k == 0 && self.ahead.is_empty() {
+            self.done.push(result);
+            return;
+        }
+        if self.ahead.len() <= k {
+            self.ahead.resize_with(k + 1, || None);
+        }
+        self.ahead[k] = Some(result);
+        while let Some(Some(_)) = self.ahead.front() {
+            self.done.extend(self.ahead.pop_front().flatten());
+        }
+    }
+
+    fn into_vec(self) -> Vec<R> {
+        debug_assert!(self.ahead.is_empty(), "every job reports once");
+        self.done
+    }
 }
 
 /// The streaming form of [`run_bounded`]: takes inputs from a `Stream` and yields
@@ -279,6 +304,7 @@ where
     }
 
     /// Makes the job for `item` in a free slot and polls it once.
+    #[inline]
     fn start(&mut self, item: S::Item) -> Option<Done<T, E>> {
         let index = self.next_index;
         self.next_index += 1;
@@ -331,29 +357,38 @@ where
     }
 
     /// Books the outcome of a poll of `slot`: still running (`None`), or done.
+    #[inline]
     fn finish(
         &mut self,
         slot: usize,
         outcome: std::thread::Result<Option<Result<T, E>>>,
     ) -> Option<Done<T, E>> {
-        let place = &mut self.slots[slot];
-        let index = place.index;
-        let result = match outcome {
+        match outcome {
             Ok(None) => {
                 self.busy += 1;
-                return None;
+                None
             }
-            Ok(Some(result)) => result.map_err(JobError::Failed),
-            Err(payload) => {
-                if catch_unwind(AssertUnwindSafe(|| place.future.set(None))).is_err() {
-                    // The job's destructor panicked: what is left of it is not touched again.
-                    mem::forget(mem::replace(&mut place.future, Box::pin(None)));
-                }
-                Err(JobError::Panicked(panic_message(&*payload)))
+            Ok(Some(result)) => {
+                self.free.push(slot);
+                Some((self.slots[slot].index, result.map_err(JobError::Failed)))
             }
-        };
+            Err(payload) => Some(self.panicked(slot, payload)),
+        }
+    }
+
+    /// The job in `slot` panicked: empties the slot and returns the panic as its result.
+    #[cold]
+    fn panicked(&mut self, slot: usize, payload: Box<dyn std::any::Any + Send>) -> Done<T, E> {
+        let place = &mut self.slots[slot];
+        if catch_unwind(AssertUnwindSafe(|| place.future.set(None))).is_err() {
+            // The job's destructor panicked: what is left of it is not touched again.
+            mem::forget(mem::replace(&mut place.future, Box::pin(None)));
+        }
         self.free.push(slot);
-        Some((index, result))
+        (
+            place.index,
+            Err(JobError::Panicked(panic_message(&*payload))),
+        )
     }
 }
 
