@@ -292,14 +292,19 @@ impl<'m> Scorer<'m> {
             t.set(l, items[a].text.as_bytes());
         }
         let ordered = |a: usize, b: usize| if b < a { (b, a) } else { (a, b) };
+        // `need` is the smallest LCS whose ratio reaches the threshold (0 without pruning), so
+        // the ratio is computed only for the lanes that can be hits.
         let push4 = |hits: &mut Vec<((usize, usize), f64)>,
                      rows: [usize; 4],
                      b: usize,
-                     live: [bool; 4],
+                     (need, live): ([usize; 4], [bool; 4]),
                      lcs: [usize; 4]| {
             for (l, &a) in rows.iter().enumerate() {
+                if !live[l] || lcs[l] < need[l] {
+                    continue;
+                }
                 let r = ratio_of(lcs[l], items[a].chars.len() + items[b].chars.len());
-                if live[l] && r >= threshold {
+                if r >= threshold {
                     hits.push((ordered(a, b), r));
                 }
             }
@@ -351,14 +356,14 @@ impl<'m> Scorer<'m> {
                 continue;
             };
             let [r1, r2] = t.lcs([(t1, need1, live1), (d.text, need, live)]);
-            for (bb, lv, lcs) in [(b1, live1, r1), (b, live, r2)] {
-                push4(hits, rows, bb, lv, lcs);
+            for (bb, nl, lcs) in [(b1, (need1, live1), r1), (b, (need, live), r2)] {
+                push4(hits, rows, bb, nl, lcs);
             }
         }
         if let Some((b1, t1, need1, live1)) = pending {
             let empty: &[u8] = &[];
             let [r1, _] = t.lcs([(t1, need1, live1), (empty, [0; 4], [false; 4])]);
-            push4(hits, rows, b1, live1, r1);
+            push4(hits, rows, b1, (need1, live1), r1);
         }
         self.table4 = Some(t);
         self.stats += stats;
