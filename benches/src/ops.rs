@@ -70,6 +70,11 @@ pub const OPS: &[Op] = &[
         what: "optimize a generated 80 KB memory file, claude-mpm profile, one thread",
         run: memory_opt_claude_mpm_80kb,
     },
+    Op {
+        name: "batch.run_bounded",
+        what: "one ready job of `run_bounded` with at most 64 at once, one task",
+        run: batch_run_bounded,
+    },
 ];
 
 /// Runs `op` `n` times. Callgrind counts only the instructions inside this function (the
@@ -253,6 +258,22 @@ fn memory_opt_claude_mpm_80kb(n: u64) {
         },
         n,
     );
+}
+
+fn batch_run_bounded(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let limit = NonZeroUsize::new(64).expect("not zero");
+    let jobs = |n: u64| {
+        mpm_batch::run_bounded(0..n, limit, |i| async move { Ok::<u64, ()>(black_box(i)) })
+    };
+    black_box(rt.block_on(jobs(64)));
+    // One call of `n` jobs inside `measured`; the difference of two counts is per job.
+    measured(1, || {
+        black_box(rt.block_on(jobs(n)));
+    });
 }
 
 /// Whether this process would take mpm-memory-opt's AVX2 path: under callgrind that is

@@ -58,7 +58,11 @@ fn figure(s: &Summary, group: &str, id: &str) -> String {
 
 /// "1.54x faster", "2.50x slower", "no clear difference (1.12x)": ours against the row's peer.
 fn short_verdict(c: &crate::verdict::Comparison) -> String {
-    let factor = if c.ratio >= 1.0 { c.ratio } else { 1.0 / c.ratio };
+    let factor = if c.ratio >= 1.0 {
+        c.ratio
+    } else {
+        1.0 / c.ratio
+    };
     match c.outcome {
         Outcome::Faster => format!("**{factor:.2}x faster**"),
         Outcome::Slower => format!("{factor:.2}x slower"),
@@ -183,11 +187,16 @@ pub(crate) fn performance(s: &Summary) -> String {
             BudgetKind::Ratio => "ours / peer, time per op",
             BudgetKind::Instructions => "instructions per op",
         };
+        let digits = if b.kind == BudgetKind::Ratio { 3 } else { 1 };
         let actual = b.actual.map_or_else(
             || "not measured by this run".to_owned(),
-            |a| format!("{a:.3}{}", if b.ok { "" } else { " (breach)" }),
+            |a| format!("{a:.digits$}{}", if b.ok { "" } else { " (breach)" }),
         );
-        let _ = writeln!(o, "| {} | {kind} | {:.3} | {actual} |", b.name, b.limit);
+        let _ = writeln!(
+            o,
+            "| {} | {kind} | {:.digits$} | {actual} |",
+            b.name, b.limit
+        );
     }
     if !s.missing.is_empty() {
         let _ = writeln!(o, "\nNo figure in this run for: {}.", s.missing.join(", "));

@@ -15,7 +15,14 @@ pub(crate) const CLAUDE_MPM: &str = "claude-mpm==4.0.29";
 const TIMER: &str = r#"
 import json, shutil, sys, tempfile, time
 from pathlib import Path
+from claude_mpm.core import unified_paths
 from claude_mpm.services.memory.optimizer import MemoryOptimizer
+
+# claude-mpm 4.0.29's optimizer calls `get_project_root()`, which its own path manager of that
+# release lacks (it has the `project_root` property): the shim below is the only change.
+manager = type(unified_paths.get_path_manager())
+if not hasattr(manager, "get_project_root"):
+    manager.get_project_root = lambda self: self.project_root
 
 source, runs = Path(sys.argv[1]), int(sys.argv[2])
 times = []
