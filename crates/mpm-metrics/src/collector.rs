@@ -50,9 +50,11 @@ impl<T: Send + Sync, F: Fn(&T) + Send + Sync> Collect for WeakCollector<T, F> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CollectorId(pub(crate) u64);
 
+/// The registered collectors, copied on write so that a read takes one reference count
+/// instead of one per collector.
 #[derive(Default)]
 pub(crate) struct Collectors {
-    entries: Vec<(u64, Arc<dyn Collect>)>,
+    entries: Arc<Vec<(u64, Arc<dyn Collect>)>>,
 }
 
 thread_local! {
@@ -93,22 +95,26 @@ impl Registry {
             collect,
         });
         let id = self.inner.next_timer.fetch_add(1, Ordering::Relaxed);
-        self.inner.collectors.lock().entries.push((id, run));
+        Arc::make_mut(&mut self.inner.collectors.lock().entries).push((id, run));
         CollectorId(id)
     }
 
     /// Removes a collector. Returns whether it was registered.
     pub fn remove_collector(&self, id: CollectorId) -> bool {
         let mut c = self.inner.collectors.lock();
-        let before = c.entries.len();
-        c.entries.retain(|(i, _)| *i != id.0);
-        c.entries.len() != before
+        if !c.entries.iter().any(|(i, _)| *i == id.0) {
+            return false;
+        }
+        Arc::make_mut(&mut c.entries).retain(|(i, _)| *i != id.0);
+        true
     }
 
     /// How many collectors are registered whose target is still alive.
     pub fn collectors(&self) -> usize {
         let mut c = self.inner.collectors.lock();
-        c.entries.retain(|(_, run)| run.alive());
+        if c.entries.iter().any(|(_, run)| !run.alive()) {
+            Arc::make_mut(&mut c.entries).retain(|(_, run)| run.alive());
+        }
         c.entries.len()
     }
 
@@ -119,14 +125,14 @@ impl Registry {
         if RUNNING.with(Cell::get) {
             return 0;
         }
-        let entries: Vec<(u64, Arc<dyn Collect>)> = self.inner.collectors.lock().entries.clone();
+        let entries = Arc::clone(&self.inner.collectors.lock().entries);
         if entries.is_empty() {
             return 0;
         }
         RUNNING.with(|r| r.set(true));
         let mut dead = Vec::new();
         let mut panics = 0u64;
-        for (id, run) in &entries {
+        for (id, run) in entries.iter() {
             match catch_unwind(AssertUnwindSafe(|| run.run())) {
                 Ok(true) => {}
                 Ok(false) => dead.push(*id),
@@ -137,11 +143,9 @@ impl Registry {
         if panics > 0 {
             self.count_collector_panics(panics);
         }
+        drop(entries);
         if !dead.is_empty() {
-            self.inner
-                .collectors
-                .lock()
-                .entries
+            Arc::make_mut(&mut self.inner.collectors.lock().entries)
                 .retain(|(id, _)| !dead.contains(id));
         }
         dead.len()

@@ -70,7 +70,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use mpm_metrics::{Counter, Registry, Unit, contract};
+//! use mpm_metrics::{Counter, Registry, Scope, contract};
 //!
 //! const METRICS: &str = "
 //! | metric | type | labels | help |
@@ -80,7 +80,9 @@
 //! ";
 //!
 //! struct State { depth: AtomicUsize }
-//! struct Queue { state: Arc<State>, pushed: Option<Counter> }
+//! // The component keeps its scope as long as it lives: dropping the scope releases the
+//! // name and removes the collectors registered through it.
+//! struct Queue { state: Arc<State>, pushed: Option<Counter>, _scope: Option<Scope> }
 //! struct QueueBuilder { metrics: Option<(Registry, String)> }
 //!
 //! impl QueueBuilder {
@@ -90,14 +92,15 @@
 //!     }
 //!     fn build(self) -> Result<Queue, mpm_metrics::Error> {
 //!         let state = Arc::new(State { depth: AtomicUsize::new(0) });
-//!         let mut pushed = None;
+//!         let (mut pushed, mut scope_kept) = (None, None);
 //!         if let Some((registry, name)) = self.metrics {
 //!             let scope = registry.scope("queue", &name)?;
 //!             pushed = Some(scope.counter("pushed_total", "Items pushed.", &[])?);
 //!             let depth = scope.int_gauge("depth", "Items waiting, at scrape time.", &[])?;
 //!             scope.collector(&state, move |s| depth.set(s.depth.load(Ordering::Relaxed) as i64));
+//!             scope_kept = Some(scope);
 //!         }
-//!         Ok(Queue { state, pushed })
+//!         Ok(Queue { state, pushed, _scope: scope_kept })
 //!     }
 //! }
 //!

@@ -109,6 +109,12 @@ impl Gauge {
         self.cell.rejected.load(Ordering::Relaxed)
     }
 
+    /// Asks for the cell's cache line; see the `prefetch` module.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::prefetch(Arc::as_ptr(&self.cell), 1);
+    }
+
     fn reject(&self) {
         self.cell.rejected.fetch_add(1, Ordering::Relaxed);
     }
@@ -172,6 +178,12 @@ impl IntGauge {
     #[inline]
     pub fn dec(&self) {
         self.sub(1);
+    }
+
+    /// Asks for the cell's cache line; see the `prefetch` module.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::prefetch(Arc::as_ptr(&self.cell), 1);
     }
 
     /// The current value.

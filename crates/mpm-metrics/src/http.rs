@@ -24,6 +24,7 @@
 //! println!("scrape http://{}/metrics", server.local_addr());
 //! server.shutdown().await;
 //! # Ok(()) }
+//! # let _ = run;
 //! ```
 
 use std::convert::Infallible;

@@ -104,6 +104,7 @@ pub mod histogram;
 #[cfg(feature = "http")]
 pub mod http;
 mod name;
+mod prefetch;
 mod prometheus;
 #[cfg(feature = "recorder")]
 mod recorder;

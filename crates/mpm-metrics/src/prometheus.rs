@@ -2,6 +2,9 @@
 
 use crate::name::escape_help;
 use crate::registry::{Family, Handle};
+
+/// How many series ahead the renderer asks for counter and gauge cells.
+const LOOKAHEAD: usize = 8;
 use crate::{Buckets, Registry};
 
 /// The HELP text of a metric registered without one.
@@ -61,20 +64,29 @@ impl Registry {
 fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
+    // Reading a cell is a cache miss when the registry is larger than the cache; asking for
+    // the cell a few series ahead lets those misses overlap.
+    let mut ahead = family.series.values().skip(LOOKAHEAD);
     for (labels, series) in &family.series {
+        match ahead.next().map(|s| &s.handle) {
+            Some(Handle::Counter(c)) => c.prefetch(),
+            Some(Handle::IntGauge(g)) => g.prefetch(),
+            Some(Handle::Gauge(g)) => g.prefetch(),
+            _ => {}
+        }
         match &series.handle {
             Handle::Counter(c) => {
-                sample_start(out, name, "", labels);
+                out.push_str(family.head(series));
                 out.push_str(ints.format(c.get()));
                 out.push('\n');
             }
             Handle::IntGauge(g) => {
-                sample_start(out, name, "", labels);
+                out.push_str(family.head(series));
                 out.push_str(ints.format(g.get()));
                 out.push('\n');
             }
             Handle::Gauge(g) => {
-                sample_start(out, name, "", labels);
+                out.push_str(family.head(series));
                 push_f64(out, &mut floats, g.get());
                 out.push('\n');
             }

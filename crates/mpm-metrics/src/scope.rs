@@ -28,6 +28,7 @@ enum Claim {
 /// and takes the help text at registration. Cheap to clone; when the last clone is dropped,
 /// the claim on (component, instance) is released and the collectors registered through it are
 /// removed (the series stay, so a rebuilt component with the same name continues its counters).
+/// So a component keeps its scope for as long as it lives, typically in its shared state.
 ///
 /// ```
 /// use mpm_metrics::{Error, Registry, Unit};

@@ -260,3 +260,27 @@ fn absolute_raises_but_never_lowers() {
     c.absolute(5);
     assert_eq!(c.get(), 25);
 }
+
+#[test]
+fn removing_most_series_keeps_the_others_rendered_right() {
+    let r = Registry::default();
+    for i in 0..100 {
+        r.counter("jobs_total", &[("id", &i.to_string())])
+            .unwrap()
+            .add(i);
+    }
+    for i in 0..80 {
+        assert!(r.remove("jobs_total", &[("id", &i.to_string())]));
+    }
+    r.counter("jobs_total", &[("id", "new")]).unwrap().add(7);
+    let text = r.render_prometheus();
+    let e = mpm_metrics::Exposition::parse(&text).unwrap();
+    assert_eq!(e.family("jobs_total").unwrap().samples.len(), 21, "{text}");
+    for i in 80..100u64 {
+        assert_eq!(
+            e.value("jobs_total", &[("id", &i.to_string())]),
+            Some(i as f64)
+        );
+    }
+    assert_eq!(e.value("jobs_total", &[("id", "new")]), Some(7.0));
+}
