@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mpm_cache::{DiskTier, TieredCache};
+use mpm_cache::{DiskTier, MemoryTier, TieredCache};
 use mpm_metrics::{Budget, Registry, check_budgets};
 use parking_lot::RwLock;
 
@@ -160,6 +160,14 @@ const STEPS: usize = 7;
 
 /// Runs the scenario.
 pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Error> {
+    // The budgets first: a bad budgets file fails before anything runs.
+    let budgets = match &options.budgets {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Budget::parse_toml(&text)?
+        }
+        None => Budget::parse_toml(BUDGETS_TOML)?,
+    };
     let work = tempfile::Builder::new()
         .prefix("mpm-demo-")
         .tempdir()
@@ -272,10 +280,11 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         .open()
         .map_err(cache_error)?;
     let profiles: TieredCache<Arc<Profile>> = TieredCache::builder()
-        .max_entries(NonZeroUsize::new(l1_capacity.max(1)).expect("non-zero"))
+        .l1(MemoryTier::builder()
+            .max_entries(NonZeroUsize::new(l1_capacity.max(1)).expect("non-zero")))
+        .l2(l2)
         .metrics(&registry, "profiles")
         .map_err(cache_error)?
-        .disk(l2)
         .build()
         .map_err(cache_error)?;
     let p = crate::profiles::run(&profiles, &store, plan, l1_capacity).await?;
@@ -334,13 +343,6 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     put("peak_rss_mb", peak);
     let _ = put;
     figures.sort_by_key(|f| SPECS.iter().position(|s| s.name == f.name));
-    let budgets = match &options.budgets {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            Budget::parse_toml(&text)?
-        }
-        None => Budget::parse_toml(BUDGETS_TOML)?,
-    };
     let budget_failures = apply_budgets(&registry, &mut figures, &budgets)?;
     let report = Report {
         figures,

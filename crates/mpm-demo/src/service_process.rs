@@ -70,7 +70,7 @@ pub fn prepare(state: &Path) -> Result<(StartKind, usize), Error> {
         .open()
         .map_err(|e| Error::Cache(e.to_string()))?;
     let cache: TieredCache<Catalog> = TieredCache::builder()
-        .disk(l2)
+        .l2(l2)
         .build()
         .map_err(|e| Error::Cache(e.to_string()))?;
     let stamp = folder_stamp(&templates)?;

@@ -1,0 +1,3 @@
+//! Integration tests of `mpm-demo`.
+
+mod server;

@@ -1,0 +1,184 @@
+//! The dashboard server under bad clients: cross-origin upgrades, clients over the cap,
+//! oversized and malformed messages, and a client that never reads are refused or dropped,
+//! while a good client keeps its updates.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use mpm_demo::hub::{Hub, Limits};
+use mpm_demo::server::{AppState, Server};
+use mpm_metrics::Registry;
+use parking_lot::RwLock;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn start(limits: Limits) -> (Server, Hub, Registry) {
+    let registry = Registry::default();
+    let hub = Hub::new(limits, &registry).unwrap();
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        AppState {
+            hub: hub.clone(),
+            registry: registry.clone(),
+            figures: Arc::new(RwLock::new("[]".into())),
+        },
+    )
+    .await
+    .unwrap();
+    (server, hub, registry)
+}
+
+async fn connect(server: &Server) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr()))
+        .await
+        .unwrap();
+    // The greeting: the client is registered from here on.
+    let hello = next_text(&mut socket).await;
+    assert!(hello.contains("\"figures\""), "{hello}");
+    socket
+}
+
+async fn next_text(socket: &mut Socket) -> String {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("no error");
+        match m {
+            Message::Text(t) => return t.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server closes the connection; returns the close frame's code if any.
+async fn closed(socket: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed in time")
+        {
+            None | Some(Err(_)) => return None,
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+fn counter(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    registry
+        .snapshot()
+        .get(name, labels)
+        .map_or(0.0, mpm_metrics::Value::as_f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_clients_are_refused_and_the_good_one_keeps_its_updates() {
+    let limits = Limits {
+        max_clients: NonZeroUsize::new(4).unwrap(),
+        queue: NonZeroUsize::new(8).unwrap(),
+        max_message_bytes: NonZeroUsize::new(1024).unwrap(),
+    };
+    let (server, hub, registry) = start(limits).await;
+    let mut good = connect(&server).await;
+
+    // A page from another origin is refused before the upgrade.
+    let mut request = format!("ws://{}/ws", server.addr())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("cross-origin upgrade not refused: {other:?}"),
+    }
+    assert_eq!(
+        counter(
+            &registry,
+            "mpm_demo_ws_refused_total",
+            &[("reason", "origin")]
+        ),
+        1.0
+    );
+
+    // A malformed message closes that client (policy violation) and is counted.
+    let mut malformed = connect(&server).await;
+    malformed.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(closed(&mut malformed).await, Some(1008));
+
+    // An oversized message closes that client too.
+    let mut oversized = connect(&server).await;
+    let _ = oversized.send(Message::text("x".repeat(64 * 1024))).await;
+    let _ = closed(&mut oversized).await;
+
+    // A client that never reads is dropped once its queue is full; nobody else is.
+    let mut slow = connect(&server).await;
+    let slow_ping = slow.send(Message::text(r#"{"type":"ping","id":1}"#)).await;
+    assert!(slow_ping.is_ok());
+
+    // Over the cap: good + slow hold two places of four; fill the rest and try one more.
+    let _a = connect(&server).await;
+    let _b = connect(&server).await;
+    match tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr())).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("a client over the cap was let in: {other:?}"),
+    }
+
+    // Through all of that the good client gets every update, in order. The updates are large
+    // (32 KiB, 16 MiB in all), so the client that never reads fills its socket's buffers and
+    // then its queue.
+    let pad = "x".repeat(32 * 1024);
+    for i in 0..512 {
+        let update = format!("{{\"type\":\"event\",\"seq\":{i},\"pad\":\"{pad}\"}}");
+        hub.broadcast(update.clone());
+        assert_eq!(next_text(&mut good).await, update);
+    }
+    assert!(
+        hub.dropped_slow() >= 1,
+        "the client that never reads was not dropped"
+    );
+    assert!(counter(&registry, "mpm_demo_ws_malformed_total", &[]) >= 2.0);
+    // A good client's ping is answered.
+    good.send(Message::text(r#"{"type":"ping","id":9}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut good).await, r#"{"type":"pong","id":9}"#);
+}
+
+#[tokio::test]
+async fn metrics_and_health_are_served() {
+    let (server, hub, _registry) = start(Limits::default()).await;
+    hub.broadcast("x");
+    let body = http_get(server.addr(), "/metrics").await;
+    assert!(body.contains("mpm_demo_ws_broadcasts_total"), "{body}");
+    assert_eq!(http_get(server.addr(), "/health").await, "ok\n");
+    let page = http_get(server.addr(), "/").await;
+    assert!(page.contains("<canvas class=\"chart\""));
+    // The page fetches nothing from the network: no absolute URLs but its own WebSocket.
+    assert!(
+        !page.contains("https://") && !page.contains("src=\"http"),
+        "the page loads remote resources"
+    );
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
