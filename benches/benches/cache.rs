@@ -60,9 +60,10 @@ fn tiered_hot_get(c: &mut Criterion) {
     let scratch = Scratch::new("tieredget");
     let mut g = c.benchmark_group("tiered_hot_get");
     let ours: TieredCache<u64> = TieredCache::builder()
-        .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
-        .default_ttl(Some(Duration::from_secs(300)))
-        .disk(DiskTier::builder(scratch.0.join("l2")).open().unwrap())
+        .l1(MemoryTier::builder()
+            .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
+            .default_ttl(Some(Duration::from_secs(300))))
+        .l2(DiskTier::builder(scratch.0.join("l2")).open().unwrap())
         .build()
         .unwrap();
     let moka: moka::sync::Cache<String, u64> = moka::sync::Cache::builder()
@@ -126,7 +127,7 @@ fn invalidate(c: &mut Criterion) {
     let mut g = c.benchmark_group("invalidate_1k_of_1m");
     g.sample_size(10);
     let ours: TieredCache<u64> = TieredCache::builder()
-        .max_entries(NonZeroUsize::new(BIG + 2 * HIT).unwrap())
+        .l1(MemoryTier::builder().max_entries(NonZeroUsize::new(BIG + 2 * HIT).unwrap()))
         .build()
         .unwrap();
     for i in 0..BIG {
@@ -144,14 +145,14 @@ fn invalidate(c: &mut Criterion) {
     g.bench_function("mpm_prefix", |b| {
         b.iter_batched(
             || refill(&ours),
-            |()| assert_eq!(ours.invalidate_prefix("agent:7:"), HIT),
+            |()| assert_eq!(ours.invalidate_prefix("agent:7:").unwrap(), HIT),
             BatchSize::PerIteration,
         )
     });
     g.bench_function("mpm_tag", |b| {
         b.iter_batched(
             || refill(&ours),
-            |()| assert_eq!(ours.invalidate_tag("agent:7"), HIT),
+            |()| assert_eq!(ours.invalidate_tag("agent:7").unwrap(), HIT),
             BatchSize::PerIteration,
         )
     });

@@ -216,17 +216,17 @@ fn replay(keys: &[u64], mut access: impl FnMut(u64, &str) -> bool) -> Result<f64
 fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) -> Result<f64> {
     // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL,
     // statistics, and a tag on every entry (64 tags in all, so each tag holds many keys).
-    let mut b = mpm_cache::TieredCache::<()>::builder()
+    let mut l1 = mpm_cache::MemoryTier::builder()
         .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
         .default_ttl(Some(Duration::from_secs(86_400)))
         .hasher(Fixed::default());
     if let Some(h) = hot {
-        b = b.hot_allocation(h);
+        l1 = l1.hot_allocation(h);
     }
     if let Some(g) = ghost {
-        b = b.ghost_allocation(g);
+        l1 = l1.ghost_allocation(g);
     }
-    let cache = b.build()?;
+    let cache = mpm_cache::TieredCache::<()>::builder().l1(l1).build()?;
     let ratio = replay(keys, |k, key| {
         if cache.get(key).is_some() {
             return true;

@@ -27,6 +27,8 @@ pub enum Error {
         key: String,
         /// The loader's error, rendered.
         message: String,
+        /// The loader's error itself ([`LoadFailure::downcast`] gives it back typed).
+        failure: crate::LoadFailure,
     },
     /// The loader given to `get_or_load` panicked or was cancelled before producing a value.
     #[error("loading key {key:?} was abandoned (the loader panicked or was cancelled)")]

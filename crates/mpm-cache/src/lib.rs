@@ -29,15 +29,15 @@
 //! # Example
 //!
 //! ```
-//! use mpm_cache::{DiskTier, EntryOptions, InvalidationBus, TieredCache};
+//! use mpm_cache::{DiskTier, EntryOptions, InvalidationBus, MemoryTier, TieredCache};
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let cache: TieredCache<String> = TieredCache::builder()
-//!     .default_ttl(Some(Duration::from_secs(300)))
-//!     .disk(DiskTier::builder(dir.path()).open()?)
+//!     .l1(MemoryTier::builder().default_ttl(Some(Duration::from_secs(300))))
+//!     .l2(DiskTier::builder(dir.path()).open()?)
 //!     .build()?;
 //!
 //! // Concurrent misses on one key run the loader once; the value lands in L1 and L2.
@@ -52,7 +52,7 @@
 //! bus.subscribe("agent_updated", "agent:{agent_id}:*", Arc::new(cache.clone()))?;
 //! assert_eq!(bus.publish("agent_updated", &[("agent_id", "42")])?, 2);
 //! assert!(cache.get("agent:42:profile").is_none());
-//! assert_eq!(cache.stats().loads_ok, 1);
+//! assert_eq!(cache.load_stats().ok, 1);
 //! # Ok::<(), mpm_cache::Error>(())
 //! # }).unwrap();
 //! ```
@@ -213,8 +213,8 @@ mod error;
 mod ledger;
 mod memory;
 mod pattern;
-mod second;
 mod stats;
+mod tier;
 mod tiered;
 
 pub use bus::{Invalidate, InvalidationBus};
@@ -226,5 +226,8 @@ pub use memory::{
     MemoryTierBuilder,
 };
 pub use pattern::Pattern;
-pub use stats::{DiskStats, RemovalCause, StatsSnapshot, TierStats};
-pub use tiered::{EntryOptions, TieredCache, TieredCacheBuilder, WarmProgress};
+pub use stats::{
+    DiskStats, LoadSnapshot, LoadStats, RemovalCause, StatsSnapshot, TierSnapshot, TierStats,
+};
+pub use tier::{Tier, TierEntry};
+pub use tiered::{EntryOptions, LoadFailure, TieredCache, TieredCacheBuilder, WarmProgress};

@@ -315,6 +315,43 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
+    /// The same options for a tier whose values wrap a `V` (as `TieredCache`'s L1 wraps each
+    /// value with its file dependencies): the weigher and the listener see the `V` inside, and
+    /// `also` hears every removal after the listener.
+    pub(crate) fn wrapping<W: 'static>(
+        self,
+        inner: fn(&W) -> &V,
+        also: impl Fn(&K, &W, RemovalCause) + Send + Sync + 'static,
+    ) -> MemoryTierBuilder<K, W, S>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        let weigh = self
+            .weigh
+            .map(|f| -> WeighFn<K, W> { Arc::new(move |k, w| f(k, inner(w))) });
+        let listener = self.listener;
+        let listener: ListenFn<K, W> = Arc::new(move |k, w, cause| {
+            if let Some(l) = &listener {
+                l(k, inner(w), cause);
+            }
+            also(k, w, cause);
+        });
+        MemoryTierBuilder {
+            max_entries: self.max_entries,
+            max_weight: self.max_weight,
+            weigh,
+            default_ttl: self.default_ttl,
+            hot_allocation: self.hot_allocation,
+            ghost_allocation: self.ghost_allocation,
+            shards: self.shards,
+            hasher: self.hasher,
+            clock: self.clock,
+            stats: self.stats,
+            listener: Some(listener),
+        }
+    }
+
     /// Uses `hasher` for the tier (for example a fixed seed, for repeatable hit ratios).
     pub fn hasher<S2>(self, hasher: S2) -> MemoryTierBuilder<K, V, S2> {
         MemoryTierBuilder {

@@ -29,9 +29,6 @@ pub struct TierStats {
     pub(crate) expired: Counter,
     pub(crate) invalidated: Counter,
     pub(crate) replaced: Counter,
-    pub(crate) loads_ok: Counter,
-    pub(crate) loads_err: Counter,
-    pub(crate) load_latency: Histogram,
     pub(crate) entries: IntGauge,
     pub(crate) weight: IntGauge,
 }
@@ -54,10 +51,6 @@ pub struct StatsSnapshot {
     pub invalidated: u64,
     /// Entries overwritten by an insert of the same key.
     pub replaced: u64,
-    /// Loader runs that produced a value.
-    pub loads_ok: u64,
-    /// Loader runs that failed, panicked or were cancelled.
-    pub loads_err: u64,
     /// Entries held when the snapshot was taken.
     pub entries: u64,
     /// Total weight held when the snapshot was taken.
@@ -87,12 +80,6 @@ impl TierStats {
                 &[("cache", name), ("tier", tier), ("cause", cause)],
             )
         };
-        let load = |outcome: &str| {
-            registry.counter(
-                "cache_loads_total",
-                &[("cache", name), ("tier", tier), ("outcome", outcome)],
-            )
-        };
         Ok(Self {
             hits: registry.counter("cache_hits_total", &l)?,
             misses: registry.counter("cache_misses_total", &l)?,
@@ -101,9 +88,6 @@ impl TierStats {
             expired: ev("expired")?,
             invalidated: ev("invalidated")?,
             replaced: ev("replaced")?,
-            loads_ok: load("ok")?,
-            loads_err: load("error")?,
-            load_latency: registry.histogram("cache_load_duration_seconds", &l, Unit::Seconds)?,
             entries: registry.int_gauge("cache_entries", &l)?,
             weight: registry.int_gauge("cache_weight", &l)?,
         })
@@ -118,11 +102,6 @@ impl TierStats {
         }
     }
 
-    /// The load-latency histogram (filled by `get_or_load`).
-    pub fn load_latency(&self) -> &Histogram {
-        &self.load_latency
-    }
-
     pub(crate) fn snapshot(&self, entries: u64, weight: u64) -> StatsSnapshot {
         self.entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
         self.weight.set(i64::try_from(weight).unwrap_or(i64::MAX));
@@ -134,10 +113,98 @@ impl TierStats {
             expired: self.expired.get(),
             invalidated: self.invalidated.get(),
             replaced: self.replaced.get(),
-            loads_ok: self.loads_ok.get(),
-            loads_err: self.loads_err.get(),
             entries,
             weight,
+        }
+    }
+}
+
+/// The statistics of the loads a [`TieredCache`](crate::TieredCache) runs on misses (kept apart
+/// from any tier's: a load is not a lookup).
+#[derive(Clone, Default)]
+pub struct LoadStats {
+    pub(crate) ok: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) latency: Histogram,
+}
+
+/// A point-in-time copy of [`LoadStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadSnapshot {
+    /// Loader runs that produced a value.
+    pub ok: u64,
+    /// Loader runs that failed or panicked.
+    pub failed: u64,
+}
+
+impl LoadStats {
+    /// Handles registered in `registry` as `cache_loads_total{outcome}` and
+    /// `cache_load_duration_seconds`, labelled `cache=<name>` (and `tier="l1"`, the label these
+    /// series have always had).
+    pub fn register(registry: &Registry, name: &str) -> Result<Self, Error> {
+        let load = |outcome: &str| {
+            registry.counter(
+                "cache_loads_total",
+                &[("cache", name), ("tier", "l1"), ("outcome", outcome)],
+            )
+        };
+        Ok(Self {
+            ok: load("ok")?,
+            failed: load("error")?,
+            latency: registry.histogram(
+                "cache_load_duration_seconds",
+                &[("cache", name), ("tier", "l1")],
+                Unit::Seconds,
+            )?,
+        })
+    }
+
+    /// The load-latency histogram.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
+    }
+
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> LoadSnapshot {
+        LoadSnapshot {
+            ok: self.ok.get(),
+            failed: self.failed.get(),
+        }
+    }
+}
+
+impl std::fmt::Debug for LoadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.snapshot(), f)
+    }
+}
+
+/// What any [`Tier`](crate::Tier) reports about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TierSnapshot {
+    /// Reads that found a live, intact entry.
+    pub hits: u64,
+    /// Reads that found nothing usable.
+    pub misses: u64,
+    /// Entries written.
+    pub writes: u64,
+    /// Calls that failed (a full disk, a server that did not answer).
+    pub errors: u64,
+    /// Damaged entries or stores found (each a counted miss).
+    pub corrupt: u64,
+}
+
+impl TierSnapshot {
+    /// A snapshot with these counts, for implementations outside the crate.
+    pub fn new(hits: u64, misses: u64, writes: u64, errors: u64, corrupt: u64) -> Self {
+        Self {
+            hits,
+            misses,
+            writes,
+            errors,
+            corrupt,
         }
     }
 }
@@ -187,6 +254,19 @@ impl DiskStats {
             evicted: c("evictions")?,
             expired: c("expired")?,
         })
+    }
+}
+
+impl DiskStats {
+    /// The counts any tier reports.
+    pub fn snapshot(&self) -> TierSnapshot {
+        TierSnapshot {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            writes: self.writes.get(),
+            errors: self.write_errors.get(),
+            corrupt: self.corrupt.get() + self.corrupt_files.get(),
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 use crate::pattern::Pattern;
-use crate::second::{L2Hit, SecondTier};
-use crate::stats::DiskStats;
+use crate::stats::{DiskStats, TierSnapshot};
+use crate::tier::{Tier, TierEntry};
 use record::Header;
 use store::{Fault, Store, Tables};
 
@@ -548,7 +548,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
         Ok(self.get_entry(key)?.map(|h| h.value))
     }
 
-    pub(crate) fn get_entry(&self, key: &str) -> Result<Option<L2Hit<V>>, Error> {
+    fn get_entry(&self, key: &str) -> Result<Option<TierEntry<V>>, Error> {
         let stats = &self.inner.stats;
         let read = self.inner.store.run_once("read", |db| {
             let tx = db.begin_read()?;
@@ -583,7 +583,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
             Some(Duration::from_millis(h.expires_ms - now))
         };
         stats.hits.inc();
-        Ok(Some(L2Hit {
+        Ok(Some(TierEntry {
             value,
             ttl,
             tags: h.tags.into_iter().map(Arc::from).collect(),
@@ -672,8 +672,8 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
     }
 }
 
-impl<V: Serialize + DeserializeOwned + Send + Sync> SecondTier<V> for DiskTier<V> {
-    fn get(&self, key: &str) -> Result<Option<L2Hit<V>>, Error> {
+impl<V: Serialize + DeserializeOwned> Tier<V> for DiskTier<V> {
+    fn get(&self, key: &str) -> Result<Option<TierEntry<V>>, Error> {
         self.get_entry(key)
     }
 
@@ -707,19 +707,27 @@ impl<V: Serialize + DeserializeOwned + Send + Sync> SecondTier<V> for DiskTier<V
         DiskTier::clear(self)
     }
 
-    fn newest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
-        DiskTier::newest_keys(self, n)
+    fn flush(&self) -> Result<(), Error> {
+        DiskTier::flush(self)
     }
 
-    fn hottest_keys(&self, n: usize) -> Result<Vec<String>, Error> {
-        DiskTier::hottest_keys(self, n)
+    fn stats(&self) -> TierSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The keys most read before the last `save_heat`, then the most recently written.
+    fn warm_keys(&self, n: usize) -> Result<Vec<String>, Error> {
+        let mut keys = self.hottest_keys(n)?;
+        let mut seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
+        keys.extend(
+            self.newest_keys(n)?
+                .into_iter()
+                .filter(|k| seen.insert(k.clone())),
+        );
+        Ok(keys)
     }
 
     fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
         DiskTier::save_heat(self, reads)
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        DiskTier::flush(self)
     }
 }

@@ -54,7 +54,7 @@ fn ttl_is_persisted() {
     assert_eq!(t.get("gone").unwrap(), None);
     assert_eq!(t.stats().expired.get(), 1);
     // Promoted into a tiered cache, the remaining TTL comes along.
-    let c: TieredCache<String> = TieredCache::builder().disk(t).build().unwrap();
+    let c: TieredCache<String> = TieredCache::builder().l2(t).build().unwrap();
     assert_eq!(c.get("hour").as_deref(), Some("h"));
 }
 
@@ -62,21 +62,21 @@ fn ttl_is_persisted() {
 fn tags_prefixes_and_patterns_reach_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let disk = open(dir.path());
-    let c: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    let c: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
     c.insert_with("agent:1:a", "1a".into(), EntryOptions::new().tag("team"));
     c.insert_with("agent:2:a", "2a".into(), EntryOptions::new().tag("team"));
     c.insert("agent:3:a", "3a".into());
     c.insert("agent:3:b", "3b".into());
     c.insert("profile:x", "x".into());
-    assert_eq!(c.invalidate_tag("team"), 2);
+    assert_eq!(c.invalidate_tag("team").unwrap(), 2);
     assert_eq!(disk.get("agent:1:a").unwrap(), None);
     assert_eq!(c.invalidate_pattern("agent:?:b").unwrap(), 1);
     assert_eq!(disk.get("agent:3:b").unwrap(), None);
     assert_eq!(disk.get("agent:3:a").unwrap().as_deref(), Some("3a"));
-    c.invalidate_prefix("profile:");
+    c.invalidate_prefix("profile:").unwrap();
     assert_eq!(disk.get("profile:x").unwrap(), None);
     // An L1 miss falls through to L2 and promotes.
-    let c2: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    let c2: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
     assert!(!c2.contains("agent:3:a"));
     assert_eq!(c2.get("agent:3:a").as_deref(), Some("3a"));
     assert!(c2.contains("agent:3:a"));
@@ -108,7 +108,7 @@ fn warm_from_l2_fills_l1_newest_first() {
         disk.put(&format!("k{i}"), &format!("v{i}"), None, &[])
             .unwrap();
     }
-    let c: TieredCache<String> = TieredCache::builder().disk(disk).build().unwrap();
+    let c: TieredCache<String> = TieredCache::builder().l2(disk).build().unwrap();
     assert_eq!(c.warm_from_l2(10).unwrap(), 10);
     assert!(c.contains("k49") && c.contains("k40"));
     assert!(!c.contains("k39"));
@@ -118,10 +118,7 @@ fn warm_from_l2_fills_l1_newest_first() {
 fn warm_from_l2_loads_the_most_read_keys_first_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let c: TieredCache<String> = TieredCache::builder()
-            .disk(open(dir.path()))
-            .build()
-            .unwrap();
+        let c: TieredCache<String> = TieredCache::builder().l2(open(dir.path())).build().unwrap();
         for i in 0..100 {
             c.insert(&format!("k{i:02}"), format!("v{i}"));
         }
@@ -132,13 +129,10 @@ fn warm_from_l2_loads_the_most_read_keys_first_after_a_restart() {
                 assert!(c.get(&format!("k{i:02}")).is_some());
             }
         }
-        c.invalidate_prefix("k00"); // read often, then removed: never warmed
+        c.invalidate_prefix("k00").unwrap(); // read often, then removed: never warmed
         c.flush().unwrap();
     }
-    let c: TieredCache<String> = TieredCache::builder()
-        .disk(open(dir.path()))
-        .build()
-        .unwrap();
+    let c: TieredCache<String> = TieredCache::builder().l2(open(dir.path())).build().unwrap();
     assert_eq!(c.warm_from_l2(10).unwrap(), 10);
     for i in 1..10 {
         assert!(
@@ -259,7 +253,7 @@ fn a_truncated_store_file_does_not_panic() {
 fn a_write_error_is_typed_and_l1_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let disk = open(dir.path());
-    let c: TieredCache<String> = TieredCache::builder().disk(disk.clone()).build().unwrap();
+    let c: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
     disk.inject_write_failure(true);
     let err = c
         .try_insert_with("k", "v".into(), EntryOptions::new())
@@ -324,4 +318,126 @@ fn disk_statistics_reach_the_registry() {
         text.contains(r#"cache_disk_misses_total{cache="profiles"} 1"#),
         "{text}"
     );
+}
+
+/// A disk whose writes fail, below a cache: every invalidation must hold while it fails and
+/// after it recovers.
+fn failing_disk() -> (tempfile::TempDir, DiskTier<String>, TieredCache<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let c: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
+    for k in ["agent:1:a", "agent:1:b", "agent:2:a", "other"] {
+        c.insert_with(k, format!("old {k}"), EntryOptions::new().tag("team"));
+    }
+    disk.inject_write_failure(true);
+    (dir, disk, c)
+}
+
+/// After `invalidate` ran with the disk failing, `gone` must miss: while it fails, after it
+/// recovers, in a fresh cache over the same disk once the cache flushed, and `kept` still hits.
+#[track_caller]
+fn check_invalidation_holds(
+    invalidate: impl FnOnce(&TieredCache<String>) -> Result<usize, mpm_cache::Error>,
+    gone: &[&str],
+    kept: &[&str],
+) {
+    let (_dir, disk, c) = failing_disk();
+    let err = invalidate(&c).unwrap_err();
+    assert!(err.to_string().contains("injected write failure"), "{err}");
+    for k in gone {
+        assert_eq!(c.get(k), None, "{k} served while the disk fails");
+    }
+    disk.inject_write_failure(false);
+    for k in gone {
+        assert_eq!(c.get(k), None, "{k} came back after the disk recovered");
+    }
+    for k in kept {
+        assert_eq!(c.get(k), Some(format!("old {k}")), "{k} lost");
+    }
+    c.flush().unwrap();
+    let fresh: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
+    for k in gone {
+        assert_eq!(fresh.get(k), None, "{k} still on disk after a flush");
+    }
+}
+
+#[test]
+fn a_key_removed_while_the_disk_fails_never_comes_back() {
+    check_invalidation_holds(
+        |c| c.remove("agent:1:a").map(usize::from),
+        &["agent:1:a"],
+        &["agent:1:b", "other"],
+    );
+}
+
+#[test]
+fn a_prefix_invalidated_while_the_disk_fails_never_comes_back() {
+    check_invalidation_holds(
+        |c| c.invalidate_prefix("agent:1:"),
+        &["agent:1:a", "agent:1:b"],
+        &["agent:2:a", "other"],
+    );
+}
+
+#[test]
+fn a_tag_invalidated_while_the_disk_fails_never_comes_back() {
+    check_invalidation_holds(
+        |c| c.invalidate_tag("team"),
+        &["agent:1:a", "agent:1:b", "agent:2:a", "other"],
+        &[],
+    );
+}
+
+#[test]
+fn a_glob_invalidated_while_the_disk_fails_never_comes_back() {
+    check_invalidation_holds(
+        |c| c.invalidate_pattern("agent:?:a"),
+        &["agent:1:a", "agent:2:a"],
+        &["agent:1:b", "other"],
+    );
+}
+
+#[test]
+fn an_event_invalidated_while_the_disk_fails_never_comes_back() {
+    check_invalidation_holds(
+        |c| {
+            let bus = mpm_cache::InvalidationBus::default();
+            bus.subscribe("agent_updated", "agent:{id}:*", Arc::new(c.clone()))?;
+            bus.publish("agent_updated", &[("id", "2")])
+        },
+        &["agent:2:a"],
+        &["agent:1:a", "agent:1:b", "other"],
+    );
+}
+
+#[test]
+fn a_clear_while_the_disk_fails_never_brings_anything_back() {
+    check_invalidation_holds(
+        |c| c.clear().map(|()| 0),
+        &["agent:1:a", "agent:1:b", "agent:2:a", "other"],
+        &[],
+    );
+}
+
+#[test]
+fn warming_skips_what_the_disk_still_owes() {
+    let (_dir, disk, c) = failing_disk();
+    assert!(c.invalidate_prefix("agent:").is_err());
+    disk.inject_write_failure(false);
+    // The L1 lets go of everything; warming from the disk must not bring the removals back.
+    c.shrink_to(0.0).unwrap();
+    assert!(c.is_empty());
+    assert_eq!(c.warm_from_l2(10).unwrap(), 1);
+    assert!(c.contains("other") && !c.contains("agent:1:a"));
+}
+
+#[test]
+fn a_write_after_a_failed_removal_is_served_and_the_removal_applied_later() {
+    let (_dir, disk, c) = failing_disk();
+    assert!(c.remove("agent:1:a").is_err());
+    disk.inject_write_failure(false);
+    c.insert("agent:1:a", "new".into());
+    assert_eq!(c.get("agent:1:a").as_deref(), Some("new"));
+    // The removal was applied before the new write: the disk holds the new value.
+    assert_eq!(disk.get("agent:1:a").unwrap().as_deref(), Some("new"));
 }

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mpm_cache::{Clock, Error, TieredCache};
+use mpm_cache::{Clock, Error, MemoryTier, TieredCache};
 
 fn cache() -> TieredCache<u32> {
     let (clock, _hand) = Clock::manual();
-    TieredCache::builder().clock(clock).build().unwrap()
+    TieredCache::builder()
+        .l1(MemoryTier::builder().clock(clock))
+        .build()
+        .unwrap()
 }
 
 #[test]

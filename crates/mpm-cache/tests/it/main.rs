@@ -16,4 +16,5 @@ mod memory;
 mod model;
 mod overhead;
 mod pattern;
+mod tier;
 mod tiered;

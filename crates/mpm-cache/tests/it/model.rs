@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use mpm_cache::{Clock, DiskTier, EntryOptions, TieredCache};
+use mpm_cache::{Clock, DiskTier, EntryOptions, MemoryTier, TieredCache};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -50,11 +50,11 @@ fn run(ops: Vec<Op>, capacity: usize) {
 
 fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>) {
     let (clock, hand) = Clock::manual();
-    let mut b = TieredCache::builder()
+    let mut b = TieredCache::builder().l1(MemoryTier::builder()
         .clock(clock)
-        .max_entries(NonZeroUsize::new(capacity).unwrap());
+        .max_entries(NonZeroUsize::new(capacity).unwrap()));
     if let Some(dir) = disk {
-        b = b.disk(DiskTier::builder(dir).open().unwrap());
+        b = b.l2(DiskTier::builder(dir).open().unwrap());
     }
     let c: TieredCache<u32> = b.build().unwrap();
     let mut model: Model = HashMap::new();
@@ -93,16 +93,16 @@ fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>) {
                 }
             }
             Op::Remove(k) => {
-                c.remove(&key(k));
+                c.remove(&key(k)).unwrap();
                 model.remove(&key(k));
             }
             Op::Prefix(g) => {
                 let p = format!("g{g}:");
-                c.invalidate_prefix(&p);
+                c.invalidate_prefix(&p).unwrap();
                 model.retain(|k, _| !k.starts_with(&p));
             }
             Op::Tag(t) => {
-                c.invalidate_tag(&format!("t{t}"));
+                c.invalidate_tag(&format!("t{t}")).unwrap();
                 model.retain(|_, (_, _, tag)| *tag != Some(t));
             }
             Op::Pattern(d) => {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mpm_cache::{Clock, EntryOptions, TieredCache};
+use mpm_cache::{Clock, EntryOptions, MemoryTier, TieredCache};
 
 fn cache() -> TieredCache<u32> {
     TieredCache::builder().build().unwrap()
@@ -14,9 +14,9 @@ fn insert_get_remove() {
     let c = cache();
     c.insert("a", 1);
     assert_eq!(c.get("a"), Some(1));
-    assert!(c.remove("a"));
+    assert!(c.remove("a").unwrap());
     assert_eq!(c.get("a"), None);
-    assert!(!c.remove("a"));
+    assert!(!c.remove("a").unwrap());
 }
 
 #[test]
@@ -27,12 +27,12 @@ fn prefix_invalidation_hits_only_the_prefix() {
     }
     c.insert("agent:1", 1000);
     c.insert("agent;1:x", 1001);
-    assert_eq!(c.invalidate_prefix("agent:1:"), 33);
+    assert_eq!(c.invalidate_prefix("agent:1:").unwrap(), 33);
     assert_eq!(c.get("agent:1"), Some(1000));
     assert_eq!(c.get("agent;1:x"), Some(1001));
     assert_eq!(c.get("agent:1:k1"), None);
     assert_eq!(c.get("agent:0:k0"), Some(0));
-    assert_eq!(c.invalidate_prefix("agent:1:"), 0);
+    assert_eq!(c.invalidate_prefix("agent:1:").unwrap(), 0);
 }
 
 #[test]
@@ -43,11 +43,11 @@ fn tag_invalidation_and_retagging() {
     c.insert("p3", 3);
     // Re-inserting p2 without tags drops its old tags.
     c.insert("p2", 22);
-    assert_eq!(c.invalidate_tag("all"), 1);
+    assert_eq!(c.invalidate_tag("all").unwrap(), 1);
     assert_eq!(c.get("p1"), None);
     assert_eq!(c.get("p2"), Some(22));
-    assert_eq!(c.invalidate_tag("team:b"), 0);
-    assert_eq!(c.invalidate_tag("nope"), 0);
+    assert_eq!(c.invalidate_tag("team:b").unwrap(), 0);
+    assert_eq!(c.invalidate_tag("nope").unwrap(), 0);
 }
 
 #[test]
@@ -77,8 +77,8 @@ fn invalidation_callbacks_hear_every_key() {
     c.insert("a:1", 1);
     c.insert("a:2", 2);
     c.insert("b", 3);
-    c.invalidate_prefix("a:");
-    c.remove("b");
+    c.invalidate_prefix("a:").unwrap();
+    c.remove("b").unwrap();
     let mut heard = heard.lock().unwrap().clone();
     heard.sort();
     assert_eq!(heard, ["a:1", "a:2", "b"]);
@@ -87,14 +87,14 @@ fn invalidation_callbacks_hear_every_key() {
 #[test]
 fn evicted_keys_leave_the_index() {
     let c: TieredCache<u32> = TieredCache::builder()
-        .max_entries(std::num::NonZeroUsize::new(100).unwrap())
+        .l1(MemoryTier::builder().max_entries(std::num::NonZeroUsize::new(100).unwrap()))
         .build()
         .unwrap();
     for i in 0..10_000 {
         c.insert_with(&format!("k{i}"), i, EntryOptions::new().tag("t"));
     }
     // Only live entries are counted, although 9,900 were evicted.
-    let n = c.invalidate_tag("t");
+    let n = c.invalidate_tag("t").unwrap();
     assert!(n <= 116, "{n}");
     assert!(c.is_empty());
 }
@@ -103,8 +103,9 @@ fn evicted_keys_leave_the_index() {
 fn ttl_per_entry_default_and_never() {
     let (clock, hand) = Clock::manual();
     let c: TieredCache<u32> = TieredCache::builder()
-        .clock(clock)
-        .default_ttl(Some(Duration::from_secs(5)))
+        .l1(MemoryTier::builder()
+            .clock(clock)
+            .default_ttl(Some(Duration::from_secs(5))))
         .build()
         .unwrap();
     c.insert("default", 1);
@@ -163,12 +164,12 @@ fn concurrent_invalidation_never_leaves_a_stale_entry() {
         let c2 = c.clone();
         s.spawn(move || {
             for _ in 0..200 {
-                c2.invalidate_tag("x");
-                c2.invalidate_prefix("k1");
+                c2.invalidate_tag("x").unwrap();
+                c2.invalidate_prefix("k1").unwrap();
             }
         });
     });
-    c.invalidate_tag("x");
+    c.invalidate_tag("x").unwrap();
     for i in 0..500 {
         assert_eq!(c.get(&format!("k{i}")), None, "k{i} survived");
     }
@@ -177,7 +178,7 @@ fn concurrent_invalidation_never_leaves_a_stale_entry() {
 #[test]
 fn pinned_entries_stay_under_pressure() {
     let c: TieredCache<u32> = TieredCache::builder()
-        .max_entries(std::num::NonZeroUsize::new(64).unwrap())
+        .l1(MemoryTier::builder().max_entries(std::num::NonZeroUsize::new(64).unwrap()))
         .build()
         .unwrap();
     c.insert_with("config", 1, EntryOptions::new().pinned());
@@ -187,7 +188,7 @@ fn pinned_entries_stay_under_pressure() {
     c.shrink_to(0.0).unwrap();
     assert_eq!(c.get("config"), Some(1));
     assert_eq!(
-        c.invalidate_prefix("config"),
+        c.invalidate_prefix("config").unwrap(),
         1,
         "invalidation still removes it"
     );
