@@ -292,8 +292,9 @@ fn l2_get(c: &mut Criterion) {
     g.finish();
 }
 
-/// Reopening an L2 of 100,000 entries, beside listing a directory of 100,000 files (the least a
-/// plain-file store must do to know its contents).
+/// Reopening an L2 of 100,000 entries (with and without checking every page first), beside
+/// listing a directory of 100,000 files (the least a plain-file store must do to know its
+/// contents).
 fn l2_reopen(c: &mut Criterion) {
     const N: usize = 100_000;
     let scratch = Scratch::new("l2reopen");
@@ -317,6 +318,16 @@ fn l2_reopen(c: &mut Criterion) {
     g.bench_function("mpm", |b| {
         b.iter(|| {
             let d: DiskTier<Vec<u8>> = DiskTier::builder(&path).open().unwrap();
+            black_box(d);
+        })
+    });
+    // The same reopen with every page checksum checked first (`verify_on_open`).
+    g.bench_function("mpm_verify_on_open", |b| {
+        b.iter(|| {
+            let d: DiskTier<Vec<u8>> = DiskTier::builder(&path)
+                .verify_on_open(true)
+                .open()
+                .unwrap();
             black_box(d);
         })
     });

@@ -27,7 +27,7 @@ pub enum Error {
         key: String,
         /// The loader's error, rendered.
         message: String,
-        /// The loader's error itself ([`LoadFailure::downcast`] gives it back typed).
+        /// The loader's error itself ([`LoadFailure::downcast`](crate::LoadFailure::downcast) gives it back typed).
         failure: crate::LoadFailure,
     },
     /// The loader given to `get_or_load` panicked or was cancelled before producing a value.

@@ -18,7 +18,7 @@ use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
 pub type DefaultHashBuilder = quick_cache::DefaultHashBuilder;
 
 /// The `hot_allocation` mpm-cache gives quick_cache unless told otherwise, chosen by replaying
-/// the traces with `cargo xtask trace` (see the crate docs for the table).
+/// the traces with `cargo xtask trace`, which prints the figures.
 pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 
 /// The `ghost_allocation` mpm-cache gives quick_cache unless told otherwise (quick_cache's own

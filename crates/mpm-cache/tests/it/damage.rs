@@ -224,7 +224,6 @@ fn check(dir: &Path, written: &Written) -> Result<(), String> {
     let _ = t.bytes();
     let _ = t.remove_tag("t1");
     let _ = t.remove_prefix("user:2");
-    let _ = t.remove("user:3");
     // Still a working tier: a write reads back.
     t.put("probe", &"fresh".to_owned(), None, &[])
         .map_err(|e| format!("the tier does not take writes: {e}"))?;
