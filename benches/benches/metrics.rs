@@ -173,6 +173,147 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
+/// 10,000 series as an application with 1,000 components exposes them: per component nine
+/// counters and one gauge that a collector sets at scrape time. prometheus-client holds the
+/// same series (its gauges set beforehand, since it has no collectors to run).
+fn render_10k(c: &mut Criterion) {
+    const COMPONENTS: usize = 1000;
+    const TIERS: [&str; 9] = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    let mut g = c.benchmark_group("prometheus_render_10000_series_with_collectors");
+    // The default cap (1,000 label sets per metric) would fold most hits into one series.
+    let registry = Registry::builder()
+        .max_series_per_metric(std::num::NonZeroUsize::new(10_000).unwrap())
+        .build();
+    let mut keep = Vec::new();
+    for i in 0..COMPONENTS {
+        let scope = registry.scope("cache", &format!("c{i}")).unwrap();
+        for tier in TIERS {
+            scope
+                .counter("hits_total", "Lookups answered.", &[("tier", tier)])
+                .unwrap()
+                .add(i as u64);
+        }
+        let state = Arc::new(AtomicU64::new(i as u64));
+        let entries = scope.int_gauge("entries", "Entries held.", &[]).unwrap();
+        scope.collector(&state, move |s| {
+            entries.set(s.load(std::sync::atomic::Ordering::Relaxed) as i64)
+        });
+        keep.push((scope, state));
+    }
+    assert_eq!(registry.collectors(), COMPONENTS);
+    let series: usize = registry
+        .snapshot()
+        .metrics
+        .iter()
+        .map(|m| m.series.len())
+        .sum();
+    assert_eq!(series, COMPONENTS * (TIERS.len() + 1));
+    let mut buf = String::new();
+    g.bench_function("mpm", |b| {
+        b.iter(|| {
+            buf.clear();
+            registry.render_prometheus_into(&mut buf);
+            black_box(buf.len())
+        })
+    });
+
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::metrics::counter::Counter as PcCounter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge as PcGauge;
+    let mut pc_registry = prometheus_client::registry::Registry::default();
+    let hits = Family::<Vec<(String, String)>, PcCounter>::default();
+    let entries = Family::<Vec<(String, String)>, PcGauge>::default();
+    pc_registry.register("mpm_cache_hits", "Lookups answered.", hits.clone());
+    pc_registry.register("mpm_cache_entries", "Entries held.", entries.clone());
+    for i in 0..COMPONENTS {
+        let name = format!("c{i}");
+        for tier in TIERS {
+            hits.get_or_create(&vec![
+                ("name".to_owned(), name.clone()),
+                ("tier".to_owned(), tier.to_owned()),
+            ])
+            .inc_by(i as u64);
+        }
+        entries
+            .get_or_create(&vec![("name".to_owned(), name)])
+            .set(i as i64);
+    }
+    let mut pc_buf = String::new();
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            pc_buf.clear();
+            encode(&mut pc_buf, &pc_registry).unwrap();
+            black_box(pc_buf.len())
+        })
+    });
+    g.finish();
+}
+
+/// One `GET /metrics` of 1,000 series through the HTTP endpoint on loopback, on a kept-alive
+/// connection: request written, whole answer read. An upper bound of the server's time.
+fn http_scrape(c: &mut Criterion) {
+    use std::io::{Read, Write};
+    const SERIES: usize = 1000;
+    let mut g = c.benchmark_group("http_scrape_1000_series");
+    let registry = Registry::default();
+    for i in 0..SERIES {
+        registry
+            .counter("requests_total", &[("route", &format!("/agents/{i}"))])
+            .unwrap()
+            .add(i as u64);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(
+            mpm_metrics::http::MetricsServer::builder(&registry)
+                .listen("127.0.0.1:0".parse().unwrap())
+                .build(),
+        )
+        .unwrap();
+    let addr = server.local_addr();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut scrape = move || {
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .unwrap();
+        // Read the head, then as many body bytes as Content-Length says.
+        let mut have = 0;
+        let mut want = usize::MAX;
+        while have < want {
+            let n = stream.read(&mut buf[have..]).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            have += n;
+            if want == usize::MAX
+                && let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                let head = std::str::from_utf8(&buf[..end])
+                    .unwrap()
+                    .to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                want = end + 4 + len;
+            }
+        }
+        have
+    };
+    assert!(scrape() > SERIES * 20);
+    g.bench_function("mpm_round_trip", |b| b.iter(|| black_box(scrape())));
+    g.finish();
+    drop(server);
+}
+
 fn snapshot(c: &mut Criterion) {
     let mut g = c.benchmark_group("histogram_snapshot");
     let values = sample_values();
@@ -204,6 +345,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = counter, counter_contended, histogram, timer, render, snapshot
+    targets = counter, counter_contended, histogram, timer, render, render_10k, http_scrape, snapshot
 }
 criterion_main!(benches);
