@@ -10,7 +10,7 @@
 //! ```
 //!
 //! It only stores the pair; `build()` claims the component's [`Scope`] with
-//! [`Registry::scope`]`(COMPONENT, name)` and returns the error, if any, so a chain of builder
+//! [`Registry::scope`](crate::Registry::scope)`(COMPONENT, name)` and returns the error, if any, so a chain of builder
 //! calls never fails half-way. A component built without `.metrics(..)` records nothing into any
 //! registry (its own statistics, if it has them, still work).
 //!
@@ -29,7 +29,7 @@
 //! - Every metric has a help text, given at registration.
 //! - One (component, instance) pair is claimed once per registry: a second cache called
 //!   `profiles` is refused with [`Error::AlreadyRegistered`](crate::Error::AlreadyRegistered),
-//!   unless both ask to share with [`Registry::shared_scope`].
+//!   unless both ask to share with [`Registry::shared_scope`](crate::Registry::shared_scope).
 //!
 //! [`Scope`] checks all of this when a metric is registered.
 //!
