@@ -110,15 +110,15 @@ impl Pairs {
         }
     }
 
-    /// Entry `k`'s text is now `content`: its pairs with the entries of `ks` are computed again,
-    /// or, with a symmetric metric, copied from `twin` when that entry (taking part until now)
-    /// has the same text.
+    /// Entry `k`'s text is now `content`: its pairs with the entries `ks()` lists are computed
+    /// again, or, with a symmetric metric, copied from `twin` when that entry (taking part until
+    /// now) has the same text (then `ks` is never called).
     pub(super) fn changed(
         &mut self,
         scorer: &mut Scorer<'_>,
         k: usize,
         content: &str,
-        ks: &[usize],
+        ks: impl FnOnce() -> Vec<usize>,
         twin: Option<usize>,
     ) {
         let lower = content.to_lowercase();
@@ -140,7 +140,7 @@ impl Pairs {
                 scorer.prepare_one(&mut self.items[k]);
                 scorer.invalidate();
                 let mut hits = Vec::new();
-                scorer.row(&self.items, k, ks, self.t_min, &mut hits);
+                scorer.row(&self.items, k, &ks(), self.t_min, &mut hits);
                 hits.into_iter()
                     .map(|((a, b), r)| (if a == k { b } else { a }, r))
                     .collect()

@@ -70,7 +70,7 @@ pub(super) fn near_stage(
                 if s.entries[j].content().chars().count() > s.entries[i].content().chars().count() {
                     let text = format!("{}{}", s.entries[i].prefix(), s.entries[j].content());
                     s.entries[i].set_text(text);
-                    pairs.changed(scorer, i, s.entries[i].content(), &alive(s), Some(j));
+                    pairs.changed(scorer, i, s.entries[i].content(), || alive(s), Some(j));
                 }
                 changed = true;
             }
@@ -123,7 +123,7 @@ pub(super) fn consolidate_stage(
             .find(|&g| s.entries[g].content() == merged);
         let text = format!("{}{}", s.entries[i].prefix(), merged);
         s.entries[i].set_text(text);
-        pairs.changed(scorer, i, s.entries[i].content(), &alive(s), twin);
+        pairs.changed(scorer, i, s.entries[i].content(), || alive(s), twin);
         changed = true;
     }
     changed
