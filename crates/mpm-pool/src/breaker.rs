@@ -7,7 +7,16 @@ use std::time::Duration;
 
 use mpm_metrics::{IntGauge, Registry};
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// The default first cool-down: short, so that a server back after a brief outage (a
+/// restart takes a second or two) is probed within a second.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(1);
+
+/// A failed probe doubles the cool-down, up to this many times the first one (32 s with the
+/// default): a long outage is probed about twice a minute, not hammered.
+pub const MAX_COOL_DOWN_FACTOR: u32 = 32;
 
 /// The state of a [`CircuitBreaker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +31,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// The state in lower case: `closed`, `open` or `half-open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }
+    }
+
     /// The value of the state gauge: 0 closed, 1 open, 2 half-open.
     pub fn as_gauge(self) -> i64 {
         match self {
@@ -43,11 +61,20 @@ pub enum BreakerError<E> {
     Inner(E),
 }
 
+/// Why a [`CircuitBreaker`] refused a call, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// [`BreakerState::Open`], or [`BreakerState::HalfOpen`] while its probe runs.
+    pub state: BreakerState,
+    /// When the breaker lets a probe through (open), or `None` while a probe runs (half-open).
+    pub probe_at: Option<Instant>,
+}
+
 #[derive(Debug)]
 enum Inner {
     Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { trial_running: bool },
+    Open { until: Instant, level: u32 },
+    HalfOpen { trial_running: bool, level: u32 },
 }
 
 #[derive(Debug)]
@@ -55,13 +82,19 @@ struct Shared {
     threshold: NonZeroU32,
     cool_down: Duration,
     state: Mutex<Inner>,
+    /// Signalled when a probe ends (the breaker closes or opens again).
+    settled: Notify,
     gauge: Option<IntGauge>,
 }
 
-/// A circuit breaker: closed, open after `threshold` consecutive failures (default 5),
-/// half-open after `cool_down` (default 30 s), closed again on a success. Cloning shares the
-/// state. Use it around any async call with [`CircuitBreaker::call`], or give it to a pool
-/// with [`Builder::circuit_breaker`](crate::Builder::circuit_breaker) to guard creation.
+/// A circuit breaker: closed; open after `threshold` consecutive failures (default 5);
+/// half-open when the cool-down has passed, letting one probe through; closed again on a
+/// success. The first cool-down is `cool_down` ([`DEFAULT_COOL_DOWN`], 1 s, by default);
+/// each failed probe doubles it, up to [`MAX_COOL_DOWN_FACTOR`] times the first. Cloning
+/// shares the state. Use it around any async call with [`CircuitBreaker::call`], or give it
+/// to a pool with [`Builder::circuit_breaker`](crate::Builder::circuit_breaker) to guard
+/// creation: an acquire that would create then waits for the probe, within its deadline,
+/// instead of failing at once.
 ///
 /// ```
 /// use mpm_pool::{BreakerError, BreakerState, CircuitBreaker};
@@ -89,14 +122,15 @@ impl Default for CircuitBreaker {
     fn default() -> Self {
         CircuitBreaker::new(
             NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
-            Duration::from_secs(30),
+            DEFAULT_COOL_DOWN,
         )
     }
 }
 
 impl CircuitBreaker {
-    /// A closed breaker that opens after `threshold` consecutive failures and lets a trial
-    /// through after `cool_down`.
+    /// A closed breaker that opens after `threshold` consecutive failures and lets a probe
+    /// through after `cool_down` (doubled after each failed probe, up to
+    /// [`MAX_COOL_DOWN_FACTOR`] times).
     pub fn new(threshold: NonZeroU32, cool_down: Duration) -> Self {
         Self::with_gauge(threshold, cool_down, None)
     }
@@ -120,6 +154,7 @@ impl CircuitBreaker {
                 threshold,
                 cool_down,
                 state: Mutex::new(Inner::Closed { failures: 0 }),
+                settled: Notify::new(),
                 gauge,
             }),
         }
@@ -129,7 +164,7 @@ impl CircuitBreaker {
     pub fn state(&self) -> BreakerState {
         match &*self.shared.state.lock() {
             Inner::Closed { .. } => BreakerState::Closed,
-            Inner::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
+            Inner::Open { until, .. } if Instant::now() >= *until => BreakerState::HalfOpen,
             Inner::Open { .. } => BreakerState::Open,
             Inner::HalfOpen { .. } => BreakerState::HalfOpen,
         }
@@ -139,25 +174,37 @@ impl CircuitBreaker {
     /// [`record_success`](Self::record_success) or [`record_failure`](Self::record_failure)
     /// (or [`record_abandoned`](Self::record_abandoned) if the call was never finished).
     pub fn try_begin(&self) -> bool {
+        self.begin().is_ok()
+    }
+
+    /// Like [`try_begin`](Self::try_begin), and when refused says why and when to try again.
+    pub fn begin(&self) -> Result<(), Refused> {
         let mut state = self.shared.state.lock();
         let allowed = match &mut *state {
-            Inner::Closed { .. } => true,
-            Inner::Open { until } => {
+            Inner::Closed { .. } => Ok(()),
+            Inner::Open { until, level } => {
                 if Instant::now() >= *until {
                     *state = Inner::HalfOpen {
                         trial_running: true,
+                        level: *level,
                     };
-                    true
+                    Ok(())
                 } else {
-                    false
+                    Err(Refused {
+                        state: BreakerState::Open,
+                        probe_at: Some(*until),
+                    })
                 }
             }
-            Inner::HalfOpen { trial_running } => {
+            Inner::HalfOpen { trial_running, .. } => {
                 if *trial_running {
-                    false
+                    Err(Refused {
+                        state: BreakerState::HalfOpen,
+                        probe_at: None,
+                    })
                 } else {
                     *trial_running = true;
-                    true
+                    Ok(())
                 }
             }
         };
@@ -165,39 +212,75 @@ impl CircuitBreaker {
         allowed
     }
 
+    /// Waits until a refused call may be tried again: until `refused.probe_at`, or until the
+    /// running probe ends. Returns at once if the breaker already settled.
+    pub async fn wait(&self, refused: Refused) {
+        let settled = self.shared.settled.notified();
+        let mut settled = std::pin::pin!(settled);
+        settled.as_mut().enable();
+        match refused.probe_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => {
+                let probing = matches!(
+                    &*self.shared.state.lock(),
+                    Inner::HalfOpen {
+                        trial_running: true,
+                        ..
+                    }
+                );
+                if probing {
+                    settled.await;
+                }
+            }
+        }
+    }
+
     /// A call succeeded: the breaker closes and the failure count restarts.
     pub fn record_success(&self) {
         let mut state = self.shared.state.lock();
         *state = Inner::Closed { failures: 0 };
         self.publish(&state);
+        drop(state);
+        self.shared.settled.notify_waiters();
     }
 
     /// A call failed: one more consecutive failure; at the threshold, or in half-open, the
     /// breaker opens for the cool-down.
     pub fn record_failure(&self) {
         let mut state = self.shared.state.lock();
-        let open = match &mut *state {
+        let level = match &mut *state {
             Inner::Closed { failures } => {
                 *failures = failures.saturating_add(1);
-                *failures >= self.shared.threshold.get()
+                (*failures >= self.shared.threshold.get()).then_some(0)
             }
-            Inner::Open { .. } | Inner::HalfOpen { .. } => true,
+            // A failed probe: the next cool-down is twice as long.
+            Inner::HalfOpen { level, .. } => Some(level.saturating_add(1)),
+            Inner::Open { level, .. } => Some(*level),
         };
-        if open {
+        if let Some(level) = level {
+            let factor = 1u32
+                .checked_shl(level)
+                .unwrap_or(u32::MAX)
+                .min(MAX_COOL_DOWN_FACTOR);
             *state = Inner::Open {
-                until: Instant::now() + self.shared.cool_down,
+                until: Instant::now() + self.shared.cool_down.saturating_mul(factor),
+                level,
             };
         }
         self.publish(&state);
+        drop(state);
+        self.shared.settled.notify_waiters();
     }
 
     /// A call that was allowed never finished (it was cancelled): a half-open trial slot is
     /// freed; nothing else changes.
     pub fn record_abandoned(&self) {
         let mut state = self.shared.state.lock();
-        if let Inner::HalfOpen { trial_running } = &mut *state {
+        if let Inner::HalfOpen { trial_running, .. } = &mut *state {
             *trial_running = false;
         }
+        drop(state);
+        self.shared.settled.notify_waiters();
     }
 
     /// Runs `call` if the breaker allows it and records the outcome. A cancelled call frees

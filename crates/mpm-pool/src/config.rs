@@ -223,7 +223,9 @@ impl<M: Manager> Builder<M> {
     }
 
     /// Guards object creation with `breaker`: while it is open, an acquire that would create
-    /// fails at once with [`Error::CircuitOpen`](crate::Error::CircuitOpen).
+    /// waits (without polling) for the breaker's probe, which goes out as soon as the
+    /// cool-down ends, and fails with [`Error::CircuitOpen`](crate::Error::CircuitOpen) (the
+    /// state, and when the next probe goes out) only when its deadline comes first.
     pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
         self.config.breaker = Some(breaker);
         self

@@ -67,10 +67,19 @@ pub enum Error<E> {
         /// The panic's message.
         message: String,
     },
-    /// The pool's circuit breaker is open: creation failed repeatedly and the cool-down has
-    /// not passed.
-    #[error("the circuit breaker is open after repeated creation failures")]
-    CircuitOpen,
+    /// The pool's circuit breaker refused to create: creation failed repeatedly. An acquire
+    /// waits for the breaker's probe within its deadline; this is what it returns when the
+    /// deadline came first (or at once, without an acquire timeout).
+    #[error("the circuit breaker is {} after repeated creation failures ({})", state.as_str(), match probe_in {
+        Some(d) => format!("next probe in {d:?}"),
+        None => "a probe is running".to_owned(),
+    })]
+    CircuitOpen {
+        /// Open, or half-open while its probe runs.
+        state: crate::BreakerState,
+        /// How long until the breaker lets the next probe through; `None` while one runs.
+        probe_in: Option<Duration>,
+    },
 }
 
 impl<E> From<crate::unwind::Panicked> for Error<E> {
@@ -78,6 +87,19 @@ impl<E> From<crate::unwind::Panicked> for Error<E> {
         Error::ManagerPanicked {
             method: p.method,
             message: p.message,
+        }
+    }
+}
+
+impl<E> Error<E> {
+    /// The error of an acquire refused by the circuit breaker, as seen at `now`.
+    pub(crate) fn circuit_open(
+        refused: crate::breaker::Refused,
+        now: tokio::time::Instant,
+    ) -> Self {
+        Error::CircuitOpen {
+            state: refused.state,
+            probe_in: refused.probe_at.map(|at| at.saturating_duration_since(now)),
         }
     }
 }

@@ -184,7 +184,9 @@ pub mod sqlite;
 mod stats;
 mod unwind;
 
-pub use breaker::{BreakerError, BreakerState, CircuitBreaker};
+pub use breaker::{
+    BreakerError, BreakerState, CircuitBreaker, DEFAULT_COOL_DOWN, MAX_COOL_DOWN_FACTOR, Refused,
+};
 pub use config::{Builder, LeakReport, QueueMode};
 pub use error::{BuildError, ConfigError, Error, Stage};
 pub use manager::Manager;

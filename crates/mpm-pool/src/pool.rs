@@ -548,6 +548,25 @@ impl<M: Manager> Inner<M> {
                             let now = self.clock.precise();
                             return Ok(self.lend(entry, waited_since, at, now));
                         }
+                        Err(Error::CircuitOpen { state, probe_in }) => {
+                            // Wait for the breaker's probe, or until the deadline if that comes
+                            // first (a caller that retries at once would only spin), then look
+                            // again: an object may have come back meanwhile.
+                            drop(reservation);
+                            let now = Instant::now();
+                            let refused = crate::breaker::Refused {
+                                state,
+                                probe_at: probe_in.map(|d| now + d),
+                            };
+                            let (Some(b), Some(d)) = (&self.config.breaker, deadline.at(now))
+                            else {
+                                return Err(Error::circuit_open(refused, now));
+                            };
+                            if tokio::time::timeout_at(d, b.wait(refused)).await.is_err() {
+                                self.count_timeout(Stage::Acquire);
+                                return Err(Error::circuit_open(refused, Instant::now()));
+                            }
+                        }
                         Err(e) => {
                             drop(reservation);
                             failures += 1;
@@ -558,7 +577,7 @@ impl<M: Manager> Inner<M> {
                                 (
                                     _,
                                     Error::Closed
-                                    | Error::CircuitOpen
+                                    | Error::CircuitOpen { .. }
                                     | Error::Timeout { .. }
                                     | Error::ManagerPanicked { .. },
                                 ) => {
@@ -768,9 +787,9 @@ impl<M: Manager> Inner<M> {
     ) -> Result<Entry<M::Object>, Error<M::Error>> {
         let breaker = self.config.breaker.as_ref();
         if let Some(b) = breaker
-            && !b.try_begin()
+            && let Err(refused) = b.begin()
         {
-            return Err(Error::CircuitOpen);
+            return Err(Error::circuit_open(refused, Instant::now()));
         }
         let abandon = breaker.map(AbandonTrial);
         let started = Instant::now();
@@ -809,7 +828,13 @@ impl<M: Manager> Inner<M> {
             }
             Err(which) => {
                 if let Some(b) = breaker {
-                    b.record_failure();
+                    match which {
+                        // The create's own timeout: the server is too slow, a failure.
+                        Expired::Step => b.record_failure(),
+                        // The caller's deadline cut it short: that says nothing about the
+                        // server, so a probe cut short must not double the cool-down.
+                        Expired::Deadline => b.record_abandoned(),
+                    }
                 }
                 return Err(match which {
                     Expired::Step => {

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Postgres: postgres::deadlines_hold_and_maintenance_restarts_after_its_runtime_is_gone,
         Postgres: postgres::a_panicking_manager_method_costs_one_object_and_an_error,
         Postgres: postgres::maintenance_survives_a_panicking_manager,
+        Postgres: postgres::the_breaker_neither_spins_nor_delays_recovery_after_an_outage,
         Redis: redis::connections_killed_while_idle_are_replaced_without_errors,
         Redis: redis::ping_validates_a_live_connection,
         Redis: redis::connections_killed_in_use_fail_once_each_and_are_replaced,

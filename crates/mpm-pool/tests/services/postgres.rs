@@ -410,3 +410,144 @@ pub(crate) async fn maintenance_survives_a_panicking_manager() {
     .await
     .unwrap_or_else(|_| panic!("not refilled after a second panic: {:?}", pool.status()));
 }
+
+/// A TCP proxy in front of the PostgreSQL server that can play "down": while down it accepts
+/// and at once closes every new connection, as a restarting server does.
+struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn proxy_to(target: (String, u16)) -> Proxy {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let up = std::sync::Arc::new(AtomicBool::new(true));
+    let flag = std::sync::Arc::clone(&up);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            if !flag.load(Ordering::SeqCst) {
+                drop(client);
+                continue;
+            }
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    Proxy { port, up }
+}
+
+/// Fault: with a circuit breaker (threshold 5), after the server came back recovery waited
+/// out a fixed cool-down (30 s by default), and a retrying caller got millions of instant
+/// `CircuitOpen` errors meanwhile. Now an acquire waits for the breaker's probe within its
+/// deadline (one error per deadline at most), the probe goes out as soon as the cool-down
+/// ends, and the default cool-down starts at 1 s and doubles on each failed probe.
+pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outage() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let url = Service::Postgres.url();
+    let server: tokio_postgres::Config = url.parse().unwrap();
+    let host = match server.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = server.get_ports().first().copied().unwrap_or(5432);
+    let proxy = proxy_to((host, port)).await;
+    let mut config = tokio_postgres::Config::new();
+    config.host("127.0.0.1").port(proxy.port);
+    if let Some(user) = server.get_user() {
+        config.user(user);
+    }
+    if let Some(password) = server.get_password() {
+        config.password(password);
+    }
+    if let Some(dbname) = server.get_dbname() {
+        config.dbname(dbname);
+    }
+    proxy.up.store(false, Ordering::SeqCst);
+
+    let acquire_timeout = Duration::from_millis(300);
+    let tasks = 4;
+    let pool = Pool::builder(PgManager::new(config, tokio_postgres::NoTls))
+        .max_size(4)
+        .maintenance_interval(None)
+        .acquire_timeout(Some(acquire_timeout))
+        .circuit_breaker(mpm_pool::CircuitBreaker::default())
+        .build()
+        .await
+        .unwrap();
+    let errors = Arc::new(AtomicU64::new(0));
+    let breaker_errors = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let served = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (pool, errors, breaker_errors, served, stop) = (
+            pool.clone(),
+            Arc::clone(&errors),
+            Arc::clone(&breaker_errors),
+            Arc::clone(&served),
+            Arc::clone(&stop),
+        );
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match pool.get().await {
+                    Ok(c) => {
+                        let one: i32 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
+                        assert_eq!(one, 1);
+                        served.notify_waiters();
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        if let mpm_pool::Error::CircuitOpen { state, probe_in } = e {
+                            breaker_errors.lock().push((state, probe_in));
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Down for 2.5 s (long enough for one failed probe), then back.
+    let down = Duration::from_millis(2500);
+    tokio::time::sleep(down).await;
+    let errors_while_down = errors.load(Ordering::Relaxed);
+    let mut first_success = std::pin::pin!(served.notified());
+    first_success.as_mut().enable();
+    let back = tokio::time::Instant::now();
+    proxy.up.store(true, Ordering::SeqCst);
+    let recovered = tokio::time::timeout(Duration::from_secs(10), first_success).await;
+    let recovery = back.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        h.await.unwrap();
+    }
+    eprintln!(
+        "{errors_while_down} errors while down; served again {recovery:?} after the server came back"
+    );
+    assert!(recovered.is_ok(), "not served again within 10 s");
+    // No spinning: a caller gets at most one error per acquire deadline (plus the creation
+    // failures that open the breaker).
+    let bound = tasks * (down.as_millis() / acquire_timeout.as_millis() + 2) as u64;
+    assert!(
+        errors_while_down <= bound,
+        "{errors_while_down} errors in {down:?} (at most {bound})"
+    );
+    // The breaker's errors say its state and when it probes.
+    let breaker_errors = breaker_errors.lock().clone();
+    assert!(!breaker_errors.is_empty());
+    assert!(breaker_errors.iter().all(|(state, probe_in)| match state {
+        mpm_pool::BreakerState::Open => probe_in.is_some(),
+        mpm_pool::BreakerState::HalfOpen => probe_in.is_none(),
+        mpm_pool::BreakerState::Closed => false,
+    }));
+    // Opened early for 1 s; each failed probe doubles the cool-down (1, 2, 4 s), so by the
+    // time the server is back at 2.5 s the cool-down in force is at most 4 s, and the probe
+    // that ends it finds the server. A fixed 30 s cool-down would wait about 27 s.
+    assert!(recovery < Duration::from_millis(5000), "{recovery:?}");
+}
