@@ -1031,6 +1031,7 @@ impl<M: Manager> Inner<M> {
             creating: slots.creating(),
             waiting: self.waiting.load(Ordering::Relaxed),
             max_size: slots.max(),
+            available: self.semaphore.available_permits(),
             breaker: self.config.breaker.as_ref().map(|b| b.state()),
         };
         drop(slots);

@@ -1,5 +1,8 @@
 //! A [`Manager`] for PostgreSQL on `tokio-postgres` (feature `postgres`).
 
+/// The `tokio-postgres` crate this manager is built on, so that callers use the same version.
+pub use tokio_postgres;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -60,7 +63,7 @@ pub enum PgError {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let manager = PgManager::from_url("postgres://postgres@127.0.0.1:5432/test")?
-///     .recycle(RecycleMethod::Clean);
+///     .recycle_method(RecycleMethod::Clean);
 /// let pool = Pool::builder(manager).max_size(16).min_idle(2).build().await?;
 /// let client = pool.get().await?;
 /// let row = client.query_one("SELECT 40 + 2", &[]).await?;
@@ -99,8 +102,9 @@ impl<T> PgManager<T> {
         }
     }
 
-    /// Sets how connections are reset after a use.
-    pub fn recycle(mut self, method: RecycleMethod) -> Self {
+    /// Sets how connections are reset after a use. (Named so that it does not shadow
+    /// [`Manager::recycle`].)
+    pub fn recycle_method(mut self, method: RecycleMethod) -> Self {
         self.recycle = method;
         self
     }

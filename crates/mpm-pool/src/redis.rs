@@ -5,6 +5,7 @@ use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, 
 
 use crate::manager::Manager;
 
+/// The `redis` crate this manager is built on, so that callers use the same version.
 pub use redis;
 
 /// Creates multiplexed Redis connections, validates them with `PING`, and never hands out

@@ -729,3 +729,14 @@ async fn a_maintenance_pass_replaces_broken_idle_objects_at_once() {
         .as_f64();
     assert_eq!(broken, 2.0);
 }
+
+#[tokio::test]
+async fn status_shows_the_permits_available() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(3).build().await.unwrap();
+    assert_eq!(pool.status().available, 3);
+    let held = pool.get().await.unwrap();
+    assert_eq!(pool.status().available, 2);
+    drop(held);
+    assert_eq!(pool.status().available, 3);
+}

@@ -60,7 +60,7 @@ pub(crate) async fn clean_recycling_resets_session_state() {
     let pool = Pool::builder(
         PgManager::from_url(&url)
             .unwrap()
-            .recycle(RecycleMethod::Clean),
+            .recycle_method(RecycleMethod::Clean),
     )
     .max_size(1)
     .maintenance_interval(None)
