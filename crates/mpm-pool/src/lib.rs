@@ -16,7 +16,8 @@
 //! - Statistics ([`Status`]) and, when given a registry, `mpm-metrics` series: size, idle, in
 //!   use, waiting, max; objects created and closed by [`CloseReason`]; timeouts; histograms
 //!   of acquire wait, time in use and create time.
-//! - [`CircuitBreaker`]: around object creation or any async call.
+//! - [`CircuitBreaker`]: around object creation or any async call; acquires wait for its
+//!   probe instead of failing at once.
 //! - [`keyed::KeyedPool`]: objects per key (a client id and its connection) with a maximum per
 //!   key and in total; another key's idle object is evicted at the total cap; waiters on
 //!   different keys are served first come, first served; a background task (switchable
@@ -101,52 +102,22 @@
 //!
 //! # Performance
 //!
-//! `cargo bench -p mpm-benches --bench pool -- --noplot`: no-op managers on a 2-worker Tokio
-//! runtime, `objects x tasks`; the interleaved pass runs every pool in turn, eleven rounds
-//! each. Medians over runs of that pass on a shared 2-core VM (five runs of get and drop,
-//! three of hold; throughput ratios; deadpool with a 30 s wait timeout like ours, and
-//! deadpool without one):
+//! `cargo xtask bench pool` (or `cargo bench -p mpm-benches --bench pool -- --noplot`) runs
+//! get-and-drop, hold, keyed and fairness passes with no-op managers, ours beside deadpool
+//! and bb8 in the same run, and prints the ratios; the figures live in that output, not here.
 //!
-//! | mode | shape | / deadpool | / bb8 | / deadpool, no timeout | cost of statistics |
-//! |---|---|---|---|---|---|
-//! | get and drop | 4x16 | 3.20x | 2.04x | 2.78x | 1.4% |
-//! | get and drop | 8x32 | 3.75x | 1.99x | 2.74x | 4.4% |
-//! | get and drop | 16x64 | 4.11x | 2.05x | 2.78x | 1.2% |
-//! | hold (yield while holding) | 4x16 | 1.32x | 1.36x | 1.06x | 2.9% |
-//! | hold | 8x32 | 1.28x | 1.34x | 1.01x | 1.1% |
-//! | hold | 16x64 | 1.28x | 1.35x | 1.05x | 1.7% |
+//! # Surviving faults
 //!
-//! Single runs of get and drop range from 2.95x to 4.85x deadpool and 1.95x to 2.48x bb8;
-//! the cost of statistics is within the run-to-run noise (single runs from -1.0% to 21.2%,
-//! the latter in a run whose pools with statistics drew a busy spell of the machine).
-//!
-//! Keyed pools, one object per key, beside what a user would otherwise write (a deadpool
-//! pool per key in a `RwLock<HashMap>`, which has no total cap, eviction or fairness across
-//! keys), get and drop, medians of eleven rounds of 200,000 with the two taking turns: at
-//! 64 keys x 64 tasks (a key per task) 0.99-1.05x its throughput, at 16 keys x 64 tasks
-//! 1.11-1.76x, at 8 keys x 64 tasks 0.97-0.98x. With several tasks per key a round runs
-//! either at 6.2-6.9 M gets/s or at 3.4-3.7 M (the deadpool map holds 3.5-3.7), varying
-//! from round to round. The pool used to fall to 0.5-1.2 M in such rounds: every release
-//! scanned every waiter, with a key-map lookup each, under the pool's one mutex, and both
-//! runtime workers queued on it. Each key now keeps its own line of waiters, and a release
-//! looks only at its key's line and at the line of waiters for room in the total (empty
-//! unless the total cap is what they wait for), which keeps waiters on different keys first
-//! come, first served.
-//!
-//! Fairness in hold mode (2,000 cycles per task, fifteen rounds per pool with the pools
-//! taking turns): the first task finishes at 98.9-99.4% of the run (medians; deadpool
-//! 98.7-99.4%, bb8 82-86%).
-//! The longest single wait of a round is either a few hundred microseconds, the pool's own,
-//! or 3-12 ms, mostly a multiple of the kernel's 4 ms tick: in those rounds a worker thread
-//! was kept off its CPU by other processes (its `/proc` schedstat shows it runnable but not
-//! running for at least half that wait), for every pool alike, and in runs full of such
-//! stalls the first task's share drops to about 82-90% for deadpool and us alike. Over 30 runs of the same procedure on the
-//! shared machine, the median longest wait was ours no longer than deadpool's in every one
-//! of the 22 (shape, run) pairs where stalls hit at most three rounds (worst ratio 0.98x;
-//! ours the shorter in 194 of 282 paired rounds); counting stalled rounds too, in 29, 28
-//! and 24 of the 30 runs at 4x16, 8x32 and 16x64 (worst 1.00x, 1.99x, 1.48x: which pool's
-//! rounds a busy spell hits). When each maintenance tick still woke every waiter, the
-//! quiet runs gave 34 of 42 (worst 1.22x). The bench prints both medians and the pairs.
+//! - A connection whose command failed with an I/O error is closed when it comes back (the
+//!   Redis manager remembers it; any manager can say so in [`Manager::is_broken`]); only a
+//!   creation or a validation counts as proof of life for the skip-validation window.
+//! - Every deadline holds without the maintenance task: a wait uses the task's sweep only
+//!   while the task runs and keeps time, and an acquire that finds the task gone (its
+//!   runtime shut down) starts a new one on its own runtime.
+//! - A panic in a [`Manager`] method drops that object, frees its place and returns
+//!   [`Error::ManagerPanicked`] naming the method; the maintenance task survives it.
+//! - With a [`CircuitBreaker`], an acquire waits for the breaker's probe within its deadline
+//!   instead of failing at once; cool-downs start at 1 s and double on each failed probe.
 //!
 //! # Feature flags
 //!
