@@ -38,7 +38,8 @@ const BUDGET: u32 = 2048;
 ///   flight, so nothing keeps running. Spawn inside `f` for CPU-heavy work that should run in
 ///   parallel.
 /// - Items are taken from the iterator only when a place is free, so a lazy iterator is
-///   read no faster than the jobs finish.
+///   read no faster than the jobs finish. A panic of the iterator itself (the caller's own
+///   code, run on the caller's task) is not caught.
 ///
 /// ```
 /// use std::num::NonZeroUsize;
