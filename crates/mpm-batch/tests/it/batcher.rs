@@ -388,7 +388,9 @@ async fn shutdown_delivers_items_in_flight_and_refuses_new_ones() {
         let batcher = batcher.clone();
         tokio::spawn(async move { batcher.push("b", 7).await })
     };
-    tokio::task::yield_now().await;
+    // The paused clock advances only once every task is idle: the producer is waiting.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!waiting.is_finished());
     let shutdown = {
         let batcher = batcher.clone();
         tokio::spawn(async move { batcher.shutdown().await })
