@@ -241,7 +241,7 @@ impl<K, T> Shared<K, T> {
 
 impl<K: Hash + Eq + Clone, T> Shared<K, T> {
     fn offer(&self, key: K, item: T) -> Offer<K, T> {
-        let pushed = self.state.lock().push(key, item, Instant::now());
+        let pushed = self.state.lock().push(key, item, Instant::now);
         match pushed {
             Pushed::Accepted { dropped, wake } => {
                 self.metrics.accepted.inc();

@@ -182,8 +182,9 @@ impl<K: Hash + Eq + Clone, T, M> State<K, T, M> {
         }
     }
 
-    /// Adds `item` to `key`'s batch if the capacity and the overflow policy allow.
-    pub(crate) fn push(&mut self, key: K, item: T, now: Instant) -> Pushed<K, T> {
+    /// Adds `item` to `key`'s batch if the capacity and the overflow policy allow; `now` is
+    /// read only when the item starts a batch.
+    pub(crate) fn push(&mut self, key: K, item: T, now: impl FnOnce() -> Instant) -> Pushed<K, T> {
         if self.closed {
             return Pushed::Closed(key, item);
         }
@@ -200,18 +201,23 @@ impl<K: Hash + Eq + Clone, T, M> State<K, T, M> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut wake = false;
-        let group = self.groups.entry(key.clone()).or_insert_with(|| {
-            let id = self.next_group;
-            self.next_group += 1;
-            self.deadlines
-                .push_back((now + self.max_delay, key.clone(), id));
-            wake = self.idle;
-            Group {
-                id,
-                started: now,
-                items: VecDeque::new(),
+        // A lookup first, so that adding to an open batch does not clone the key.
+        let group = match self.groups.get_mut(&key) {
+            Some(group) => group,
+            None => {
+                let id = self.next_group;
+                self.next_group += 1;
+                let now = now();
+                self.deadlines
+                    .push_back((now + self.max_delay, key.clone(), id));
+                wake = self.idle;
+                self.groups.entry(key.clone()).or_insert(Group {
+                    id,
+                    started: now,
+                    items: VecDeque::new(),
+                })
             }
-        });
+        };
         group.items.push_back((seq, item));
         if group.items.len() >= self.max_items
             && let Some(group) = self.groups.remove(&key)
@@ -384,7 +390,7 @@ mod shuttle_model {
                     // neither.
                     let mut state = state.lock().unwrap();
                     let mut log = log.lock().unwrap();
-                    match state.push(producer, id, now()) {
+                    match state.push(producer, id, &now) {
                         Pushed::Accepted { dropped, .. } => {
                             log.accepted.push(id);
                             log.dropped.extend(dropped);
