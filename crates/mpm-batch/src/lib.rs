@@ -65,6 +65,10 @@
 //! | one `yield_now`, 64 | 853 us | 2,428 us | 29.7 ms | 0.35x; 0.03x |
 //! | one `yield_now`, 1,024 | 1,206 us | 2,475 us | 22.7 ms | 0.49x; 0.05x |
 //!
+//! On a quieter machine (load 2, 1 s measurements), the same binary: done at once 127-134 us
+//! against 432-489 us and 6.5-29.9 ms (0.26-0.31x; 0.004-0.02x); one `yield_now` 336-410 us
+//! against 773-811 us and 7.1-33.3 ms (0.43-0.53x; 0.01-0.06x).
+//!
 //! `run_bounded` polls its jobs in place, in reusable slots: a job that finishes on its first
 //! poll costs no allocation, no wake-up and no queue, and results that arrive in order go
 //! straight into the output. `JoinSet` pays a task spawn per job. `Batcher` with 4 producers
