@@ -70,10 +70,14 @@ fn tiered_hot_get(c: &mut Criterion) {
         .max_capacity(ENTRIES)
         .time_to_live(Duration::from_secs(300))
         .build();
+    // The floor: bare quick_cache with the same string keys, no TTL, no L2, no index.
+    let qc: quick_cache::sync::Cache<std::sync::Arc<str>, u64> =
+        quick_cache::sync::Cache::new(ENTRIES as usize);
     let keys: Vec<String> = (0..HOT).map(|k| format!("agent_profile:{k:04}")).collect();
     for (k, key) in keys.iter().enumerate() {
         ours.insert(key, k as u64);
         moka.insert(key.clone(), k as u64);
+        qc.insert(key.as_str().into(), k as u64);
     }
     moka.run_pending_tasks();
     let mut i = 0usize;
@@ -87,6 +91,12 @@ fn tiered_hot_get(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (HOT as usize - 1);
             black_box(moka.get(black_box(keys[i].as_str())))
+        })
+    });
+    g.bench_function("quick_cache", |b| {
+        b.iter(|| {
+            i = (i + 1) & (HOT as usize - 1);
+            black_box(qc.get(black_box(keys[i].as_str())))
         })
     });
     g.finish();
