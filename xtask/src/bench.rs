@@ -173,6 +173,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         };
         println!("timing claude-mpm's Python optimizer, {runs} runs of about 5 s each");
         let file = dir.join("python/engineer_agent.md");
+        fs::create_dir_all(dir.join("python"))?;
         crate::harness::memory_file(80 * 1024, &file, &log)?;
         let e = crate::python::time(&file, runs, &log)?;
         for g in &groups {
