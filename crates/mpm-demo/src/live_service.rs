@@ -93,7 +93,7 @@ impl LiveService {
                         "{{\"type\":\"event\",\"seq\":{n},\"agent\":\"{agent}\",\"state\":\"heartbeat\"}}"
                     ));
                     events.fetch_add(1, Ordering::Relaxed);
-                    if n % 20 == 0 {
+                    if n.is_multiple_of(20) {
                         let d = Deployment {
                             id: format!("live-{n}"),
                             agent: agent.clone(),

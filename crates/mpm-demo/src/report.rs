@@ -51,8 +51,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<30} {:>10} {:>12} {:<4} {:>16}  {}",
-            "figure", "guide", "mpm", "unit", "vs the guide", "budget"
+            "{:<30} {:>10} {:>12} {:<4} {:>16}  budget",
+            "figure", "guide", "mpm", "unit", "vs the guide"
         );
         let _ = writeln!(out, "{}", "-".repeat(90));
         for f in &self.figures {
