@@ -212,6 +212,19 @@ pub const TEMPLATES: [(&str, &str); 15] = [
     ("web-ui.md", include_str!("../agents/web-ui.md")),
 ];
 
+/// The template files (`*.md`) in `dir`, sorted by name.
+pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The folder of the shipped templates in the source tree.
 pub fn shipped_templates() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("agents")

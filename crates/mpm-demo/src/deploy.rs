@@ -160,16 +160,10 @@ mod tests {
     }
 
     fn agents() -> Vec<Arc<Agent>> {
-        let dir = crate::agents::shipped_templates();
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            out.push(Arc::new(
-                Agent::parse(&p, &std::fs::read_to_string(&p).unwrap()).unwrap(),
-            ));
-        }
-        out.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-        out
+        crate::agents::TEMPLATES
+            .iter()
+            .map(|(name, text)| Arc::new(Agent::parse(Path::new(name), text).unwrap()))
+            .collect()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use mpm_cache::{EntryOptions, TieredCache};
 use parking_lot::Mutex;
 
 use crate::Error;
-use crate::agents::Agent;
+use crate::agents::{Agent, template_files};
 
 /// The agents found in a folder of templates, cached per file.
 pub struct Discovery {
@@ -57,15 +57,7 @@ impl Discovery {
             return Ok(Arc::clone(files));
         }
         self.scans.fetch_add(1, Ordering::Relaxed);
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
-            let path = entry.map_err(|e| Error::io(&self.dir, e))?.path();
-            if path.extension().is_some_and(|e| e == "md") {
-                files.push(path);
-            }
-        }
-        files.sort();
-        let files: Arc<[PathBuf]> = files.into();
+        let files: Arc<[PathBuf]> = template_files(&self.dir)?.into();
         *listing = Some((modified, Arc::clone(&files)));
         Ok(files)
     }
@@ -102,9 +94,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Discovery) {
         let dir = tempfile::tempdir().unwrap();
-        for (name, text) in crate::agents::TEMPLATES {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
+        crate::scenario::install_templates(dir.path()).unwrap();
         let cache = TieredCache::builder().build().unwrap();
         let d = Discovery::new(dir.path(), cache);
         (dir, d)

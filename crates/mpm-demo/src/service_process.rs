@@ -13,7 +13,7 @@ use mpm_cache::{DiskTier, TieredCache};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::agents::Agent;
+use crate::agents::{Agent, template_files};
 use crate::memory_use::resident;
 use crate::start::ready_line;
 
@@ -38,14 +38,7 @@ fn folder_stamp(dir: &Path) -> Result<u128, Error> {
 /// Scans and validates every template of `dir`.
 pub fn scan(dir: &Path) -> Result<Catalog, Error> {
     let stamp = folder_stamp(dir)?;
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.extension().is_some_and(|e| e == "md") {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    let paths = template_files(dir)?;
     let mut agents = Vec::with_capacity(paths.len());
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -105,10 +98,7 @@ mod tests {
     fn a_second_start_is_warm_until_the_templates_change() {
         let state = tempfile::tempdir().unwrap();
         let templates = state.path().join("templates");
-        std::fs::create_dir_all(&templates).unwrap();
-        for (name, text) in crate::agents::TEMPLATES {
-            std::fs::write(templates.join(name), text).unwrap();
-        }
+        crate::scenario::install_templates(&templates).unwrap();
         let n = crate::agents::TEMPLATES.len();
         assert_eq!(prepare(state.path()).unwrap(), (StartKind::Cold, n));
         assert_eq!(prepare(state.path()).unwrap(), (StartKind::Warm, n));
