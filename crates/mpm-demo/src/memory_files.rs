@@ -121,23 +121,6 @@ const ADVICE: [&str; 48] = [
     "holds the single source of truth for agent names",
 ];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub struct MemorySpec {
@@ -178,8 +161,8 @@ pub fn file_name(agent: &str) -> String {
     format!("{agent}_memories.md")
 }
 
-fn vary(rng: &mut Rng, s: &str) -> String {
-    match rng.below(6) {
+fn vary(rng: &mut fastrand::Rng, s: &str) -> String {
+    match rng.usize(..6) {
         0 | 1 => s.to_owned(),
         2 => {
             let mut c = s.chars();
@@ -195,7 +178,7 @@ fn vary(rng: &mut Rng, s: &str) -> String {
 
 /// Writes a memory file to `spec`.
 pub fn generate(spec: MemorySpec) -> String {
-    let mut rng = Rng(spec.seed);
+    let mut rng = fastrand::Rng::with_seed(spec.seed);
     let title = format!(
         "# {}{} Agent Memory - agent-service\n\n<!-- MEMORY LIMITS: 80KB max | 10 sections max | 15 items per section -->\n<!-- Last Updated: 2026-11-30 09:00:00 | Auto-updated by: {} -->\n",
         spec.agent[..1].to_uppercase(),
@@ -210,7 +193,7 @@ pub fn generate(spec: MemorySpec) -> String {
     let mut bytes = 0;
     'fill: loop {
         let (s, a) = loop {
-            let pair = (rng.below(SUBJECTS.len()), rng.below(ADVICE.len()));
+            let pair = (rng.usize(..SUBJECTS.len()), rng.usize(..ADVICE.len()));
             if used.insert(pair) {
                 break pair;
             }
@@ -219,15 +202,15 @@ pub fn generate(spec: MemorySpec) -> String {
             }
         };
         let learning = format!("{} {}", SUBJECTS[s], ADVICE[a]);
-        let section = rng.below(SECTIONS.len());
-        let times = 1 + rng.below(2 * spec.repeats - 1);
+        let section = rng.usize(..SECTIONS.len());
+        let times = rng.usize(1..2 * spec.repeats);
         for _ in 0..times {
             let line = format!("- {}", vary(&mut rng, &learning));
             if bytes + line.len() + 1 > budget {
                 break 'fill;
             }
             bytes += line.len() + 1;
-            let at = rng.below(bodies[section].len() + 1);
+            let at = rng.usize(..=bodies[section].len());
             bodies[section].insert(at, line);
         }
     }
