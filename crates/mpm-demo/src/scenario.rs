@@ -341,7 +341,6 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     progress.step(7, STEPS, "report and budgets");
     let peak = resident().map_or(0.0, |r| r.peak_mb);
     put("peak_rss_mb", peak);
-    let _ = put;
     figures.sort_by_key(|f| SPECS.iter().position(|s| s.name == f.name));
     let budget_failures = apply_budgets(&registry, &mut figures, &budgets)?;
     let report = Report {
