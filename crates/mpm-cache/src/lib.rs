@@ -49,7 +49,8 @@
 //! - [`MemoryTier`] is the L1, on [quick_cache](https://docs.rs/quick_cache): entry and byte
 //!   bounds, per-entry TTL, pins, `shrink_to`, an eviction listener told the [`RemovalCause`].
 //! - [`Tier`] is what a level below the L1 does; [`DiskTier`] is one, on
-//!   [redb](https://docs.rs/redb).
+//!   [redb](https://docs.rs/redb). [`record`] is the entry codec it stores (expiry, tags and a
+//!   checksum over the key and the bytes), public so another tier can store the same bytes.
 //! - [`InvalidationBus`] maps events such as `agent_updated { agent_id }` to patterns such as
 //!   `agent:{agent_id}:*`.
 //! - [`TierStats`], [`LoadStats`] and [`DiskStats`] record into `mpm-metrics`; [`Clock`] is
@@ -129,6 +130,7 @@ mod error;
 mod ledger;
 mod memory;
 mod pattern;
+pub mod record;
 mod stats;
 mod tier;
 mod tiered;

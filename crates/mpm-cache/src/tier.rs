@@ -43,6 +43,13 @@ pub trait Tier<V>: Send + Sync {
     /// The live entry for `key`, or `None`.
     fn get(&self, key: &str) -> Result<Option<TierEntry<V>>, Error>;
 
+    /// The live entries for `keys`, in the same order (`None` for a miss): one round trip for
+    /// a tier that can batch reads (a network tier's `MGET`). The whole call fails or none of
+    /// it. The default calls [`get`](Self::get) for each key.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<TierEntry<V>>>, Error> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
     /// Stores `value` for `key` with `ttl` (`None`: never expires) and `tags`, replacing any
     /// entry (and its tags) for `key`.
     fn put(
@@ -101,6 +108,9 @@ macro_rules! forward {
         impl<V, T: Tier<V> + ?Sized> Tier<V> for $ty {
             fn get(&self, key: &str) -> Result<Option<TierEntry<V>>, Error> {
                 (**self).get(key)
+            }
+            fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<TierEntry<V>>>, Error> {
+                (**self).get_many(keys)
             }
             fn put(
                 &self,

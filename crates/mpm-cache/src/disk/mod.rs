@@ -1,6 +1,5 @@
 //! `DiskTier`: the durable L2, on [redb](https://docs.rs/redb).
 
-mod record;
 mod store;
 
 use std::fmt;
@@ -8,7 +7,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
@@ -18,16 +17,16 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 use crate::pattern::Pattern;
+use crate::record::{self, Header};
 use crate::stats::{DiskStats, TierSnapshot};
 use crate::tier::{Tier, TierEntry};
-use record::Header;
 use store::{Fault, Store, Tables};
 
 /// Every table maps bytes to bytes: redb's typed keys and values panic on bytes they cannot
 /// read (a `&str` that is not UTF-8, a `u64` of the wrong length), so we decode them ourselves.
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
-/// key -> record (see `record.rs`).
+/// key -> record (see [`crate::record`]).
 const ENTRIES: Table = TableDefinition::new("entries");
 /// write sequence (8 bytes, big endian, so byte order is number order) -> key: the write order,
 /// oldest first (eviction order; newest are "hottest").
@@ -136,12 +135,6 @@ impl DiskTierBuilder {
             _value: PhantomData,
         })
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn tag_key(tag: &str, key: &str) -> Vec<u8> {
@@ -417,7 +410,7 @@ impl<V> DiskTier<V> {
         let record = old.value().to_vec();
         drop(old);
         let freed = (key.len() + record.len()) as u64;
-        if let Some((h, _)) = record::decode_header(key.as_bytes(), &record) {
+        if let Ok((h, _)) = record::decode_header(key, &record) {
             tx.open_table(ORDER)?
                 .remove(h.seq.to_be_bytes().as_slice())?;
             let mut tags = tx.open_table(TAGS)?;
@@ -554,7 +547,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
             let tx = db.begin_read()?;
             let t = tx.open_table(ENTRIES)?;
             let got = t.get(key.as_bytes())?;
-            Ok(got.map(|v| record::decode::<V>(key.as_bytes(), v.value())))
+            Ok(got.map(|v| record::decode::<V>(key, v.value()).ok()))
         });
         let decoded = match read {
             Ok(Some(decoded)) => decoded,
@@ -571,16 +564,10 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
             let _ = self.remove(key);
             return Ok(None);
         };
-        let ttl = if h.expires_ms == 0 {
-            None
-        } else {
-            let now = now_ms();
-            if now > h.expires_ms {
-                stats.expired.inc();
-                stats.misses.inc();
-                return Ok(None);
-            }
-            Some(Duration::from_millis(h.expires_ms - now))
+        let Some(ttl) = h.ttl_at(record::now_ms()) else {
+            stats.expired.inc();
+            stats.misses.inc();
+            return Ok(None);
         };
         stats.hits.inc();
         Ok(Some(TierEntry {
@@ -599,11 +586,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
         ttl: Option<Duration>,
         tags: &[Arc<str>],
     ) -> Result<(), Error> {
-        let expires_ms = ttl.map_or(0, |t| {
-            now_ms()
-                .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
-                .max(1)
-        });
+        let expires_ms = record::expiry_ms(ttl, record::now_ms());
         let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         self.write("write", false, |tx| {
             self.put_in(tx, key, value, expires_ms, &tags)
@@ -628,10 +611,10 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
             seq,
             tags: tags.to_vec(),
         };
-        let record = record::encode(key, &header, value).map_err(|message| {
+        let record = record::encode(key, &header, value).map_err(|e| {
             Fault::Ours(Error::Serialize {
                 key: key.to_owned(),
-                message,
+                message: e.to_string(),
             })
         })?;
         tx.open_table(ENTRIES)?

@@ -602,17 +602,24 @@ where
         };
         let epoch = inner.epoch.load(Ordering::Acquire);
         let mut found = Vec::new();
-        for key in l2.warm_keys(n)? {
-            if found.len() == n {
+        let candidates = l2.warm_keys(n)?;
+        let mut rest = candidates
+            .iter()
+            .filter(|k| !inner.l1.contains(k.as_str()))
+            .map(String::as_str);
+        // Batched reads (one round trip each for a network tier), asking for no more than
+        // are still wanted.
+        while found.len() < n {
+            let batch: Vec<&str> = rest.by_ref().take(n - found.len()).collect();
+            if batch.is_empty() {
                 break;
             }
-            if inner.l1.contains(key.as_str()) {
-                continue;
-            }
-            if let Some(hit) = l2.get(&key)?
-                && !inner.pending.masks(&key, &hit.tags)
-            {
-                found.push((key, hit));
+            for (key, hit) in batch.iter().zip(l2.get_many(&batch)?) {
+                if let Some(hit) = hit
+                    && !inner.pending.masks(key, &hit.tags)
+                {
+                    found.push((*key, hit));
+                }
             }
         }
         let mut idx = self.index();
@@ -622,7 +629,7 @@ where
         let loaded = found.len();
         // Coldest first, so that the hottest entries are the most recently inserted in L1.
         for (key, hit) in found.into_iter().rev() {
-            let key: Arc<str> = key.as_str().into();
+            let key: Arc<str> = key.into();
             self.store_l1(&mut idx, &key, hit.value, hit.ttl, hit.tags, None, false);
         }
         Ok(loaded)

@@ -18,6 +18,8 @@ struct MapTier {
     map: Mutex<HashMap<String, Row>>,
     gets: AtomicUsize,
     puts: AtomicUsize,
+    /// Calls of `get_many`, and the keys each asked for.
+    batches: Mutex<Vec<Vec<String>>>,
 }
 
 impl Tier<u32> for MapTier {
@@ -33,6 +35,31 @@ impl Tier<u32> for MapTier {
                 ttl: None,
                 tags: tags.clone(),
             }))
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<TierEntry<u32>>>, Error> {
+        let batch = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.batches.lock().unwrap().push(batch);
+        let map = self.map.lock().unwrap();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                map.get(*k).map(|(v, tags)| TierEntry {
+                    value: *v,
+                    ttl: None,
+                    tags: tags.clone(),
+                })
+            })
+            .collect())
+    }
+
+    fn warm_keys(&self, n: usize) -> Result<Vec<String>, Error> {
+        let mut keys: Vec<String> = self.map.lock().unwrap().keys().cloned().collect();
+        keys.sort();
+        // One key the tier no longer holds, as a store's heat table may name.
+        keys.insert(0, "gone".to_owned());
+        let _ = n;
+        Ok(keys)
     }
 
     fn put(
@@ -200,4 +227,21 @@ fn a_loader_error_comes_back_typed_to_every_caller() {
     assert!(failure.downcast::<String>().is_none());
     assert_eq!(c.load_stats().failed, 1);
     assert_eq!(c.stats().misses, 1, "the load is not an L1 statistic");
+}
+
+#[test]
+fn warming_reads_the_l2_in_batches_of_what_is_still_wanted() {
+    let (l2, c) = cache();
+    for (i, k) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        l2.put(k, &(i as u32), None, &[]).unwrap();
+    }
+    c.insert("a", 0);
+    // Warm keys: gone, a, b, c, d, e. "a" is in the L1 already, so the first batch asks for
+    // three of the rest; "gone" misses, so a second batch asks for the one still wanted.
+    assert_eq!(c.warm_from_l2(3).unwrap(), 3);
+    let batches = l2.batches.lock().unwrap().clone();
+    assert_eq!(batches, [vec!["gone", "b", "c"], vec!["d"]]);
+    assert_eq!(l2.gets.load(Ordering::SeqCst), 0, "no single reads");
+    assert!(c.contains("b") && c.contains("c") && c.contains("d"));
+    assert!(!c.contains("e"));
 }
