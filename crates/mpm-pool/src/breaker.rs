@@ -5,10 +5,13 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mpm_metrics::{IntGauge, Registry};
+use mpm_metrics::Registry;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::error::ConfigError;
+use crate::metrics::{BreakerMetrics, Target};
 
 /// The default first cool-down: short, so that a server back after a brief outage (a
 /// restart takes a second or two) is probed within a second.
@@ -84,7 +87,78 @@ struct Shared {
     state: Mutex<Inner>,
     /// Signalled when a probe ends (the breaker closes or opens again).
     settled: Notify,
-    gauge: Option<IntGauge>,
+    metrics: Option<BreakerMetrics>,
+}
+
+impl std::fmt::Debug for BreakerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BreakerMetrics")
+    }
+}
+
+impl Shared {
+    fn state(&self) -> BreakerState {
+        match &*self.state.lock() {
+            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Open { until, .. } if Instant::now() >= *until => BreakerState::HalfOpen,
+            Inner::Open { .. } => BreakerState::Open,
+            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+}
+
+/// Settings of a [`CircuitBreaker`]; made by [`CircuitBreaker::builder`]. Defaults: a
+/// threshold of 5 consecutive failures, a first cool-down of [`DEFAULT_COOL_DOWN`], no
+/// metrics.
+#[derive(Debug)]
+pub struct BreakerBuilder {
+    threshold: NonZeroU32,
+    cool_down: Duration,
+    metrics: Target,
+}
+
+impl BreakerBuilder {
+    /// Consecutive failures that open the breaker.
+    pub fn threshold(mut self, threshold: NonZeroU32) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// The first cool-down (doubled after each failed probe, up to [`MAX_COOL_DOWN_FACTOR`]
+    /// times).
+    pub fn cool_down(mut self, cool_down: Duration) -> Self {
+        self.cool_down = cool_down;
+        self
+    }
+
+    /// Records the breaker's series into `registry`, labelled `name="<name>"`: the state
+    /// at scrape time (`mpm_pool_breaker_state`: 0 closed, 1 open, 2 half-open) and counters
+    /// of openings and refused calls. The name is claimed at [`build`](Self::build).
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
+
+    /// The breaker, closed; fails if its metrics cannot be registered (the name is taken).
+    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        let metrics = match &self.metrics {
+            Some((registry, name)) => Some(BreakerMetrics::register(registry, name)?),
+            None => None,
+        };
+        let breaker = CircuitBreaker {
+            shared: Arc::new(Shared {
+                threshold: self.threshold,
+                cool_down: self.cool_down,
+                state: Mutex::new(Inner::Closed { failures: 0 }),
+                settled: Notify::new(),
+                metrics,
+            }),
+        };
+        if let Some(m) = &breaker.shared.metrics {
+            m.collect(&breaker.shared, |s| s.state().as_gauge());
+        }
+        Ok(breaker)
+    }
 }
 
 /// A circuit breaker: closed; open after `threshold` consecutive failures (default 5);
@@ -132,42 +206,44 @@ impl CircuitBreaker {
     /// through after `cool_down` (doubled after each failed probe, up to
     /// [`MAX_COOL_DOWN_FACTOR`] times).
     pub fn new(threshold: NonZeroU32, cool_down: Duration) -> Self {
-        Self::with_gauge(threshold, cool_down, None)
-    }
-
-    /// Like [`CircuitBreaker::new`], and records the state into the gauge
-    /// `circuit_breaker_state{breaker=name}` of `registry` (0 closed, 1 open, 2 half-open).
-    pub fn with_metrics(
-        threshold: NonZeroU32,
-        cool_down: Duration,
-        registry: &Registry,
-        name: &str,
-    ) -> Result<Self, mpm_metrics::Error> {
-        let gauge = registry.int_gauge("circuit_breaker_state", &[("breaker", name)])?;
-        gauge.set(0);
-        Ok(Self::with_gauge(threshold, cool_down, Some(gauge)))
-    }
-
-    fn with_gauge(threshold: NonZeroU32, cool_down: Duration, gauge: Option<IntGauge>) -> Self {
         CircuitBreaker {
             shared: Arc::new(Shared {
                 threshold,
                 cool_down,
                 state: Mutex::new(Inner::Closed { failures: 0 }),
                 settled: Notify::new(),
-                gauge,
+                metrics: None,
             }),
+        }
+    }
+
+    /// A builder, for a breaker that records metrics (or to name its settings).
+    ///
+    /// ```
+    /// use mpm_pool::CircuitBreaker;
+    /// use std::num::NonZeroU32;
+    ///
+    /// let registry = mpm_metrics::Registry::default();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .threshold(NonZeroU32::new(3).unwrap())
+    ///     .metrics(&registry, "pg")
+    ///     .build()?;
+    /// assert!(breaker.try_begin());
+    /// breaker.record_success();
+    /// assert!(registry.render_prometheus().contains("mpm_pool_breaker_state{name=\"pg\"} 0\n"));
+    /// # Ok::<(), mpm_pool::ConfigError>(())
+    /// ```
+    pub fn builder() -> BreakerBuilder {
+        BreakerBuilder {
+            threshold: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+            cool_down: DEFAULT_COOL_DOWN,
+            metrics: None,
         }
     }
 
     /// The current state (an open breaker whose cool-down has passed reads as half-open).
     pub fn state(&self) -> BreakerState {
-        match &*self.shared.state.lock() {
-            Inner::Closed { .. } => BreakerState::Closed,
-            Inner::Open { until, .. } if Instant::now() >= *until => BreakerState::HalfOpen,
-            Inner::Open { .. } => BreakerState::Open,
-            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
-        }
+        self.shared.state()
     }
 
     /// Asks to make a call: `true` if it may go ahead. Every `true` must be followed by
@@ -208,7 +284,10 @@ impl CircuitBreaker {
                 }
             }
         };
-        self.publish(&state);
+        drop(state);
+        if let (Err(_), Some(m)) = (&allowed, &self.shared.metrics) {
+            m.refused.inc();
+        }
         allowed
     }
 
@@ -239,7 +318,6 @@ impl CircuitBreaker {
     pub fn record_success(&self) {
         let mut state = self.shared.state.lock();
         *state = Inner::Closed { failures: 0 };
-        self.publish(&state);
         drop(state);
         self.shared.settled.notify_waiters();
     }
@@ -262,12 +340,15 @@ impl CircuitBreaker {
                 .checked_shl(level)
                 .unwrap_or(u32::MAX)
                 .min(MAX_COOL_DOWN_FACTOR);
+            let opened = !matches!(*state, Inner::Open { .. });
             *state = Inner::Open {
                 until: Instant::now() + self.shared.cool_down.saturating_mul(factor),
                 level,
             };
+            if let (true, Some(m)) = (opened, &self.shared.metrics) {
+                m.opened.inc();
+            }
         }
-        self.publish(&state);
         drop(state);
         self.shared.settled.notify_waiters();
     }
@@ -304,17 +385,6 @@ impl CircuitBreaker {
                 self.record_failure();
                 Err(BreakerError::Inner(e))
             }
-        }
-    }
-
-    fn publish(&self, state: &Inner) {
-        if let Some(g) = &self.shared.gauge {
-            let v = match state {
-                Inner::Closed { .. } => 0,
-                Inner::Open { .. } => 1,
-                Inner::HalfOpen { .. } => 2,
-            };
-            g.set(v);
         }
     }
 }

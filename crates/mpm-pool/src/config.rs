@@ -216,7 +216,10 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// Records the pool's statistics into `registry`, every series labelled `pool=name`.
+    /// Records the pool's series into `registry` (`mpm_pool_*`, each labelled
+    /// `name="<name>"`; see the crate's table of metrics). The name is claimed at build: a
+    /// second pool of the same name in one registry fails there with
+    /// [`ConfigError::Metrics`].
     pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
         self.config.registry = Some((registry.clone(), name.to_owned()));
         self

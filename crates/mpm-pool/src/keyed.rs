@@ -10,13 +10,16 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use mpm_metrics::{Counter, IntGauge, Registry};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::error::{ConfigError, Error, Stage};
+use crate::error::{Error, Stage};
+use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
 use crate::stats::CloseReason;
+
+mod builder;
+pub use builder::KeyedBuilder;
 
 /// Creates, validates and closes the objects of a [`KeyedPool`], given their key.
 pub trait KeyedManager<K>: Send + Sync + 'static {
@@ -100,51 +103,6 @@ pub struct KeyedConfig {
     /// weakly and ends as soon as the pool is closed, or once the last pool handle and the
     /// last lent object are dropped.
     pub maintenance_interval: Option<Duration>,
-    /// Records the pool's statistics into this registry, every series labelled
-    /// `pool=<name>` (default none); see [`KeyedConfig::with_metrics`].
-    pub metrics: Option<(Registry, String)>,
-}
-
-impl KeyedConfig {
-    /// Records the pool's statistics into `registry`, every series labelled `pool=name`:
-    ///
-    /// - gauges `keyed_pool_size`, `keyed_pool_idle`, `keyed_pool_in_use`,
-    ///   `keyed_pool_waiting`, `keyed_pool_keys`, `keyed_pool_max_size` (refreshed on each
-    ///   maintenance pass, each [`KeyedPool::status`] and each [`KeyedPool::evict_idle`]);
-    /// - counters `keyed_pool_created_total`, `keyed_pool_create_errors_total`,
-    ///   `keyed_pool_closed_total{reason}` (`broken`, `discarded`, `invalid`, `timeout`,
-    ///   `idle`, `evicted`, `cancelled`, `shutdown`; see [`CloseReason`]) and
-    ///   `keyed_pool_timeouts_total{stage}` (`acquire`, `create`, `validate`).
-    ///
-    /// ```
-    /// use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedPool};
-    ///
-    /// struct Sockets;
-    ///
-    /// impl KeyedManager<u32> for Sockets {
-    ///     type Object = ();
-    ///     type Error = std::io::Error;
-    ///     async fn create(&self, _client: &u32) -> Result<(), std::io::Error> {
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let registry = mpm_metrics::Registry::default();
-    /// let config = KeyedConfig::default().with_metrics(&registry, "sockets");
-    /// let pool = KeyedPool::try_new(Sockets, config)?;
-    /// drop(pool.get(7).await?);
-    /// let snap = registry.snapshot();
-    /// let created = snap.get("keyed_pool_created_total", &[("pool", "sockets")]);
-    /// assert_eq!(created.map(|v| v.as_f64()), Some(1.0));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn with_metrics(mut self, registry: &Registry, name: &str) -> Self {
-        self.metrics = Some((registry.clone(), name.to_owned()));
-        self
-    }
 }
 
 impl Default for KeyedConfig {
@@ -158,7 +116,6 @@ impl Default for KeyedConfig {
             skip_validation_within: Duration::from_millis(500),
             idle_timeout: Some(Duration::from_secs(600)),
             maintenance_interval: Some(Duration::from_secs(30)),
-            metrics: None,
         }
     }
 }
@@ -240,100 +197,6 @@ struct Inner<K, M: KeyedManager<K>> {
 impl<K, M: KeyedManager<K>> Drop for Inner<K, M> {
     fn drop(&mut self) {
         self.stop.notify_one();
-    }
-}
-
-/// The reasons a keyed pool closes objects for, in the order of its counters.
-const KEYED_REASONS: [CloseReason; 8] = [
-    CloseReason::Broken,
-    CloseReason::Discarded,
-    CloseReason::Invalid,
-    CloseReason::Timeout,
-    CloseReason::Idle,
-    CloseReason::Evicted,
-    CloseReason::Cancelled,
-    CloseReason::Shutdown,
-];
-
-/// The series a keyed pool records into (see [`KeyedConfig::with_metrics`]).
-struct KeyedMetrics {
-    size: IntGauge,
-    idle: IntGauge,
-    in_use: IntGauge,
-    waiting: IntGauge,
-    keys: IntGauge,
-    created: Counter,
-    create_errors: Counter,
-    closed: [Counter; KEYED_REASONS.len()],
-    /// Acquire, create, validate.
-    timeouts: [Counter; 3],
-}
-
-impl KeyedMetrics {
-    fn new(registry: &Registry, name: &str, max_total: usize) -> Result<Self, mpm_metrics::Error> {
-        let l = [("pool", name)];
-        let reason = |r: CloseReason| {
-            registry.counter(
-                "keyed_pool_closed_total",
-                &[("pool", name), ("reason", r.as_str())],
-            )
-        };
-        let stage = |s: Stage| {
-            registry.counter(
-                "keyed_pool_timeouts_total",
-                &[("pool", name), ("stage", s.as_str())],
-            )
-        };
-        let max = registry.int_gauge("keyed_pool_max_size", &l)?;
-        max.set(i64::try_from(max_total).unwrap_or(i64::MAX));
-        Ok(KeyedMetrics {
-            size: registry.int_gauge("keyed_pool_size", &l)?,
-            idle: registry.int_gauge("keyed_pool_idle", &l)?,
-            in_use: registry.int_gauge("keyed_pool_in_use", &l)?,
-            waiting: registry.int_gauge("keyed_pool_waiting", &l)?,
-            keys: registry.int_gauge("keyed_pool_keys", &l)?,
-            created: registry.counter("keyed_pool_created_total", &l)?,
-            create_errors: registry.counter("keyed_pool_create_errors_total", &l)?,
-            closed: [
-                reason(KEYED_REASONS[0])?,
-                reason(KEYED_REASONS[1])?,
-                reason(KEYED_REASONS[2])?,
-                reason(KEYED_REASONS[3])?,
-                reason(KEYED_REASONS[4])?,
-                reason(KEYED_REASONS[5])?,
-                reason(KEYED_REASONS[6])?,
-                reason(KEYED_REASONS[7])?,
-            ],
-            timeouts: [
-                stage(Stage::Acquire)?,
-                stage(Stage::Create)?,
-                stage(Stage::Validate)?,
-            ],
-        })
-    }
-
-    fn closed(&self, reason: CloseReason) {
-        if let Some(i) = KEYED_REASONS.iter().position(|r| *r == reason) {
-            self.closed[i].inc();
-        }
-    }
-
-    fn timeout(&self, stage: Stage) {
-        match stage {
-            Stage::Acquire => self.timeouts[0].inc(),
-            Stage::Create => self.timeouts[1].inc(),
-            Stage::Validate => self.timeouts[2].inc(),
-            Stage::Recycle => {}
-        }
-    }
-
-    fn publish(&self, s: &KeyedStatus) {
-        let g = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        self.size.set(g(s.total));
-        self.idle.set(g(s.idle));
-        self.in_use.set(g(s.in_use));
-        self.waiting.set(g(s.waiting));
-        self.keys.set(g(s.keys));
     }
 }
 
@@ -419,35 +282,27 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
-    /// A keyed pool with `config`. Zero maxima are raised to one. Made inside a Tokio
-    /// runtime with [`maintenance_interval`](KeyedConfig::maintenance_interval) set, it
-    /// starts its maintenance task. If registering the metrics fails, the pool runs without
-    /// them and logs a warning; [`try_new`](KeyedPool::try_new) returns the error instead.
+    /// A keyed pool with `config` and no metrics. Zero maxima are raised to one. Made
+    /// inside a Tokio runtime with [`maintenance_interval`](KeyedConfig::maintenance_interval)
+    /// set, it starts its maintenance task. [`KeyedPool::builder`] also takes a registry.
     pub fn new(manager: M, config: KeyedConfig) -> Self {
-        let metrics = config.metrics.as_ref().and_then(|(registry, name)| {
-            KeyedMetrics::new(registry, name, config.max_total.max(1))
-                .inspect_err(|e| {
-                    tracing::warn!(error = %e, "keyed pool metrics not registered");
-                })
-                .ok()
-        });
-        Self::with_parts(manager, config, metrics)
+        Self::with_parts(manager, config, None)
     }
 
-    /// As [`new`](KeyedPool::new), but fails if the metrics cannot be registered.
-    pub fn try_new(manager: M, config: KeyedConfig) -> Result<Self, ConfigError> {
-        let metrics = match &config.metrics {
-            Some((registry, name)) => {
-                Some(KeyedMetrics::new(registry, name, config.max_total.max(1))?)
-            }
-            None => None,
-        };
-        Ok(Self::with_parts(manager, config, metrics))
+    /// A builder for a keyed pool of objects made by `manager`.
+    pub fn builder(manager: M) -> KeyedBuilder<K, M> {
+        KeyedBuilder::new(manager)
     }
 
-    fn with_parts(manager: M, mut config: KeyedConfig, metrics: Option<KeyedMetrics>) -> Self {
+    /// Assembles the pool; `metrics` are registered already (by the builder).
+    pub(crate) fn with_parts(
+        manager: M,
+        mut config: KeyedConfig,
+        metrics: Option<(KeyedMetrics, KeyedGauges)>,
+    ) -> Self {
         config.max_per_key = config.max_per_key.max(1);
         config.max_total = config.max_total.max(1);
+        let (metrics, gauges) = metrics.unzip();
         let interval = config
             .maintenance_interval
             .map(|d| d.max(Duration::from_millis(1)));
@@ -465,15 +320,26 @@ where
             metrics,
             stop: Arc::clone(&stop),
         });
+        if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
+            m.collect(&inner, g, |inner| {
+                let s = inner.status();
+                KeyedFigures {
+                    keys: s.keys,
+                    size: s.total,
+                    idle: s.idle,
+                    in_use: s.in_use,
+                    waiters: s.waiting,
+                    max_size: inner.config.max_total,
+                }
+            });
+        }
         if let (Some(interval), Ok(runtime)) = (interval, tokio::runtime::Handle::try_current()) {
             runtime.spawn(maintain(Arc::downgrade(&inner), stop, interval));
         }
-        let pool = KeyedPool { inner };
-        pool.status();
-        pool
+        KeyedPool { inner }
     }
 
-    /// The pool's state (also published to the metrics, if on).
+    /// The pool's state (the metrics' gauges read the same at every scrape).
     pub fn status(&self) -> KeyedStatus {
         self.inner.status()
     }
@@ -658,7 +524,6 @@ where
         }
         self.inner.stop.notify_one();
         self.inner.close_all(evicted);
-        self.inner.status();
     }
 }
 
@@ -970,28 +835,22 @@ where
     }
 
     fn status(&self) -> KeyedStatus {
-        let status = {
-            let s = self.state.lock();
-            let idle = s.keys.values().map(|k| k.idle.len()).sum();
-            KeyedStatus {
-                keys: s.keys.values().filter(|k| k.size > 0).count(),
-                total: s.total,
-                idle,
-                in_use: s.total.saturating_sub(idle),
-                // A waiter that timed out or was cancelled leaves its entry until it reaches
-                // the head of its key's line or a maintenance pass; it is not counted.
-                waiting: s
-                    .keys
-                    .values()
-                    .flat_map(|k| k.waiters.iter())
-                    .filter(|w| !w.tx.is_closed())
-                    .count(),
-            }
-        };
-        if let Some(m) = &self.metrics {
-            m.publish(&status);
+        let s = self.state.lock();
+        let idle = s.keys.values().map(|k| k.idle.len()).sum();
+        KeyedStatus {
+            keys: s.keys.values().filter(|k| k.size > 0).count(),
+            total: s.total,
+            idle,
+            in_use: s.total.saturating_sub(idle),
+            // A waiter that timed out or was cancelled leaves its entry until it reaches
+            // the head of its key's line or a maintenance pass; it is not counted.
+            waiting: s
+                .keys
+                .values()
+                .flat_map(|k| k.waiters.iter())
+                .filter(|w| !w.tx.is_closed())
+                .count(),
         }
-        status
     }
 
     fn evict_idle(&self, idle_for: Duration) -> usize {
@@ -1022,7 +881,6 @@ where
             .filter(|(_, _, r)| *r == CloseReason::Idle)
             .count();
         self.close_all(evicted);
-        self.status();
         n
     }
 

@@ -19,8 +19,9 @@ use tokio::time::Instant;
 use crate::config::{Builder, Config, LeakReport, MAX_SIZE_LIMIT};
 use crate::error::{ConfigError, Error, Stage};
 use crate::manager::Manager;
+use crate::metrics::PoolMetrics;
 use crate::slots::{PermitDebt, Slots, Take};
-use crate::stats::{CloseReason, PoolMetrics, Status};
+use crate::stats::{CloseReason, Status};
 use crate::unwind;
 
 /// One pooled object with its bookkeeping.
@@ -35,8 +36,6 @@ pub(crate) struct Entry<T> {
     last_alive: Ms,
     /// It was used since its last recycle.
     dirty: bool,
-    /// Fast-path leases, for sampling the statistics.
-    leases: u32,
 }
 
 /// An object being held (a lease), for leak detection.
@@ -166,9 +165,12 @@ impl<M: Manager> Pool<M> {
     }
 
     pub(crate) fn from_parts(manager: M, config: Config) -> Result<Self, ConfigError> {
-        let metrics = match &config.registry {
-            Some((registry, name)) => Some(PoolMetrics::new(registry, name)?),
-            None => None,
+        let (metrics, gauges) = match &config.registry {
+            Some((registry, name)) => {
+                let (m, g) = PoolMetrics::register(registry, name)?;
+                (Some(m), Some(g))
+            }
+            None => (None, None),
         };
         let inner = Arc::new(Inner {
             semaphore: CachePadded::new(Semaphore::new(config.max_size)),
@@ -192,15 +194,16 @@ impl<M: Manager> Pool<M> {
             manager,
             config,
         });
+        if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
+            m.collect(&inner, g, Inner::status);
+        }
         if inner.config.maintenance.is_some() {
             tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
             inner.ensure_maintenance();
         }
-        let pool = Pool {
+        Ok(Pool {
             handle: Arc::new(Handle { inner }),
-        };
-        pool.status();
-        Ok(pool)
+        })
     }
 
     fn inner(&self) -> &Arc<Inner<M>> {
@@ -228,7 +231,7 @@ impl<M: Manager> Pool<M> {
         self.inner().acquire(at, timeout)
     }
 
-    /// The pool's current state; also refreshes the gauges in the metrics registry.
+    /// The pool's current state (the metrics' gauges read the same at every scrape).
     pub fn status(&self) -> Status {
         self.inner().status()
     }
@@ -331,14 +334,8 @@ impl Deadline {
 /// Shards of the waiters' sweep list.
 const SWEEP_SHARDS: usize = 8;
 
-/// When a timed lease started, and how many leases its sample stands for.
-type Timer = (quanta::Instant, u64);
-
-/// One lease in `SAMPLE` is timed for the statistics.
-const SAMPLE: u32 = 64;
-
-/// Waits at least this long are always recorded.
-const LONG_WAIT: Duration = Duration::from_millis(1);
+/// When a lease started, for the time-in-use histogram.
+type Timer = quanta::Instant;
 
 /// Milliseconds since a pool's epoch.
 type Ms = u64;
@@ -861,35 +858,26 @@ impl<M: Manager> Inner<M> {
             last_used: now,
             last_alive: now,
             dirty: false,
-            leases: 0,
         })
     }
 
     fn lend(
         self: &Arc<Self>,
-        mut entry: Entry<M::Object>,
+        entry: Entry<M::Object>,
         waited_since: Option<Instant>,
         at: &'static Location<'static>,
         now: Ms,
     ) -> Object<M> {
-        // Statistics sample one lease in SAMPLE (per object), recorded with weight SAMPLE,
-        // so that they cost next to nothing; a wait of a millisecond or more is always
-        // recorded, with weight 1, so that the tail of the wait histogram is exact.
-        let timer = match &self.metrics {
-            None => None,
-            Some(m) => {
-                entry.leases = entry.leases.wrapping_add(1);
-                let sampled = entry.leases % SAMPLE == 0;
-                let wait = waited_since.map_or(Duration::ZERO, |t| t.elapsed());
-                if wait >= LONG_WAIT {
-                    m.acquire_wait.record_duration(wait);
-                } else if sampled {
-                    let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-                    m.acquire_wait.record_n(nanos, u64::from(SAMPLE));
-                }
-                sampled.then(|| (quanta::Instant::now(), u64::from(SAMPLE)))
+        // Every lease is recorded, so the histograms' counts are exact: an acquire that
+        // did not wait records 0 without reading the clock; the time in use costs one
+        // TSC read here and one on release.
+        let timer = self.metrics.as_ref().map(|m| {
+            match waited_since {
+                Some(t) => m.acquire.record_duration(t.elapsed()),
+                None => m.acquire.record(0),
             }
-        };
+            quanta::Instant::now()
+        });
         if let Some(leases) = &self.leases {
             leases.lock().insert(
                 entry.id,
@@ -911,9 +899,8 @@ impl<M: Manager> Inner<M> {
     /// A lent object comes back (synchronous, allocation-free).
     fn release(&self, mut entry: Entry<M::Object>, timer: Option<Timer>, discard: bool) {
         let now = self.clock.now();
-        if let (Some(m), Some((t, weight))) = (&self.metrics, timer) {
-            let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            m.in_use_time.record_n(nanos, weight);
+        if let (Some(m), Some(t)) = (&self.metrics, timer) {
+            m.in_use_time.record_duration(t.elapsed());
         }
         let leaked = self
             .leases
@@ -1035,9 +1022,6 @@ impl<M: Manager> Inner<M> {
             breaker: self.config.breaker.as_ref().map(|b| b.state()),
         };
         drop(slots);
-        if let Some(m) = &self.metrics {
-            m.publish(&status);
-        }
         status
     }
 
@@ -1066,7 +1050,6 @@ impl<M: Manager> Inner<M> {
         for entry in excess {
             self.close_object(entry, CloseReason::Shutdown);
         }
-        self.status();
         Ok(())
     }
 
@@ -1150,7 +1133,6 @@ impl<M: Manager> Inner<M> {
                 }
             }
         }
-        self.status();
     }
 
     async fn keepalive(&self, keepalive: Duration) {
@@ -1349,7 +1331,7 @@ impl<M: Manager> Drop for MaintenanceEnded<M> {
 /// allocating). Dereferences to the manager's object.
 pub struct Object<M: Manager> {
     entry: Option<Entry<M::Object>>,
-    /// When it was lent and the weight of its sample, if this lease is timed.
+    /// When it was lent, if the pool records metrics.
     timer: Option<Timer>,
     pool: Arc<Inner<M>>,
     discard: bool,

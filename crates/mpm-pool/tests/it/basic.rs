@@ -82,8 +82,8 @@ async fn a_discarded_object_is_closed_and_replaced() {
     let snap = registry.snapshot();
     let closed = snap
         .get(
-            "pool_closed_total",
-            &[("pool", "t"), ("reason", "discarded")],
+            "mpm_pool_closed_total",
+            &[("name", "t"), ("reason", "discarded")],
         )
         .unwrap()
         .as_f64();
@@ -191,8 +191,8 @@ async fn objects_past_their_lifetime_are_replaced() {
     let snap = registry.snapshot();
     let lifetime = snap
         .get(
-            "pool_closed_total",
-            &[("pool", "t"), ("reason", "lifetime")],
+            "mpm_pool_closed_total",
+            &[("name", "t"), ("reason", "lifetime")],
         )
         .unwrap()
         .as_f64();
@@ -277,8 +277,8 @@ async fn acquire_times_out_when_all_objects_are_held() {
     let snap = registry.snapshot();
     let t = snap
         .get(
-            "pool_timeouts_total",
-            &[("pool", "t"), ("stage", "acquire")],
+            "mpm_pool_timeouts_total",
+            &[("name", "t"), ("stage", "acquire")],
         )
         .unwrap()
         .as_f64();
@@ -469,18 +469,17 @@ async fn statistics_series_are_recorded() {
         .await
         .unwrap();
     drop(pool.get().await.unwrap());
-    pool.status();
     let snap = registry.snapshot();
-    let l = [("pool", "db")];
+    let l = [("name", "db")];
     let get = |n: &str| snap.get(n, &l).unwrap().as_f64();
-    assert_eq!(get("pool_created_total"), 2.0);
-    assert_eq!(get("pool_size"), 2.0);
-    assert_eq!(get("pool_idle"), 2.0);
-    assert_eq!(get("pool_max_size"), 3.0);
+    assert_eq!(get("mpm_pool_created_total"), 2.0);
+    assert_eq!(get("mpm_pool_size"), 2.0);
+    assert_eq!(get("mpm_pool_idle"), 2.0);
+    assert_eq!(get("mpm_pool_max_size"), 3.0);
     for h in [
-        "pool_acquire_wait_seconds",
-        "pool_in_use_seconds",
-        "pool_create_seconds",
+        "mpm_pool_acquire_seconds",
+        "mpm_pool_in_use_seconds",
+        "mpm_pool_create_seconds",
     ] {
         assert!(snap.get(h, &l).is_some(), "{h}");
     }
@@ -724,7 +723,10 @@ async fn a_maintenance_pass_replaces_broken_idle_objects_at_once() {
     assert_eq!(m.created.load(Ordering::SeqCst), 4);
     let broken = registry
         .snapshot()
-        .get("pool_closed_total", &[("pool", "b"), ("reason", "broken")])
+        .get(
+            "mpm_pool_closed_total",
+            &[("name", "b"), ("reason", "broken")],
+        )
         .unwrap()
         .as_f64();
     assert_eq!(broken, 2.0);

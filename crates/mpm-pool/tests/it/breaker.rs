@@ -77,19 +77,21 @@ async fn half_open_lets_one_trial_through_and_a_cancelled_trial_frees_it() {
 #[tokio::test]
 async fn the_state_gauge_follows_the_breaker() {
     let registry = mpm_metrics::Registry::default();
-    let b = CircuitBreaker::with_metrics(
-        NonZeroU32::new(1).unwrap(),
-        Duration::from_secs(30),
-        &registry,
-        "db",
-    )
-    .unwrap();
+    let b = CircuitBreaker::builder()
+        .threshold(NonZeroU32::new(1).unwrap())
+        .cool_down(Duration::from_secs(30))
+        .metrics(&registry, "db")
+        .build()
+        .unwrap();
+    let state = |r: &mpm_metrics::Registry| {
+        r.snapshot()
+            .get("mpm_pool_breaker_state", &[("name", "db")])
+            .unwrap()
+            .as_f64()
+    };
+    assert_eq!(state(&registry), 0.0);
     assert!(fail(&b).await.is_err());
-    let v = registry
-        .snapshot()
-        .get("circuit_breaker_state", &[("breaker", "db")])
-        .unwrap()
-        .as_f64();
+    let v = state(&registry);
     assert_eq!(v, 1.0);
 }
 

@@ -100,8 +100,8 @@ fn timeouts(registry: &mpm_metrics::Registry, stage: &str) -> f64 {
     registry
         .snapshot()
         .get(
-            "pool_timeouts_total",
-            &[("pool", "silent"), ("stage", stage)],
+            "mpm_pool_timeouts_total",
+            &[("name", "silent"), ("stage", stage)],
         )
         .map_or(0.0, |v| v.as_f64())
 }

@@ -1,5 +1,6 @@
 //! The keyed pool: per-key and total maxima, eviction, dropped keys, fair waiters.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -394,51 +395,47 @@ fn value(snap: &mpm_metrics::Snapshot, name: &str, labels: &[(&str, &str)]) -> f
 #[tokio::test(start_paused = true)]
 async fn statistics_are_recorded_into_the_registry() {
     let registry = mpm_metrics::Registry::default();
-    let pool = KeyedPool::try_new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 1,
-            max_total: 2,
-            acquire_timeout: Some(Duration::from_millis(50)),
-            idle_timeout: Some(Duration::from_secs(1)),
-            maintenance_interval: Some(Duration::from_millis(100)),
-            ..KeyedConfig::default()
-        }
-        .with_metrics(&registry, "sockets"),
-    )
-    .unwrap();
-    let p = [("pool", "sockets")];
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(NonZeroUsize::new(1).unwrap())
+        .max_total(NonZeroUsize::new(2).unwrap())
+        .acquire_timeout(Some(Duration::from_millis(50)))
+        .idle_timeout(Some(Duration::from_secs(1)))
+        .maintenance_interval(Some(Duration::from_millis(100)))
+        .metrics(&registry, "sockets")
+        .build()
+        .unwrap();
+    let p = [("name", "sockets")];
     let closed = |reason: &str| {
         value(
             &registry.snapshot(),
-            "keyed_pool_closed_total",
-            &[("pool", "sockets"), ("reason", reason)],
+            "mpm_pool_keyed_closed_total",
+            &[("name", "sockets"), ("reason", reason)],
         )
     };
     drop(pool.get(k("a")).await.unwrap());
     drop(pool.get(k("b")).await.unwrap());
     let mut c = pool.get(k("c")).await.unwrap(); // evicts a
     assert!(matches!(pool.get(k("c")).await, Err(Error::Timeout { .. })));
-    pool.status();
+    // No status() call: the gauges are fresh at the scrape.
     let snap = registry.snapshot();
-    assert_eq!(value(&snap, "keyed_pool_created_total", &p), 3.0);
+    assert_eq!(value(&snap, "mpm_pool_keyed_created_total", &p), 3.0);
     assert_eq!(closed("evicted"), 1.0);
     assert_eq!(
         value(
             &snap,
-            "keyed_pool_timeouts_total",
-            &[("pool", "sockets"), ("stage", "acquire")]
+            "mpm_pool_keyed_timeouts_total",
+            &[("name", "sockets"), ("stage", "acquire")]
         ),
         1.0
     );
     let gauges = |snap: &mpm_metrics::Snapshot| {
         [
-            "keyed_pool_size",
-            "keyed_pool_idle",
-            "keyed_pool_in_use",
-            "keyed_pool_waiting",
-            "keyed_pool_keys",
-            "keyed_pool_max_size",
+            "mpm_pool_keyed_size",
+            "mpm_pool_keyed_idle",
+            "mpm_pool_keyed_in_use",
+            "mpm_pool_keyed_waiters",
+            "mpm_pool_keyed_keys",
+            "mpm_pool_keyed_max_size",
         ]
         .map(|g| value(snap, g, &p))
     };
@@ -528,17 +525,13 @@ impl KeyedManager<String> for Checked {
 #[tokio::test(start_paused = true)]
 async fn failed_and_timed_out_validations_are_counted_by_reason() {
     let registry = mpm_metrics::Registry::default();
-    let pool = KeyedPool::try_new(
-        Checked,
-        KeyedConfig {
-            skip_validation_within: Duration::ZERO,
-            validate_timeout: Some(Duration::from_millis(10)),
-            acquire_timeout: Some(Duration::from_millis(30)),
-            ..KeyedConfig::default()
-        }
-        .with_metrics(&registry, "v"),
-    )
-    .unwrap();
+    let pool = KeyedPool::builder(Checked)
+        .skip_validation_within(Duration::ZERO)
+        .validate_timeout(Some(Duration::from_millis(10)))
+        .acquire_timeout(Some(Duration::from_millis(30)))
+        .metrics(&registry, "v")
+        .build()
+        .unwrap();
     for key in ["bad", "slow"] {
         drop(pool.get(k(key)).await.unwrap());
         tokio::time::advance(Duration::from_millis(1)).await;
@@ -552,8 +545,8 @@ async fn failed_and_timed_out_validations_are_counted_by_reason() {
     let closed = |reason: &str| {
         value(
             &snap,
-            "keyed_pool_closed_total",
-            &[("pool", "v"), ("reason", reason)],
+            "mpm_pool_keyed_closed_total",
+            &[("name", "v"), ("reason", reason)],
         )
     };
     assert_eq!(closed("invalid"), 1.0);
@@ -561,8 +554,8 @@ async fn failed_and_timed_out_validations_are_counted_by_reason() {
     assert_eq!(
         value(
             &snap,
-            "keyed_pool_timeouts_total",
-            &[("pool", "v"), ("stage", "validate")]
+            "mpm_pool_keyed_timeouts_total",
+            &[("name", "v"), ("stage", "validate")]
         ),
         1.0
     );
@@ -615,18 +608,14 @@ async fn stress_with_maintenance_running_keeps_the_counts() {
 
 /// A pool of `Checked` whose step timeouts (10 s) are far longer than its acquire timeout.
 fn checked_with_long_steps(registry: &mpm_metrics::Registry) -> KeyedPool<String, Checked> {
-    KeyedPool::try_new(
-        Checked,
-        KeyedConfig {
-            skip_validation_within: Duration::ZERO,
-            create_timeout: Some(Duration::from_secs(10)),
-            validate_timeout: Some(Duration::from_secs(10)),
-            acquire_timeout: Some(Duration::from_millis(50)),
-            ..KeyedConfig::default()
-        }
-        .with_metrics(registry, "d"),
-    )
-    .unwrap()
+    KeyedPool::builder(Checked)
+        .skip_validation_within(Duration::ZERO)
+        .create_timeout(Some(Duration::from_secs(10)))
+        .validate_timeout(Some(Duration::from_secs(10)))
+        .acquire_timeout(Some(Duration::from_millis(50)))
+        .metrics(registry, "d")
+        .build()
+        .unwrap()
 }
 
 #[track_caller]
@@ -653,8 +642,8 @@ async fn a_hanging_creation_ends_at_the_acquire_deadline_and_frees_its_place() {
     let timeouts = |stage: &str| {
         value(
             &snap,
-            "keyed_pool_timeouts_total",
-            &[("pool", "d"), ("stage", stage)],
+            "mpm_pool_keyed_timeouts_total",
+            &[("name", "d"), ("stage", stage)],
         )
     };
     assert_eq!((timeouts("acquire"), timeouts("create")), (1.0, 0.0));
@@ -674,8 +663,8 @@ async fn a_hanging_validation_ends_at_the_acquire_deadline_and_closes_the_object
     assert_eq!(
         value(
             &snap,
-            "keyed_pool_closed_total",
-            &[("pool", "d"), ("reason", "cancelled")]
+            "mpm_pool_keyed_closed_total",
+            &[("name", "d"), ("reason", "cancelled")]
         ),
         1.0
     );

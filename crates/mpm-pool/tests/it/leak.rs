@@ -42,7 +42,7 @@ async fn a_held_object_is_reported_within_threshold_plus_ten_percent_with_its_li
     );
     let leaks = registry
         .snapshot()
-        .get("pool_leaks_total", &[("pool", "t")])
+        .get("mpm_pool_leaks_total", &[("name", "t")])
         .unwrap()
         .as_f64();
     assert_eq!(leaks, 1.0);
@@ -51,7 +51,10 @@ async fn a_held_object_is_reported_within_threshold_plus_ten_percent_with_its_li
     let closed = |reason: &str| {
         registry
             .snapshot()
-            .get("pool_closed_total", &[("pool", "t"), ("reason", reason)])
+            .get(
+                "mpm_pool_closed_total",
+                &[("name", "t"), ("reason", reason)],
+            )
             .unwrap()
             .as_f64()
     };
@@ -89,7 +92,10 @@ async fn an_object_returned_within_the_threshold_is_kept() {
     assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 0);
     let leaked = registry
         .snapshot()
-        .get("pool_closed_total", &[("pool", "t"), ("reason", "leaked")])
+        .get(
+            "mpm_pool_closed_total",
+            &[("name", "t"), ("reason", "leaked")],
+        )
         .unwrap()
         .as_f64();
     assert_eq!(leaked, 0.0);

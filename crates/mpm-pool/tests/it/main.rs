@@ -7,6 +7,7 @@ mod breaker;
 mod faults;
 mod keyed;
 mod leak;
+mod metrics;
 mod test_manager;
 
 /// Counts allocations per thread, so that tests can show that returning an object allocates

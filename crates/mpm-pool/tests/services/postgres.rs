@@ -11,7 +11,10 @@ use mpm_testkit::Service;
 fn closed(registry: &mpm_metrics::Registry, pool: &str, reason: &str) -> f64 {
     registry
         .snapshot()
-        .get("pool_closed_total", &[("pool", pool), ("reason", reason)])
+        .get(
+            "mpm_pool_closed_total",
+            &[("name", pool), ("reason", reason)],
+        )
         .map_or(0.0, |v| v.as_f64())
 }
 

@@ -72,8 +72,8 @@ pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() 
     let invalid = registry
         .snapshot()
         .get(
-            "pool_closed_total",
-            &[("pool", "redis"), ("reason", "invalid")],
+            "mpm_pool_closed_total",
+            &[("name", "redis"), ("reason", "invalid")],
         )
         .map_or(0.0, |v| v.as_f64());
     assert!(
