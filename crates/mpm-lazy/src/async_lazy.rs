@@ -9,7 +9,8 @@ use futures::future::BoxFuture;
 use mpm_metrics::Registry;
 use tokio::sync::OnceCell;
 
-use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
+use crate::Error;
+use crate::policy::{Backoff, InitStats, Policy, Settings};
 use crate::published::Published;
 
 /// A value built on first use by the async function `init`.
@@ -66,19 +67,18 @@ impl<T, E, F> AsyncLazy<T, E, F> {
         self
     }
 
-    /// Records every attempt's duration into the histogram `mpm_lazy_init_seconds` of
-    /// `registry`, labelled `lazy = name` and `outcome = ok | error`.
-    ///
-    /// # Errors
-    ///
-    /// When the registry refuses the label value or the metric (see [`mpm_metrics::Error`]).
-    pub fn with_metrics(
-        mut self,
-        registry: &Registry,
-        name: &str,
-    ) -> Result<Self, mpm_metrics::Error> {
-        self.policy.set_metrics(InitMetrics::new(registry, name)?);
-        Ok(self)
+    /// A builder, for a lazy value with metrics (and, optionally, a backoff); [`AsyncLazy::new`]
+    /// is the shorter way to a lazy value without metrics.
+    pub fn builder<Fut>(init: F) -> AsyncLazyBuilder<T, E, F>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        AsyncLazyBuilder {
+            init,
+            settings: Settings::default(),
+            value: PhantomData,
+        }
     }
 
     /// The value, if it is built; never initializes and never waits.
@@ -97,6 +97,7 @@ impl<T, E, F> AsyncLazy<T, E, F> {
     pub fn reset(&self) -> bool {
         let had_value = self.is_initialized();
         self.cells.advance(OnceCell::const_new());
+        self.policy.record_reset();
         had_value
     }
 
@@ -166,6 +167,53 @@ impl<T: fmt::Debug, E, F> fmt::Debug for AsyncLazy<T, E, F> {
         f.debug_struct("AsyncLazy")
             .field("value", &self.get())
             .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`AsyncLazy`] that reports into a metrics registry: `AsyncLazy::builder(init)`, then
+/// [`metrics`](AsyncLazyBuilder::metrics) and [`backoff`](AsyncLazyBuilder::backoff) in any order, then
+/// [`build`](AsyncLazyBuilder::build).
+pub struct AsyncLazyBuilder<T, E, F> {
+    init: F,
+    settings: Settings,
+    value: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E, F> AsyncLazyBuilder<T, E, F> {
+    /// Reports into `registry` under the instance name `name` (the label `name`): the metrics
+    /// listed in the [crate docs](crate#metrics). The name is claimed at
+    /// [`build`](AsyncLazyBuilder::build).
+    #[must_use]
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.settings.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
+
+    /// Waits according to `backoff` before retrying after a failed attempt.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = Some(backoff);
+        self
+    }
+
+    /// The lazy value; nothing is built yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] when the registry refuses the metrics, for example because another
+    /// lazy value of the same name reports into it.
+    pub fn build(self) -> Result<AsyncLazy<T, E, F>, Error> {
+        let mut lazy = AsyncLazy::new(self.init);
+        lazy.policy = self.settings.build()?;
+        Ok(lazy)
+    }
+}
+
+impl<T, E, F> fmt::Debug for AsyncLazyBuilder<T, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncLazyBuilder")
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }

@@ -62,6 +62,14 @@ pub enum Error {
         /// Each implementation tried, in order, with its error.
         failures: Vec<(String, BoxError)>,
     },
+    /// The metrics registry refused the component's metrics at `build` (most often: another
+    /// component of the same kind already holds that name in the registry).
+    #[error("cannot register the metrics: {source}")]
+    Metrics {
+        /// The registry's error.
+        #[from]
+        source: mpm_metrics::Error,
+    },
     /// A configuration file could not be read.
     #[error("cannot read configuration file {}: {source}", path.display())]
     ConfigIo {
@@ -76,6 +84,15 @@ pub enum Error {
     UnknownFormat {
         /// The file.
         path: PathBuf,
+    },
+    /// The file's format is one this build does not read: the crate's `toml` or `yaml`
+    /// feature is off.
+    #[error("configuration file {} is {format:?}, a format this build does not read (enable the mpm-lazy feature of that name)", path.display())]
+    FormatNotEnabled {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        format: crate::Format,
     },
     /// The file has no such top-level section.
     #[error("configuration file {} has no section `{section}`", path.display())]

@@ -8,7 +8,8 @@ use aliasable::boxed::AliasableBox;
 use mpm_metrics::Registry;
 use once_cell::sync::OnceCell;
 
-use crate::policy::{Backoff, InitMetrics, InitStats, Policy};
+use crate::Error;
+use crate::policy::{Backoff, InitStats, Policy, Settings};
 use crate::published::Published;
 
 /// A value built on first use by `init`, shared by every thread.
@@ -99,19 +100,17 @@ impl<T, E, F> Lazy<T, E, F> {
         self
     }
 
-    /// Records every attempt's duration into the histogram `mpm_lazy_init_seconds` of
-    /// `registry`, labelled `lazy = name` and `outcome = ok | error`.
-    ///
-    /// # Errors
-    ///
-    /// When the registry refuses the label value or the metric (see [`mpm_metrics::Error`]).
-    pub fn with_metrics(
-        mut self,
-        registry: &Registry,
-        name: &str,
-    ) -> Result<Self, mpm_metrics::Error> {
-        self.policy.set_metrics(InitMetrics::new(registry, name)?);
-        Ok(self)
+    /// A builder, for a lazy value with metrics (and, optionally, a backoff); [`Lazy::new`]
+    /// is the shorter way to a lazy value without metrics.
+    pub fn builder(init: F) -> LazyBuilder<T, E, F>
+    where
+        F: Fn() -> Result<T, E>,
+    {
+        LazyBuilder {
+            init,
+            settings: Settings::default(),
+            value: PhantomData,
+        }
     }
 
     /// The value, if it is built; never initializes.
@@ -133,6 +132,7 @@ impl<T, E, F> Lazy<T, E, F> {
     pub fn reset(&self) -> bool {
         let had_value = self.is_initialized();
         self.cells.advance(OnceCell::new());
+        self.policy.record_reset();
         had_value
     }
 
@@ -230,6 +230,53 @@ impl<T: fmt::Debug, E, F> fmt::Debug for Lazy<T, E, F> {
         f.debug_struct("Lazy")
             .field("value", &self.get())
             .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Lazy`] that reports into a metrics registry: `Lazy::builder(init)`, then
+/// [`metrics`](LazyBuilder::metrics) and [`backoff`](LazyBuilder::backoff) in any order, then
+/// [`build`](LazyBuilder::build).
+pub struct LazyBuilder<T, E, F> {
+    init: F,
+    settings: Settings,
+    value: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E, F> LazyBuilder<T, E, F> {
+    /// Reports into `registry` under the instance name `name` (the label `name`): the metrics
+    /// listed in the [crate docs](crate#metrics). The name is claimed at
+    /// [`build`](LazyBuilder::build).
+    #[must_use]
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.settings.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
+
+    /// Waits according to `backoff` before retrying after a failed attempt.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = Some(backoff);
+        self
+    }
+
+    /// The lazy value; nothing is built yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] when the registry refuses the metrics, for example because another
+    /// lazy value of the same name reports into it.
+    pub fn build(self) -> Result<Lazy<T, E, F>, Error> {
+        let mut lazy = Lazy::new(self.init);
+        lazy.policy = self.settings.build()?;
+        Ok(lazy)
+    }
+}
+
+impl<T, E, F> fmt::Debug for LazyBuilder<T, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyBuilder")
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }

@@ -7,8 +7,8 @@
 //! - [`Lazy`] and [`AsyncLazy`]: a value built on first use, like `std::sync::LazyLock` or
 //!   tokio's `OnceCell`, but a failed or panicking or cancelled initialization is retried by the
 //!   next caller (with an optional [`Backoff`]) instead of poisoning the value; `reset()` works
-//!   through `&self`; `get()` never initializes; the init time can go into an
-//!   [`mpm_metrics::Registry`]. The warm read is one acquire load and one branch, the same
+//!   through `&self`; `get()` never initializes; with [`Lazy::builder`] and
+//!   `.metrics(&registry, name)`, every attempt's time goes into an [`mpm_metrics::Registry`]. The warm read is one acquire load and one branch, the same
 //!   instructions as `OnceLock::get` (see [Unsafe code](#unsafe-code)).
 //! - [`LazyRegistry`]: named services built on first lookup, each with a fallback chain of
 //!   implementations ([`Service`]), dependencies resolved through a [`Resolver`], dependency
@@ -48,9 +48,42 @@
 //! readers racing resets; `lazy_warm_read` in `benches/benches/lazy.rs` measures it beside
 //! `OnceLock::get`.
 //!
+//! # Metrics
+//!
+//! Components follow the [`mpm_metrics::contract`]: a builder takes
+//! `.metrics(&registry, name)` and claims the name at `build()`, which returns
+//! [`Error::Metrics`] if another component of the same kind holds it.
+//!
+//! ```
+//! use mpm_lazy::{Lazy, LazyRegistry, Resolver};
+//! use mpm_metrics::Registry;
+//!
+//! let registry = Registry::default();
+//! let config = Lazy::builder(|| Ok::<_, std::io::Error>(42))
+//!     .metrics(&registry, "config")
+//!     .build()?;
+//! let services = LazyRegistry::builder()
+//!     .register_fn("db", |_: &Resolver| Ok(1_u8))
+//!     .metrics(&registry, "services")
+//!     .build()?;
+//! assert_eq!(*config.get_or_init()?, 42);
+//!
+//! let text = registry.render_prometheus();
+//! assert!(text.contains("mpm_lazy_init_seconds_count{name=\"config\",outcome=\"ok\"} 1\n"));
+//! assert!(text.contains("mpm_lazy_registry_services_initialized{name=\"services\"} 0\n"));
+//! # drop(services);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+#![doc = include_str!("metrics.md")]
+//!
 //! # Feature flags
 //!
-//! None yet.
+//! - `toml` (default): [`LazyConfig`] reads TOML files.
+//! - `yaml` (default): [`LazyConfig`] reads YAML files.
+//!
+//! JSON is always read. Without a format's feature, [`LazyConfig::open`] refuses such a file
+//! with [`Error::FormatNotEnabled`].
 //!
 //! # Minimum supported Rust version
 //!
@@ -69,11 +102,11 @@ mod published;
 mod registry;
 mod swap;
 
-pub use async_lazy::AsyncLazy;
-pub use config::{Format, LazyConfig, Reload};
+pub use async_lazy::{AsyncLazy, AsyncLazyBuilder};
+pub use config::{ConfigBuilder, Format, LazyConfig, Reload};
 pub use error::{BoxError, Error};
 pub use field::LazyField;
-pub use lazy::Lazy;
+pub use lazy::{Lazy, LazyBuilder};
 pub use policy::{Backoff, InitStats};
 pub use registry::{LazyRegistry, RegistryBuilder, Resolver, Service, ServiceStats, WarmUp};
 pub use swap::{Swap, SwapGuard};

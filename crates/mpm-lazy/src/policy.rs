@@ -1,10 +1,13 @@
 //! What happens around one initialization attempt: backoff after failures, counts, metrics.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mpm_metrics::{Histogram, Registry, Unit};
+use mpm_metrics::{Counter, Histogram, Registry, Scope, Unit};
+
+use crate::Error;
 
 /// How long to wait before retrying an initialization that failed.
 ///
@@ -69,30 +72,65 @@ pub struct InitStats {
     pub generation: u64,
 }
 
-/// Histograms of initialization time, by outcome.
-#[derive(Debug, Clone)]
+/// The metrics of one lazy value (see the crate's table of metrics): the scope it claimed, the
+/// init-time histogram by outcome and the resets counter.
+#[derive(Debug)]
 pub(crate) struct InitMetrics {
     ok: Histogram,
     error: Histogram,
+    abandoned: Histogram,
+    resets: Counter,
+    // Held so the name stays claimed for as long as the lazy value lives; never used otherwise,
+    // so a panic cannot leave it half-changed (which keeps `Lazy` unwind safe).
+    _scope: AssertUnwindSafe<Scope>,
 }
 
 impl InitMetrics {
-    /// The metric every lazy value records its initialization time into.
-    pub(crate) const NAME: &'static str = "mpm_lazy_init_seconds";
+    /// The component of every lazy value's metrics: `mpm_lazy_*`.
+    pub(crate) const COMPONENT: &'static str = "lazy";
 
-    pub(crate) fn new(registry: &Registry, lazy: &str) -> Result<Self, mpm_metrics::Error> {
+    pub(crate) fn new(registry: &Registry, name: &str) -> Result<Self, mpm_metrics::Error> {
+        let scope = registry.scope(Self::COMPONENT, name)?;
+        let init = |outcome| {
+            scope.histogram(
+                "init_seconds",
+                "Time spent in each initialization attempt, by outcome (ok, error, or abandoned by a panic or a cancelled future).",
+                Unit::Seconds,
+                &[("outcome", outcome)],
+            )
+        };
         Ok(Self {
-            ok: registry.histogram(
-                Self::NAME,
-                &[("lazy", lazy), ("outcome", "ok")],
-                Unit::Seconds,
+            ok: init("ok")?,
+            error: init("error")?,
+            abandoned: init("abandoned")?,
+            resets: scope.counter(
+                "resets_total",
+                "Calls to reset() that forgot a built value or an empty generation.",
+                &[],
             )?,
-            error: registry.histogram(
-                Self::NAME,
-                &[("lazy", lazy), ("outcome", "error")],
-                Unit::Seconds,
-            )?,
+            _scope: AssertUnwindSafe(scope),
         })
+    }
+}
+
+/// What a builder of a lazy value collects before `build`: the backoff and the metrics'
+/// registry and name, claimed only at `build` so a chain of builder calls never fails half-way.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) metrics: Option<(Registry, String)>,
+}
+
+impl Settings {
+    pub(crate) fn build(self) -> Result<Policy, Error> {
+        let mut policy = Policy::new();
+        if let Some(backoff) = self.backoff {
+            policy.set_backoff(backoff);
+        }
+        if let Some((registry, name)) = self.metrics {
+            policy.metrics = Some(InitMetrics::new(&registry, &name)?);
+        }
+        Ok(policy)
     }
 }
 
@@ -132,8 +170,11 @@ impl Policy {
         self.backoff = Some(backoff);
     }
 
-    pub(crate) fn set_metrics(&mut self, metrics: InitMetrics) {
-        self.metrics = Some(metrics);
+    /// Counts a reset in the metrics, if any.
+    pub(crate) fn record_reset(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.resets.inc();
+        }
     }
 
     /// How long the next attempt must wait because of earlier failures.
@@ -159,6 +200,7 @@ impl Policy {
         Attempt {
             policy: self,
             start: Instant::now(),
+            finished: false,
         }
     }
 
@@ -173,14 +215,16 @@ impl Policy {
 }
 
 /// One running attempt. Dropped without [`Attempt::finish`] (a panic or a cancelled future), it
-/// records nothing but the attempt itself: neither a failure nor a backoff.
+/// records the attempt as abandoned: neither a failure nor a backoff.
 pub(crate) struct Attempt<'a> {
     policy: &'a Policy,
     start: Instant,
+    finished: bool,
 }
 
 impl Attempt<'_> {
-    pub(crate) fn finish(self, ok: bool) {
+    pub(crate) fn finish(mut self, ok: bool) {
+        self.finished = true;
         let elapsed = self.start.elapsed();
         let policy = self.policy;
         if let Some(metrics) = &policy.metrics {
@@ -198,6 +242,16 @@ impl Attempt<'_> {
             policy.failed.fetch_add(1, Ordering::Relaxed);
             failures.consecutive = failures.consecutive.saturating_add(1);
             failures.last = Some(Instant::now());
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(metrics) = &self.policy.metrics
+        {
+            metrics.abandoned.record_duration(self.start.elapsed());
         }
     }
 }

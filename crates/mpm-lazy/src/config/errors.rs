@@ -14,6 +14,7 @@ pub(super) struct RawError {
 /// Where an error is, as the parser says.
 pub(super) enum At {
     /// A byte offset in the text that was parsed.
+    #[cfg_attr(not(feature = "toml"), allow(dead_code))]
     Offset(usize),
     /// A 1-based line in the text that was parsed.
     Line(usize),
@@ -86,6 +87,7 @@ pub(super) fn strip_location(message: String) -> String {
     }
 }
 
+#[cfg(feature = "toml")]
 pub(super) fn toml_error(error: &toml::de::Error, path: Option<String>) -> RawError {
     RawError {
         message: error.message().trim().to_owned(),
@@ -108,6 +110,7 @@ pub(super) fn json_error(error: &serde_json::Error, path: Option<String>) -> Raw
     }
 }
 
+#[cfg(feature = "yaml")]
 pub(super) fn yaml_error(error: &serde_norway::Error, path: Option<String>) -> RawError {
     let message = strip_location(error.to_string());
     // serde_norway prefixes nested errors with their path; the path is reported apart.
@@ -124,5 +127,16 @@ pub(super) fn yaml_error(error: &serde_norway::Error, path: Option<String>) -> R
         at: error
             .location()
             .map_or(At::Nowhere, |location| At::Line(location.line())),
+    }
+}
+
+/// The error for a format whose feature is off; [`LazyConfig::open_as`](crate::LazyConfig)
+/// refuses such a file first, so this is reached only if that check is bypassed.
+#[cfg(not(all(feature = "toml", feature = "yaml")))]
+pub(super) fn disabled_error(format: super::Format) -> RawError {
+    RawError {
+        message: format!("the {format:?} format is not enabled (a feature of mpm-lazy)"),
+        path: None,
+        at: At::Nowhere,
     }
 }

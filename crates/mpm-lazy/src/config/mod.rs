@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use once_cell::sync::OnceCell;
@@ -16,10 +17,19 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::Error;
-use errors::{At, Chunks, json_error, line_of, toml_error, yaml_error};
+pub use builder::ConfigBuilder;
+use builder::ConfigMetrics;
+#[cfg(not(all(feature = "toml", feature = "yaml")))]
+use errors::disabled_error;
+#[cfg(feature = "toml")]
+use errors::toml_error;
+#[cfg(feature = "yaml")]
+use errors::yaml_error;
+use errors::{At, Chunks, json_error, line_of};
 use pick::pick;
 use scan::{SectionRegions, scan_json, scan_toml, scan_yaml};
 
+mod builder;
 mod errors;
 mod pick;
 mod scan;
@@ -44,6 +54,16 @@ impl Format {
             "json" => Some(Self::Json),
             "yaml" | "yml" => Some(Self::Yaml),
             _ => None,
+        }
+    }
+
+    /// Whether this build of the crate reads the format: JSON always, TOML with the `toml`
+    /// feature, YAML with the `yaml` feature (both on by default).
+    pub const fn is_enabled(self) -> bool {
+        match self {
+            Self::Json => true,
+            Self::Toml => cfg!(feature = "toml"),
+            Self::Yaml => cfg!(feature = "yaml"),
         }
     }
 }
@@ -167,8 +187,10 @@ impl Snapshot {
 pub struct LazyConfig {
     path: PathBuf,
     format: Format,
-    current: ArcSwap<Snapshot>,
+    // In an `Arc` so the metrics' collector can read it at scrape time.
+    current: Arc<ArcSwap<Snapshot>>,
     reloads: AtomicU64,
+    metrics: Option<ConfigMetrics>,
 }
 
 impl LazyConfig {
@@ -176,7 +198,7 @@ impl LazyConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownFormat`] or [`Error::ConfigIo`].
+    /// [`Error::UnknownFormat`], [`Error::FormatNotEnabled`] or [`Error::ConfigIo`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
@@ -189,9 +211,13 @@ impl LazyConfig {
     ///
     /// # Errors
     ///
+    /// [`Error::FormatNotEnabled`] when the crate is built without the format's feature;
     /// [`Error::ConfigIo`] when the file cannot be opened or is not a regular file.
     pub fn open_as(path: impl AsRef<Path>, format: Format) -> Result<Self, Error> {
         let path = path.as_ref().to_owned();
+        if !format.is_enabled() {
+            return Err(Error::FormatNotEnabled { path, format });
+        }
         let io = |source| Error::ConfigIo {
             path: path.clone(),
             source,
@@ -204,11 +230,17 @@ impl LazyConfig {
             )));
         }
         Ok(Self {
-            current: ArcSwap::from_pointee(Snapshot::opened(file)),
+            current: Arc::new(ArcSwap::from_pointee(Snapshot::opened(file))),
             path,
             format,
             reloads: AtomicU64::new(0),
+            metrics: None,
         })
+    }
+
+    /// A builder, to choose the format or report into a metrics registry.
+    pub fn builder(path: impl AsRef<Path>) -> ConfigBuilder {
+        ConfigBuilder::new(path.as_ref().to_owned())
     }
 
     /// The file.
@@ -269,7 +301,12 @@ impl LazyConfig {
         if let Some(cached) = snapshot.sections.read().get(&key) {
             return Ok(downcast(&cached.value));
         }
-        let value = parse_any::<T>(self, &snapshot, name)?;
+        let started = Instant::now();
+        let value = parse_any::<T>(self, &snapshot, name);
+        if let Some(metrics) = &self.metrics {
+            metrics.parsed(started, value.is_ok());
+        }
+        let value = value?;
         let mut sections = snapshot.sections.write();
         let cached = sections.entry(key).or_insert(Cached {
             value,
@@ -299,6 +336,14 @@ impl LazyConfig {
     /// [`Error::ConfigIo`] or [`Error::ConfigParse`]: why the new content was refused. The old
     /// values stay in use.
     pub fn reload(&self) -> Result<Reload, Error> {
+        let result = self.reload_inner();
+        if let Some(metrics) = &self.metrics {
+            metrics.reloaded(&result);
+        }
+        result
+    }
+
+    fn reload_inner(&self) -> Result<Reload, Error> {
         let text = read(&self.path)?;
         let old = self.current.load_full();
         if old.text(&self.path).is_ok_and(|old| old == text) {
@@ -385,15 +430,19 @@ fn index<'a>(format: Format, snapshot: &'a Snapshot, text: &str) -> &'a Index {
 /// Checks that the whole text parses (used by reload, where a full parse is worth its cost).
 fn validate(config: &LazyConfig, text: &str) -> Result<(), Error> {
     let result = match config.format {
+        #[cfg(feature = "toml")]
         Format::Toml => toml::from_str::<IgnoredAny>(text)
             .map(|_| ())
             .map_err(|e| toml_error(&e, None)),
         Format::Json => serde_json::from_str::<IgnoredAny>(text)
             .map(|_| ())
             .map_err(|e| json_error(&e, None)),
+        #[cfg(feature = "yaml")]
         Format::Yaml => serde_norway::from_str::<IgnoredAny>(text)
             .map(|_| ())
             .map_err(|e| yaml_error(&e, None)),
+        #[cfg(not(all(feature = "toml", feature = "yaml")))]
+        disabled => Err(disabled_error(disabled)),
     };
     result.map_err(|raw| raw.into_error(config, "", text, &Chunks::identity()))
 }

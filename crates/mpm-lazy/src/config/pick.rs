@@ -7,7 +7,13 @@ use std::marker::PhantomData;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::Format;
-use super::errors::{RawError, json_error, toml_error, yaml_error};
+#[cfg(not(all(feature = "toml", feature = "yaml")))]
+use super::errors::disabled_error;
+#[cfg(feature = "toml")]
+use super::errors::toml_error;
+#[cfg(feature = "yaml")]
+use super::errors::yaml_error;
+use super::errors::{RawError, json_error};
 
 /// Picks the value of key `name` out of a map, ignoring the other keys.
 struct Pick<'a, T> {
@@ -86,6 +92,7 @@ pub(super) fn pick<T: DeserializeOwned>(
     };
     let mut track = serde_path_to_error::Track::new();
     match format {
+        #[cfg(feature = "toml")]
         Format::Toml => {
             let de = toml::Deserializer::new(text);
             let result = seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
@@ -98,10 +105,13 @@ pub(super) fn pick<T: DeserializeOwned>(
             let result = result.and_then(|value| de.end().map(|()| value));
             result.map_err(|e| json_error(&e, Some(track.path().to_string())))
         }
+        #[cfg(feature = "yaml")]
         Format::Yaml => {
             let de = serde_norway::Deserializer::from_str(text);
             let result = seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
             result.map_err(|e| yaml_error(&e, Some(track.path().to_string())))
         }
+        #[cfg(not(all(feature = "toml", feature = "yaml")))]
+        disabled => Err(disabled_error(disabled)),
     }
 }

@@ -29,7 +29,7 @@ use graph::Graph;
 use resolve::{lookup_async, lookup_sync, resolve_async};
 pub use service::Service;
 pub use stats::ServiceStats;
-use stats::{Entry, EntryStats, entry_stats};
+use stats::{Entry, EntryStats, RegistryMetrics, entry_stats};
 
 /// A built service, type-erased.
 type AnyService = Arc<dyn Any + Send + Sync>;
@@ -44,7 +44,7 @@ struct Inner {
     finished: Condvar,
     /// Wakes waiting tasks when an initialization ends.
     finished_async: Notify,
-    metrics: Option<Registry>,
+    metrics: Option<RegistryMetrics>,
 }
 
 /// Named services built on first lookup and cached: the guide's lazy service lookup.
@@ -90,7 +90,7 @@ pub struct LazyRegistry {
 pub struct RegistryBuilder {
     services: Names<Entry>,
     duplicate: Option<String>,
-    metrics: Option<Registry>,
+    metrics: Option<(Registry, String)>,
 }
 
 impl RegistryBuilder {
@@ -135,12 +135,12 @@ impl RegistryBuilder {
         self.register(name, Service::from_async_fn(name, factory))
     }
 
-    /// Records every implementation attempt's duration into the histogram
-    /// `mpm_lazy_service_init_seconds` of `registry`, labelled `service`, `implementation` and
-    /// `outcome = ok | error`.
+    /// Reports into `registry` under the instance name `name` (the label `name`): the metrics
+    /// listed in the [crate docs](crate#metrics). The name is claimed at
+    /// [`build`](RegistryBuilder::build).
     #[must_use]
-    pub fn metrics(mut self, registry: &Registry) -> Self {
-        self.metrics = Some(registry.clone());
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
         self
     }
 
@@ -148,20 +148,32 @@ impl RegistryBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateService`] when a name was registered twice.
+    /// [`Error::DuplicateService`] when a name was registered twice; [`Error::Metrics`] when
+    /// the metrics registry refuses the metrics (another lazy registry of the same name reports
+    /// into it).
     pub fn build(self) -> Result<LazyRegistry, Error> {
         if let Some(service) = self.duplicate {
             return Err(Error::DuplicateService { service });
         }
-        Ok(LazyRegistry {
-            inner: Arc::new(Inner {
-                services: self.services,
-                graph: Mutex::new(Graph::default()),
-                finished: Condvar::new(),
-                finished_async: Notify::new(),
-                metrics: self.metrics,
-            }),
-        })
+        let metrics = match self.metrics {
+            Some((registry, name)) => Some(RegistryMetrics::new(
+                &registry,
+                &name,
+                self.services.values(),
+            )?),
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            services: self.services,
+            graph: Mutex::new(Graph::default()),
+            finished: Condvar::new(),
+            finished_async: Notify::new(),
+            metrics,
+        });
+        if let Some(metrics) = &inner.metrics {
+            metrics.collect_from(&inner);
+        }
+        Ok(LazyRegistry { inner })
     }
 }
 

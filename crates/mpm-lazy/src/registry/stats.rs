@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mpm_metrics::Unit;
+use mpm_metrics::{Histogram, IntGauge, Registry, Scope, Unit};
 use parking_lot::Mutex;
 
 use super::service::{Factory, Implementation};
@@ -78,6 +78,82 @@ pub(super) fn entry_stats(entry: &Entry) -> ServiceStats {
     }
 }
 
+/// The metrics of one lazy registry: its scope, and the init-time histogram of every
+/// (service, implementation, outcome), registered at build so every series exists from the start.
+pub(super) struct RegistryMetrics {
+    scope: Scope,
+    services: IntGauge,
+    initialized: IntGauge,
+}
+
+const INIT_SECONDS: &str = "init_seconds";
+const INIT_HELP: &str = "Time spent in each implementation attempt of a service, by outcome.";
+
+impl RegistryMetrics {
+    /// The component of every lazy registry's metrics: `mpm_lazy_registry_*`.
+    const COMPONENT: &'static str = "lazy_registry";
+
+    pub(super) fn new<'a>(
+        registry: &Registry,
+        name: &str,
+        entries: impl Iterator<Item = &'a Entry>,
+    ) -> Result<Self, mpm_metrics::Error> {
+        let scope = registry.scope(Self::COMPONENT, name)?;
+        for entry in entries {
+            for implementation in &entry.implementations {
+                for outcome in ["ok", "error"] {
+                    init_histogram(&scope, entry, &implementation.name, outcome)?;
+                }
+            }
+        }
+        Ok(Self {
+            services: scope.int_gauge("services", "Services registered.", &[])?,
+            initialized: scope.int_gauge(
+                "services_initialized",
+                "Services built, at scrape time.",
+                &[],
+            )?,
+            scope,
+        })
+    }
+
+    /// Keeps the gauges fresh at every scrape, for as long as `inner` lives.
+    pub(super) fn collect_from(&self, inner: &Arc<Inner>) {
+        let (services, initialized) = (self.services.clone(), self.initialized.clone());
+        self.scope.collector(inner, move |inner| {
+            let built = inner
+                .services
+                .values()
+                .filter(|entry| entry.value.get().is_some())
+                .count();
+            services.set(gauge_value(inner.services.len()));
+            initialized.set(gauge_value(built));
+        });
+    }
+}
+
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn init_histogram(
+    scope: &Scope,
+    entry: &Entry,
+    implementation: &str,
+    outcome: &str,
+) -> Result<Histogram, mpm_metrics::Error> {
+    scope.histogram(
+        INIT_SECONDS,
+        INIT_HELP,
+        Unit::Seconds,
+        &[
+            ("service", &entry.name),
+            ("implementation", implementation),
+            ("outcome", outcome),
+        ],
+    )
+}
+
 pub(super) fn record(
     inner: &Inner,
     entry: &Entry,
@@ -88,14 +164,9 @@ pub(super) fn record(
     let elapsed = started.elapsed();
     if let Some(metrics) = &inner.metrics {
         let outcome = if ok { "ok" } else { "error" };
-        let labels = [
-            ("service", &*entry.name),
-            ("implementation", implementation),
-            ("outcome", outcome),
-        ];
-        if let Ok(histogram) =
-            metrics.histogram("mpm_lazy_service_init_seconds", &labels, Unit::Seconds)
-        {
+        // Registered at build, so this finds the histogram; a failure is impossible but
+        // must not fail the lookup.
+        if let Ok(histogram) = init_histogram(&metrics.scope, entry, implementation, outcome) {
             histogram.record_duration(elapsed);
         }
     }

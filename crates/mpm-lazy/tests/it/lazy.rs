@@ -190,11 +190,12 @@ fn backoff_delays_the_retry_not_the_read() {
 fn init_time_goes_into_the_registry() {
     let registry = Registry::default();
     let calls = AtomicU32::new(0);
-    let lazy: Lazy<u32, &str, _> = Lazy::new(|| match calls.fetch_add(1, Ordering::Relaxed) {
+    let lazy: Lazy<u32, &str, _> = Lazy::builder(|| match calls.fetch_add(1, Ordering::Relaxed) {
         0 => Err("down"),
         n => Ok(n),
     })
-    .with_metrics(&registry, "agents_cache")
+    .metrics(&registry, "agents_cache")
+    .build()
     .unwrap();
     lazy.get_or_init().unwrap_err();
     lazy.get_or_init().unwrap();
@@ -203,7 +204,7 @@ fn init_time_goes_into_the_registry() {
         registry
             .histogram(
                 "mpm_lazy_init_seconds",
-                &[("lazy", "agents_cache"), ("outcome", outcome)],
+                &[("name", "agents_cache"), ("outcome", outcome)],
                 Unit::Seconds,
             )
             .unwrap()

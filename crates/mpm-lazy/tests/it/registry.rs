@@ -458,15 +458,16 @@ fn init_time_goes_into_the_metrics_registry() {
             "deployer",
             Service::from_fn("new", |_| Err("missing".into())).or_fn("legacy", |_| Ok(1_u8)),
         )
-        .metrics(&metrics)
+        .metrics(&metrics, "services")
         .build()
         .unwrap();
     registry.get::<u8>("deployer").unwrap();
     let count = |implementation, outcome| {
         metrics
             .histogram(
-                "mpm_lazy_service_init_seconds",
+                "mpm_lazy_registry_init_seconds",
                 &[
+                    ("name", "services"),
                     ("service", "deployer"),
                     ("implementation", implementation),
                     ("outcome", outcome),
