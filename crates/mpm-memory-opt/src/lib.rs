@@ -79,6 +79,14 @@
 //! link would cut it, and writing through it may surprise. With [`SymlinkPolicy::Follow`] the
 //! link's target is read, backed up beside the target and replaced atomically; the link stays.
 //!
+//! # Metrics
+//!
+//! Following the [`mpm_metrics::contract`]: [`Optimizer::builder`] takes
+//! `.metrics(&registry, name)` and claims the name at [`build`](OptimizerBuilder::build)
+//! (component `memory_opt`). Every document is counted: the `_count` of the histogram is exact.
+//!
+#![doc = include_str!("metrics.md")]
+//!
 //! # Features
 //!
 //! None. The [`generator`] module (synthetic files with ground truth) is always built.
@@ -98,6 +106,7 @@ mod claude;
 mod document;
 mod files;
 pub mod generator;
+mod metrics;
 mod optimize;
 mod options;
 mod report;
@@ -106,6 +115,8 @@ mod similarity;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use metrics::Metrics;
+
 pub use document::{Document, Line, LineEnding, LineKind, ParseError, Section, bullet_content};
 pub use files::{MemoryStore, agent_id, is_memory_file, write_atomic};
 pub use optimize::scorer::PairStats;
@@ -113,7 +124,8 @@ pub use options::{Keywords, Options, Outcome, Profile, SymlinkPolicy};
 pub use report::{Action, AuditEntry, Report, Warning};
 pub use similarity::{Difflib, Indel, Similarity};
 
-/// Why a file could not be optimized. Every variant names the file.
+/// Why a file could not be optimized (every such variant names the file), or why an
+/// optimizer could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing failed.
@@ -163,18 +175,19 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
-}
-
-/// Metrics handles recorded by an [`Optimizer`].
-#[derive(Debug, Clone)]
-struct Metrics {
-    files: mpm_metrics::Counter,
-    removed: mpm_metrics::Counter,
-    bytes_saved: mpm_metrics::Counter,
-    duration: mpm_metrics::Histogram,
+    /// The metrics registry refused an optimizer's metrics at
+    /// [`build`](OptimizerBuilder::build) (another optimizer of the same name reports into it).
+    #[error("cannot register the optimizer's metrics: {source}")]
+    Metrics {
+        /// The registry's error.
+        #[from]
+        source: mpm_metrics::Error,
+    },
 }
 
 /// Optimizes memory text and files with one set of [`Options`].
+///
+/// [`Optimizer::new`] is an optimizer without metrics; [`Optimizer::builder`] adds them.
 #[derive(Debug, Clone, Default)]
 pub struct Optimizer {
     options: Options,
@@ -190,23 +203,12 @@ impl Optimizer {
         }
     }
 
-    /// Records into `registry`: `memory_opt_files_total`, `memory_opt_entries_removed_total`,
-    /// `memory_opt_bytes_saved_total` and `memory_opt_duration_seconds`.
-    pub fn with_metrics(
-        mut self,
-        registry: &mpm_metrics::Registry,
-    ) -> Result<Optimizer, mpm_metrics::Error> {
-        self.metrics = Some(Metrics {
-            files: registry.counter("memory_opt_files_total", &[])?,
-            removed: registry.counter("memory_opt_entries_removed_total", &[])?,
-            bytes_saved: registry.counter("memory_opt_bytes_saved_total", &[])?,
-            duration: registry.histogram(
-                "memory_opt_duration_seconds",
-                &[],
-                mpm_metrics::Unit::Seconds,
-            )?,
-        });
-        Ok(self)
+    /// A builder, for an optimizer that reports into a metrics registry.
+    pub fn builder(options: Options) -> OptimizerBuilder {
+        OptimizerBuilder {
+            options,
+            metrics: None,
+        }
     }
 
     /// The options.
@@ -231,18 +233,8 @@ impl Optimizer {
             }
         };
         report.timestamp = files::iso_now();
-        if let Some(m) = &self.metrics {
-            m.files.inc();
-            m.removed.add(
-                report
-                    .audit
-                    .iter()
-                    .filter(|a| a.action != Action::SectionMerged)
-                    .count() as u64,
-            );
-            m.bytes_saved
-                .add(report.original_bytes.saturating_sub(report.optimized_bytes) as u64);
-            m.duration.record_duration(start.elapsed());
+        if let Some(metrics) = &self.metrics {
+            metrics.optimized(&report, start.elapsed());
         }
         Outcome { output, report }
     }
@@ -270,6 +262,18 @@ impl Optimizer {
         path: &Path,
         options: FileOptions,
     ) -> Result<FileOutcome, Error> {
+        let result = self.optimize_file_inner(path, options);
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(outcome) if outcome.report.written => metrics.written(),
+                Ok(_) => {}
+                Err(error) => metrics.failed(error),
+            }
+        }
+        result
+    }
+
+    fn optimize_file_inner(&self, path: &Path, options: FileOptions) -> Result<FileOutcome, Error> {
         let dry_run = options.dry_run;
         let (target, bytes) = files::read_checked(path, &self.options)?;
         let parse_error = |source| Error::Parse {
@@ -301,6 +305,56 @@ impl Optimizer {
             report,
             before: text,
             after: outcome.output,
+        })
+    }
+}
+
+/// Builds an [`Optimizer`]: `Optimizer::builder(options)`, then
+/// [`metrics`](OptimizerBuilder::metrics), then [`build`](OptimizerBuilder::build).
+///
+/// ```
+/// use mpm_memory_opt::{Optimizer, Options};
+/// use mpm_metrics::Registry;
+///
+/// let registry = Registry::default();
+/// let optimizer = Optimizer::builder(Options::default())
+///     .metrics(&registry, "memories")
+///     .build()?;
+/// optimizer.optimize_text("## Learnings\n- a\n- a\n");
+/// let text = registry.render_prometheus();
+/// assert!(text.contains("mpm_memory_opt_entries_removed_total{name=\"memories\"} 1\n"));
+/// # Ok::<(), mpm_memory_opt::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct OptimizerBuilder {
+    options: Options,
+    metrics: Option<(mpm_metrics::Registry, String)>,
+}
+
+impl OptimizerBuilder {
+    /// Reports into `registry` under the instance name `name` (the label `name`): the metrics
+    /// listed in the [crate docs](crate#metrics). The name is claimed at
+    /// [`build`](OptimizerBuilder::build).
+    #[must_use]
+    pub fn metrics(mut self, registry: &mpm_metrics::Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
+
+    /// The optimizer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] when the registry refuses the metrics (another optimizer of the same
+    /// name reports into it).
+    pub fn build(self) -> Result<Optimizer, Error> {
+        let metrics = match self.metrics {
+            Some((registry, name)) => Some(Metrics::new(&registry, &name)?),
+            None => None,
+        };
+        Ok(Optimizer {
+            options: self.options,
+            metrics,
         })
     }
 }

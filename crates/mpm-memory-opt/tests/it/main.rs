@@ -2,6 +2,7 @@
 
 mod default_profile;
 mod document;
+mod metrics;
 mod profiles;
 mod similarity;
 mod store;

@@ -144,8 +144,9 @@ fn dry_run_writes_nothing_and_metrics_are_recorded() {
     let f = dir.path().join("x_memories.md");
     std::fs::write(&f, "## L\n- a\n- a\n").unwrap();
     let registry = mpm_metrics::Registry::default();
-    let opt = Optimizer::new(Options::default())
-        .with_metrics(&registry)
+    let opt = Optimizer::builder(Options::default())
+        .metrics(&registry, "memories")
+        .build()
         .unwrap();
     let r = opt.optimize_file(&f, FileOptions::dry_run()).unwrap();
     assert!(r.changed && !r.written && r.backup_created.is_none());
@@ -153,13 +154,18 @@ fn dry_run_writes_nothing_and_metrics_are_recorded() {
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "## L\n- a\n- a\n");
     let snap = registry.snapshot();
     assert_eq!(
-        snap.get("memory_opt_files_total", &[]).unwrap().as_f64(),
+        snap.get("mpm_memory_opt_documents_total", &[("name", "memories")])
+            .unwrap()
+            .as_f64(),
         1.0
     );
     assert_eq!(
-        snap.get("memory_opt_entries_removed_total", &[])
-            .unwrap()
-            .as_f64(),
+        snap.get(
+            "mpm_memory_opt_entries_removed_total",
+            &[("name", "memories")]
+        )
+        .unwrap()
+        .as_f64(),
         1.0
     );
 }
