@@ -338,14 +338,10 @@ impl AnyKeyed {
 /// Both keyed pools with one object per key, every key's object made up front.
 fn keyed_pools(rt: &Runtime, keys: usize) -> Vec<(&'static str, AnyKeyed)> {
     rt.block_on(async {
-        let mpm = mpm_pool::keyed::KeyedPool::new(
-            Noop,
-            mpm_pool::keyed::KeyedConfig {
-                max_per_key: 1,
-                max_total: keys,
-                ..Default::default()
-            },
-        );
+        let mpm = mpm_pool::keyed::KeyedPool::builder(Noop)
+            .max_total(std::num::NonZeroUsize::new(keys).expect("keys > 0"))
+            .build()
+            .expect("mpm keyed pool");
         let deadpool = Arc::new(DeadpoolPerKey {
             pools: RwLock::new(HashMap::new()),
             per_key: 1,

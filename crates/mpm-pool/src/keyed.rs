@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,9 +18,12 @@ use tokio::time::Instant;
 use crate::error::{Error, Stage};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
 use crate::stats::CloseReason;
+use crate::unwind;
 
 mod builder;
+mod fns;
 pub use builder::KeyedBuilder;
+pub use fns::from_fns;
 
 /// Creates, validates and closes the objects of a [`KeyedPool`], given their key.
 pub trait KeyedManager<K>: Send + Sync + 'static {
@@ -75,26 +79,26 @@ impl<K, M: KeyedManager<K> + ?Sized> KeyedManager<K> for Arc<M> {
     }
 }
 
-/// Settings of a [`KeyedPool`].
+/// Settings of a [`KeyedPool`], set through its [`KeyedBuilder`].
 #[derive(Debug, Clone)]
-pub struct KeyedConfig {
+pub(crate) struct KeyedConfig {
     /// The most objects for one key (default 1, as a connection per client).
-    pub max_per_key: usize,
+    pub(crate) max_per_key: usize,
     /// The most objects in total (default 50, as the guide's Socket.IO pool).
-    pub max_total: usize,
+    pub(crate) max_total: usize,
     /// The longest a `get` takes in total, creation and validation included (default 30 s);
     /// `None` waits for ever.
-    pub acquire_timeout: Option<Duration>,
+    pub(crate) acquire_timeout: Option<Duration>,
     /// The longest one creation may take (default 10 s), within the acquire timeout.
-    pub create_timeout: Option<Duration>,
+    pub(crate) create_timeout: Option<Duration>,
     /// The longest one validation may take (default 5 s), within the acquire timeout.
-    pub validate_timeout: Option<Duration>,
+    pub(crate) validate_timeout: Option<Duration>,
     /// Idle objects used within this window are handed out unchecked (default 500 ms).
-    pub skip_validation_within: Duration,
+    pub(crate) skip_validation_within: Duration,
     /// The background maintenance task closes objects idle this long or longer, and drops
     /// keys left without objects (default 10 min). `None` keeps idle objects until they are
     /// evicted at the total cap or [`KeyedPool::evict_idle`] is called.
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// How often the background maintenance task runs (default 30 s; each period is
     /// shortened by a random 0-10%, as the plain pool's keepalive is, so that pools made
     /// together do not run their passes in step; zero is raised to 1 ms). `None` switches
@@ -102,7 +106,7 @@ pub struct KeyedConfig {
     /// (outside one, call [`KeyedPool::run_maintenance`] yourself). It holds the pool
     /// weakly and ends as soon as the pool is closed, or once the last pool handle and the
     /// last lent object are dropped.
-    pub maintenance_interval: Option<Duration>,
+    pub(crate) maintenance_interval: Option<Duration>,
 }
 
 impl Default for KeyedConfig {
@@ -192,6 +196,10 @@ struct Inner<K, M: KeyedManager<K>> {
     metrics: Option<KeyedMetrics>,
     /// Stops the maintenance task (on close, and when the pool is dropped).
     stop: Arc<Notify>,
+    /// A maintenance task is running: set by whoever spawns one, cleared when it ends for
+    /// any reason (its runtime shut down, the pool closed); a `get` that finds it clear
+    /// starts a new one on its own runtime.
+    ticking: AtomicBool,
 }
 
 impl<K, M: KeyedManager<K>> Drop for Inner<K, M> {
@@ -221,12 +229,13 @@ pub struct KeyedStatus {
 /// object closes is dropped; waiters are served first come, first served, and a waiter that
 /// cannot be served yet (its key at its cap) does not hold up waiters on other keys.
 /// A background maintenance task (on by default inside a Tokio runtime, see
-/// [`KeyedConfig::maintenance_interval`]) closes objects idle longer than
-/// [`KeyedConfig::idle_timeout`], so keys of clients that went away are dropped by
+/// [`KeyedBuilder::maintenance_interval`]) closes objects idle longer than
+/// [`KeyedBuilder::idle_timeout`], so keys of clients that went away are dropped by
 /// themselves.
 ///
 /// ```
-/// use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedPool};
+/// use mpm_pool::keyed::{KeyedManager, KeyedPool};
+/// use std::num::NonZeroUsize;
 ///
 /// struct Sockets;
 ///
@@ -240,7 +249,7 @@ pub struct KeyedStatus {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let pool = KeyedPool::new(Sockets, KeyedConfig { max_total: 2, ..KeyedConfig::default() });
+/// let pool = KeyedPool::builder(Sockets).max_total(NonZeroUsize::new(2).unwrap()).build()?;
 /// let a = pool.get("agent-a".to_owned()).await?;
 /// assert_eq!(a.as_str(), "socket for agent-a");
 /// drop(a);
@@ -282,13 +291,6 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
-    /// A keyed pool with `config` and no metrics. Zero maxima are raised to one. Made
-    /// inside a Tokio runtime with [`maintenance_interval`](KeyedConfig::maintenance_interval)
-    /// set, it starts its maintenance task. [`KeyedPool::builder`] also takes a registry.
-    pub fn new(manager: M, config: KeyedConfig) -> Self {
-        Self::with_parts(manager, config, None)
-    }
-
     /// A builder for a keyed pool of objects made by `manager`.
     pub fn builder(manager: M) -> KeyedBuilder<K, M> {
         KeyedBuilder::new(manager)
@@ -303,7 +305,7 @@ where
         config.max_per_key = config.max_per_key.max(1);
         config.max_total = config.max_total.max(1);
         let (metrics, gauges) = metrics.unzip();
-        let interval = config
+        config.maintenance_interval = config
             .maintenance_interval
             .map(|d| d.max(Duration::from_millis(1)));
         let stop = Arc::new(Notify::new());
@@ -318,7 +320,8 @@ where
                 closed: false,
             }),
             metrics,
-            stop: Arc::clone(&stop),
+            stop,
+            ticking: AtomicBool::new(false),
         });
         if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
             m.collect(&inner, g, |inner| {
@@ -333,9 +336,7 @@ where
                 }
             });
         }
-        if let (Some(interval), Ok(runtime)) = (interval, tokio::runtime::Handle::try_current()) {
-            runtime.spawn(maintain(Arc::downgrade(&inner), stop, interval));
-        }
+        inner.ensure_maintenance();
         KeyedPool { inner }
     }
 
@@ -345,7 +346,7 @@ where
     }
 
     /// Runs one maintenance pass now: closes objects idle for the
-    /// [`idle_timeout`](KeyedConfig::idle_timeout) or longer and drops keys left empty.
+    /// [`idle_timeout`](KeyedBuilder::idle_timeout) or longer and drops keys left empty.
     /// Returns how many objects it closed.
     pub fn run_maintenance(&self) -> usize {
         self.inner.maintain_once()
@@ -364,8 +365,20 @@ where
     /// Gets an object for `key`: an idle one, a new one, or a new one after closing another
     /// key's idle object at the total cap; otherwise waits in line.
     pub async fn get(&self, key: K) -> Result<KeyedObject<K, M>, Error<M::Error>> {
+        self.get_timeout(key, self.inner.config.acquire_timeout)
+            .await
+    }
+
+    /// Like [`KeyedPool::get`] with a timeout for this call instead of the pool's.
+    pub async fn get_timeout(
+        &self,
+        key: K,
+        timeout: Option<Duration>,
+    ) -> Result<KeyedObject<K, M>, Error<M::Error>> {
         let inner = &self.inner;
-        let timeout = inner.config.acquire_timeout;
+        if !inner.ticking.load(Ordering::Relaxed) {
+            inner.ensure_maintenance();
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let step = {
@@ -413,15 +426,23 @@ where
                     let Some(e) = hold.entry.as_mut() else {
                         continue;
                     };
+                    let obj = &mut e.obj;
                     let checked = bounded(
-                        inner.manager.validate(&key, &mut e.obj),
+                        unwind::call_async("validate", async {
+                            inner.manager.validate(&key, obj).await
+                        }),
                         inner.config.validate_timeout,
                         deadline,
                     )
                     .await;
                     let ok = match checked {
-                        Ok(Ok(())) => true,
-                        Ok(Err(_)) => {
+                        Ok(Ok(Ok(()))) => true,
+                        Ok(Err(panicked)) => {
+                            // Dropping `hold` closes the object and frees its place.
+                            hold.reason = CloseReason::Panicked;
+                            return Err(panicked.into());
+                        }
+                        Ok(Ok(Err(_))) => {
                             hold.reason = CloseReason::Invalid;
                             false
                         }
@@ -447,13 +468,20 @@ where
                 Grant::Create => {
                     let reservation = Reservation { inner, key: &key };
                     let created = bounded(
-                        inner.manager.create(&key),
+                        unwind::call_async("create", async { inner.manager.create(&key).await }),
                         inner.config.create_timeout,
                         deadline,
                     );
                     let created = created.await;
                     match created {
-                        Ok(Ok(obj)) => {
+                        Ok(Err(panicked)) => {
+                            // Dropping the reservation frees the place.
+                            if let Some(m) = &inner.metrics {
+                                m.create_errors.inc();
+                            }
+                            return Err(panicked.into());
+                        }
+                        Ok(Ok(Ok(obj))) => {
                             std::mem::forget(reservation);
                             if let Some(m) = &inner.metrics {
                                 m.created.inc();
@@ -464,7 +492,7 @@ where
                             };
                             return Ok(inner.lend(key, entry));
                         }
-                        Ok(Err(e)) => {
+                        Ok(Ok(Err(e))) => {
                             if let Some(m) = &inner.metrics {
                                 m.create_errors.inc();
                             }
@@ -771,11 +799,16 @@ fn retain_keys<K, T>(s: &mut State<K, T>) {
 /// The maintenance task: a pass every `interval` until the pool is closed or dropped. It
 /// holds the pool only weakly (and only during a pass), and `stop` wakes it at once on
 /// either.
-async fn maintain<K, M>(weak: Weak<Inner<K, M>>, stop: Arc<Notify>, interval: Duration)
-where
+async fn maintain<K, M>(
+    weak: Weak<Inner<K, M>>,
+    stop: Arc<Notify>,
+    interval: Duration,
+    ended: MaintenanceEnded<K, M>,
+) where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
+    let _ended = ended;
     loop {
         // Each period is shortened by a random 0-10%, so that pools made together do not
         // run their passes in step.
@@ -790,6 +823,18 @@ where
             return;
         }
         inner.maintain_once();
+    }
+}
+
+/// Runs when the maintenance task ends for any reason (returned, or dropped with its
+/// runtime): marks it gone, so that the next `get` starts another on its own runtime.
+struct MaintenanceEnded<K, M: KeyedManager<K>>(Weak<Inner<K, M>>);
+
+impl<K, M: KeyedManager<K>> Drop for MaintenanceEnded<K, M> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.ticking.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -823,6 +868,33 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
+    /// Starts the maintenance task on the caller's runtime unless one is running (or the
+    /// pool is closed, or maintenance is off, or there is no runtime): at build, and from a
+    /// `get` that finds the task gone, so that a pool built in one runtime and used from
+    /// another after the first shut down gets its maintenance back.
+    fn ensure_maintenance(self: &Arc<Self>) {
+        let Some(interval) = self.config.maintenance_interval else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.state.lock().closed {
+            return;
+        }
+        if self
+            .ticking
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Made here, not in the task: a task dropped before its first poll (its runtime
+            // shut down first) still clears the flag.
+            let ended = MaintenanceEnded(Arc::downgrade(self));
+            let stop = Arc::clone(&self.stop);
+            runtime.spawn(maintain(Arc::downgrade(self), stop, interval, ended));
+        }
+    }
+
     /// The acquire deadline passed during `stage`: counted as an acquire timeout.
     fn acquire_timed_out(&self, stage: Stage, timeout: Option<Duration>) -> Error<M::Error> {
         if let Some(m) = &self.metrics {
@@ -938,20 +1010,23 @@ where
     }
 
     fn release(&self, key: &K, mut entry: KEntry<M::Object>, discard: bool) {
-        let broken = discard || self.manager.is_broken(key, &mut entry.obj);
+        let broken_reason = if discard {
+            Some(CloseReason::Discarded)
+        } else {
+            match unwind::call("is_broken", || self.manager.is_broken(key, &mut entry.obj)) {
+                Ok(false) => None,
+                Ok(true) => Some(CloseReason::Broken),
+                Err(_) => Some(CloseReason::Panicked),
+            }
+        };
+        let broken = broken_reason.is_some();
         let mut evicted = Vec::new();
         {
             let mut s = self.state.lock();
             let mut local = None;
             if broken || s.closed {
                 forget_one(&mut s, &self.config, key);
-                let reason = if discard {
-                    CloseReason::Discarded
-                } else if broken {
-                    CloseReason::Broken
-                } else {
-                    CloseReason::Shutdown
-                };
+                let reason = broken_reason.unwrap_or(CloseReason::Shutdown);
                 evicted.push((key.clone(), entry, reason));
             } else {
                 entry.last_used = Instant::now();
@@ -986,7 +1061,8 @@ where
             if let Some(m) = &self.metrics {
                 m.closed(reason);
             }
-            self.manager.close(&key, e.obj);
+            // A panic in `close` has already dropped the object: nothing more to do.
+            let _ = unwind::call("close", || self.manager.close(&key, e.obj));
         }
     }
 }

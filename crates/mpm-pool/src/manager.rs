@@ -166,10 +166,11 @@ forward_manager!(Arc<M>, Box<M>);
 
 /// A [`Manager`] made of two functions: an async factory and a synchronous validity check.
 /// Build one with [`Manager::from_fns`] or [`from_fns`]; this is the guide's
-/// `ResourcePool(factory)`.
+/// `ResourcePool(factory)`. [`keyed::from_fns`](crate::keyed::from_fns) makes one for a
+/// [`KeyedPool`](crate::keyed::KeyedPool), whose functions take the key.
 pub struct FnManager<C, V> {
-    create: C,
-    validate: V,
+    pub(crate) create: C,
+    pub(crate) validate: V,
 }
 
 impl<C, V> fmt::Debug for FnManager<C, V> {

@@ -10,8 +10,7 @@ use super::{KeyedConfig, KeyedManager, KeyedPool};
 use crate::error::ConfigError;
 use crate::metrics::{KeyedMetrics, Target};
 
-/// Settings of a [`KeyedPool`]; made by [`KeyedPool::builder`]. The defaults are those of
-/// [`KeyedConfig::default`]: one object per key, 50 in total, acquire timeout 30 s, create
+/// Settings of a [`KeyedPool`]; made by [`KeyedPool::builder`]. Defaults: one object per key, 50 in total, acquire timeout 30 s, create
 /// timeout 10 s, validate timeout 5 s, skip validation within 500 ms, idle timeout 10 min,
 /// maintenance every 30 s, no metrics.
 ///
@@ -112,7 +111,9 @@ where
         self
     }
 
-    /// The maintenance task closes objects idle this long and drops keys left empty.
+    /// The maintenance task closes objects idle this long (zero: every idle object at each
+    /// pass) and drops keys left empty; `None` keeps idle objects until they are evicted at
+    /// the total cap or [`KeyedPool::evict_idle`] is called.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
@@ -139,7 +140,6 @@ where
             ("acquire_timeout", c.acquire_timeout),
             ("create_timeout", c.create_timeout),
             ("validate_timeout", c.validate_timeout),
-            ("idle_timeout", c.idle_timeout),
             ("maintenance_interval", c.maintenance_interval),
         ];
         for (name, d) in positive {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mpm_pool::Error;
-use mpm_pool::keyed::{KeyedConfig, KeyedManager, KeyedObject, KeyedPool};
+use mpm_pool::keyed::{KeyedManager, KeyedObject, KeyedPool};
 
 #[derive(Default)]
 struct Clients {
@@ -38,15 +38,12 @@ fn k(key: &str) -> String {
 }
 
 fn pool(max_per_key: usize, max_total: usize) -> KeyedPool<String, Arc<Clients>> {
-    KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key,
-            max_total,
-            acquire_timeout: Some(Duration::from_millis(50)),
-            ..KeyedConfig::default()
-        },
-    )
+    KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(max_per_key))
+        .max_total(nz(max_total))
+        .acquire_timeout(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -105,14 +102,11 @@ async fn idle_keys_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_on_different_keys_are_served_in_order() {
-    let pool = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 1,
-            max_total: 1,
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(1))
+        .max_total(nz(1))
+        .build()
+        .unwrap();
     let held = pool.get(k("x")).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -142,15 +136,12 @@ async fn waiters_on_different_keys_are_served_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_with_timeouts_keeps_the_counts_and_leaks_nothing() {
-    let pool = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 2,
-            max_total: 5,
-            acquire_timeout: Some(Duration::from_millis(20)),
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(2))
+        .max_total(nz(5))
+        .acquire_timeout(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
     let keys = ["a", "b", "c", "d", "e", "f", "g"];
     let tasks: Vec<_> = (0..32)
         .map(|i| {
@@ -187,16 +178,13 @@ async fn stress_with_timeouts_keeps_the_counts_and_leaks_nothing() {
 /// the line for room in the total), and the counts come back even.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_with_given_up_waiters_serves_every_patient_caller() {
-    let pool = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 2,
-            max_total: 3,
-            // Far longer than the test: a lost hand-over shows as a timeout error.
-            acquire_timeout: Some(Duration::from_secs(30)),
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(2))
+        .max_total(nz(3))
+        // Far longer than the test: a lost hand-over shows as a timeout error.
+        .acquire_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .unwrap();
     let keys = ["a", "b", "c", "d", "e", "f"];
     let served = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..24)
@@ -266,6 +254,10 @@ async fn until_closed(m: &Clients, n: usize) {
     }
 }
 
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap()
+}
+
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
         .metrics()
@@ -273,16 +265,13 @@ fn alive_tasks() -> usize {
 }
 
 fn maintained(idle: Duration, every: Option<Duration>) -> KeyedPool<String, Arc<Clients>> {
-    KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 1,
-            max_total: 4,
-            idle_timeout: Some(idle),
-            maintenance_interval: every,
-            ..KeyedConfig::default()
-        },
-    )
+    KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(1))
+        .max_total(nz(4))
+        .idle_timeout(Some(idle))
+        .maintenance_interval(every)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -317,14 +306,11 @@ async fn an_object_used_again_stays_and_none_idle_timeout_keeps_everything() {
     assert_eq!(pool.manager().created.load(Ordering::SeqCst), 1);
     assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 0);
 
-    let keep = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            idle_timeout: None,
-            maintenance_interval: Some(Duration::from_millis(100)),
-            ..KeyedConfig::default()
-        },
-    );
+    let keep = KeyedPool::builder(Arc::new(Clients::default()))
+        .idle_timeout(None)
+        .maintenance_interval(Some(Duration::from_millis(100)))
+        .build()
+        .unwrap();
     drop(keep.get(k("a")).await.unwrap());
     tokio::time::advance(Duration::from_secs(3600)).await;
     assert_eq!(keep.run_maintenance(), 0);
@@ -457,15 +443,12 @@ async fn statistics_are_recorded_into_the_registry() {
 
 #[tokio::test(start_paused = true)]
 async fn a_key_reacquired_at_once_cannot_barge_past_a_waiter_on_another_key() {
-    let pool = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 1,
-            max_total: 1,
-            acquire_timeout: Some(Duration::from_secs(1)),
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(1))
+        .max_total(nz(1))
+        .acquire_timeout(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
     let hot = pool.get(k("hot")).await.unwrap();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let (got_tx, got_rx) = tokio::sync::oneshot::channel::<()>();
@@ -563,17 +546,14 @@ async fn failed_and_timed_out_validations_are_counted_by_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_with_maintenance_running_keeps_the_counts() {
-    let pool = KeyedPool::new(
-        Arc::new(Clients::default()),
-        KeyedConfig {
-            max_per_key: 2,
-            max_total: 5,
-            acquire_timeout: Some(Duration::from_millis(20)),
-            idle_timeout: Some(Duration::ZERO),
-            maintenance_interval: Some(Duration::from_millis(1)),
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(2))
+        .max_total(nz(5))
+        .acquire_timeout(Some(Duration::from_millis(20)))
+        .idle_timeout(Some(Duration::ZERO))
+        .maintenance_interval(Some(Duration::from_millis(1)))
+        .build()
+        .unwrap();
     let keys = ["a", "b", "c", "d", "e", "f", "g"];
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -690,14 +670,11 @@ impl KeyedManager<u8> for CloseTimes {
 async fn maintenance_periods_are_jittered_by_up_to_a_tenth() {
     let (tx, mut closes) = tokio::sync::mpsc::unbounded_channel();
     let every = Duration::from_secs(1);
-    let pool = KeyedPool::new(
-        CloseTimes(tx),
-        KeyedConfig {
-            idle_timeout: Some(Duration::ZERO),
-            maintenance_interval: Some(every),
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(CloseTimes(tx))
+        .idle_timeout(Some(Duration::ZERO))
+        .maintenance_interval(Some(every))
+        .build()
+        .unwrap();
     // Each pass closes the one idle object; a new one is returned right after, so the time
     // between two closes is one period.
     let mut last = tokio::time::Instant::now();
@@ -719,13 +696,10 @@ async fn maintenance_periods_are_jittered_by_up_to_a_tenth() {
 #[tokio::test]
 async fn returning_a_keyed_object_is_allocation_free_and_so_is_a_warm_get() {
     let (tx, _closes) = tokio::sync::mpsc::unbounded_channel();
-    let pool = KeyedPool::new(
-        CloseTimes(tx),
-        KeyedConfig {
-            max_per_key: 2,
-            ..KeyedConfig::default()
-        },
-    );
+    let pool = KeyedPool::builder(CloseTimes(tx))
+        .max_per_key(nz(2))
+        .build()
+        .unwrap();
     // Warm up: the key's entry and its idle queue are made once.
     for _ in 0..4 {
         drop(pool.get(1).await.unwrap());

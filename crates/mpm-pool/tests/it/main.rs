@@ -6,6 +6,7 @@ mod basic;
 mod breaker;
 mod faults;
 mod keyed;
+mod keyed_faults;
 mod leak;
 mod metrics;
 mod test_manager;
