@@ -53,8 +53,8 @@
 //!   checksum over the key and the bytes), public so another tier can store the same bytes.
 //! - [`InvalidationBus`] maps events such as `agent_updated { agent_id }` to patterns such as
 //!   `agent:{agent_id}:*`.
-//! - [`TierStats`], [`LoadStats`] and [`DiskStats`] record into `mpm-metrics`; [`Clock`] is
-//!   the coarse clock TTLs run on (or a manual one for tests).
+//! - [`TierStats`], [`LoadStats`] and [`DiskStats`] hold the counters behind `stats()`
+//!   snapshots; [`Clock`] is the coarse clock TTLs run on (or a manual one for tests).
 //!
 //! # Time to live
 //!
@@ -105,6 +105,41 @@
 //! killed at any instant leaves a store that opens with every flushed write, no invalidated
 //! key and no torn value (`tests/it/kill.rs`; `MPM_CACHE_KILL_TRIALS=200` for more trials).
 //!
+//! # Metrics
+//!
+//! The cache follows [`mpm_metrics::contract`]: `.metrics(&registry, name)` on
+//! [`TieredCacheBuilder`], [`MemoryTierBuilder`] or [`DiskTierBuilder`] stores the pair, and
+//! `build()` (`open()`) claims the name, failing with [`Error::Metrics`] if another cache of
+//! the same kind holds it. One call on the tiered cache's builder covers its L1 and its L2
+//! (the L2 reports what only it sees through [`Tier::register_metrics`]). The `stats()`
+//! snapshots read the same counters, with or without a registry.
+//!
+//! ```
+//! use mpm_cache::{DiskTier, TieredCache};
+//! use mpm_metrics::Registry;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let registry = Registry::default();
+//! let dir = tempfile::tempdir().unwrap();
+//! let cache: TieredCache<String> = TieredCache::builder()
+//!     .l2(DiskTier::builder(dir.path()).open()?)
+//!     .metrics(&registry, "profiles")
+//!     .build()?;
+//! cache.get_or_load("agent:1", || async { Ok::<_, std::io::Error>("p".to_owned()) }).await?;
+//!
+//! let text = registry.render_prometheus();
+//! // One lookup, one miss (not one per tier); the gauges are current without a stats() call.
+//! assert!(text.contains("mpm_cache_misses_total{name=\"profiles\"} 1\n"));
+//! assert!(text.contains("mpm_cache_entries{name=\"profiles\",tier=\"l1\"} 1\n"));
+//! assert!(text.contains("mpm_cache_disk_entries{name=\"profiles\"} 1\n"));
+//! // A second cache called "profiles" fails at build.
+//! assert!(TieredCache::<String>::builder().metrics(&registry, "profiles").build().is_err());
+//! # Ok::<(), mpm_cache::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+#![doc = include_str!("metrics.md")]
+//!
 //! # Figures
 //!
 //! Speed beside quick_cache, moka and `std::fs` comes from `cargo xtask bench cache`; hit
@@ -129,6 +164,7 @@ mod disk;
 mod error;
 mod ledger;
 mod memory;
+mod metrics;
 mod pattern;
 pub mod record;
 mod stats;

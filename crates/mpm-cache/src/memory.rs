@@ -9,9 +9,12 @@ use std::time::Duration;
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Lifecycle, OptionsBuilder, Weighter};
 
+use mpm_metrics::{Registry, Scope};
+
 use crate::Error;
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::metrics::{self, SizeGauges, Target};
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
 
 /// The hasher quick_cache uses by default (foldhash, randomly seeded).
@@ -227,6 +230,7 @@ pub struct MemoryTierBuilder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     clock: Clock,
     stats: TierStats,
+    metrics: Target,
     listener: Option<ListenFn<K, V>>,
 }
 
@@ -243,6 +247,7 @@ impl<K, V> Default for MemoryTierBuilder<K, V> {
             hasher: DefaultHashBuilder::default(),
             clock: Clock::default(),
             stats: TierStats::default(),
+            metrics: None,
             listener: None,
         }
     }
@@ -299,10 +304,24 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// Where the statistics go (default: standalone counters, see [`TierStats::register`]).
-    pub fn stats(mut self, stats: TierStats) -> Self {
+    /// Reports the tier's metrics into `registry` under the instance `name` (see the crate
+    /// docs, "Metrics"): the name is claimed at [`build`](Self::build), which fails if another
+    /// cache holds it. Given to a [`TieredCacheBuilder`](crate::TieredCacheBuilder) as its L1,
+    /// it names the whole cache unless the tiered builder was given `.metrics` itself.
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
+        self
+    }
+
+    /// The counters to record into (a tiered cache's, registered by its builder).
+    pub(crate) fn stats(mut self, stats: TierStats) -> Self {
         self.stats = stats;
         self
+    }
+
+    /// Takes the `.metrics(..)` target out, for the tiered cache that reports for its L1.
+    pub(crate) fn take_metrics(&mut self) -> Target {
+        self.metrics.take()
     }
 
     /// Called after an entry leaves the tier, with the cause. It runs outside the tier's locks,
@@ -348,6 +367,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             hasher: self.hasher,
             clock: self.clock,
             stats: self.stats,
+            metrics: self.metrics,
             listener: Some(listener),
         }
     }
@@ -365,12 +385,34 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             hasher,
             clock: self.clock,
             stats: self.stats,
+            metrics: self.metrics,
             listener: self.listener,
         }
     }
 
-    /// Builds the tier; refuses out-of-range fractions and a weight bound of zero.
-    pub fn build(self) -> Result<MemoryTier<K, V, S>, Error>
+    /// Builds the tier; refuses out-of-range fractions and a weight bound of zero, and (with
+    /// [`metrics`](Self::metrics)) a name another cache holds in that registry.
+    pub fn build(mut self) -> Result<MemoryTier<K, V, S>, Error>
+    where
+        K: Eq + Hash + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        S: BuildHasher + Clone + Send + Sync + 'static,
+    {
+        let Some((registry, name)) = self.metrics.take() else {
+            return self.build_with(None);
+        };
+        let scope = registry.scope(metrics::CACHE, &name)?;
+        self.stats = metrics::tier_stats(&scope, metrics::L1)?;
+        let gauges = SizeGauges::register(&scope, metrics::L1)?;
+        let tier = self.build_with(Some(scope.clone()))?;
+        scope.collector(&tier.inner, move |inner| {
+            gauges.set(inner.len(), inner.weight());
+        });
+        Ok(tier)
+    }
+
+    /// Builds the tier, keeping `scope` (and so its claim and collectors) as long as it lives.
+    fn build_with(self, scope: Option<Scope>) -> Result<MemoryTier<K, V, S>, Error>
     where
         K: Eq + Hash + Clone,
         V: Clone,
@@ -454,6 +496,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 shared,
                 capacity: weight_capacity,
                 hasher,
+                _scope: scope,
             }),
         })
     }
@@ -470,6 +513,27 @@ struct Inner<K, V, S> {
     capacity: u64,
     /// The cache's hasher, to recognise a replaced key among the evicted ones cheaply.
     hasher: S,
+    /// Held while the tier lives: its claim on the registry and its collector.
+    _scope: Option<Scope>,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    S: BuildHasher + Clone,
+{
+    fn len(&self) -> usize {
+        let (expired, _) = self.shared.ledger.expired(self.clock.now_ms());
+        self.cache
+            .len()
+            .saturating_sub(usize::try_from(expired).unwrap_or(usize::MAX))
+    }
+
+    fn weight(&self) -> u64 {
+        let (_, expired) = self.shared.ledger.expired(self.clock.now_ms());
+        self.cache.weight().saturating_sub(expired)
+    }
 }
 
 /// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
@@ -525,7 +589,7 @@ where
 
     /// A tier bounded to `n` entries, with no TTL.
     pub fn with_capacity(n: NonZeroUsize) -> Self {
-        match Self::builder().max_entries(n).build() {
+        match Self::builder().max_entries(n).build_with(None) {
             Ok(t) => t,
             // The defaults and a non-zero entry bound are always valid.
             Err(e) => unreachable!("default MemoryTier configuration refused: {e}"),
@@ -546,6 +610,20 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
+        let v = self.get_counting_hits(key);
+        if v.is_none() {
+            self.inner.stats.misses.inc();
+        }
+        v
+    }
+
+    /// [`get`](Self::get) counting a hit but not a miss: for a tiered cache, where a lookup
+    /// that misses the L1 may still be answered below it and is counted once, there.
+    #[inline]
+    pub(crate) fn get_counting_hits<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         let inner = &*self.inner;
         match inner.cache.get(key) {
             Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
@@ -554,13 +632,9 @@ where
             }
             Some(_) => {
                 self.reclaim(key);
-                inner.stats.misses.inc();
                 None
             }
-            None => {
-                inner.stats.misses.inc();
-                None
-            }
+            None => None,
         }
     }
 
@@ -781,11 +855,7 @@ where
     ///
     /// Exact when no other thread is changing the tier; costs one short lock per ledger shard.
     pub fn len(&self) -> usize {
-        let (expired, _) = self.inner.shared.ledger.expired(self.inner.clock.now_ms());
-        self.inner
-            .cache
-            .len()
-            .saturating_sub(usize::try_from(expired).unwrap_or(usize::MAX))
+        self.inner.len()
     }
 
     /// Whether the tier holds no live entry.
@@ -795,8 +865,7 @@ where
 
     /// Total weight of the live entries (expired ones are not counted, as in [`len`](Self::len)).
     pub fn weight(&self) -> u64 {
-        let (_, expired) = self.inner.shared.ledger.expired(self.inner.clock.now_ms());
-        self.inner.cache.weight().saturating_sub(expired)
+        self.inner.weight()
     }
 
     /// Entries held in memory, expired ones not yet reclaimed included.
@@ -824,7 +893,7 @@ where
         &self.inner.stats
     }
 
-    /// A snapshot of the statistics; also refreshes the entry and weight gauges.
+    /// A snapshot of the statistics.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         self.inner.stats.snapshot(self.len() as u64, self.weight())
     }

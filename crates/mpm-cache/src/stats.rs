@@ -1,8 +1,7 @@
-//! The statistics of every tier and of loads, recorded into `mpm-metrics` handles.
+//! The statistics of every tier and of loads: `mpm-metrics` handles, standalone or (given
+//! `.metrics(&registry, name)`, see `metrics.rs`) registered in a registry.
 
-use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Unit};
-
-use crate::Error;
+use mpm_metrics::{Counter, Histogram};
 
 /// Why an entry left a tier, as told to an eviction listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,8 +17,9 @@ pub enum RemovalCause {
     Replaced,
 }
 
-/// The counters of one tier. Every update is one relaxed atomic operation on an `mpm-metrics`
-/// handle; [`TierStats::register`] puts the same handles in a [`Registry`].
+/// The counters of a memory tier (or of a [`TieredCache`](crate::TieredCache)'s lookups).
+/// Every update is one relaxed store on an `mpm-metrics` handle; with `.metrics(&registry,
+/// name)` on the builder, the handles are the registry's.
 #[derive(Clone, Default)]
 pub struct TierStats {
     pub(crate) hits: Counter,
@@ -29,18 +29,22 @@ pub struct TierStats {
     pub(crate) expired: Counter,
     pub(crate) invalidated: Counter,
     pub(crate) replaced: Counter,
-    pub(crate) entries: IntGauge,
-    pub(crate) weight: IntGauge,
 }
 
 /// A point-in-time copy of a tier's statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
-    /// Lookups that found a live entry.
+    /// Lookups that found a live entry in memory (the L1).
     pub hits: u64,
-    /// Lookups that found nothing (or only an expired entry).
+    /// Lookups of a [`TieredCache`](crate::TieredCache) that the tier below the L1 answered
+    /// (0 for a bare [`MemoryTier`](crate::MemoryTier)).
+    pub l2_hits: u64,
+    /// Lookups that no tier answered (one per lookup, however many tiers were asked).
     pub misses: u64,
+    /// Calls to the tier below the L1 that failed (0 for a bare
+    /// [`MemoryTier`](crate::MemoryTier)).
+    pub l2_errors: u64,
     /// Inserts.
     pub inserts: u64,
     /// Entries evicted by the capacity bound.
@@ -58,41 +62,19 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// `hits / (hits + misses)`, or 0 before the first lookup.
+    /// The share of lookups answered by any tier: `(hits + l2_hits) / lookups`, or 0 before
+    /// the first lookup.
     pub fn hit_rate(&self) -> f64 {
-        let total = self.hits + self.misses;
+        let total = self.hits + self.l2_hits + self.misses;
         if total == 0 {
             0.0
         } else {
-            self.hits as f64 / total as f64
+            (self.hits + self.l2_hits) as f64 / total as f64
         }
     }
 }
 
 impl TierStats {
-    /// Counters registered in `registry` as `cache_*` metrics labelled `cache=<name>` and
-    /// `tier=<tier>`.
-    pub fn register(registry: &Registry, name: &str, tier: &str) -> Result<Self, Error> {
-        let l = [("cache", name), ("tier", tier)];
-        let ev = |cause: &str| {
-            registry.counter(
-                "cache_evictions_total",
-                &[("cache", name), ("tier", tier), ("cause", cause)],
-            )
-        };
-        Ok(Self {
-            hits: registry.counter("cache_hits_total", &l)?,
-            misses: registry.counter("cache_misses_total", &l)?,
-            inserts: registry.counter("cache_inserts_total", &l)?,
-            evicted_capacity: ev("capacity")?,
-            expired: ev("expired")?,
-            invalidated: ev("invalidated")?,
-            replaced: ev("replaced")?,
-            entries: registry.int_gauge("cache_entries", &l)?,
-            weight: registry.int_gauge("cache_weight", &l)?,
-        })
-    }
-
     pub(crate) fn removed(&self, cause: RemovalCause) {
         match cause {
             RemovalCause::Capacity => self.evicted_capacity.inc(),
@@ -103,11 +85,11 @@ impl TierStats {
     }
 
     pub(crate) fn snapshot(&self, entries: u64, weight: u64) -> StatsSnapshot {
-        self.entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
-        self.weight.set(i64::try_from(weight).unwrap_or(i64::MAX));
         StatsSnapshot {
             hits: self.hits.get(),
+            l2_hits: 0,
             misses: self.misses.get(),
+            l2_errors: 0,
             inserts: self.inserts.get(),
             evicted_capacity: self.evicted_capacity.get(),
             expired: self.expired.get(),
@@ -139,27 +121,6 @@ pub struct LoadSnapshot {
 }
 
 impl LoadStats {
-    /// Handles registered in `registry` as `cache_loads_total{outcome}` and
-    /// `cache_load_duration_seconds`, labelled `cache=<name>` (and `tier="l1"`, the label these
-    /// series have always had).
-    pub fn register(registry: &Registry, name: &str) -> Result<Self, Error> {
-        let load = |outcome: &str| {
-            registry.counter(
-                "cache_loads_total",
-                &[("cache", name), ("tier", "l1"), ("outcome", outcome)],
-            )
-        };
-        Ok(Self {
-            ok: load("ok")?,
-            failed: load("error")?,
-            latency: registry.histogram(
-                "cache_load_duration_seconds",
-                &[("cache", name), ("tier", "l1")],
-                Unit::Seconds,
-            )?,
-        })
-    }
-
     /// The load-latency histogram.
     pub fn latency(&self) -> &Histogram {
         &self.latency
@@ -218,43 +179,27 @@ impl std::fmt::Debug for TierStats {
     }
 }
 
-/// Counters of the disk tier.
+/// Counters of the disk tier. Each read counts once: in `hits`, `misses`, `expired` or
+/// `corrupt`.
 #[derive(Clone, Default)]
 pub struct DiskStats {
     /// Reads that found a live, intact entry.
     pub hits: Counter,
-    /// Reads that found nothing usable.
+    /// Reads that found no entry.
     pub misses: Counter,
     /// Entries written.
     pub writes: Counter,
-    /// Writes that failed (disk full, read-only, ...).
+    /// Writes, removals and flushes that failed (disk full, read-only, ...).
     pub write_errors: Counter,
-    /// Entries whose checksum or encoding was wrong: counted, removed and treated as a miss.
+    /// Reads that found an entry whose checksum or encoding was wrong: counted, removed and
+    /// treated as a miss.
     pub corrupt: Counter,
     /// Store files that could not be opened as a database and were moved aside.
     pub corrupt_files: Counter,
     /// Entries evicted by the size bound.
     pub evicted: Counter,
-    /// Expired entries found on read.
+    /// Reads that found an expired entry (a miss).
     pub expired: Counter,
-}
-
-impl DiskStats {
-    /// Counters registered in `registry` as `cache_disk_*_total` labelled `cache=<name>`.
-    pub fn register(registry: &mpm_metrics::Registry, name: &str) -> Result<Self, Error> {
-        let c =
-            |what: &str| registry.counter(&format!("cache_disk_{what}_total"), &[("cache", name)]);
-        Ok(Self {
-            hits: c("hits")?,
-            misses: c("misses")?,
-            writes: c("writes")?,
-            write_errors: c("write_errors")?,
-            corrupt: c("corrupt_entries")?,
-            corrupt_files: c("corrupt_files")?,
-            evicted: c("evictions")?,
-            expired: c("expired")?,
-        })
-    }
 }
 
 impl DiskStats {
@@ -262,7 +207,7 @@ impl DiskStats {
     pub fn snapshot(&self) -> TierSnapshot {
         TierSnapshot {
             hits: self.hits.get(),
-            misses: self.misses.get(),
+            misses: self.misses.get() + self.expired.get() + self.corrupt.get(),
             writes: self.writes.get(),
             errors: self.write_errors.get(),
             corrupt: self.corrupt.get() + self.corrupt_files.get(),
@@ -277,5 +222,50 @@ impl std::fmt::Debug for DiskStats {
             .field("misses", &self.misses.get())
             .field("corrupt", &self.corrupt.get())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a [`TieredCache`](crate::TieredCache) counts about the tier below its L1, whatever
+/// that tier is.
+#[derive(Clone, Default)]
+pub(crate) struct L2Stats {
+    /// Lookups it answered.
+    pub(crate) hits: Counter,
+    /// Entries written into it.
+    pub(crate) writes: Counter,
+    /// Failed calls, by [`L2Op`].
+    pub(crate) errors: [Counter; L2Op::ALL.len()],
+}
+
+/// What a call to the tier below the L1 was for, as the `op` label of its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum L2Op {
+    Get,
+    Put,
+    Remove,
+    Flush,
+}
+
+impl L2Op {
+    pub(crate) const ALL: [L2Op; 4] = [L2Op::Get, L2Op::Put, L2Op::Remove, L2Op::Flush];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            L2Op::Get => "get",
+            L2Op::Put => "put",
+            L2Op::Remove => "remove",
+            L2Op::Flush => "flush",
+        }
+    }
+}
+
+impl L2Stats {
+    /// Counts a failed call.
+    pub(crate) fn error(&self, op: L2Op) {
+        self.errors[op as usize].inc();
+    }
+
+    pub(crate) fn error_count(&self) -> u64 {
+        self.errors.iter().map(Counter::get).sum()
     }
 }

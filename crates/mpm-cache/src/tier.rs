@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mpm_metrics::Registry;
+
 use crate::Error;
 use crate::pattern::Pattern;
 use crate::stats::TierSnapshot;
@@ -101,6 +103,19 @@ pub trait Tier<V>: Send + Sync {
         let _ = reads;
         Ok(())
     }
+
+    /// Reports what only the tier itself can see (for the disk tier: damaged entries and
+    /// files, evictions, its size) into `registry` under the instance `name`, following
+    /// [`mpm_metrics::contract`] with a component of its own (the disk tier's is `cache_disk`).
+    /// [`TieredCacheBuilder::build`](crate::TieredCacheBuilder::build) calls it with the
+    /// cache's registry and name, so that one `.metrics(&registry, name)` covers every tier;
+    /// an error fails that build. The tiered cache counts the tier's hits, writes and errors
+    /// itself (`tier="l2"`). A tier that already reports (given `.metrics` by its own builder)
+    /// keeps doing so and returns `Ok`. Default: nothing to report.
+    fn register_metrics(&self, registry: &Registry, name: &str) -> Result<(), Error> {
+        let _ = (registry, name);
+        Ok(())
+    }
 }
 
 macro_rules! forward {
@@ -147,6 +162,9 @@ macro_rules! forward {
             }
             fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
                 (**self).save_heat(reads)
+            }
+            fn register_metrics(&self, registry: &Registry, name: &str) -> Result<(), Error> {
+                (**self).register_metrics(registry, name)
             }
         }
     )*};

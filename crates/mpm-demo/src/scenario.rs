@@ -199,7 +199,6 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     progress.step(2, STEPS, "discover agents: fresh scan, then cached");
     let discovery_cache = TieredCache::builder()
         .metrics(&registry, "agents")
-        .map_err(cache_error)?
         .build()
         .map_err(cache_error)?;
     let discovery = Discovery::new(&templates, discovery_cache);
@@ -284,7 +283,6 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
             .max_entries(NonZeroUsize::new(l1_capacity.max(1)).expect("non-zero")))
         .l2(l2)
         .metrics(&registry, "profiles")
-        .map_err(cache_error)?
         .build()
         .map_err(cache_error)?;
     let p = crate::profiles::run(&profiles, &store, plan, l1_capacity).await?;

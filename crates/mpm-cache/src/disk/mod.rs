@@ -5,8 +5,8 @@ mod store;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redb::{
@@ -15,7 +15,10 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use mpm_metrics::{Registry, Scope};
+
 use crate::Error;
+use crate::metrics::{self, DiskMetrics, Target};
 use crate::pattern::Pattern;
 use crate::record::{self, Header};
 use crate::stats::{DiskStats, TierSnapshot};
@@ -67,7 +70,7 @@ pub struct DiskTierBuilder {
     max_bytes: u64,
     durability: Durability,
     verify_on_open: bool,
-    stats: DiskStats,
+    metrics: Target,
 }
 
 impl DiskTierBuilder {
@@ -93,16 +96,21 @@ impl DiskTierBuilder {
         self
     }
 
-    /// Where the counters go.
-    pub fn stats(mut self, stats: DiskStats) -> Self {
-        self.stats = stats;
+    /// Reports the tier's metrics (`mpm_cache_disk_*`, see the crate docs, "Metrics") into
+    /// `registry` under the instance `name`; the name is claimed at [`open`](Self::open), which
+    /// fails if another disk tier holds it. Not needed below a [`TieredCache`] given
+    /// `.metrics(..)`: its build reports the disk tier under the cache's name.
+    ///
+    /// [`TieredCache`]: crate::TieredCache
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
         self
     }
 
     /// Creates the directory (mode 0700 on Unix) if needed and opens the store in it. A store
     /// file that is not a valid store (damaged, truncated, foreign, or of an older format) is
     /// moved aside (`cache.redb.corrupt-<time>`), counted in [`DiskStats::corrupt_files`], and
-    /// replaced by an empty one.
+    /// replaced by an empty one. With [`metrics`](Self::metrics), fails if the name is taken.
     pub fn open<V>(self) -> Result<DiskTier<V>, Error> {
         let dir = &self.dir;
         let io = |op, source| Error::Io {
@@ -117,21 +125,22 @@ impl DiskTierBuilder {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| io("set permissions", e))?;
         }
-        let store = Store::open(
-            dir.join(FILE),
-            TABLES,
-            self.stats.clone(),
-            self.verify_on_open,
-        )?;
+        let stats = DiskStats::default();
+        let store = Store::open(dir.join(FILE), TABLES, stats.clone(), self.verify_on_open)?;
+        let inner = Arc::new(DiskInner {
+            store,
+            max_bytes: self.max_bytes,
+            durability: self.durability,
+            stats,
+            unflushed: AtomicU64::new(0),
+            fail_writes: AtomicBool::new(false),
+            scope: Mutex::default(),
+        });
+        if let Some((registry, name)) = &self.metrics {
+            DiskInner::report(&inner, registry, name)?;
+        }
         Ok(DiskTier {
-            inner: Arc::new(DiskInner {
-                store,
-                max_bytes: self.max_bytes,
-                durability: self.durability,
-                stats: self.stats,
-                unflushed: AtomicU64::new(0),
-                fail_writes: AtomicBool::new(false),
-            }),
+            inner,
             _value: PhantomData,
         })
     }
@@ -162,6 +171,46 @@ struct DiskInner {
     stats: DiskStats,
     unflushed: AtomicU64,
     fail_writes: AtomicBool,
+    /// The scope the tier reports into, once it has one: its claim and its collector.
+    scope: Mutex<Option<Scope>>,
+}
+
+impl DiskInner {
+    /// Claims the scope (`cache_disk`, `name`), registers the tier's series in it and a
+    /// collector that brings them up to date at every scrape, and keeps the scope for the
+    /// tier's life. Does nothing if the tier reports already.
+    fn report(inner: &Arc<Self>, registry: &Registry, name: &str) -> Result<(), Error> {
+        let mut held = inner
+            .scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.is_some() {
+            return Ok(());
+        }
+        let scope = registry.scope(metrics::DISK, name)?;
+        let series = DiskMetrics::register(&scope, &inner.stats)?;
+        scope.collector(inner, move |inner| {
+            series.collect(inner.entries().ok().zip(inner.bytes().ok()));
+        });
+        *held = Some(scope);
+        Ok(())
+    }
+
+    fn entries(&self) -> Result<u64, Error> {
+        self.store.run("count", |db| {
+            let tx = db.begin_read()?;
+            Ok(tx.open_table(ENTRIES)?.len()?)
+        })
+    }
+
+    fn bytes(&self) -> Result<u64, Error> {
+        self.store.run("read", |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(META)?;
+            let v = t.get(b"bytes".as_slice())?;
+            v.map_or(Ok(0), |v| number(v.value()))
+        })
+    }
 }
 
 /// The durable second tier: entries in one [redb](https://docs.rs/redb) file, each with a CRC32
@@ -232,7 +281,7 @@ impl DiskTier<()> {
             max_bytes: 1 << 30,
             durability: Durability::default(),
             verify_on_open: false,
-            stats: DiskStats::default(),
+            metrics: None,
         }
     }
 }
@@ -310,10 +359,7 @@ impl<V> DiskTier<V> {
 
     /// Entries stored (live or expired but not yet removed).
     pub fn len(&self) -> Result<u64, Error> {
-        self.inner.store.run("count", |db| {
-            let tx = db.begin_read()?;
-            Ok(tx.open_table(ENTRIES)?.len()?)
-        })
+        self.inner.entries()
     }
 
     /// Whether the store holds no entry.
@@ -323,12 +369,7 @@ impl<V> DiskTier<V> {
 
     /// Bytes stored (keys and encoded values).
     pub fn bytes(&self) -> Result<u64, Error> {
-        self.inner.store.run("read", |db| {
-            let tx = db.begin_read()?;
-            let t = tx.open_table(META)?;
-            let v = t.get(b"bytes".as_slice())?;
-            v.map_or(Ok(0), |v| number(v.value()))
-        })
+        self.inner.bytes()
     }
 
     /// Up to `n` keys, most recently written first (the order warming uses).
@@ -560,13 +601,11 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
         };
         let Some((h, value)) = decoded else {
             stats.corrupt.inc();
-            stats.misses.inc();
             let _ = self.remove(key);
             return Ok(None);
         };
         let Some(ttl) = h.ttl_at(record::now_ms()) else {
             stats.expired.inc();
-            stats.misses.inc();
             return Ok(None);
         };
         stats.hits.inc();
@@ -712,5 +751,10 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for DiskTier<V> {
 
     fn save_heat(&self, reads: &[(&str, u64)]) -> Result<(), Error> {
         DiskTier::save_heat(self, reads)
+    }
+
+    /// Reports `mpm_cache_disk_*` under `name`, unless the tier already reports.
+    fn register_metrics(&self, registry: &Registry, name: &str) -> Result<(), Error> {
+        DiskInner::report(&self.inner, registry, name)
     }
 }

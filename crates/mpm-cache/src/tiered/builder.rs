@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use mpm_metrics::Registry;
 
 use super::entry::Stored;
+use super::lower::Lower;
 use super::{Inner, TieredCache, lock};
 use crate::Error;
 use crate::memory::{DefaultHashBuilder, MemoryTier, MemoryTierBuilder};
-use crate::stats::{LoadStats, RemovalCause, TierStats};
+use crate::metrics::{self, SizeGauges, Target};
+use crate::stats::{L2Stats, LoadStats, RemovalCause};
 use crate::tier::Tier;
 
 /// Builds a [`TieredCache`].
@@ -34,7 +36,7 @@ use crate::tier::Tier;
 pub struct TieredCacheBuilder<V, S = DefaultHashBuilder> {
     l1: MemoryTierBuilder<Arc<str>, V, S>,
     l2: Option<Arc<dyn Tier<V>>>,
-    metrics: Option<(TierStats, LoadStats)>,
+    metrics: Target,
 }
 
 impl<V, S> fmt::Debug for TieredCacheBuilder<V, S> {
@@ -78,24 +80,40 @@ where
         self
     }
 
-    /// Records the L1's and the loads' statistics into `registry` under `cache=<name>`.
-    pub fn metrics(mut self, registry: &Registry, name: &str) -> Result<Self, Error> {
-        self.metrics = Some((
-            TierStats::register(registry, name, "l1")?,
-            LoadStats::register(registry, name)?,
-        ));
-        Ok(self)
+    /// Reports the cache's metrics into `registry` under the instance `name` (see the crate
+    /// docs, "Metrics"): its lookups, L1 and L2 alike, its loads, the L1's size, and what the
+    /// L2 reports of itself (for a [`DiskTier`](crate::DiskTier): `mpm_cache_disk_*` under the
+    /// same name). The name is claimed at [`build`](Self::build), which fails if another cache
+    /// holds it.
+    pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
+        self.metrics = Some((registry.clone(), name.to_owned()));
+        self
     }
 
-    /// Builds the cache.
+    /// Builds the cache; fails on an invalid L1 configuration or (with
+    /// [`metrics`](Self::metrics), or `.metrics` on the L1's builder) a name another cache
+    /// holds in that registry.
     pub fn build(self) -> Result<TieredCache<V, S>, Error> {
-        let pending: Arc<Mutex<Vec<Arc<str>>>> = Arc::default();
-        let sink = Arc::clone(&pending);
+        let evicted: Arc<Mutex<Vec<Arc<str>>>> = Arc::default();
+        let sink = Arc::clone(&evicted);
         let mut l1 = self.l1;
+        let target = self.metrics.or(l1.take_metrics());
         let mut loads = LoadStats::default();
-        if let Some((tier, l)) = self.metrics {
-            l1 = l1.stats(tier);
-            loads = l;
+        let mut l2_stats = L2Stats::default();
+        let mut registered = None;
+        if let Some((registry, name)) = &target {
+            let scope = registry.scope(metrics::CACHE, name)?;
+            l1 = l1.stats(metrics::tier_stats(&scope, metrics::L1)?);
+            loads = metrics::load_stats(&scope)?;
+            let sizes = SizeGauges::register(&scope, metrics::L1)?;
+            let pending = match self.l2 {
+                Some(_) => {
+                    l2_stats = metrics::l2_stats(&scope)?;
+                    Some(metrics::pending_gauge(&scope)?)
+                }
+                None => None,
+            };
+            registered = Some((scope, sizes, pending));
         }
         let l1 = l1
             .wrapping(Stored::value, move |k: &Arc<str>, _: &Stored<V>, cause| {
@@ -105,20 +123,32 @@ where
                 }
             })
             .build()?;
-        Ok(TieredCache {
-            inner: Arc::new(Inner {
-                default_ttl: l1.default_ttl(),
-                l1,
-                l2: self.l2,
-                index: Mutex::default(),
-                evicted: pending,
-                flights: Default::default(),
-                epoch: Default::default(),
-                callbacks: Default::default(),
-                heat: Default::default(),
-                pending: Default::default(),
-                loads,
-            }),
-        })
+        let l2 = self.l2.map(|t| Lower::new(t, l2_stats));
+        if let (Some(l2), Some((registry, name))) = (&l2, &target) {
+            l2.register_metrics(registry, name)?;
+        }
+        let inner = Arc::new(Inner {
+            default_ttl: l1.default_ttl(),
+            l1,
+            l2,
+            index: Mutex::default(),
+            evicted,
+            flights: Default::default(),
+            epoch: Default::default(),
+            callbacks: Default::default(),
+            heat: Default::default(),
+            pending: Default::default(),
+            loads,
+            _scope: registered.as_ref().map(|(scope, ..)| scope.clone()),
+        });
+        if let Some((scope, sizes, pending)) = registered {
+            scope.collector(&inner, move |inner| {
+                sizes.set(inner.l1.len(), inner.l1.weight());
+                if let Some(g) = &pending {
+                    g.set(i64::try_from(inner.pending.len()).unwrap_or(i64::MAX));
+                }
+            });
+        }
+        Ok(TieredCache { inner })
     }
 }

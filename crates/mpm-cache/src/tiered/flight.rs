@@ -65,8 +65,20 @@ impl fmt::Debug for LoadFailure {
     }
 }
 
+/// Where a lookup's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// The L1.
+    L1,
+    /// The tier below it.
+    L2,
+    /// A loader run (or nowhere): the lookup is a miss.
+    Loaded,
+}
+
 pub(super) enum Outcome<V> {
-    Value(V),
+    /// The value, and where the leader found it: the waiters' lookups count the same.
+    Value(V, Found),
     Failed(LoadFailure),
     Panicked,
 }

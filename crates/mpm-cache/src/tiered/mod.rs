@@ -6,6 +6,7 @@ mod entry;
 mod flight;
 mod heat;
 mod index;
+mod lower;
 mod pending;
 
 use std::fmt;
@@ -28,9 +29,10 @@ use crate::pattern::Pattern;
 use crate::stats::{LoadSnapshot, LoadStats, StatsSnapshot, TierSnapshot, TierStats};
 use crate::tier::{Tier, TierEntry};
 use entry::{FileStamp, Stored};
-use flight::{Flights, Outcome, Role};
+use flight::{Flights, Found, Outcome, Role};
 use heat::Heat;
 use index::Index;
+use lower::Lower;
 use pending::{Pending, Removal};
 
 type Callback = Arc<dyn Fn(&str) + Send + Sync>;
@@ -43,7 +45,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Inner<V, S> {
     l1: MemoryTier<Arc<str>, Stored<V>, S>,
-    l2: Option<Arc<dyn Tier<V>>>,
+    l2: Option<Lower<V>>,
     index: Mutex<Index>,
     /// Keys the L1 evicted or expired, to drop from the index the next time it is locked.
     evicted: Arc<Mutex<Vec<Arc<str>>>>,
@@ -57,6 +59,8 @@ struct Inner<V, S> {
     /// Removals the L2 has not applied yet.
     pending: Pending,
     loads: LoadStats,
+    /// Held while the cache lives: its claim on the registry and its collector.
+    _scope: Option<mpm_metrics::Scope>,
 }
 
 /// Progress of [`TieredCache::warm`], reported after every key.
@@ -134,14 +138,36 @@ where
         if let Some(v) = self.get_l1(key) {
             return Some(v);
         }
-        self.get_l2(key)
+        let v = self.get_l2(key);
+        self.count(if v.is_some() {
+            Found::L2
+        } else {
+            Found::Loaded
+        });
+        v
     }
 
-    /// The L1 half of [`get`](Self::get): counts one L1 lookup and samples heat.
+    /// Counts the outcome of a lookup that missed the L1's counted probe: one hit of the tier
+    /// that answered, or one miss.
+    fn count(&self, found: Found) {
+        let inner = &*self.inner;
+        match found {
+            Found::L1 => inner.l1.stats().hits.inc(),
+            Found::L2 => {
+                if let Some(l2) = &inner.l2 {
+                    l2.stats.hits.inc();
+                }
+            }
+            Found::Loaded => inner.l1.stats().misses.inc(),
+        }
+    }
+
+    /// The L1 half of [`get`](Self::get): counts an L1 hit (a miss is counted once the
+    /// lookup ends) and samples heat.
     #[inline]
     fn get_l1(&self, key: &str) -> Option<V> {
         let inner = &*self.inner;
-        let s = inner.l1.get(key)?;
+        let s = inner.l1.get_counting_hits(key)?;
         if let Some(files) = &s.files
             && !files.iter().all(FileStamp::fresh)
         {
@@ -154,11 +180,11 @@ where
         Some(s.value)
     }
 
-    /// The L2 half of [`get`](Self::get): one L2 read, promoted to L1 unless an invalidation
-    /// ran meanwhile.
+    /// The L2 half of [`get`](Self::get): one L2 read (uncounted: the caller counts the
+    /// lookup), promoted to L1 unless an invalidation ran meanwhile.
     fn get_l2(&self, key: &str) -> Option<V> {
         let inner = &*self.inner;
-        let l2 = inner.l2.as_deref()?;
+        let l2 = inner.l2.as_ref()?;
         let epoch = inner.epoch.load(Ordering::Acquire);
         let hit = l2.get(key).ok()??;
         if inner.pending.masks(key, &hit.tags) {
@@ -231,7 +257,7 @@ where
             (Some(l2), None) => {
                 // Removals the L2 still owes go first (the value written now stays masked
                 // while they fail, which only costs L2 hits).
-                let _ = inner.pending.retry(l2.as_ref());
+                let _ = inner.pending.retry(l2);
                 l2.put(&key, &value, ttl, &tags)
             }
             _ => Ok(()),
@@ -340,7 +366,7 @@ where
             keys
         };
         let l2 = match &inner.l2 {
-            Some(l2) => inner.pending.remove(l2.as_ref(), removal),
+            Some(l2) => inner.pending.remove(l2, removal),
             None => Ok(()),
         };
         let callbacks = inner
@@ -375,7 +401,7 @@ where
             inner.l1.clear();
         }
         match &inner.l2 {
-            Some(l2) => inner.pending.remove(l2.as_ref(), Removal::All),
+            Some(l2) => inner.pending.remove(l2, Removal::All),
             None => Ok(()),
         }
     }
@@ -423,8 +449,12 @@ where
             };
             let outcome = outcome.as_ref().map(Arc::clone);
             match outcome.as_deref() {
-                Some(Outcome::Value(v)) => return Ok(v.clone()),
+                Some(Outcome::Value(v, found)) => {
+                    self.count(*found);
+                    return Ok(v.clone());
+                }
                 Some(Outcome::Failed(failure)) => {
+                    self.count(Found::Loaded);
                     return Err(Error::Load {
                         key: key.to_owned(),
                         message: failure.message().to_owned(),
@@ -432,6 +462,7 @@ where
                     });
                 }
                 Some(Outcome::Panicked) => {
+                    self.count(Found::Loaded);
                     return Err(Error::LoadAbandoned {
                         key: key.to_owned(),
                     });
@@ -467,12 +498,14 @@ where
                     .as_ref()
                     .is_none_or(|f| f.iter().all(FileStamp::fresh))
             })
-            .map(|s| s.value)
-            .or_else(|| self.get_l2(&key));
-        if let Some(v) = found {
-            leader.send(Outcome::Value(v.clone()));
+            .map(|s| (s.value, Found::L1))
+            .or_else(|| self.get_l2(&key).map(|v| (v, Found::L2)));
+        if let Some((v, found)) = found {
+            self.count(found);
+            leader.send(Outcome::Value(v.clone(), found));
             return Ok(v);
         }
+        self.count(Found::Loaded);
         let started = Instant::now();
         let result = loader().await;
         inner.loads.latency.record_duration(started.elapsed());
@@ -480,7 +513,7 @@ where
             Ok(v) => {
                 inner.loads.ok.inc();
                 let _ = self.put(&key, v.clone(), opts, Some(epoch));
-                leader.send(Outcome::Value(v.clone()));
+                leader.send(Outcome::Value(v.clone(), Found::Loaded));
                 Ok(v)
             }
             Err(e) => {
@@ -532,12 +565,18 @@ where
         p
     }
 
-    /// The L1's statistics.
+    /// The cache's lookups (L1 hits, L2 hits, misses: each lookup counted once), the L1's
+    /// inserts, removals and size, and the L2's errors.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.l1.stats_snapshot()
+        let mut s = self.inner.l1.stats_snapshot();
+        if let Some(l2) = &self.inner.l2 {
+            s.l2_hits = l2.stats.hits.get();
+            s.l2_errors = l2.stats.error_count();
+        }
+        s
     }
 
-    /// The L1's statistics handles.
+    /// The L1's statistics handles (its misses are the cache's: lookups no tier answered).
     pub fn stats_handles(&self) -> &TierStats {
         self.inner.l1.stats()
     }
@@ -584,7 +623,7 @@ where
         let Some(l2) = &inner.l2 else {
             return Ok(());
         };
-        inner.pending.retry(l2.as_ref())?;
+        inner.pending.retry(l2)?;
         let heat = inner.heat.take();
         let reads: Vec<(&str, u64)> = heat.iter().map(|(k, n)| (k.as_ref(), *n)).collect();
         l2.save_heat(&reads)?;

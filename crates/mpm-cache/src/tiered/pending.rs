@@ -80,6 +80,14 @@ impl Removals {
         Ok(())
     }
 
+    fn len(&self) -> usize {
+        usize::from(self.all)
+            + self.keys.len()
+            + self.prefixes.len()
+            + self.tags.len()
+            + self.patterns.len()
+    }
+
     fn is_empty(&self) -> bool {
         !self.all
             && self.keys.is_empty()
@@ -111,6 +119,14 @@ impl Pending {
         r.add(removal);
         self.any.store(true, Ordering::Release);
         self.apply_locked(&mut r, l2)
+    }
+
+    /// How many removals are recorded and not yet applied.
+    pub(super) fn len(&self) -> usize {
+        if !self.any.load(Ordering::Acquire) {
+            return 0;
+        }
+        lock(&self.removals).len()
     }
 
     /// Applies what is recorded, if anything.

@@ -298,28 +298,6 @@ fn every_write_durability_and_clear() {
     assert_eq!(t.remove_tag("t").unwrap(), 0);
 }
 
-#[test]
-fn disk_statistics_reach_the_registry() {
-    let registry = mpm_metrics::Registry::default();
-    let dir = tempfile::tempdir().unwrap();
-    let t: DiskTier<u32> = DiskTier::builder(dir.path())
-        .stats(mpm_cache::DiskStats::register(&registry, "profiles").unwrap())
-        .open()
-        .unwrap();
-    t.put("a", &1, None, &[]).unwrap();
-    t.get("a").unwrap();
-    t.get("b").unwrap();
-    let text = registry.render_prometheus();
-    assert!(
-        text.contains(r#"cache_disk_hits_total{cache="profiles"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"cache_disk_misses_total{cache="profiles"} 1"#),
-        "{text}"
-    );
-}
-
 /// A disk whose writes fail, below a cache: every invalidation must hold while it fails and
 /// after it recovers.
 fn failing_disk() -> (tempfile::TempDir, DiskTier<String>, TieredCache<String>) {

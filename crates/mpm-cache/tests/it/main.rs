@@ -13,6 +13,7 @@ mod flight;
 mod kill;
 mod load;
 mod memory;
+mod metrics;
 mod model;
 mod overhead;
 mod pattern;

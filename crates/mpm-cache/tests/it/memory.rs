@@ -4,8 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mpm_cache::{Clock, ManualClock, MemoryTier, RemovalCause, TierStats};
-use mpm_metrics::Registry;
+use mpm_cache::{Clock, ManualClock, MemoryTier, RemovalCause};
 
 type Log = Arc<Mutex<Vec<(u32, RemovalCause)>>>;
 
@@ -176,26 +175,6 @@ fn bad_configuration_is_refused_not_panicked() {
             .build()
             .is_err()
     );
-}
-
-#[test]
-fn statistics_reach_the_registry() {
-    let registry = Registry::default();
-    let stats = TierStats::register(&registry, "profiles", "l1").unwrap();
-    let t: MemoryTier<u32, u32> = MemoryTier::builder().stats(stats).build().unwrap();
-    t.insert(1, 1);
-    t.get(&1);
-    t.get(&2);
-    t.remove(&1);
-    let s = t.stats_snapshot();
-    assert_eq!((s.hits, s.misses, s.inserts, s.invalidated), (1, 1, 1, 1));
-    assert_eq!(s.hit_rate(), 0.5);
-    let text = registry.render_prometheus();
-    assert!(
-        text.contains(r#"cache_hits_total{cache="profiles",tier="l1"} 1"#),
-        "{text}"
-    );
-    assert!(text.contains(r#"cause="invalidated""#), "{text}");
 }
 
 #[test]

@@ -1,0 +1,235 @@
+//! How the cache reports into an `mpm-metrics` registry, following the
+//! [contract](mpm_metrics::contract): a builder's `.metrics(&registry, name)` stores the pair,
+//! `build()` (or `open()`) claims the scope `cache` (or `cache_disk`) and makes the handles
+//! the registry's, and a collector sets the gauges at every scrape. Every metric is a row of
+//! `metrics.md`, the table in the crate docs.
+
+use std::sync::Mutex;
+
+use mpm_metrics::{Counter, IntGauge, Registry, Scope, Unit};
+
+use crate::stats::{DiskStats, L2Op, L2Stats, LoadStats, TierStats};
+
+/// The registry and instance name given to a builder's `.metrics(..)`.
+pub(crate) type Target = Option<(Registry, String)>;
+
+/// The component of a [`MemoryTier`](crate::MemoryTier) or a
+/// [`TieredCache`](crate::TieredCache).
+pub(crate) const CACHE: &str = "cache";
+/// The component of a [`DiskTier`](crate::DiskTier).
+pub(crate) const DISK: &str = "cache_disk";
+
+/// The `tier` label of the memory tier, and of the tier below it.
+pub(crate) const L1: &str = "l1";
+pub(crate) const L2: &str = "l2";
+
+type Result<T> = std::result::Result<T, mpm_metrics::Error>;
+
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The memory tier's counters, registered with `tier=<tier>`.
+pub(crate) fn tier_stats(scope: &Scope, tier: &str) -> Result<TierStats> {
+    let t = [("tier", tier)];
+    let removed = |cause: &str| {
+        scope.counter(
+            "removals_total",
+            "Entries that left the memory tier, by cause: capacity, expired, invalidated \
+             (removed on purpose) or replaced.",
+            &[("tier", tier), ("cause", cause)],
+        )
+    };
+    Ok(TierStats {
+        hits: scope.counter(
+            "hits_total",
+            "Lookups answered by a tier: l1 (memory) or l2 (the tier below it).",
+            &t,
+        )?,
+        misses: scope.counter(
+            "misses_total",
+            "Lookups that no tier answered (one per lookup, however many tiers were asked).",
+            &[],
+        )?,
+        inserts: scope.counter("inserts_total", "Entries written into a tier.", &t)?,
+        evicted_capacity: removed("capacity")?,
+        expired: removed("expired")?,
+        invalidated: removed("invalidated")?,
+        replaced: removed("replaced")?,
+    })
+}
+
+/// The loads' counters and histogram.
+pub(crate) fn load_stats(scope: &Scope) -> Result<LoadStats> {
+    let load = |outcome: &str| {
+        scope.counter(
+            "loads_total",
+            "Loader runs started by get_or_load, by outcome: ok or error (failed or panicked).",
+            &[("outcome", outcome)],
+        )
+    };
+    Ok(LoadStats {
+        ok: load("ok")?,
+        failed: load("error")?,
+        latency: scope.histogram(
+            "load_seconds",
+            "Time each loader run took.",
+            Unit::Seconds,
+            &[],
+        )?,
+    })
+}
+
+/// The tiered cache's counters about the tier below its L1.
+pub(crate) fn l2_stats(scope: &Scope) -> Result<L2Stats> {
+    let t = [("tier", L2)];
+    let error = |op: L2Op| {
+        scope.counter(
+            "errors_total",
+            "Calls to a tier that failed, by operation: get (served as a miss), put, remove \
+             (kept masked until applied) or flush.",
+            &[("tier", L2), ("op", op.as_str())],
+        )
+    };
+    Ok(L2Stats {
+        hits: scope.counter(
+            "hits_total",
+            "Lookups answered by a tier: l1 (memory) or l2 (the tier below it).",
+            &t,
+        )?,
+        writes: scope.counter("inserts_total", "Entries written into a tier.", &t)?,
+        errors: [
+            error(L2Op::Get)?,
+            error(L2Op::Put)?,
+            error(L2Op::Remove)?,
+            error(L2Op::Flush)?,
+        ],
+    })
+}
+
+/// The memory tier's size gauges, set by a collector.
+pub(crate) struct SizeGauges {
+    entries: IntGauge,
+    weight: IntGauge,
+}
+
+impl SizeGauges {
+    pub(crate) fn register(scope: &Scope, tier: &str) -> Result<Self> {
+        let t = [("tier", tier)];
+        Ok(Self {
+            entries: scope.int_gauge(
+                "entries",
+                "Live entries in the memory tier, at scrape time.",
+                &t,
+            )?,
+            weight: scope.int_gauge(
+                "weight",
+                "Total weight of the live entries in the memory tier (1 per entry without a \
+                 weigher), at scrape time.",
+                &t,
+            )?,
+        })
+    }
+
+    pub(crate) fn set(&self, entries: usize, weight: u64) {
+        self.entries.set(gauge_value(entries as u64));
+        self.weight.set(gauge_value(weight));
+    }
+}
+
+/// The gauge of removals the tier below has not applied yet.
+pub(crate) fn pending_gauge(scope: &Scope) -> Result<IntGauge> {
+    scope.int_gauge(
+        "pending_removals",
+        "Removals the tier below the L1 has not applied yet (its reads of them are masked), \
+         at scrape time.",
+        &[("tier", L2)],
+    )
+}
+
+/// A disk tier's series: counters mirrored from its [`DiskStats`] and gauges of its size, all
+/// set by its collector.
+pub(crate) struct DiskMetrics {
+    /// (source, registry series) pairs, mirrored under the lock so that two scrapes at once
+    /// do not both add the same difference.
+    mirrored: Mutex<Vec<(Counter, Counter)>>,
+    entries: IntGauge,
+    bytes: IntGauge,
+}
+
+impl DiskMetrics {
+    pub(crate) fn register(scope: &Scope, stats: &DiskStats) -> Result<Self> {
+        let read = |outcome: &str| {
+            scope.counter(
+                "reads_total",
+                "Reads by outcome: hit, miss (no entry), expired, or corrupt (a damaged entry, \
+                 removed).",
+                &[("outcome", outcome)],
+            )
+        };
+        let mirrored = vec![
+            (stats.hits.clone(), read("hit")?),
+            (stats.misses.clone(), read("miss")?),
+            (stats.expired.clone(), read("expired")?),
+            (stats.corrupt.clone(), read("corrupt")?),
+            (
+                stats.writes.clone(),
+                scope.counter("writes_total", "Entries written.", &[])?,
+            ),
+            (
+                stats.write_errors.clone(),
+                scope.counter(
+                    "write_errors_total",
+                    "Writes, removals and flushes that failed (a full disk, a read-only \
+                     directory).",
+                    &[],
+                )?,
+            ),
+            (
+                stats.corrupt_files.clone(),
+                scope.counter(
+                    "corrupt_files_total",
+                    "Store files found damaged, moved aside and replaced by an empty store.",
+                    &[],
+                )?,
+            ),
+            (
+                stats.evicted.clone(),
+                scope.counter(
+                    "evictions_total",
+                    "Entries evicted to stay within the byte bound.",
+                    &[],
+                )?,
+            ),
+        ];
+        Ok(Self {
+            mirrored: Mutex::new(mirrored),
+            entries: scope.int_gauge(
+                "entries",
+                "Entries stored (live or expired but not yet removed), at scrape time.",
+                &[],
+            )?,
+            bytes: scope.int_gauge(
+                "size_bytes",
+                "Bytes stored (keys and records), at scrape time.",
+                &[],
+            )?,
+        })
+    }
+
+    /// Brings every series up to date; `size` is the store's (entries, bytes), if it could
+    /// be read.
+    pub(crate) fn collect(&self, size: Option<(u64, u64)>) {
+        let mirrored = self
+            .mirrored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (source, series) in mirrored.iter() {
+            series.absolute(source.get());
+        }
+        if let Some((entries, bytes)) = size {
+            self.entries.set(gauge_value(entries));
+            self.bytes.set(gauge_value(bytes));
+        }
+    }
+}
