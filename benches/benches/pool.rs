@@ -150,14 +150,15 @@ impl AnyPool {
 fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
     rt.block_on(async {
         let registry = mpm_metrics::Registry::default();
+        let size = std::num::NonZeroUsize::new(objects).expect("objects > 0");
         let mpm = mpm_pool::Pool::builder(Noop)
-            .max_size(objects)
+            .max_size(size)
             .min_idle(objects)
             .build()
             .await
             .expect("mpm pool");
         let mpm_stats = mpm_pool::Pool::builder(Noop)
-            .max_size(objects)
+            .max_size(size)
             .min_idle(objects)
             .metrics(&registry, "bench")
             .build()

@@ -203,7 +203,7 @@ fn pool_get_drop(n: u64) {
         .expect("a Tokio runtime");
     let pool = rt.block_on(async {
         let pool = mpm_pool::Pool::builder(Noop)
-            .max_size(4)
+            .max_size(std::num::NonZeroUsize::MIN.saturating_add(3))
             .min_idle(4)
             .build()
             .await

@@ -13,6 +13,9 @@ use mpm_pool::sqlite::SqliteManager;
 use crate::Error;
 use crate::deploy::{Deployment, DeploymentLog};
 
+/// The connections of the deployments pool.
+const POOL_SIZE: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(4);
+
 const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS deployments (
     id INTEGER PRIMARY KEY,
     deployment TEXT NOT NULL,
@@ -50,7 +53,7 @@ impl Database {
         let backend = match postgres_url {
             None => {
                 let pool = Pool::builder(SqliteManager::new(sqlite_path))
-                    .max_size(5)
+                    .max_size(POOL_SIZE)
                     .metrics(registry, "deployments")
                     .build()
                     .await
@@ -63,7 +66,7 @@ impl Database {
             Some(url) => {
                 let manager = PgManager::from_url(url).map_err(|e| db(&e))?;
                 let pool = Pool::builder(manager)
-                    .max_size(5)
+                    .max_size(POOL_SIZE)
                     .metrics(registry, "deployments")
                     .build()
                     .await

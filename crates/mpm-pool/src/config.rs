@@ -1,5 +1,6 @@
 //! Pool settings and the [`Builder`].
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,9 +112,9 @@ impl<M: Manager> Builder<M> {
         }
     }
 
-    /// The most objects the pool holds at once, idle and in use together.
-    pub fn max_size(mut self, max_size: usize) -> Self {
-        self.config.max_size = max_size;
+    /// The most objects the pool holds at once, idle and in use together (at least one).
+    pub fn max_size(mut self, max_size: NonZeroUsize) -> Self {
+        self.config.max_size = max_size.get();
         self
     }
 

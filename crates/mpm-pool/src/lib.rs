@@ -52,7 +52,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = mpm_metrics::Registry::default();
 //! let pool = Pool::builder(Sessions)
-//!     .max_size(16)
+//!     .max_size(std::num::NonZeroUsize::new(16).unwrap())
 //!     .min_idle(2)
 //!     .acquire_timeout(Some(Duration::from_secs(2)))
 //!     .leak_detection(Some(Duration::from_secs(60)))

@@ -92,7 +92,7 @@ pub trait Manager: Send + Sync + 'static {
     ///     || async { Ok::<_, std::io::Error>(Vec::<u8>::with_capacity(1024)) },
     ///     |buf: &Vec<u8>| buf.capacity() >= 1024,
     /// );
-    /// let pool = Pool::builder(manager).max_size(4).build().await?;
+    /// let pool = Pool::builder(manager).max_size(std::num::NonZeroUsize::new(4).unwrap()).build().await?;
     /// assert!(pool.get().await?.capacity() >= 1024);
     /// # Ok(())
     /// # }
@@ -202,7 +202,7 @@ pub enum FnError<E> {
 ///     || async { Ok::<_, std::io::Error>(Vec::<u8>::with_capacity(1024)) },
 ///     |buf: &Vec<u8>| buf.capacity() >= 1024,
 /// );
-/// let pool = Pool::builder(manager).max_size(4).build().await?;
+/// let pool = Pool::builder(manager).max_size(std::num::NonZeroUsize::new(4).unwrap()).build().await?;
 /// let buf = pool.get().await?;
 /// assert!(buf.capacity() >= 1024);
 /// # Ok(())

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::num::NonZeroUsize;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::pin::pin;
@@ -98,6 +99,7 @@ pub(crate) struct Inner<M: Manager> {
 /// ```
 /// use mpm_pool::{Manager, Pool};
 /// use std::convert::Infallible;
+/// use std::num::NonZeroUsize;
 /// use std::time::Duration;
 ///
 /// struct Connections;
@@ -113,7 +115,7 @@ pub(crate) struct Inner<M: Manager> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = Pool::builder(Connections)
-///     .max_size(8)
+///     .max_size(NonZeroUsize::new(8).unwrap())
 ///     .min_idle(2)
 ///     .acquire_timeout(Some(Duration::from_secs(5)))
 ///     .build()
@@ -243,8 +245,8 @@ impl<M: Manager> Pool<M> {
 
     /// Changes the maximum size. Growing takes effect at once; shrinking closes idle objects
     /// above the new maximum now and lent ones as they come back.
-    pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
-        self.inner().resize(max_size)
+    pub fn resize(&self, max_size: NonZeroUsize) -> Result<(), ConfigError> {
+        self.inner().resize(max_size.get())
     }
 
     /// Closes the pool: waiters and later calls get [`Error::Closed`], idle objects are

@@ -64,7 +64,7 @@ pub enum PgError {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let manager = PgManager::from_url("postgres://postgres@127.0.0.1:5432/test")?
 ///     .recycle_method(RecycleMethod::Clean);
-/// let pool = Pool::builder(manager).max_size(16).min_idle(2).build().await?;
+/// let pool = Pool::builder(manager).max_size(std::num::NonZeroUsize::new(16).unwrap()).min_idle(2).build().await?;
 /// let client = pool.get().await?;
 /// let row = client.query_one("SELECT 40 + 2", &[]).await?;
 /// assert_eq!(row.get::<_, i32>(0), 42);

@@ -18,7 +18,7 @@ pub use redis;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = Pool::builder(RedisManager::new("redis://127.0.0.1:6379")?)
-///     .max_size(8)
+///     .max_size(std::num::NonZeroUsize::new(8).unwrap())
 ///     .build()
 ///     .await?;
 /// let mut conn = pool.get().await?;

@@ -18,7 +18,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let dir = std::env::temp_dir().join(format!("mpm-pool-sqlite-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
-//! let pool = Pool::builder(SqliteManager::new(dir.join("app.db"))).max_size(4).build().await?;
+//! let pool = Pool::builder(SqliteManager::new(dir.join("app.db"))).max_size(std::num::NonZeroUsize::new(4).unwrap()).build().await?;
 //! let conn = pool.get().await?;
 //! conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x INTEGER)")?;
 //! conn.execute("INSERT INTO t (x) VALUES (?1)", [7])?;

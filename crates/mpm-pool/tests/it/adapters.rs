@@ -1,5 +1,6 @@
 //! deadpool and bb8 managers used through the adapters.
 
+use crate::nz;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ impl deadpool::managed::Manager for Deadpooled {
 #[tokio::test]
 async fn a_deadpool_manager_creates_recycles_and_detaches() {
     let pool = Pool::builder(FromDeadpool(Deadpooled::default()))
-        .max_size(2)
+        .max_size(nz(2))
         .maintenance_interval(None)
         .build()
         .await
@@ -91,7 +92,7 @@ impl bb8::ManageConnection for Bb8ed {
 #[tokio::test]
 async fn a_bb8_manager_connects_validates_and_reports_broken_connections() {
     let pool = Pool::builder(FromBb8(Bb8ed::default()))
-        .max_size(1)
+        .max_size(nz(1))
         .skip_validation_within(Duration::ZERO)
         .maintenance_interval(None)
         .build()

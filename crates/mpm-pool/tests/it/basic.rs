@@ -1,5 +1,6 @@
 //! Behaviour of the pool without faults: reuse, order, validation, lifetimes, close, resize.
 
+use crate::nz;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,7 +16,7 @@ fn builder(m: &Arc<TestManager>) -> Builder<Arc<TestManager>> {
 #[tokio::test]
 async fn a_returned_object_is_reused() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(2)).build().await.unwrap();
     let first = pool.get().await.unwrap();
     let id = *first;
     assert_eq!(pool.status().in_use, 1);
@@ -37,7 +38,7 @@ fn check_order(mode: QueueMode, expect_first: usize) {
     rt.block_on(async {
         let m = TestManager::new();
         let pool = builder(&m)
-            .max_size(3)
+            .max_size(nz(3))
             .queue_mode(mode)
             .build()
             .await
@@ -68,7 +69,7 @@ async fn a_discarded_object_is_closed_and_replaced() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .metrics(&registry, "t")
         .build()
         .await
@@ -93,7 +94,7 @@ async fn a_discarded_object_is_closed_and_replaced() {
 #[tokio::test]
 async fn a_broken_object_is_closed_on_release() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
     let o = pool.get().await.unwrap();
     m.broken.store(true, Ordering::SeqCst);
     drop(o);
@@ -105,7 +106,7 @@ async fn a_broken_object_is_closed_on_release() {
 async fn validation_is_skipped_within_the_window_only() {
     let m = TestManager::new();
     let pool = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .skip_validation_within(Duration::ZERO)
         .build()
         .await
@@ -115,7 +116,7 @@ async fn validation_is_skipped_within_the_window_only() {
     assert_eq!(m.recycled.load(Ordering::SeqCst), 1);
     assert_eq!(m.validated.load(Ordering::SeqCst), 1);
     let pool = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .skip_validation_within(Duration::from_secs(3600))
         .build()
         .await
@@ -128,7 +129,7 @@ async fn validation_is_skipped_within_the_window_only() {
 #[tokio::test]
 async fn a_failed_recycle_replaces_the_object_without_an_error() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(2)).build().await.unwrap();
     let id = *pool.get().await.unwrap();
     m.fail_recycle.store(true, Ordering::SeqCst);
     let o = pool.get().await.unwrap();
@@ -158,7 +159,7 @@ async fn idle_objects_are_validated_after_the_window_and_replaced_if_invalid() {
     let m = TestManager::new();
     let pool = Pool::builder(ValidateOnly(Arc::clone(&m)))
         .maintenance_interval(None)
-        .max_size(2)
+        .max_size(nz(2))
         .skip_validation_within(Duration::from_millis(500))
         .build()
         .await
@@ -177,7 +178,7 @@ async fn objects_past_their_lifetime_are_replaced() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .max_lifetime(Some(Duration::from_secs(10)))
         .metrics(&registry, "t")
         .build()
@@ -203,7 +204,7 @@ async fn objects_past_their_lifetime_are_replaced() {
 async fn idle_timeout_never_goes_below_min_idle() {
     let m = TestManager::new();
     let pool = builder(&m)
-        .max_size(4)
+        .max_size(nz(4))
         .min_idle(1)
         .idle_timeout(Some(Duration::from_secs(60)))
         .build()
@@ -225,7 +226,12 @@ async fn idle_timeout_never_goes_below_min_idle() {
 #[tokio::test]
 async fn min_idle_is_created_at_build() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(4).min_idle(3).build().await.unwrap();
+    let pool = builder(&m)
+        .max_size(nz(4))
+        .min_idle(3)
+        .build()
+        .await
+        .unwrap();
     assert_eq!(pool.status().idle, 3);
     assert_eq!(m.created.load(Ordering::SeqCst), 3);
 }
@@ -235,7 +241,7 @@ async fn maintenance_refills_min_idle_after_a_discard() {
     let m = TestManager::new();
     let pool = Pool::builder(Arc::clone(&m))
         .maintenance_interval(Some(Duration::from_secs(30)))
-        .max_size(4)
+        .max_size(nz(4))
         .min_idle(2)
         .build()
         .await
@@ -253,7 +259,7 @@ async fn acquire_times_out_when_all_objects_are_held() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .metrics(&registry, "t")
         .build()
         .await
@@ -288,7 +294,7 @@ async fn acquire_times_out_when_all_objects_are_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_are_served_in_arrival_order() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
     let held = pool.get().await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -320,7 +326,7 @@ async fn waiters_are_served_in_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_never_exceeds_max_under_stress() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(4).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(4)).build().await.unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|i| {
             let pool = pool.clone();
@@ -348,7 +354,7 @@ async fn size_never_exceeds_max_under_stress() {
 #[tokio::test]
 async fn close_fails_waiters_and_closes_objects_as_they_return() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
     let held = pool.get().await.unwrap();
     let waiter = {
         let pool = pool.clone();
@@ -372,12 +378,12 @@ async fn close_fails_waiters_and_closes_objects_as_they_return() {
 #[tokio::test]
 async fn resize_grows_and_shrinks() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(2).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(2)).build().await.unwrap();
     let a = pool.get().await.unwrap();
     let b = pool.get().await.unwrap();
-    pool.resize(3).unwrap();
+    pool.resize(nz(3)).unwrap();
     let c = pool.get().await.unwrap();
-    pool.resize(1).unwrap();
+    pool.resize(nz(1)).unwrap();
     drop((a, b, c));
     let s = pool.status();
     assert_eq!((s.size, s.max_size), (1, 1));
@@ -387,14 +393,13 @@ async fn resize_grows_and_shrinks() {
             .await
             .is_err()
     );
-    assert!(matches!(pool.resize(0).map(|_| ()), Ok(())));
 }
 
 #[tokio::test]
 async fn bad_settings_are_refused() {
     let m = TestManager::new();
     let err = builder(&m)
-        .max_size(1)
+        .max_size(nz(1))
         .min_idle(2)
         .build_lazy()
         .unwrap_err();
@@ -410,14 +415,20 @@ async fn bad_settings_are_refused() {
         .build_lazy()
         .unwrap_err();
     assert_eq!(err, ConfigError::ZeroDuration("acquire_timeout"));
-    let pool = builder(&m).min_idle(1).max_size(2).build().await.unwrap();
-    assert!(pool.resize(0).is_err());
+    // A pool of min_idle 2 cannot shrink below 2.
+    let pool = builder(&m)
+        .min_idle(2)
+        .max_size(nz(2))
+        .build()
+        .await
+        .unwrap();
+    assert!(pool.resize(nz(1)).is_err());
 }
 
 #[tokio::test]
 async fn take_removes_the_object_from_the_pool() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(1).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
     let o = pool.get().await.unwrap();
     assert_eq!(Object::take(o), Some(0));
     assert_eq!(pool.status().size, 0);
@@ -462,7 +473,7 @@ async fn statistics_series_are_recorded() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(3)
+        .max_size(nz(3))
         .min_idle(2)
         .metrics(&registry, "db")
         .build()
@@ -490,7 +501,7 @@ async fn returning_an_object_is_allocation_free_and_so_is_a_warm_get() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(2)
+        .max_size(nz(2))
         .min_idle(2)
         .metrics(&registry, "t")
         .leak_detection(Some(Duration::from_secs(60)))
@@ -523,7 +534,7 @@ async fn returning_an_object_is_allocation_free_and_so_is_a_warm_get() {
 async fn keepalive_validates_idle_objects_and_replaces_dead_ones() {
     let m = TestManager::new();
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(2)
+        .max_size(nz(2))
         .min_idle(1)
         .keepalive(Some(Duration::from_secs(10)))
         .idle_timeout(None)
@@ -559,7 +570,7 @@ fn building_outside_a_runtime_with_maintenance_is_an_error_not_a_panic() {
 async fn dropping_the_last_pool_handle_closes_it() {
     let m = TestManager::new();
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(3)
+        .max_size(nz(3))
         .min_idle(2)
         .build()
         .await
@@ -585,7 +596,7 @@ async fn dropping_the_last_pool_handle_closes_it() {
 async fn a_swept_wait_times_out_at_its_deadline() {
     let m = TestManager::new();
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(1)
+        .max_size(nz(1))
         .min_idle(1)
         .build()
         .await
@@ -634,7 +645,7 @@ async fn timed_out_wait(pool: Pool<Arc<TestManager>>, timeout: Duration) -> Dura
 async fn swept_waits_with_different_deadlines_each_end_at_their_own() {
     let m = TestManager::new();
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(1)
+        .max_size(nz(1))
         .min_idle(1)
         .build()
         .await
@@ -677,7 +688,7 @@ impl mpm_pool::Manager for StuckAfterFirst {
 #[tokio::test(start_paused = true)]
 async fn waits_time_out_while_a_maintenance_pass_is_stuck() {
     let pool = Pool::builder(StuckAfterFirst(Default::default()))
-        .max_size(1)
+        .max_size(nz(1))
         .min_idle(1)
         .create_timeout(None)
         .build()
@@ -708,7 +719,7 @@ async fn a_maintenance_pass_replaces_broken_idle_objects_at_once() {
     let m = TestManager::new();
     let registry = mpm_metrics::Registry::default();
     let pool = builder(&m)
-        .max_size(4)
+        .max_size(nz(4))
         .min_idle(2)
         .metrics(&registry, "b")
         .build()
@@ -735,7 +746,7 @@ async fn a_maintenance_pass_replaces_broken_idle_objects_at_once() {
 #[tokio::test]
 async fn status_shows_the_permits_available() {
     let m = TestManager::new();
-    let pool = builder(&m).max_size(3).build().await.unwrap();
+    let pool = builder(&m).max_size(nz(3)).build().await.unwrap();
     assert_eq!(pool.status().available, 3);
     let held = pool.get().await.unwrap();
     assert_eq!(pool.status().available, 2);

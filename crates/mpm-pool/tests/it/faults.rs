@@ -1,6 +1,7 @@
 //! Faults: a server that goes silent, creation that fails while others wait, and tasks
 //! cancelled at random points against a manager whose every step may misbehave.
 
+use crate::nz;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -82,7 +83,7 @@ async fn silent_pool(
         reset: AtomicBool::new(reset),
         live: AtomicUsize::new(0),
     })
-    .max_size(2)
+    .max_size(nz(2))
     .maintenance_interval(None)
     .acquire_timeout(Some(Duration::from_millis(400)))
     .create_timeout(Some(Duration::from_millis(50)))
@@ -179,7 +180,7 @@ async fn waiters_proceed_once_creation_works_again_without_a_busy_loop() {
     let m = TestManager::new();
     m.fail_create.store(true, Ordering::SeqCst);
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(2)
+        .max_size(nz(2))
         .maintenance_interval(None)
         .acquire_timeout(Some(Duration::from_secs(60)))
         .create_backoff(Duration::from_millis(10), Duration::from_secs(1))
@@ -295,7 +296,7 @@ async fn chaos_round(seed: u64, maintenance: Option<Duration>) {
         live: AtomicUsize::new(0),
         max_live: AtomicUsize::new(0),
     })
-    .max_size(MAX)
+    .max_size(nz(MAX))
     .maintenance_interval(maintenance)
     .acquire_timeout(Some(Duration::from_millis(200)))
     .create_timeout(Some(Duration::from_millis(30)))
@@ -388,7 +389,7 @@ async fn maintenance_backs_off_while_the_server_is_down() {
     let m = TestManager::new();
     m.fail_create.store(true, Ordering::SeqCst);
     let pool = Pool::builder(Arc::clone(&m))
-        .max_size(4)
+        .max_size(nz(4))
         .min_idle(2)
         .maintenance_interval(Some(Duration::from_millis(50)))
         .create_backoff(Duration::from_millis(10), Duration::from_secs(1))

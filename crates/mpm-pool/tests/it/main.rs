@@ -15,3 +15,8 @@ mod test_manager;
 /// nothing.
 #[global_allocator]
 static ALLOC: mpm_metrics::CountingAllocator = mpm_metrics::CountingAllocator::system();
+
+/// A capacity for tests: `n` must not be zero.
+pub(crate) fn nz(n: usize) -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(n).expect("a capacity above zero")
+}

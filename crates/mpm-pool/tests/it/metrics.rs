@@ -2,6 +2,7 @@
 //! matches the real exposition, histogram counts are exact, gauges are fresh at scrape time,
 //! and a name is claimed once per registry.
 
+use crate::nz;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ async fn the_table_of_metrics_matches_the_exposition() {
         .build()
         .unwrap();
     let pool = Pool::builder(std::sync::Arc::clone(&m))
-        .max_size(2)
+        .max_size(nz(2))
         .min_idle(1)
         .circuit_breaker(breaker.clone())
         .metrics(&registry, "db")
@@ -75,7 +76,7 @@ async fn the_table_of_metrics_matches_the_exposition() {
 async fn histogram_counts_are_exact_and_gauges_fresh_at_scrape() {
     let registry = Registry::default();
     let pool = Pool::builder(TestManager::new())
-        .max_size(3)
+        .max_size(nz(3))
         .metrics(&registry, "db")
         .build()
         .await

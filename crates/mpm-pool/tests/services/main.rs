@@ -52,3 +52,8 @@ fn main() -> ExitCode {
         Redis: redis::connections_killed_in_use_fail_once_each_and_are_replaced,
     ])
 }
+
+/// A capacity for tests: `n` must not be zero.
+pub(crate) fn nz(n: usize) -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(n).expect("a capacity above zero")
+}

@@ -1,6 +1,7 @@
 //! The PostgreSQL manager against the local server: validation, recycling, and connections
 //! killed by the server while idle.
 
+use crate::nz;
 use std::time::Duration;
 
 use mpm_pool::Pool;
@@ -23,7 +24,7 @@ pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() 
     let registry = mpm_metrics::Registry::default();
     let period = Duration::from_millis(300);
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
-        .max_size(3)
+        .max_size(nz(3))
         .min_idle(3)
         .maintenance_interval(Some(period))
         .metrics(&registry, "pg")
@@ -65,7 +66,7 @@ pub(crate) async fn clean_recycling_resets_session_state() {
             .unwrap()
             .recycle_method(RecycleMethod::Clean),
     )
-    .max_size(1)
+    .max_size(nz(1))
     .maintenance_interval(None)
     .build()
     .await
@@ -87,7 +88,7 @@ pub(crate) async fn clean_recycling_resets_session_state() {
 pub(crate) async fn validation_runs_select_1_after_the_window() {
     let url = Service::Postgres.url();
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
-        .max_size(1)
+        .max_size(nz(1))
         .skip_validation_within(Duration::ZERO)
         .maintenance_interval(None)
         .build()
@@ -167,7 +168,7 @@ pub(crate) async fn maintenance_alone_replaces_connections_killed_while_idle() {
     let registry = mpm_metrics::Registry::default();
     let period = Duration::from_millis(300);
     let pool = Pool::builder(PgManager::from_url(&url).unwrap())
-        .max_size(3)
+        .max_size(nz(3))
         .min_idle(3)
         .maintenance_interval(Some(period))
         .metrics(&registry, "pgm")
@@ -212,7 +213,7 @@ pub(crate) async fn deadlines_hold_and_maintenance_restarts_after_its_runtime_is
             .unwrap();
         first.block_on(async {
             Pool::builder(PgManager::from_url(&url).unwrap())
-                .max_size(1)
+                .max_size(nz(1))
                 .min_idle(1)
                 .maintenance_interval(Some(Duration::from_millis(100)))
                 .build()
@@ -350,7 +351,7 @@ pub(crate) async fn a_panicking_manager_method_costs_one_object_and_an_error() {
     let url = Service::Postgres.url();
     for method in ["is_broken", "validate", "recycle", "create", "close"] {
         let pool = Pool::builder(Panicky::new(&url))
-            .max_size(2)
+            .max_size(nz(2))
             .skip_validation_within(Duration::ZERO)
             .maintenance_interval(None)
             .acquire_timeout(Some(Duration::from_secs(2)))
@@ -388,7 +389,7 @@ pub(crate) async fn maintenance_survives_a_panicking_manager() {
     let url = Service::Postgres.url();
     let registry = mpm_metrics::Registry::default();
     let pool = Pool::builder(Panicky::new(&url))
-        .max_size(2)
+        .max_size(nz(2))
         .min_idle(2)
         .maintenance_interval(Some(Duration::from_millis(50)))
         .metrics(&registry, "panicky")
@@ -477,7 +478,7 @@ pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outag
     let acquire_timeout = Duration::from_millis(300);
     let tasks = 4;
     let pool = Pool::builder(PgManager::new(config, tokio_postgres::NoTls))
-        .max_size(4)
+        .max_size(nz(4))
         .maintenance_interval(None)
         .acquire_timeout(Some(acquire_timeout))
         .circuit_breaker(mpm_pool::CircuitBreaker::default())

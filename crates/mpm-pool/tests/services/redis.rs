@@ -1,5 +1,6 @@
 //! The Redis manager against the local server: connections killed while idle.
 
+use crate::nz;
 use std::time::Duration;
 
 use mpm_pool::Pool;
@@ -13,7 +14,7 @@ pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() 
     let period = Duration::from_millis(300);
     let window = Duration::from_millis(50);
     let pool = Pool::builder(RedisManager::new(url.as_str()).unwrap())
-        .max_size(3)
+        .max_size(nz(3))
         .min_idle(3)
         .skip_validation_within(window)
         .maintenance_interval(Some(period))
@@ -97,7 +98,7 @@ pub(crate) async fn connections_killed_while_idle_are_replaced_without_errors() 
 pub(crate) async fn ping_validates_a_live_connection() {
     let url = Service::Redis.url();
     let pool = Pool::builder(RedisManager::new(url.as_str()).unwrap())
-        .max_size(1)
+        .max_size(nz(1))
         .skip_validation_within(Duration::ZERO)
         .maintenance_interval(None)
         .build()
@@ -144,7 +145,7 @@ pub(crate) async fn connections_killed_in_use_fail_once_each_and_are_replaced() 
             .unwrap()
             .client_name(name.as_str()),
     )
-    .max_size(max_size)
+    .max_size(nz(max_size))
     .acquire_timeout(Some(Duration::from_secs(5)))
     .build()
     .await
