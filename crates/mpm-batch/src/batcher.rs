@@ -358,7 +358,6 @@ where
             let state = shared.state.lock();
             (state.queued(), state.peak())
         };
-        shared.metrics.queued.set(queued as i64);
         shared.metrics.snapshot(queued, peak)
     }
 }
@@ -410,9 +409,10 @@ where
         self
     }
 
-    /// Records the batcher's statistics into `registry`, labelled `batcher=<name>` (the
-    /// series are listed in the [`stats`](crate::stats) module). Errors come from
-    /// [`build`](Self::build).
+    /// Reports into `registry` under the instance name `name` (the label `name`): the metrics
+    /// listed in the [crate docs](crate#metrics). The name is claimed at
+    /// [`build`](Self::build), which returns [`Error::Metrics`] if another batcher of that
+    /// name reports into the registry.
     pub fn metrics(mut self, registry: &Registry, name: &str) -> Self {
         self.metrics = Some((registry.clone(), name.to_owned()));
         self
@@ -449,6 +449,15 @@ where
             undelivered: Mutex::new(Vec::new()),
             metrics,
         });
+        if let Some(scope) = shared.metrics.scope() {
+            scope.collector(&shared, |shared| {
+                let (queued, peak) = {
+                    let state = shared.state.lock();
+                    (state.queued(), state.peak())
+                };
+                shared.metrics.set_queued(queued, peak);
+            });
+        }
         runtime.spawn(work(Abandon(Arc::clone(&shared)), consumer));
         Ok(Batcher {
             handle: Arc::new(Handle { shared }),
@@ -519,21 +528,15 @@ where
                 // The caller may have stopped waiting; that is fine.
                 let _ = marker.send(());
             }
-            Next::Sleep(deadline) => {
-                shared
-                    .metrics
-                    .queued
-                    .set(shared.state.lock().queued() as i64);
-                match deadline {
-                    Some(deadline) => {
-                        tokio::select! {
-                            () = shared.work.notified() => {}
-                            () = tokio::time::sleep_until(deadline) => {}
-                        }
+            Next::Sleep(deadline) => match deadline {
+                Some(deadline) => {
+                    tokio::select! {
+                        () = shared.work.notified() => {}
+                        () = tokio::time::sleep_until(deadline) => {}
                     }
-                    None => shared.work.notified().await,
                 }
-            }
+                None => shared.work.notified().await,
+            },
             Next::Exit => return,
         }
     }

@@ -81,6 +81,33 @@
 //! consumer, the queue peaks at exactly its capacity under each policy (the test
 //! `memory_stays_bounded_when_producers_outrun_the_consumer` checks it).
 //!
+//! # Metrics
+//!
+//! Following the [`mpm_metrics::contract`]: [`BatcherBuilder::metrics`]`(&registry, name)`
+//! claims the component `batch` and the name at [`build`](BatcherBuilder::build)
+//! ([`Error::Metrics`] if another batcher of that name reports into the registry); the gauges
+//! are read from the queue at each scrape. [`run_bounded`] and [`BatchProcessor`] record no
+//! metrics: they run inside one call, whose caller times it.
+//!
+//! ```
+//! use std::num::NonZeroUsize;
+//! use mpm_batch::{Batch, Batcher, Overflow};
+//! use mpm_metrics::Registry;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let registry = Registry::default();
+//! let batcher = Batcher::builder(NonZeroUsize::new(64).unwrap(), Overflow::Wait)
+//!     .metrics(&registry, "events")
+//!     .build(|_: Batch<&str, u32>| async { Ok::<_, std::io::Error>(()) })?;
+//! batcher.push("dashboard", 1).await.unwrap();
+//! assert!(registry.render_prometheus().contains("mpm_batch_queued{name=\"events\"} 1\n"));
+//! batcher.shutdown().await?;
+//! # Ok::<(), mpm_batch::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+#![doc = include_str!("metrics.md")]
+//!
 //! # Features
 //!
 //! None: the crate needs Tokio's `rt`, `sync` and `time`, `futures` and `mpm-metrics`.

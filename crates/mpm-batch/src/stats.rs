@@ -1,22 +1,12 @@
 //! A [`Batcher`](crate::Batcher)'s statistics: the `mpm-metrics` handles it records into,
 //! and the [`BatcherStats`] snapshot read from them.
 //!
-//! Every series the crate exports is named in this file, so that a rename is one edit. With
-//! a registry (`BatcherBuilder::metrics`), each series carries the label `batcher=<name>`:
-//!
-//! | series | kind | what |
-//! |---|---|---|
-//! | `mpm_batch_items_accepted_total` | counter | items taken into the queue |
-//! | `mpm_batch_items_delivered_total` | counter | items in batches the consumer took |
-//! | `mpm_batch_items_dropped_total{reason}` | counter | `rejected` (full, [`Overflow::RejectNewest`](crate::Overflow::RejectNewest)), `dropped_oldest` ([`Overflow::DropOldest`](crate::Overflow::DropOldest)), `lost` (consumer failed, [`OnFailure::CountLost`](crate::OnFailure::CountLost), or the worker died) |
-//! | `mpm_batch_items_returned_total` | counter | items in failed batches kept for the caller ([`OnFailure::Return`](crate::OnFailure::Return)) |
-//! | `mpm_batch_consumer_failures_total{kind}` | counter | batches the consumer failed: `error` or `panic` |
-//! | `mpm_batch_flushes_total{reason}` | counter | batches handed over, by [`FlushReason`] |
-//! | `mpm_batch_batch_size_items` | histogram | items per batch handed over |
-//! | `mpm_batch_wait_seconds` | histogram | time from a batch's first item to its hand-over |
-//! | `mpm_batch_queued_items` | gauge | items queued, set at each hand-over and each `stats()` |
+//! Every series the crate exports is named in this file, so that a rename is one edit; the
+//! table of them is in the [crate docs](crate#metrics). With a registry
+//! (`BatcherBuilder::metrics(&registry, name)`), the batcher claims the component `batch` and
+//! the name at `build` and each series carries the label `name`.
 
-use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Unit};
+use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Scope, Unit};
 
 use crate::batcher::FlushReason;
 use crate::error::Error;
@@ -88,7 +78,11 @@ pub(crate) struct BatcherMetrics {
     flushes: [Counter; 4],
     batch_size: Histogram,
     wait: Histogram,
-    pub(crate) queued: IntGauge,
+    queued: IntGauge,
+    peak_queued: IntGauge,
+    /// The claim on the registry, for a batcher given one: it releases the name and ends the
+    /// collector when the batcher's state is dropped.
+    scope: Option<Scope>,
 }
 
 impl BatcherMetrics {
@@ -105,10 +99,12 @@ impl BatcherMetrics {
             batch_size: Histogram::new(),
             wait: Histogram::new(),
             queued: IntGauge::new(),
+            peak_queued: IntGauge::new(),
+            scope: None,
         }
     }
 
-    /// Handles in `registry`, labelled `batcher=<name>`.
+    /// Handles in `registry`, in the scope `batch`/`name`.
     pub(crate) fn register(registry: &Registry, name: &str) -> Result<Self, Error> {
         Self::try_register(registry, name).map_err(|source| Error::Metrics {
             name: name.to_owned(),
@@ -117,34 +113,45 @@ impl BatcherMetrics {
     }
 
     fn try_register(registry: &Registry, name: &str) -> Result<Self, mpm_metrics::Error> {
-        let l = [("batcher", name)];
+        let scope = registry.scope("batch", name)?;
         let dropped = |reason: &str| {
-            registry.counter(
-                "mpm_batch_items_dropped_total",
-                &[("batcher", name), ("reason", reason)],
+            scope.counter(
+                "items_dropped_total",
+                "Items dropped, by reason: rejected (queue full), dropped_oldest (made room) or lost (consumer failed, or the worker died).",
+                &[("reason", reason)],
             )
         };
         let failures = |kind: &str| {
-            registry.counter(
-                "mpm_batch_consumer_failures_total",
-                &[("batcher", name), ("kind", kind)],
+            scope.counter(
+                "consumer_failures_total",
+                "Batches the consumer failed, by kind: error or panic.",
+                &[("kind", kind)],
             )
         };
         let flushes = |reason: FlushReason| {
-            registry.counter(
-                "mpm_batch_flushes_total",
-                &[("batcher", name), ("reason", reason.as_str())],
+            scope.counter(
+                "flushes_total",
+                "Batches handed to the consumer, by reason: size, time, flush or shutdown.",
+                &[("reason", reason.as_str())],
             )
         };
         Ok(BatcherMetrics {
-            accepted: registry.counter("mpm_batch_items_accepted_total", &l)?,
-            delivered: registry.counter("mpm_batch_items_delivered_total", &l)?,
+            accepted: scope.counter("items_accepted_total", "Items taken into the queue.", &[])?,
+            delivered: scope.counter(
+                "items_delivered_total",
+                "Items in batches the consumer took.",
+                &[],
+            )?,
             dropped: [
                 dropped("rejected")?,
                 dropped("dropped_oldest")?,
                 dropped("lost")?,
             ],
-            returned: registry.counter("mpm_batch_items_returned_total", &l)?,
+            returned: scope.counter(
+                "items_returned_total",
+                "Items in failed batches kept for the caller.",
+                &[],
+            )?,
             consumer_errors: failures("error")?,
             consumer_panics: failures("panic")?,
             flushes: [
@@ -153,10 +160,37 @@ impl BatcherMetrics {
                 flushes(FlushReason::Flush)?,
                 flushes(FlushReason::Shutdown)?,
             ],
-            batch_size: registry.histogram("mpm_batch_batch_size_items", &l, Unit::None)?,
-            wait: registry.histogram("mpm_batch_wait_seconds", &l, Unit::Seconds)?,
-            queued: registry.int_gauge("mpm_batch_queued_items", &l)?,
+            batch_size: scope.histogram(
+                "batch_size",
+                "Items per batch handed to the consumer.",
+                Unit::None,
+                &[],
+            )?,
+            wait: scope.histogram(
+                "wait_seconds",
+                "Time from a batch's first item to its hand-over.",
+                Unit::Seconds,
+                &[],
+            )?,
+            queued: scope.int_gauge("queued", "Items queued, at scrape time.", &[])?,
+            peak_queued: scope.int_gauge(
+                "queued_peak",
+                "The most items ever queued at once, at scrape time.",
+                &[],
+            )?,
+            scope: Some(scope),
         })
+    }
+
+    /// The claim on the registry, if the batcher was given one.
+    pub(crate) fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// Sets the gauges from the queue's state (a collector calls this at each scrape).
+    pub(crate) fn set_queued(&self, queued: usize, peak: usize) {
+        self.queued.set(gauge_value(queued));
+        self.peak_queued.set(gauge_value(peak));
     }
 
     pub(crate) fn dropped(&self, why: Dropped, n: usize) {
@@ -197,4 +231,8 @@ impl BatcherMetrics {
             peak_queued: peak as u64,
         }
     }
+}
+
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

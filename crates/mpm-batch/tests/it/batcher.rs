@@ -494,19 +494,26 @@ async fn statistics_land_in_the_registry() {
     batcher.flush().await.unwrap();
     let text = registry.render_prometheus();
     for line in [
-        "mpm_batch_items_accepted_total{batcher=\"events\"} 2",
-        "mpm_batch_items_delivered_total{batcher=\"events\"} 2",
-        "mpm_batch_items_dropped_total{batcher=\"events\",reason=\"rejected\"} 1",
-        "mpm_batch_flushes_total{batcher=\"events\",reason=\"flush\"} 1",
-        "mpm_batch_batch_size_items_count{batcher=\"events\"} 1",
-        "mpm_batch_wait_seconds_count{batcher=\"events\"} 1",
+        "mpm_batch_items_accepted_total{name=\"events\"} 2",
+        "mpm_batch_items_delivered_total{name=\"events\"} 2",
+        "mpm_batch_items_dropped_total{name=\"events\",reason=\"rejected\"} 1",
+        "mpm_batch_flushes_total{name=\"events\",reason=\"flush\"} 1",
+        "mpm_batch_batch_size_count{name=\"events\"} 1",
+        "mpm_batch_wait_seconds_count{name=\"events\"} 1",
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
-    // A series the registry holds with another kind is an error at build.
+    // A second batcher of the same name is an error at build...
+    let (consume, _rx) = consumer(None);
+    let err = builder(2, Overflow::Wait)
+        .metrics(&registry, "events")
+        .build(consume)
+        .unwrap_err();
+    assert!(matches!(err, Error::Metrics { .. }), "{err}");
+    // ...and so is a series the registry holds with another kind.
     let other = mpm_metrics::Registry::default();
     other
-        .gauge("mpm_batch_wait_seconds", &[("batcher", "x")])
+        .gauge("mpm_batch_wait_seconds", &[("name", "x")])
         .unwrap();
     let (consume, _rx) = consumer(None);
     let err = builder(2, Overflow::Wait)

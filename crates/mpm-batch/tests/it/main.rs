@@ -2,6 +2,7 @@
 
 mod batcher;
 mod bounded;
+mod metrics;
 mod processor;
 mod property;
 
