@@ -86,6 +86,22 @@ pub enum Error {
         /// The template that names it.
         template: String,
     },
+    /// The tier below a [`TieredCache`](crate::TieredCache)'s L1 is bypassed after failing
+    /// (see [`BypassPolicy`](crate::BypassPolicy)): the call was not made. A removal is
+    /// recorded and still holds (see the crate docs, "When the L2 fails").
+    #[error("the tier below the L1 is bypassed after failing; next probe in {retry_in:?}")]
+    TierBypassed {
+        /// How long until the next probe may run.
+        retry_in: std::time::Duration,
+    },
+    /// A call into a [`Tier`](crate::Tier) panicked; the cache carries on as for an error.
+    #[error("the tier's {op} panicked: {message}")]
+    TierPanicked {
+        /// The operation (`"get"`, `"put"`, `"remove"`, `"flush"`).
+        op: &'static str,
+        /// The panic's message, if it was a string.
+        message: String,
+    },
     /// A metric could not be registered.
     #[error(transparent)]
     Metrics(#[from] mpm_metrics::Error),

@@ -79,13 +79,24 @@
 //! # When the L2 fails
 //!
 //! An L2 that fails a read is a miss. A failed write is counted and reported by
-//! [`try_insert_with`](TieredCache::try_insert_with); the L1 keeps the value. A failed removal
+//! [`try_insert_with`](TieredCache::try_insert_with); the L1 keeps the value, and the key's
+//! entry in the L2 (an older value, perhaps) is removed or, if that fails too, masked as below.
+//! A tier that panics is treated as one that failed. A failed removal
 //! is reported by the call that asked for it, and still holds: the removal is recorded before
 //! the L2 is asked, every L2 read is checked against what is recorded, and later writes,
 //! invalidations and [`flush`](TieredCache::flush) apply it; the record is dropped once the L2
 //! has applied everything. So within the process an invalidated key never comes back. The
 //! record is in memory: a process that stops while [`flush`](TieredCache::flush) still fails
 //! leaves those entries on disk.
+//!
+//! An L2 that keeps failing is bypassed, not waited on ([`BypassPolicy`], for any [`Tier`]):
+//! after 5 failed calls in a row (an error, or a call slower than 250 ms), the cache stops
+//! calling it for 1 s and serves from the L1 and the loader; writes and removals meanwhile are
+//! recorded as removals the L2 owes, with the masking above, and report
+//! [`Error::TierBypassed`]. Then one call probes the tier: success puts it back in service,
+//! failure starts another cool-down. So a caller waits on a failing tier only for the calls
+//! that detect the failure and for one probe per cool-down, each bounded by the tier's own
+//! timeout (the [`Tier`] contract). `mpm_cache_bypassed` and `mpm_cache_errors_total` show it.
 //!
 //! # A store file that may hold anything
 //!
@@ -184,4 +195,6 @@ pub use stats::{
     DiskStats, LoadSnapshot, LoadStats, RemovalCause, StatsSnapshot, TierSnapshot, TierStats,
 };
 pub use tier::{Tier, TierEntry};
-pub use tiered::{EntryOptions, LoadFailure, TieredCache, TieredCacheBuilder, WarmProgress};
+pub use tiered::{
+    BypassPolicy, EntryOptions, LoadFailure, TieredCache, TieredCacheBuilder, WarmProgress,
+};

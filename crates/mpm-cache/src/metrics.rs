@@ -104,7 +104,22 @@ pub(crate) fn l2_stats(scope: &Scope) -> Result<L2Stats> {
             error(L2Op::Remove)?,
             error(L2Op::Flush)?,
         ],
+        bypasses: scope.counter(
+            "bypasses_total",
+            "Times a tier was taken out of service after failing calls in a row (see \
+             BypassPolicy).",
+            &t,
+        )?,
     })
+}
+
+/// The gauge of whether the tier below the L1 is bypassed.
+pub(crate) fn bypassed_gauge(scope: &Scope) -> Result<IntGauge> {
+    scope.int_gauge(
+        "bypassed",
+        "1 while the tier is bypassed after failing (or being probed), else 0, at scrape time.",
+        &[("tier", L2)],
+    )
 }
 
 /// The memory tier's size gauges, set by a collector.

@@ -235,6 +235,8 @@ pub(crate) struct L2Stats {
     pub(crate) writes: Counter,
     /// Failed calls, by [`L2Op`].
     pub(crate) errors: [Counter; L2Op::ALL.len()],
+    /// Bypasses started (see `tiered/bypass.rs`).
+    pub(crate) bypasses: Counter,
 }
 
 /// What a call to the tier below the L1 was for, as the `op` label of its errors.

@@ -35,7 +35,9 @@ pub struct TierEntry<V> {
 ///   network tier bounds each call by a timeout of its own and answers at once while it knows
 ///   it is down. [`TieredCache`](crate::TieredCache) turns a failed `get` into a miss, reports a
 ///   failed `put` to the caller of `try_insert_with` and counts it, and keeps a failed removal
-///   masked until the tier has applied it (see the crate docs, "When the L2 fails").
+///   masked until the tier has applied it (see the crate docs, "When the L2 fails"). A tier
+///   that keeps failing, or answers too slowly, is bypassed for a cool-down and then probed
+///   ([`BypassPolicy`](crate::BypassPolicy)); a panic counts as a failure.
 /// - **Removals may remove more, never less.** An implementation may over-approximate
 ///   (`remove_matching` defaults to removing the pattern's whole literal prefix).
 /// - Keys are arbitrary strings; a tier must not let a key name a file or escape a namespace.

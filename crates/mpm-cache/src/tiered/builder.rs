@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use mpm_metrics::Registry;
 
+use super::bypass::{Bypass, BypassPolicy};
 use super::entry::Stored;
 use super::lower::Lower;
 use super::{Inner, TieredCache, lock};
@@ -36,6 +37,7 @@ use crate::tier::Tier;
 pub struct TieredCacheBuilder<V, S = DefaultHashBuilder> {
     l1: MemoryTierBuilder<Arc<str>, V, S>,
     l2: Option<Arc<dyn Tier<V>>>,
+    bypass: BypassPolicy,
     metrics: Target,
 }
 
@@ -52,6 +54,7 @@ impl<V: Clone + Send + Sync + 'static> TieredCacheBuilder<V> {
         Self {
             l1: MemoryTier::builder(),
             l2: None,
+            bypass: BypassPolicy::default(),
             metrics: None,
         }
     }
@@ -69,6 +72,7 @@ where
         TieredCacheBuilder {
             l1,
             l2: self.l2,
+            bypass: self.bypass,
             metrics: self.metrics,
         }
     }
@@ -77,6 +81,14 @@ where
     /// through to it (promoting hits to L1), writes and invalidations reach it.
     pub fn l2(mut self, l2: impl Tier<V> + 'static) -> Self {
         self.l2 = Some(Arc::new(l2));
+        self
+    }
+
+    /// When to stop calling an L2 that keeps failing, and when to try it again (default
+    /// [`BypassPolicy::default`]: after 5 failures in a row, for 1 s). See the crate docs,
+    /// "When the L2 fails".
+    pub fn l2_bypass(mut self, policy: BypassPolicy) -> Self {
+        self.bypass = policy;
         self
     }
 
@@ -109,7 +121,10 @@ where
             let pending = match self.l2 {
                 Some(_) => {
                     l2_stats = metrics::l2_stats(&scope)?;
-                    Some(metrics::pending_gauge(&scope)?)
+                    Some((
+                        metrics::pending_gauge(&scope)?,
+                        metrics::bypassed_gauge(&scope)?,
+                    ))
                 }
                 None => None,
             };
@@ -123,7 +138,8 @@ where
                 }
             })
             .build()?;
-        let l2 = self.l2.map(|t| Lower::new(t, l2_stats));
+        let bypass = Bypass::new(self.bypass, l1.clock().clone(), l2_stats.bypasses.clone());
+        let l2 = self.l2.map(|t| Lower::new(t, l2_stats, bypass));
         if let (Some(l2), Some((registry, name))) = (&l2, &target) {
             l2.register_metrics(registry, name)?;
         }
@@ -144,8 +160,9 @@ where
         if let Some((scope, sizes, pending)) = registered {
             scope.collector(&inner, move |inner| {
                 sizes.set(inner.l1.len(), inner.l1.weight());
-                if let Some(g) = &pending {
-                    g.set(i64::try_from(inner.pending.len()).unwrap_or(i64::MAX));
+                if let (Some((pending, bypassed)), Some(l2)) = (&pending, &inner.l2) {
+                    pending.set(i64::try_from(inner.pending.len()).unwrap_or(i64::MAX));
+                    bypassed.set(i64::from(l2.bypass.active()));
                 }
             });
         }

@@ -1,11 +1,14 @@
 //! The tier below the L1 as the tiered cache calls it: every call's failure counted by
-//! operation, every write counted.
+//! operation, every write counted, a panic turned into an error, and the tier bypassed while
+//! it keeps failing (`bypass.rs`).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpm_metrics::Registry;
 
+use super::bypass::{Admit, Bypass};
 use crate::Error;
 use crate::pattern::Pattern;
 use crate::stats::{L2Op, L2Stats, TierSnapshot};
@@ -15,25 +18,51 @@ use crate::tier::{Tier, TierEntry};
 pub(super) struct Lower<V> {
     tier: Arc<dyn Tier<V>>,
     pub(super) stats: L2Stats,
+    pub(super) bypass: Bypass,
 }
 
 impl<V> Lower<V> {
-    pub(super) fn new(tier: Arc<dyn Tier<V>>, stats: L2Stats) -> Self {
-        Self { tier, stats }
+    pub(super) fn new(tier: Arc<dyn Tier<V>>, stats: L2Stats, bypass: Bypass) -> Self {
+        Self {
+            tier,
+            stats,
+            bypass,
+        }
     }
 
-    /// Runs one call of the tier, counting its failure as `op`.
+    /// Runs one call of the tier unless it is bypassed: counts its failure as `op`, and tells
+    /// the bypass how it went (an error, a panic or, except for `flush`, a call slower than
+    /// the policy allows is a failure).
     fn call<T>(
         &self,
         op: L2Op,
         f: impl FnOnce(&dyn Tier<V>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let r = f(self.tier.as_ref());
+        let admitted = self.bypass.admit();
+        if let Admit::Skip(retry_in) = admitted {
+            return Err(Error::TierBypassed { retry_in });
+        }
+        let started = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| f(self.tier.as_ref()))).unwrap_or_else(|p| {
+            Err(Error::TierPanicked {
+                op: op.as_str(),
+                message: panic_message(p.as_ref()),
+            })
+        });
+        let slow = op != L2Op::Flush && started.elapsed() > self.bypass.policy().slow_call_time();
         if r.is_err() {
             self.stats.error(op);
         }
+        self.bypass.record(admitted, r.is_ok() && !slow);
         r
     }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 impl<V> Tier<V> for Lower<V> {

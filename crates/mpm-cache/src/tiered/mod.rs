@@ -2,6 +2,7 @@
 //! writes through both; invalidation by key, prefix, tag and pattern reaching both.
 
 mod builder;
+mod bypass;
 mod entry;
 mod flight;
 mod heat;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 pub use builder::TieredCacheBuilder;
+pub use bypass::BypassPolicy;
 pub use entry::EntryOptions;
 pub use flight::LoadFailure;
 
@@ -258,7 +260,13 @@ where
                 // Removals the L2 still owes go first (the value written now stays masked
                 // while they fail, which only costs L2 hits).
                 let _ = inner.pending.retry(l2);
-                l2.put(&key, &value, ttl, &tags)
+                let put = l2.put(&key, &value, ttl, &tags);
+                if put.is_err() {
+                    // The L2 may still hold an older value for the key: it stays masked until
+                    // the L2 has removed it, so that value is never served.
+                    let _ = inner.pending.remove(l2, Removal::Key(key.to_string()));
+                }
+                put
             }
             _ => Ok(()),
         };
@@ -589,6 +597,12 @@ where
     /// The load statistics' handles (for the load-latency histogram).
     pub fn load_stats_handles(&self) -> &LoadStats {
         &self.inner.loads
+    }
+
+    /// Whether the L2 is bypassed now after failing (see [`BypassPolicy`]); `false` without
+    /// an L2.
+    pub fn l2_bypassed(&self) -> bool {
+        self.inner.l2.as_ref().is_some_and(|l2| l2.bypass.active())
     }
 
     /// The L2's counters, if there is an L2.

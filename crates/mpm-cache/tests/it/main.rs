@@ -7,6 +7,7 @@ use mpm_metrics::CountingAllocator;
 static ALLOC: CountingAllocator = CountingAllocator::system();
 
 mod bus;
+mod bypass;
 mod damage;
 mod disk;
 mod flight;

@@ -328,13 +328,14 @@ fn the_table_in_the_docs_matches_the_exposition() {
             .is_err()
     ); // put error
     assert!(cache.remove("fill:29").is_err()); // remove error, pending
+    // The failed write's key (the disk may hold an older value) and the failed removal.
     let text = registry.render_prometheus();
     assert_eq!(
         value(
             &text,
             r#"mpm_cache_pending_removals{name="profiles",tier="l2"}"#
         ),
-        1.0
+        2.0
     );
     assert!(cache.flush().is_err()); // remove still owed
     disk.inject_write_failure(false);

@@ -1,0 +1,236 @@
+//! Tiers that fail are bypassed, not waited on: after a number of consecutive failed (or
+//! slow) calls the cache stops calling the tier below its L1 for a cool-down, then lets one
+//! call through as a probe; a probe that succeeds puts the tier back in service, one that fails
+//! starts another cool-down.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mpm_metrics::Counter;
+
+use crate::clock::Clock;
+
+/// When a [`TieredCache`](crate::TieredCache) stops calling the tier below its L1 (its L2)
+/// and when it tries again. Given to
+/// [`TieredCacheBuilder::l2_bypass`](crate::TieredCacheBuilder::l2_bypass).
+///
+/// A call *fails* when it returns an error or takes longer than [`slow_call`](Self::slow_call)
+/// (except `flush` and `save_heat`, which may take an `fsync`). After
+/// [`after`](Self::after) failures in a row the tier is *bypassed* for
+/// [`cool_down`](Self::cool_down): no caller calls it, reads are misses (the loader answers),
+/// writes and removals are recorded as removals the tier still owes (so nothing it holds can
+/// be served stale later), and the calls that asked for a write or removal get
+/// [`Error::TierBypassed`](crate::Error::TierBypassed). Then the next call is a probe: if it
+/// works, the tier is back in service; if not, another cool-down starts.
+///
+/// ```
+/// use mpm_cache::BypassPolicy;
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+///
+/// let policy = BypassPolicy::default()
+///     .after(NonZeroU32::new(3).unwrap())
+///     .cool_down(Duration::from_secs(5))
+///     .slow_call(Duration::from_millis(50));
+/// assert_eq!(policy.cool_down_time(), Duration::from_secs(5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BypassPolicy {
+    after: NonZeroU32,
+    cool_down: Duration,
+    slow_call: Duration,
+}
+
+impl Default for BypassPolicy {
+    /// Bypass after 5 failures in a row, for 1 second; a call slower than 250 ms fails.
+    fn default() -> Self {
+        Self {
+            after: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+            cool_down: Duration::from_secs(1),
+            slow_call: Duration::from_millis(250),
+        }
+    }
+}
+
+impl BypassPolicy {
+    /// Failures in a row that start a bypass (default 5).
+    pub fn after(mut self, failures: NonZeroU32) -> Self {
+        self.after = failures;
+        self
+    }
+
+    /// How long a bypass lasts before a probe (default 1 s), on the L1's
+    /// [`Clock`](crate::Clock).
+    pub fn cool_down(mut self, d: Duration) -> Self {
+        self.cool_down = d;
+        self
+    }
+
+    /// A call that takes longer than this counts as a failure even if it succeeds (default
+    /// 250 ms).
+    pub fn slow_call(mut self, d: Duration) -> Self {
+        self.slow_call = d;
+        self
+    }
+
+    /// The failures in a row that start a bypass.
+    pub fn failures(&self) -> NonZeroU32 {
+        self.after
+    }
+
+    /// How long a bypass lasts.
+    pub fn cool_down_time(&self) -> Duration {
+        self.cool_down
+    }
+
+    /// The time beyond which a call counts as failed.
+    pub fn slow_call_time(&self) -> Duration {
+        self.slow_call
+    }
+}
+
+/// `until` while a probe runs.
+const PROBING: u64 = u64::MAX;
+
+/// What a caller may do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Admit {
+    /// Call the tier.
+    Call,
+    /// Call the tier: this call decides whether the bypass ends.
+    Probe,
+    /// Do not call the tier; the next probe is due in this long.
+    Skip(Duration),
+}
+
+/// The state of one tier: consecutive failures, and the bypass deadline.
+pub(super) struct Bypass {
+    policy: BypassPolicy,
+    clock: Clock,
+    failures: AtomicU32,
+    /// 0 while the tier is in service; [`PROBING`] while a probe runs; else the clock's
+    /// millisecond until which the tier is bypassed.
+    until: AtomicU64,
+    /// Bypasses started.
+    pub(super) started: Counter,
+}
+
+impl Bypass {
+    pub(super) fn new(policy: BypassPolicy, clock: Clock, started: Counter) -> Self {
+        Self {
+            policy,
+            clock,
+            failures: AtomicU32::new(0),
+            until: AtomicU64::new(0),
+            started,
+        }
+    }
+
+    pub(super) fn policy(&self) -> &BypassPolicy {
+        &self.policy
+    }
+
+    /// Whether the tier is bypassed now (or being probed).
+    pub(super) fn active(&self) -> bool {
+        self.until.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether a call may go to the tier now; the first caller after a cool-down becomes the
+    /// probe, and callers meanwhile skip.
+    pub(super) fn admit(&self) -> Admit {
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 {
+            return Admit::Call;
+        }
+        let now = self.clock.now_ms();
+        if until == PROBING {
+            return Admit::Skip(Duration::ZERO);
+        }
+        if now < until {
+            return Admit::Skip(Duration::from_millis(until - now));
+        }
+        match self
+            .until
+            .compare_exchange(until, PROBING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admit::Probe,
+            Err(_) => Admit::Skip(Duration::ZERO),
+        }
+    }
+
+    /// Records how an admitted call went.
+    pub(super) fn record(&self, admitted: Admit, ok: bool) {
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+            if admitted == Admit::Probe {
+                self.until.store(0, Ordering::Release);
+            }
+            return;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if admitted == Admit::Probe || failures >= self.policy.after.get() {
+            let ms = u64::try_from(self.policy.cool_down.as_millis()).unwrap_or(u64::MAX);
+            let until = self.clock.now_ms().saturating_add(ms).clamp(1, PROBING - 1);
+            let previous = self.until.swap(until, Ordering::AcqRel);
+            if previous == 0 {
+                self.started.inc();
+            }
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bypass(after: u32) -> (Bypass, crate::ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let policy = BypassPolicy::default()
+            .after(NonZeroU32::new(after).unwrap())
+            .cool_down(Duration::from_secs(1));
+        (Bypass::new(policy, clock, Counter::new()), hand)
+    }
+
+    #[test]
+    fn failures_in_a_row_start_a_bypass_and_a_success_resets_the_count() {
+        let (b, _) = bypass(3);
+        b.record(Admit::Call, false);
+        b.record(Admit::Call, false);
+        b.record(Admit::Call, true);
+        b.record(Admit::Call, false);
+        b.record(Admit::Call, false);
+        assert_eq!(b.admit(), Admit::Call, "never three in a row");
+        b.record(Admit::Call, false);
+        assert_eq!(b.admit(), Admit::Skip(Duration::from_secs(1)));
+        assert_eq!(b.started.get(), 1);
+    }
+
+    #[test]
+    fn one_probe_after_the_cool_down_decides() {
+        let (b, hand) = bypass(1);
+        b.record(Admit::Call, false);
+        hand.advance(Duration::from_millis(999));
+        assert!(matches!(b.admit(), Admit::Skip(_)));
+        hand.advance(Duration::from_millis(1));
+        assert_eq!(b.admit(), Admit::Probe);
+        assert_eq!(
+            b.admit(),
+            Admit::Skip(Duration::ZERO),
+            "one probe at a time"
+        );
+        b.record(Admit::Probe, false);
+        assert_eq!(
+            b.admit(),
+            Admit::Skip(Duration::from_secs(1)),
+            "bypassed again"
+        );
+        hand.advance(Duration::from_secs(1));
+        assert_eq!(b.admit(), Admit::Probe);
+        b.record(Admit::Probe, true);
+        assert_eq!(b.admit(), Admit::Call);
+        assert!(!b.active());
+        assert_eq!(b.started.get(), 1, "one bypass, probed twice");
+    }
+}
