@@ -66,6 +66,16 @@ fn tiered_hot_get(c: &mut Criterion) {
         .l2(DiskTier::builder(scratch.0.join("l2")).open().unwrap())
         .build()
         .unwrap();
+    // The same, reporting into a registry (what `Mpm` builds).
+    let registry = mpm_metrics::Registry::default();
+    let ours_reporting: TieredCache<u64> = TieredCache::builder()
+        .l1(MemoryTier::builder()
+            .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
+            .default_ttl(Some(Duration::from_secs(300))))
+        .l2(DiskTier::builder(scratch.0.join("l2m")).open().unwrap())
+        .metrics(&registry, "bench")
+        .build()
+        .unwrap();
     let moka: moka::sync::Cache<String, u64> = moka::sync::Cache::builder()
         .max_capacity(ENTRIES)
         .time_to_live(Duration::from_secs(300))
@@ -76,6 +86,7 @@ fn tiered_hot_get(c: &mut Criterion) {
     let keys: Vec<String> = (0..HOT).map(|k| format!("agent_profile:{k:04}")).collect();
     for (k, key) in keys.iter().enumerate() {
         ours.insert(key, k as u64);
+        ours_reporting.insert(key, k as u64);
         moka.insert(key.clone(), k as u64);
         qc.insert(key.as_str().into(), k as u64);
     }
@@ -85,6 +96,12 @@ fn tiered_hot_get(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (HOT as usize - 1);
             black_box(ours.get(black_box(&keys[i])))
+        })
+    });
+    g.bench_function("mpm_reporting", |b| {
+        b.iter(|| {
+            i = (i + 1) & (HOT as usize - 1);
+            black_box(ours_reporting.get(black_box(&keys[i])))
         })
     });
     g.bench_function("moka", |b| {
