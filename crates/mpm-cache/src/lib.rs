@@ -160,7 +160,10 @@
 //!
 //! # Feature flags
 //!
-//! None.
+//! - `disk` (default): the disk tier, [`DiskTier`] with [`DiskTierBuilder`], [`Durability`]
+//!   and [`DiskStats`], on redb. Without it the crate has no redb dependency: the L1, the
+//!   [`Tier`] boundary, the [`record`] codec and any other tier still work. The examples in
+//!   these docs use the disk tier.
 //!
 //! It sits on floor 1 of the workspace: it depends on `mpm-metrics` and on no other floor-1
 //! crate (see `docs/ARCHITECTURE.md`).
@@ -171,6 +174,7 @@
 
 mod bus;
 mod clock;
+#[cfg(feature = "disk")]
 mod disk;
 mod error;
 mod ledger;
@@ -184,6 +188,7 @@ mod tiered;
 
 pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
+#[cfg(feature = "disk")]
 pub use disk::{DiskTier, DiskTierBuilder, Durability};
 pub use error::Error;
 pub use memory::{
@@ -191,9 +196,9 @@ pub use memory::{
     MemoryTierBuilder,
 };
 pub use pattern::Pattern;
-pub use stats::{
-    DiskStats, LoadSnapshot, LoadStats, RemovalCause, StatsSnapshot, TierSnapshot, TierStats,
-};
+#[cfg(feature = "disk")]
+pub use stats::DiskStats;
+pub use stats::{LoadSnapshot, LoadStats, RemovalCause, StatsSnapshot, TierSnapshot, TierStats};
 pub use tier::{Tier, TierEntry};
 pub use tiered::{
     BypassPolicy, EntryOptions, LoadFailure, TieredCache, TieredCacheBuilder, WarmProgress,

@@ -179,6 +179,7 @@ impl std::fmt::Debug for TierStats {
     }
 }
 
+#[cfg(feature = "disk")]
 /// Counters of the disk tier. Each read counts once: in `hits`, `misses`, `expired` or
 /// `corrupt`.
 #[derive(Clone, Default)]
@@ -202,6 +203,7 @@ pub struct DiskStats {
     pub expired: Counter,
 }
 
+#[cfg(feature = "disk")]
 impl DiskStats {
     /// The counts any tier reports.
     pub fn snapshot(&self) -> TierSnapshot {
@@ -215,6 +217,7 @@ impl DiskStats {
     }
 }
 
+#[cfg(feature = "disk")]
 impl std::fmt::Debug for DiskStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskStats")

@@ -1,5 +1,6 @@
 //! `DiskTier`: the durable L2, on [redb](https://docs.rs/redb).
 
+mod series;
 mod store;
 
 use std::fmt;
@@ -18,11 +19,12 @@ use serde::de::DeserializeOwned;
 use mpm_metrics::{Registry, Scope};
 
 use crate::Error;
-use crate::metrics::{self, DiskMetrics, Target};
+use crate::metrics::{self, Target};
 use crate::pattern::Pattern;
 use crate::record::{self, Header};
 use crate::stats::{DiskStats, TierSnapshot};
 use crate::tier::{Tier, TierEntry};
+use series::DiskMetrics;
 use store::{Fault, Store, Tables};
 
 /// Every table maps bytes to bytes: redb's typed keys and values panic on bytes they cannot

@@ -8,13 +8,18 @@ static ALLOC: CountingAllocator = CountingAllocator::system();
 
 mod bus;
 mod bypass;
+#[cfg(feature = "disk")]
 mod damage;
+#[cfg(feature = "disk")]
 mod disk;
 mod flight;
+#[cfg(feature = "disk")]
 mod kill;
 mod load;
 mod memory;
+#[cfg(feature = "disk")]
 mod metrics;
+#[cfg(feature = "disk")]
 mod model;
 mod overhead;
 mod pattern;
