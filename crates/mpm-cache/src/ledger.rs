@@ -24,6 +24,9 @@ struct Shard {
     /// The record of the latest deadline added, kept out of the map: entries inserted with
     /// the default TTL arrive in runs with one deadline, and those runs cost no map lookup.
     tail: Option<(u64, i64, i64)>,
+    /// The same for removals: eviction takes the oldest entries first, so removals arrive in
+    /// runs with one deadline too.
+    head: Option<(u64, i64, i64)>,
     /// Count and weight of entries whose deadline had passed when last read.
     expired: (i64, i64),
     /// The clock reading of the last read: deadlines strictly below it are in `expired` (an
@@ -47,13 +50,22 @@ impl Shard {
             }
             _ => {}
         }
-        if count > 0 {
-            // A new run starts: the old tail goes to the map.
-            if let Some((d, c, w)) = self.tail.replace((deadline, count, weight)) {
-                Self::merge(&mut self.pending, d, c, w);
-            }
+        let run = if count > 0 {
+            &mut self.tail
         } else {
-            Self::merge(&mut self.pending, deadline, count, weight);
+            match &mut self.head {
+                Some((d, c, w)) if *d == deadline => {
+                    *c += count;
+                    *w += weight;
+                    return;
+                }
+                _ => {}
+            }
+            &mut self.head
+        };
+        // A new run starts: the old one goes to the map.
+        if let Some((d, c, w)) = run.replace((deadline, count, weight)) {
+            Self::merge(&mut self.pending, d, c, w);
         }
     }
 
@@ -72,6 +84,9 @@ impl Shard {
                 && d < now
             {
                 self.tail = None;
+                Self::merge(&mut self.pending, d, c, w);
+            }
+            if let Some((d, c, w)) = self.head.take() {
                 Self::merge(&mut self.pending, d, c, w);
             }
             while let Some(first) = self.pending.first_entry() {
@@ -190,6 +205,32 @@ mod tests {
         assert_eq!(l.expired(100), (1, 4));
         l.sub(10, 4);
         assert_eq!(l.expired(100), (0, 0));
+    }
+
+    #[test]
+    fn runs_of_removals_with_one_deadline_add_up() {
+        let l = Ledger::default();
+        for d in [5, 5, 6, 6, 6, 7] {
+            l.add(d, 2);
+        }
+        // Removals in runs (5, 5), then one that breaks the run (7), then the run again (6).
+        l.sub(5, 2);
+        l.sub(5, 2);
+        l.sub(7, 2);
+        l.sub(6, 2);
+        assert_eq!(
+            l.expired(7),
+            (2, 4),
+            "the two entries at 6 left, one at 6 remains"
+        );
+        l.sub(6, 2);
+        l.sub(6, 2);
+        assert_eq!(l.expired(8), (0, 0));
+        // A removal run still open when the clock passes its deadline.
+        l.add(20, 1);
+        l.add(21, 1);
+        l.sub(20, 1);
+        assert_eq!(l.expired(22), (1, 1));
     }
 
     #[test]

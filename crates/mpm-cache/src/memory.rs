@@ -130,16 +130,18 @@ pub(crate) struct SlotLifecycle<K, V> {
     shared: Arc<Shared<K, V>>,
 }
 
-/// Entries evicted during one quick_cache request; reported when it is dropped, which quick_cache
-/// does after releasing the shard lock, so a listener may call back into the cache.
+/// Entries evicted during one quick_cache request; reported after quick_cache has released the
+/// shard lock, so a listener may call back into the cache.
 pub(crate) struct Evicted<K, V> {
     /// The first eviction of a request lives inline: most inserts evict exactly one entry.
     first: Option<(K, Slot<V>, RemovalCause)>,
     items: Vec<(K, Slot<V>, RemovalCause)>,
+    /// For a request quick_cache starts with a state of its own (`set_capacity`): the tier's
+    /// shared parts, so that dropping the state reports the entries.
     shared: Option<Arc<Shared<K, V>>>,
-    /// Whether the ledger already knows these entries left (the insert took them away under
-    /// the same lock as it added the new one).
-    accounted: bool,
+    /// Set by [`MemoryTier`]'s own inserts, which report the entries themselves (and so take
+    /// no reference count per request).
+    own: bool,
 }
 
 impl<K, V> Default for Evicted<K, V> {
@@ -148,7 +150,7 @@ impl<K, V> Default for Evicted<K, V> {
             first: None,
             items: Vec::new(),
             shared: None,
-            accounted: false,
+            own: false,
         }
     }
 }
@@ -157,23 +159,19 @@ impl<K, V> Drop for Evicted<K, V> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
-                if self.accounted {
-                    shared.report(&k, &slot, cause);
-                } else {
-                    shared.notify(&k, &slot, cause);
-                }
+                shared.notify(&k, &slot, cause);
             }
         }
     }
 }
 
-impl<K, V> Evicted<K, V> {
-    /// quick_cache reports a replaced value through its eviction hook too. An evicted key with
-    /// the inserted key's hash that is still resident after the request was replaced, not
-    /// evicted (the hash comparison keeps the lookup off the common path).
-    fn mark_replaced(&mut self, same_hash: impl Fn(&K) -> bool, resident: impl Fn(&K) -> bool) {
+impl<K: Eq, V> Evicted<K, V> {
+    /// quick_cache reports a replaced value through its eviction hook too. An evicted entry
+    /// with the inserted key that is still resident after the request was replaced, not
+    /// evicted.
+    fn mark_replaced(&mut self, inserted: &K, resident: impl Fn(&K) -> bool) {
         for (k, _, cause) in self.first.iter_mut().chain(self.items.iter_mut()) {
-            if *cause == RemovalCause::Capacity && same_hash(k) && resident(k) {
+            if *cause == RemovalCause::Capacity && k == inserted && resident(k) {
                 *cause = RemovalCause::Replaced;
             }
         }
@@ -190,7 +188,7 @@ impl<K, V> Lifecycle<K, Slot<V>> for SlotLifecycle<K, V> {
 
     fn on_evict(&self, state: &mut Self::RequestState, key: K, slot: Slot<V>) {
         let cause = self.shared.cause_of(&slot);
-        if state.shared.is_none() {
+        if !state.own && state.shared.is_none() {
             state.shared = Some(Arc::clone(&self.shared));
         }
         // Held until the request ends so values drop outside the shard lock.
@@ -478,7 +476,6 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             weigher: weigher.clone(),
             ledger: Ledger::default(),
         });
-        let hasher = self.hasher.clone();
         let cache = Cache::with_options(
             opts,
             weigher,
@@ -495,7 +492,6 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 stats: self.stats,
                 shared,
                 capacity: weight_capacity,
-                hasher,
                 _scope: scope,
             }),
         })
@@ -511,8 +507,6 @@ struct Inner<K, V, S> {
     stats: TierStats,
     shared: Arc<Shared<K, V>>,
     capacity: u64,
-    /// The cache's hasher, to recognise a replaced key among the evicted ones cheaply.
-    hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
     _scope: Option<Scope>,
 }
@@ -716,35 +710,45 @@ where
 
     fn put(&self, key: K, value: V, ttl: Option<Duration>, pinned: bool) {
         let inner = &*self.inner;
+        let shared = &*inner.shared;
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
-        let hash = inner.hasher.hash_one(&key);
         let slot = Slot::new(value, deadline, pinned);
-        let entered = inner.shared.ledger_key(&key, &slot);
+        let entered = shared.ledger_key(&key, &slot);
+        let inserted = key.clone();
         let mut evicted = Evicted::default();
+        evicted.own = true;
         inner.cache.insert_with_lifecycle(key, slot, &mut evicted);
-        if evicted.shared.is_some() {
-            evicted.mark_replaced(
-                |k| inner.hasher.hash_one(k) == hash,
-                |k| inner.cache.contains_key(k),
-            );
-        }
-        // One ledger lock for the new entry and whatever it pushed out.
-        let left = evicted.first.iter().chain(evicted.items.iter());
-        let mut left = left
-            .filter_map(|(k, slot, _)| inner.shared.ledger_key(k, slot))
-            .peekable();
-        if entered.is_some() || left.peek().is_some() {
-            let mut changes = inner.shared.ledger.changes();
+        if evicted.first.is_none() {
             if let Some((d, w)) = entered {
-                changes.add(d, w);
+                shared.ledger.changes().add(d, w);
             }
-            for (d, w) in left {
-                changes.sub(d, w);
+            return;
+        }
+        evicted.mark_replaced(&inserted, |k| inner.cache.contains_key(k));
+        // One ledger lock for the new entry and whatever it pushed out (most inserts push out
+        // one entry: `first`).
+        let mut changes = None;
+        if let Some((d, w)) = entered {
+            changes
+                .get_or_insert_with(|| shared.ledger.changes())
+                .add(d, w);
+        }
+        let left = evicted.first.iter().chain(evicted.items.iter());
+        for (k, slot, _) in left {
+            if let Some((d, w)) = shared.ledger_key(k, slot) {
+                changes
+                    .get_or_insert_with(|| shared.ledger.changes())
+                    .sub(d, w);
             }
         }
-        evicted.accounted = true;
-        drop(evicted);
+        drop(changes);
+        if let Some((k, slot, cause)) = evicted.first.take() {
+            shared.report(&k, &slot, cause);
+        }
+        for (k, slot, cause) in evicted.items.drain(..) {
+            shared.report(&k, &slot, cause);
+        }
     }
 
     /// Removes `key`, returning its live value; the listener hears [`RemovalCause::Invalidated`].
