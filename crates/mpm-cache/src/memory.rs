@@ -721,28 +721,20 @@ where
         inner.cache.insert_with_lifecycle(key, slot, &mut evicted);
         if evicted.first.is_none() {
             if let Some((d, w)) = entered {
-                shared.ledger.changes().add(d, w);
+                shared.ledger.writer().add(d, w);
             }
             return;
         }
         evicted.mark_replaced(&inserted, |k| inner.cache.contains_key(k));
-        // One ledger lock for the new entry and whatever it pushed out (most inserts push out
-        // one entry: `first`).
-        let mut changes = None;
+        let ledger = shared.ledger.writer();
         if let Some((d, w)) = entered {
-            changes
-                .get_or_insert_with(|| shared.ledger.changes())
-                .add(d, w);
+            ledger.add(d, w);
         }
-        let left = evicted.first.iter().chain(evicted.items.iter());
-        for (k, slot, _) in left {
+        for (k, slot, _) in evicted.first.iter().chain(evicted.items.iter()) {
             if let Some((d, w)) = shared.ledger_key(k, slot) {
-                changes
-                    .get_or_insert_with(|| shared.ledger.changes())
-                    .sub(d, w);
+                ledger.sub(d, w);
             }
         }
-        drop(changes);
         if let Some((k, slot, cause)) = evicted.first.take() {
             shared.report(&k, &slot, cause);
         }
