@@ -585,37 +585,71 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
     }
 
     fn get_entry(&self, key: &str) -> Result<Option<TierEntry<V>>, Error> {
-        let stats = &self.inner.stats;
         let read = self.inner.store.run_once("read", |db| {
             let tx = db.begin_read()?;
             let t = tx.open_table(ENTRIES)?;
             let got = t.get(key.as_bytes())?;
             Ok(got.map(|v| record::decode::<V>(key, v.value()).ok()))
         });
-        let decoded = match read {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => {
-                stats.misses.inc();
-                return Ok(None);
+        match read {
+            Ok(found) => Ok(self.settle(key, found)),
+            // The store was damaged and replaced by an empty one: a damaged entry.
+            Err(Error::Corrupt { .. }) => Ok(self.settle(key, Some(None))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entries for `keys`, read in one transaction.
+    fn get_entries(&self, keys: &[&str]) -> Result<Vec<Option<TierEntry<V>>>, Error> {
+        let read = self.inner.store.run_once("read", |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(ENTRIES)?;
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                let got = t.get(key.as_bytes())?;
+                found.push(got.map(|v| record::decode::<V>(key, v.value()).ok()));
             }
-            Err(Error::Corrupt { .. }) => None,
-            Err(e) => return Err(e),
+            Ok(found)
+        });
+        match read {
+            Ok(found) => Ok(keys
+                .iter()
+                .zip(found)
+                .map(|(key, found)| self.settle(key, found))
+                .collect()),
+            // The store was damaged and replaced by an empty one: nothing is there.
+            Err(Error::Corrupt { .. }) => {
+                self.inner.stats.misses.add(keys.len() as u64);
+                Ok(keys.iter().map(|_| None).collect())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a read found for `key` (nothing; an entry that did not decode; or a decoded
+    /// one), counted, as the entry to return: a damaged entry is removed, an expired one
+    /// misses.
+    fn settle(&self, key: &str, found: Option<Option<(Header, V)>>) -> Option<TierEntry<V>> {
+        let stats = &self.inner.stats;
+        let Some(decoded) = found else {
+            stats.misses.inc();
+            return None;
         };
         let Some((h, value)) = decoded else {
             stats.corrupt.inc();
             let _ = self.remove(key);
-            return Ok(None);
+            return None;
         };
         let Some(ttl) = h.ttl_at(record::now_ms()) else {
             stats.expired.inc();
-            return Ok(None);
+            return None;
         };
         stats.hits.inc();
-        Ok(Some(TierEntry {
+        Some(TierEntry {
             value,
             ttl,
             tags: h.tags.into_iter().map(Arc::from).collect(),
-        }))
+        })
     }
 
     /// Stores `value` for `key` with `ttl` (`None`: never expires) and `tags`, evicting the oldest
@@ -699,6 +733,11 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
 impl<V: Serialize + DeserializeOwned> Tier<V> for DiskTier<V> {
     fn get(&self, key: &str) -> Result<Option<TierEntry<V>>, Error> {
         self.get_entry(key)
+    }
+
+    /// One read transaction for every key.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<TierEntry<V>>>, Error> {
+        self.get_entries(keys)
     }
 
     fn put(

@@ -420,3 +420,24 @@ fn a_write_after_a_failed_removal_is_served_and_the_removal_applied_later() {
     // The removal was applied before the new write: the disk holds the new value.
     assert_eq!(disk.get("agent:1:a").unwrap().as_deref(), Some("new"));
 }
+
+#[test]
+fn a_batched_read_answers_each_key_in_order_and_counts_each() {
+    use mpm_cache::Tier;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path());
+    t.put("a", &"1".to_owned(), None, &[Arc::from("x")])
+        .unwrap();
+    t.put("c", &"3".to_owned(), Some(Duration::from_secs(60)), &[])
+        .unwrap();
+    let got = Tier::get_many(&t, &["c", "b", "a", "a"]).unwrap();
+    let values: Vec<Option<&str>> = got
+        .iter()
+        .map(|e| e.as_ref().map(|e| e.value.as_str()))
+        .collect();
+    assert_eq!(values, [Some("3"), None, Some("1"), Some("1")]);
+    assert_eq!(&*got[2].as_ref().unwrap().tags, &[Arc::<str>::from("x")]);
+    assert!(got[0].as_ref().unwrap().ttl.is_some());
+    let s = Tier::stats(&t);
+    assert_eq!((s.hits, s.misses), (3, 1));
+}
