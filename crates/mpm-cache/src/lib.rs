@@ -94,9 +94,11 @@
 //! calling it for 1 s and serves from the L1 and the loader; writes and removals meanwhile are
 //! recorded as removals the L2 owes, with the masking above, and report
 //! [`Error::TierBypassed`]. Then one call probes the tier: success puts it back in service,
-//! failure starts another cool-down. So a caller waits on a failing tier only for the calls
-//! that detect the failure and for one probe per cool-down, each bounded by the tier's own
-//! timeout (the [`Tier`] contract). `mpm_cache_bypassed` and `mpm_cache_errors_total` show it.
+//! failure starts another cool-down. While one call has been running for longer than 250 ms
+//! with none ending, other callers skip the tier too, without waiting for it. So a caller
+//! waits on a failing tier only for the calls that detect the failure and for one probe per
+//! cool-down, each bounded by the tier's own timeout (the [`Tier`] contract), and never for a
+//! call that is already stuck. `mpm_cache_bypassed` and `mpm_cache_errors_total` show it.
 //!
 //! # A store file that may hold anything
 //!

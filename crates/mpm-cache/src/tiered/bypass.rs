@@ -15,8 +15,10 @@ use crate::clock::Clock;
 /// and when it tries again. Given to
 /// [`TieredCacheBuilder::l2_bypass`](crate::TieredCacheBuilder::l2_bypass).
 ///
-/// A call *fails* when it returns an error or takes longer than [`slow_call`](Self::slow_call)
-/// (except `flush` and `save_heat`, which may take an `fsync`). After
+/// A call *fails* when it returns an error or panics, or takes longer than
+/// [`slow_call`](Self::slow_call) (except `flush` and `save_heat`, which may take an `fsync`).
+/// While a call has been running for longer than `slow_call` and none has ended, the tier is
+/// *stuck*: other callers skip it as if bypassed, without waiting for that call. After
 /// [`after`](Self::after) failures in a row the tier is *bypassed* for
 /// [`cool_down`](Self::cool_down): no caller calls it, reads are misses (the loader answers),
 /// writes and removals are recorded as removals the tier still owes (so nothing it holds can
@@ -67,8 +69,9 @@ impl BypassPolicy {
         self
     }
 
-    /// A call that takes longer than this counts as a failure even if it succeeds (default
-    /// 250 ms).
+    /// A call that takes longer than this counts as a failure even if it succeeds, and while
+    /// one has been running this long other callers skip the tier (default 250 ms), on the
+    /// L1's [`Clock`](crate::Clock).
     pub fn slow_call(mut self, d: Duration) -> Self {
         self.slow_call = d;
         self
@@ -93,6 +96,10 @@ impl BypassPolicy {
 /// `until` while a probe runs.
 const PROBING: u64 = u64::MAX;
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What a caller may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Admit {
@@ -112,8 +119,20 @@ pub(super) struct Bypass {
     /// 0 while the tier is in service; [`PROBING`] while a probe runs; else the clock's
     /// millisecond until which the tier is bypassed.
     until: AtomicU64,
+    /// Calls of the tier running now.
+    in_flight: AtomicU32,
+    /// The clock's millisecond when, with calls running, the last one started from idle or
+    /// any one ended: while none has ended for longer than `slow_call`, the tier is stuck and
+    /// callers skip it without waiting for the stuck call to come back.
+    progress_ms: AtomicU64,
     /// Bypasses started.
     pub(super) started: Counter,
+}
+
+/// A call of the tier under way: [`Bypass::finish`] ends it.
+pub(super) struct Call {
+    admitted: Admit,
+    started_ms: u64,
 }
 
 impl Bypass {
@@ -123,12 +142,10 @@ impl Bypass {
             clock,
             failures: AtomicU32::new(0),
             until: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            progress_ms: AtomicU64::new(0),
             started,
         }
-    }
-
-    pub(super) fn policy(&self) -> &BypassPolicy {
-        &self.policy
     }
 
     /// Whether the tier is bypassed now (or being probed).
@@ -136,11 +153,51 @@ impl Bypass {
         self.until.load(Ordering::Acquire) != 0
     }
 
+    /// Starts a call of the tier if one may go now (see [`admit`](Self::admit)); `Err` says
+    /// when the next probe is due.
+    pub(super) fn start(&self) -> Result<Call, Duration> {
+        let admitted = self.admit();
+        if let Admit::Skip(retry_in) = admitted {
+            return Err(retry_in);
+        }
+        let now = self.clock.now_ms();
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.progress_ms.store(now, Ordering::Release);
+        }
+        Ok(Call {
+            admitted,
+            started_ms: now,
+        })
+    }
+
+    /// Ends `call`: `ok` unless it failed; a call slower than the policy allows (when
+    /// `timed`) fails too.
+    pub(super) fn finish(&self, call: Call, ok: bool, timed: bool) {
+        let now = self.clock.now_ms();
+        self.progress_ms.store(now, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let slow = timed && now.saturating_sub(call.started_ms) > millis(self.policy.slow_call);
+        self.record(call.admitted, ok && !slow);
+    }
+
+    /// Whether a call has been running for longer than `slow_call` with no call ending.
+    fn stuck(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+            && self
+                .clock
+                .now_ms()
+                .saturating_sub(self.progress_ms.load(Ordering::Acquire))
+                > millis(self.policy.slow_call)
+    }
+
     /// Whether a call may go to the tier now; the first caller after a cool-down becomes the
-    /// probe, and callers meanwhile skip.
+    /// probe, and callers meanwhile skip; so do callers while a call is stuck.
     pub(super) fn admit(&self) -> Admit {
         let until = self.until.load(Ordering::Acquire);
         if until == 0 {
+            if self.stuck() {
+                return Admit::Skip(self.policy.slow_call);
+            }
             return Admit::Call;
         }
         let now = self.clock.now_ms();
@@ -170,7 +227,7 @@ impl Bypass {
         }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if admitted == Admit::Probe || failures >= self.policy.after.get() {
-            let ms = u64::try_from(self.policy.cool_down.as_millis()).unwrap_or(u64::MAX);
+            let ms = millis(self.policy.cool_down);
             let until = self.clock.now_ms().saturating_add(ms).clamp(1, PROBING - 1);
             let previous = self.until.swap(until, Ordering::AcqRel);
             if previous == 0 {

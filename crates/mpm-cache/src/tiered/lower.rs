@@ -4,11 +4,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mpm_metrics::Registry;
 
-use super::bypass::{Admit, Bypass};
+use super::bypass::Bypass;
 use crate::Error;
 use crate::pattern::Pattern;
 use crate::stats::{L2Op, L2Stats, TierSnapshot};
@@ -38,22 +38,20 @@ impl<V> Lower<V> {
         op: L2Op,
         f: impl FnOnce(&dyn Tier<V>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let admitted = self.bypass.admit();
-        if let Admit::Skip(retry_in) = admitted {
-            return Err(Error::TierBypassed { retry_in });
-        }
-        let started = Instant::now();
+        let call = self
+            .bypass
+            .start()
+            .map_err(|retry_in| Error::TierBypassed { retry_in })?;
         let r = catch_unwind(AssertUnwindSafe(|| f(self.tier.as_ref()))).unwrap_or_else(|p| {
             Err(Error::TierPanicked {
                 op: op.as_str(),
                 message: panic_message(p.as_ref()),
             })
         });
-        let slow = op != L2Op::Flush && started.elapsed() > self.bypass.policy().slow_call_time();
         if r.is_err() {
             self.stats.error(op);
         }
-        self.bypass.record(admitted, r.is_ok() && !slow);
+        self.bypass.finish(call, r.is_ok(), op != L2Op::Flush);
         r
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use mpm_cache::{
@@ -20,8 +20,8 @@ use mpm_metrics::Registry;
 enum Mode {
     Works,
     Fails,
-    /// Sleeps this long, then works.
-    Slow(Duration),
+    /// Tells `entered`, then waits for `release` before working.
+    Blocks,
     Panics,
 }
 
@@ -30,6 +30,8 @@ struct Flaky {
     map: Mutex<HashMap<String, String>>,
     mode: Mutex<Mode>,
     calls: AtomicUsize,
+    entered: Mutex<Option<mpsc::Sender<()>>>,
+    release: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Flaky {
@@ -38,7 +40,20 @@ impl Flaky {
             map: Mutex::default(),
             mode: Mutex::new(Mode::Works),
             calls: AtomicUsize::new(0),
+            entered: Mutex::default(),
+            release: Mutex::default(),
         })
+    }
+
+    /// Makes the next calls block: returns a receiver told when a call has entered and a
+    /// sender that lets one blocked call go on.
+    fn block(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        *self.entered.lock().unwrap() = Some(entered_tx);
+        *self.release.lock().unwrap() = Some(release_rx);
+        self.set(Mode::Blocks);
+        (entered_rx, release_tx)
     }
 
     fn set(&self, mode: Mode) {
@@ -59,8 +74,12 @@ impl Flaky {
                 path: "flaky".into(),
                 message: "down on command".into(),
             }),
-            Mode::Slow(d) => {
-                std::thread::sleep(d);
+            Mode::Blocks => {
+                if let Some(tx) = self.entered.lock().unwrap().as_ref() {
+                    let _ = tx.send(());
+                }
+                let release = self.release.lock().unwrap();
+                let _ = release.as_ref().map(mpsc::Receiver::recv);
                 Ok(())
             }
             Mode::Panics => panic!("the tier panicked on command"),
@@ -268,20 +287,66 @@ fn a_probe_that_fails_starts_another_cool_down() {
 fn a_slow_tier_counts_as_failing_so_callers_stop_waiting_on_it() {
     let tier = Flaky::new();
     let registry = Registry::default();
-    let (c, _hand) = cache(&tier, &registry);
+    let (c, hand) = cache(&tier, &registry);
     tier.map.lock().unwrap().insert("k".into(), "v".into());
-    tier.set(Mode::Slow(Duration::from_millis(60)));
-    for _ in 0..3 {
-        // Slow but answering: the value is served, and the slowness is counted.
-        assert_eq!(c.get("k").as_deref(), Some("v"));
-        c.shrink_to(0.0).unwrap();
-    }
-    assert!(c.l2_bypassed());
+    let (entered, release) = tier.block();
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            // A call that answers, but after longer than `slow_call` on the cache's clock.
+            let slow = s.spawn(|| c.get("k"));
+            entered.recv().unwrap();
+            hand.advance(Duration::from_millis(41));
+            release.send(()).unwrap();
+            assert_eq!(
+                slow.join().unwrap().as_deref(),
+                Some("v"),
+                "slow but answering"
+            );
+            c.shrink_to(0.0).unwrap();
+        }
+    });
+    assert!(c.l2_bypassed(), "three slow calls in a row");
     let calls = tier.calls();
     for _ in 0..20 {
         assert_eq!(c.get("k"), None, "a miss instead of a wait");
     }
     assert_eq!(tier.calls(), calls, "no caller waited on the slow tier");
+}
+
+#[test]
+fn while_a_call_is_stuck_other_callers_skip_the_tier_without_waiting() {
+    let tier = Flaky::new();
+    let registry = Registry::default();
+    let (c, hand) = cache(&tier, &registry);
+    tier.map.lock().unwrap().insert("k".into(), "v".into());
+    let (entered, release) = tier.block();
+    std::thread::scope(|s| {
+        let stuck = s.spawn(|| c.get("k"));
+        entered.recv().unwrap();
+        let calls = tier.calls();
+        // Not stuck yet: a second caller would call the tier (and block); after `slow_call`
+        // with no call ending, callers skip it.
+        hand.advance(Duration::from_millis(41));
+        for _ in 0..10 {
+            assert_eq!(c.get("other"), None);
+            assert!(matches!(
+                c.try_insert_with("w", "w".into(), EntryOptions::new()),
+                Err(Error::TierBypassed { .. })
+            ));
+        }
+        assert_eq!(tier.calls(), calls, "nobody else called the stuck tier");
+        release.send(()).unwrap();
+        assert_eq!(stuck.join().unwrap().as_deref(), Some("v"));
+    });
+    // The stuck call came back: the tier is called again (one slow call is not a bypass).
+    tier.set(Mode::Works);
+    assert!(!c.l2_bypassed());
+    let calls = tier.calls();
+    c.insert("after", "x".into());
+    assert!(tier.calls() > calls);
+    assert_eq!(tier.map.lock().unwrap()["after"], "x");
+    // The write the tier missed while stuck is served from the L1.
+    assert_eq!(c.get("w").as_deref(), Some("w"));
 }
 
 #[test]
