@@ -133,6 +133,7 @@ pub(super) struct Bypass {
 pub(super) struct Call {
     admitted: Admit,
     started_ms: u64,
+    timed: bool,
 }
 
 impl Bypass {
@@ -154,29 +155,35 @@ impl Bypass {
     }
 
     /// Starts a call of the tier if one may go now (see [`admit`](Self::admit)); `Err` says
-    /// when the next probe is due.
-    pub(super) fn start(&self) -> Result<Call, Duration> {
+    /// when the next probe is due. A `timed` call fails when slow, and makes the tier stuck
+    /// while it runs too long; an untimed one (a flush, which may wait for the disk) does
+    /// neither.
+    pub(super) fn start(&self, timed: bool) -> Result<Call, Duration> {
         let admitted = self.admit();
         if let Admit::Skip(retry_in) = admitted {
             return Err(retry_in);
         }
         let now = self.clock.now_ms();
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+        if timed && self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
             self.progress_ms.store(now, Ordering::Release);
         }
         Ok(Call {
             admitted,
             started_ms: now,
+            timed,
         })
     }
 
-    /// Ends `call`: `ok` unless it failed; a call slower than the policy allows (when
-    /// `timed`) fails too.
-    pub(super) fn finish(&self, call: Call, ok: bool, timed: bool) {
-        let now = self.clock.now_ms();
-        self.progress_ms.store(now, Ordering::Release);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let slow = timed && now.saturating_sub(call.started_ms) > millis(self.policy.slow_call);
+    /// Ends `call`: `ok` unless it failed; a timed call slower than the policy allows fails
+    /// too.
+    pub(super) fn finish(&self, call: Call, ok: bool) {
+        let mut slow = false;
+        if call.timed {
+            let now = self.clock.now_ms();
+            self.progress_ms.store(now, Ordering::Release);
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            slow = now.saturating_sub(call.started_ms) > millis(self.policy.slow_call);
+        }
         self.record(call.admitted, ok && !slow);
     }
 

@@ -40,7 +40,7 @@ impl<V> Lower<V> {
     ) -> Result<T, Error> {
         let call = self
             .bypass
-            .start()
+            .start(op != L2Op::Flush)
             .map_err(|retry_in| Error::TierBypassed { retry_in })?;
         let r = catch_unwind(AssertUnwindSafe(|| f(self.tier.as_ref()))).unwrap_or_else(|p| {
             Err(Error::TierPanicked {
@@ -51,7 +51,7 @@ impl<V> Lower<V> {
         if r.is_err() {
             self.stats.error(op);
         }
-        self.bypass.finish(call, r.is_ok(), op != L2Op::Flush);
+        self.bypass.finish(call, r.is_ok());
         r
     }
 }

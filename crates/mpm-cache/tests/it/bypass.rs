@@ -32,6 +32,8 @@ struct Flaky {
     calls: AtomicUsize,
     entered: Mutex<Option<mpsc::Sender<()>>>,
     release: Mutex<Option<mpsc::Receiver<()>>>,
+    /// Whether `flush` blocks (as `Mode::Blocks`) while the other calls work.
+    flush_blocks: std::sync::atomic::AtomicBool,
 }
 
 impl Flaky {
@@ -42,6 +44,7 @@ impl Flaky {
             calls: AtomicUsize::new(0),
             entered: Mutex::default(),
             release: Mutex::default(),
+            flush_blocks: Default::default(),
         })
     }
 
@@ -65,8 +68,12 @@ impl Flaky {
     }
 
     fn enter(&self) -> Result<(), Error> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
         let mode = *self.mode.lock().unwrap();
+        self.enter_as(mode)
+    }
+
+    fn enter_as(&self, mode: Mode) -> Result<(), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         match mode {
             Mode::Works => Ok(()),
             Mode::Fails => Err(Error::Storage {
@@ -134,6 +141,13 @@ impl Tier<String> for Flaky {
         self.enter()?;
         self.map.lock().unwrap().clear();
         Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        if self.flush_blocks.load(Ordering::SeqCst) {
+            return self.enter_as(Mode::Blocks);
+        }
+        self.enter()
     }
 
     fn stats(&self) -> TierSnapshot {
@@ -347,6 +361,30 @@ fn while_a_call_is_stuck_other_callers_skip_the_tier_without_waiting() {
     assert_eq!(tier.map.lock().unwrap()["after"], "x");
     // The write the tier missed while stuck is served from the L1.
     assert_eq!(c.get("w").as_deref(), Some("w"));
+}
+
+#[test]
+fn a_long_flush_does_not_make_reads_skip_the_tier() {
+    let tier = Flaky::new();
+    let registry = Registry::default();
+    let (c, hand) = cache(&tier, &registry);
+    tier.map.lock().unwrap().insert("k".into(), "v".into());
+    let (entered, release) = tier.block();
+    tier.set(Mode::Works);
+    tier.flush_blocks.store(true, Ordering::SeqCst);
+    std::thread::scope(|s| {
+        let flush = s.spawn(|| c.flush());
+        entered.recv().unwrap();
+        hand.advance(Duration::from_secs(2));
+        assert_eq!(
+            c.get("k").as_deref(),
+            Some("v"),
+            "read while the flush waits"
+        );
+        release.send(()).unwrap();
+        flush.join().unwrap().unwrap();
+    });
+    assert!(!c.l2_bypassed(), "a slow flush is not a failure");
 }
 
 #[test]
