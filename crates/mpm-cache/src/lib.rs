@@ -78,16 +78,16 @@
 //!
 //! # When the L2 fails
 //!
-//! An L2 that fails a read is a miss. A failed write is counted and reported by
+//! An L2 that fails a read is a miss; a tier that panics is treated as one that failed. A
+//! failed removal is reported by the call that asked for it, and still holds: the removal is
+//! recorded before the L2 is asked, every L2 read is checked against what is recorded, and
+//! later writes, invalidations and [`flush`](TieredCache::flush) apply it; the record is
+//! dropped once the L2 has applied everything. A failed write is counted and reported by
 //! [`try_insert_with`](TieredCache::try_insert_with); the L1 keeps the value, and the key's
-//! entry in the L2 (an older value, perhaps) is removed or, if that fails too, masked as below.
-//! A tier that panics is treated as one that failed. A failed removal
-//! is reported by the call that asked for it, and still holds: the removal is recorded before
-//! the L2 is asked, every L2 read is checked against what is recorded, and later writes,
-//! invalidations and [`flush`](TieredCache::flush) apply it; the record is dropped once the L2
-//! has applied everything. So within the process an invalidated key never comes back. The
-//! record is in memory: a process that stops while [`flush`](TieredCache::flush) still fails
-//! leaves those entries on disk.
+//! entry in the L2 (an older value, perhaps) is removed or, if that fails too, recorded as a
+//! removal the same way. So within the process an invalidated or overwritten value never comes
+//! back. The record is in memory: a process that stops while [`flush`](TieredCache::flush)
+//! still fails leaves those entries on disk.
 //!
 //! An L2 that keeps failing is bypassed, not waited on ([`BypassPolicy`], for any [`Tier`]):
 //! after 5 failed calls in a row (an error, or a call slower than 250 ms), the cache stops
