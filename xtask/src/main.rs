@@ -11,8 +11,10 @@
 //!   copies the run's summary to `benches/results/summary.json`; `--write-docs` generates the
 //!   README's numbers and `docs/PERFORMANCE.md` from that file; `--check` renders the page in
 //!   headless chromium and asserts what it shows.
-//! - `cargo xtask trace --trace PATH --capacity N[,N...] [--json]`: replays a cache access trace
-//!   and prints the hit ratios of mpm-cache's L1, quick_cache, moka and an exact LRU.
+//! - `cargo xtask trace [--quick] [--filter TEXT] [--threads N] [--trace PATH]...`: replays the
+//!   shared cache access traces (or the given ones) at 1%, 5% and 10% of their distinct keys and
+//!   prints the hit ratios of mpm-cache's L1, quick_cache, moka, the adaptive policy prototype
+//!   (`policy.rs`) and an exact LRU side by side, then a summary against the adaptive goal.
 //!
 //! The repository rules live in `tidy.rs` and `docs.rs` as tests, so `cargo test --workspace`
 //! checks them.
@@ -29,11 +31,14 @@ mod estimates;
 mod harness;
 mod html;
 mod manifest;
+mod policy;
 mod python;
 mod report;
 mod summary;
 mod tidy;
 mod trace;
+mod trace_format;
+mod trace_replay;
 mod verdict;
 
 fn usage() -> String {

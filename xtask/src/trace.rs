@@ -1,296 +1,92 @@
-//! `cargo xtask trace`: replays a cache access trace and prints hit ratios of mpm-cache's L1,
-//! bare quick_cache, moka and an exact LRU.
+//! `cargo xtask trace`: replays cache access traces and prints, per trace and capacity, the
+//! hit ratios of mpm-cache's L1, quick_cache, moka, the adaptive prototype and an exact LRU,
+//! then a summary against the goal of the adaptive policy.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::fs::File;
-use std::hash::{BuildHasherDefault, DefaultHasher};
-use std::io::{BufRead, BufReader, Read};
-use std::num::NonZeroUsize;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 
-pub(crate) const USAGE: &str = "cargo xtask trace --trace PATH [--format cache2k|lirs|arc] \
---capacity N[,N...]|P%[,P%...] [--json] [--hot-allocation F] [--ghost-allocation F] [--mpm-only]";
+use crate::trace_format::{Format, read_trace};
+use crate::trace_replay::{Policy, Settings, replay};
 
-/// The hasher every policy uses: SipHash with fixed keys, so the figures repeat. Every policy
-/// also sees the same keys (the trace's numbers as decimal strings), so that they hash alike.
-type Fixed = BuildHasherDefault<DefaultHasher>;
+pub(crate) const USAGE: &str = "cargo xtask trace [--trace PATH]... [--dir DIR] \
+[--filter TEXT[,TEXT...]] [--format cache2k|scarab|lirs|arc|csv[:COL]] \
+[--capacity N|P%[,...]] [--quick] [--threads N] [--jobs N] [--json] \
+[--hot-allocation F] [--ghost-allocation F] [--mpm-only] \
+[--adaptive KNOB=VALUE[,...]] (knobs: hot, ghost, shadow, window, margin, bar, modes=0:1:2, filter=auto|off|on|N)";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Cache2k,
-    Lirs,
-    Arc,
+/// The shared traces the adaptive policy's knobs were tuned on. Every other trace (the rest of
+/// the shared folder, and any trace given with `--trace`) is held out: it confirms the choice.
+const TUNING: [&str; 4] = ["lirs-loop", "lirs-multi1", "cache2k-orm-busy", "arc-P3"];
+
+/// How many accesses of each trace `--quick` replays.
+const QUICK_ACCESSES: usize = 500_000;
+
+/// The goal: on every cell at least the better peer minus this many points...
+const CELL_TOLERANCE: f64 = 0.3;
+/// ...and a mean at least this many points above the better peer's mean.
+const MEAN_LEAD: f64 = 1.0;
+
+struct Trace {
+    name: String,
+    tuning: bool,
+    keys: Vec<u64>,
+    distinct: usize,
 }
 
-impl Format {
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "cache2k" => Self::Cache2k,
-            "lirs" => Self::Lirs,
-            "arc" => Self::Arc,
-            other => bail!("unknown trace format {other:?} (cache2k, lirs or arc)"),
-        })
-    }
-
-    fn guess(path: &Path) -> Result<Self> {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("cache2k") {
-            Ok(Self::Cache2k)
-        } else if name.starts_with("lirs") {
-            Ok(Self::Lirs)
-        } else if name.starts_with("arc") || name.contains(".lis") {
-            Ok(Self::Arc)
-        } else {
-            bail!(
-                "cannot tell the format of {}; pass --format",
-                path.display()
-            )
-        }
-    }
-}
-
-/// Opens `path`, decompressing by extension (`.xz`, `.gz`, `.zst`).
-fn open(path: &Path) -> Result<Box<dyn Read>> {
-    let f = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
-    let f = BufReader::with_capacity(1 << 16, f);
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    Ok(match ext {
-        "xz" => Box::new(liblzma::read::XzDecoder::new(f)),
-        "gz" => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        "zst" => Box::new(zstd::stream::read::Decoder::with_buffer(f)?),
-        _ => Box::new(f),
-    })
-}
-
-/// Reads every key of the trace.
-fn read_trace(path: &Path, format: Format) -> Result<Vec<u64>> {
-    let mut r = open(path)?;
-    let mut keys = Vec::new();
-    match format {
-        Format::Cache2k => {
-            let mut bytes = Vec::new();
-            r.read_to_end(&mut bytes)
-                .with_context(|| format!("could not read {}", path.display()))?;
-            for chunk in bytes.chunks_exact(4) {
-                let k = i32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                keys.push(k as u32 as u64);
-            }
-        }
-        Format::Lirs => {
-            for (n, line) in BufReader::new(r).lines().enumerate() {
-                let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
-                let line = line.trim();
-                if line.is_empty() || line == "*" {
-                    continue;
-                }
-                keys.push(line.parse::<u64>().with_context(|| {
-                    format!("{}: line {}: not a key: {line:?}", path.display(), n + 1)
-                })?);
-            }
-        }
-        Format::Arc => {
-            for (n, line) in BufReader::new(r).lines().enumerate() {
-                let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
-                let mut f = line.split_whitespace();
-                let (Some(start), Some(count)) = (f.next(), f.next()) else {
-                    continue;
-                };
-                let bad = || format!("{}: line {}: {line:?}", path.display(), n + 1);
-                let start: u64 = start.parse().with_context(bad)?;
-                let count: u64 = count.parse().with_context(bad)?;
-                keys.extend(start..start.saturating_add(count));
-            }
-        }
-    }
-    Ok(keys)
-}
-
-/// An exact LRU: a hash map into a doubly linked list kept in a vector.
-struct Lru {
-    map: HashMap<u64, usize, Fixed>,
-    nodes: Vec<(u64, usize, usize)>, // key, prev, next
-    head: usize,
-    tail: usize,
-    cap: usize,
-}
-
-const NIL: usize = usize::MAX;
-
-impl Lru {
-    fn new(cap: usize) -> Self {
-        Self {
-            map: HashMap::with_capacity_and_hasher(cap, Fixed::default()),
-            nodes: Vec::with_capacity(cap),
-            head: NIL,
-            tail: NIL,
-            cap,
-        }
-    }
-
-    fn unlink(&mut self, i: usize) {
-        let (_, p, n) = self.nodes[i];
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.nodes[p].2 = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.nodes[n].1 = p;
-        }
-    }
-
-    fn push_front(&mut self, i: usize) {
-        self.nodes[i].1 = NIL;
-        self.nodes[i].2 = self.head;
-        if self.head != NIL {
-            self.nodes[self.head].1 = i;
-        }
-        self.head = i;
-        if self.tail == NIL {
-            self.tail = i;
-        }
-    }
-
-    /// Returns whether `k` was a hit; inserts it on a miss.
-    fn access(&mut self, k: u64) -> bool {
-        if let Some(&i) = self.map.get(&k) {
-            self.unlink(i);
-            self.push_front(i);
-            return true;
-        }
-        let i = if self.nodes.len() < self.cap {
-            self.nodes.push((k, NIL, NIL));
-            self.nodes.len() - 1
-        } else {
-            let i = self.tail;
-            self.unlink(i);
-            self.map.remove(&self.nodes[i].0);
-            self.nodes[i].0 = k;
-            i
-        };
-        self.map.insert(k, i);
-        self.push_front(i);
-        false
-    }
-}
-
-struct Row {
+/// One trace at one capacity: the hit ratio of each policy, in `Policy::ALL` order.
+struct Cell {
+    trace: usize,
+    label: String,
     capacity: usize,
-    accesses: usize,
-    mpm: f64,
-    quick_cache: f64,
-    quick_cache_same: f64,
-    moka: f64,
-    lru: f64,
+    ratios: [f64; Policy::ALL.len()],
 }
 
-fn pct(hits: usize, n: usize) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        hits as f64 * 100.0 / n as f64
+impl Cell {
+    fn ratio(&self, p: Policy) -> f64 {
+        self.ratios[index(p)]
+    }
+
+    /// The better of quick_cache (defaults) and moka.
+    fn best_peer(&self) -> f64 {
+        self.ratio(Policy::QuickCache).max(self.ratio(Policy::Moka))
     }
 }
 
-/// Replays `keys` (as decimal strings, the same keys for every policy) through `access`, which
-/// is given each number and its string, looks the key up, inserts it on a miss, and says whether it hit. Returns the hit ratio.
-fn replay(keys: &[u64], mut access: impl FnMut(u64, &str) -> bool) -> Result<f64> {
-    let mut key = String::new();
-    let mut hits = 0;
-    for &k in keys {
-        key.clear();
-        write!(key, "{k}")?;
-        if access(k, &key) {
-            hits += 1;
-        }
-    }
-    Ok(pct(hits, keys.len()))
+fn index(p: Policy) -> usize {
+    Policy::ALL.iter().position(|&q| q == p).expect("listed")
 }
 
-fn replay_mpm(keys: &[u64], cap: usize, hot: Option<f64>, ghost: Option<f64>) -> Result<f64> {
-    // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL,
-    // statistics, and a tag on every entry (64 tags in all, so each tag holds many keys).
-    let mut l1 = mpm_cache::MemoryTier::builder()
-        .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
-        .default_ttl(Some(Duration::from_secs(86_400)))
-        .hasher(Fixed::default());
-    if let Some(h) = hot {
-        l1 = l1.hot_allocation(h);
-    }
-    if let Some(g) = ghost {
-        l1 = l1.ghost_allocation(g);
-    }
-    let cache = mpm_cache::TieredCache::<()>::builder().l1(l1).build()?;
-    let ratio = replay(keys, |k, key| {
-        if cache.get(key).is_some() {
-            return true;
-        }
-        let tag = format!("t{}", k % 64);
-        cache.insert_with(key, (), mpm_cache::EntryOptions::new().tag(tag));
-        false
-    })?;
-    debug_assert_eq!(pct(cache.stats().hits as usize, keys.len()), ratio);
-    Ok(ratio)
+struct Options {
+    paths: Vec<PathBuf>,
+    format: Option<Format>,
+    capacities: String,
+    filters: Vec<String>,
+    limit: usize,
+    threads: usize,
+    jobs: usize,
+    json: bool,
+    mpm_only: bool,
+    settings: Settings,
 }
 
-fn replay_qc(keys: &[u64], cap: usize, options: Option<(f64, f64)>) -> Result<f64> {
-    let mut opts = quick_cache::OptionsBuilder::new();
-    opts.estimated_items_capacity(cap)
-        .weight_capacity(cap as u64);
-    if let Some((hot, ghost)) = options {
-        opts.hot_allocation(hot).ghost_allocation(ghost);
-    }
-    let cache: quick_cache::sync::Cache<String, (), quick_cache::UnitWeighter, Fixed> =
-        quick_cache::sync::Cache::with_options(
-            opts.build()?,
-            quick_cache::UnitWeighter,
-            Fixed::default(),
-            Default::default(),
-        );
-    replay(keys, |_, key| {
-        let hit = cache.get(key).is_some();
-        if !hit {
-            cache.insert(key.to_owned(), ());
-        }
-        hit
-    })
-}
-
-fn replay_moka(keys: &[u64], cap: usize) -> Result<f64> {
-    let cache: moka::sync::Cache<String, (), Fixed> = moka::sync::Cache::builder()
-        .max_capacity(cap as u64)
-        .build_with_hasher(Fixed::default());
-    replay(keys, |_, key| {
-        let hit = cache.get(key).is_some();
-        if !hit {
-            cache.insert(key.to_owned(), ());
-            // Apply the admission and eviction decisions now, as a busy cache eventually would.
-            cache.run_pending_tasks();
-        }
-        hit
-    })
-}
-
-fn replay_lru(keys: &[u64], cap: usize) -> f64 {
-    let mut lru = Lru::new(cap);
-    let hits = keys.iter().filter(|&&k| lru.access(k)).count();
-    pct(hits, keys.len())
-}
-
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let mut trace: Option<PathBuf> = None;
-    let mut format = None;
-    let mut capacities: Option<String> = None;
-    let mut json = false;
-    let mut hot = None;
-    let mut mpm_only = false;
-    let mut ghost = None;
+fn parse(args: &[String]) -> Result<Option<Options>> {
+    let mut paths = Vec::new();
+    let mut dir: Option<PathBuf> = None;
+    let mut o = Options {
+        paths: Vec::new(),
+        format: None,
+        capacities: "1%,5%,10%".into(),
+        filters: Vec::new(),
+        limit: usize::MAX,
+        threads: 1,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+        json: false,
+        mpm_only: false,
+        settings: Settings::default(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -298,44 +94,145 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 .cloned()
                 .with_context(|| format!("{name} needs a value\nusage: {USAGE}"))
         };
+        let fraction = |name: &str, v: String| -> Result<Option<f64>> {
+            let v: f64 = v.parse().with_context(|| format!("bad {name} {v:?}"))?;
+            if !(0.0..=1.0).contains(&v) {
+                bail!("{name} must be within [0, 1]");
+            }
+            Ok(Some(v))
+        };
         match a.as_str() {
-            "--trace" => trace = Some(PathBuf::from(value("--trace")?)),
-            "--format" => format = Some(Format::parse(&value("--format")?)?),
-            "--capacity" => capacities = Some(value("--capacity")?),
-            "--hot-allocation" => {
-                let v: f64 = value("--hot-allocation")?.parse()?;
-                if !(0.0..=1.0).contains(&v) {
-                    bail!("--hot-allocation must be within [0, 1]");
-                }
-                hot = Some(v);
-            }
-            "--ghost-allocation" => {
-                let v: f64 = value("--ghost-allocation")?.parse()?;
-                if !(0.0..=1.0).contains(&v) {
-                    bail!("--ghost-allocation must be within [0, 1]");
-                }
-                ghost = Some(v);
-            }
-            "--json" => json = true,
-            "--mpm-only" => mpm_only = true,
+            "--trace" => paths.push(PathBuf::from(value(a)?)),
+            "--dir" => dir = Some(PathBuf::from(value(a)?)),
+            "--filter" => o
+                .filters
+                .extend(value(a)?.split(',').map(|f| f.trim().to_owned())),
+            "--format" => o.format = Some(Format::parse(&value(a)?)?),
+            "--capacity" => o.capacities = value(a)?,
+            "--quick" => o.limit = QUICK_ACCESSES,
+            "--threads" => o.threads = positive(a, &value(a)?)?,
+            "--jobs" => o.jobs = positive(a, &value(a)?)?,
+            "--hot-allocation" => o.settings.hot_allocation = fraction(a, value(a)?)?,
+            "--ghost-allocation" => o.settings.ghost_allocation = fraction(a, value(a)?)?,
+            "--adaptive" => o.settings.adaptive = adaptive_config(&value(a)?)?,
+            "--json" => o.json = true,
+            "--mpm-only" => o.mpm_only = true,
             "-h" | "--help" => {
                 println!("usage: {USAGE}");
-                return Ok(());
+                return Ok(None);
             }
             other => bail!("unknown argument {other:?}\nusage: {USAGE}"),
         }
     }
-    let trace = trace.with_context(|| format!("--trace is required\nusage: {USAGE}"))?;
-    let capacities =
-        capacities.with_context(|| format!("--capacity is required\nusage: {USAGE}"))?;
-    let format = match format {
-        Some(f) => f,
-        None => Format::guess(&trace)?,
-    };
-    let keys = read_trace(&trace, format)?;
-    let distinct = keys.iter().collect::<HashSet<_>>().len();
+    if paths.is_empty() || dir.is_some() {
+        let dir = dir.unwrap_or_else(shared_traces);
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("could not list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| Format::guess(p).is_ok())
+            .collect();
+        found.sort();
+        paths.extend(found);
+    }
+    o.paths = paths
+        .into_iter()
+        .filter(|p| {
+            let name = file_name(p);
+            o.filters.is_empty() || o.filters.iter().any(|f| name.contains(f.as_str()))
+        })
+        .collect();
+    if o.paths.is_empty() {
+        bail!("no trace to replay\nusage: {USAGE}");
+    }
+    Ok(Some(o))
+}
+
+/// Parses `--adaptive hot=0.9,ghost=1,shadow=1024,window=2,margin=0,bar=1,modes=0:1:2,filter=auto`.
+fn adaptive_config(spec: &str) -> Result<crate::policy::Config> {
+    use crate::policy::MAX_ADMISSION;
+    let mut c = crate::policy::Config::default();
+    for kv in spec.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--adaptive: {kv:?} is not KNOB=VALUE"))?;
+        let bad = || format!("--adaptive: bad value in {kv:?}");
+        match k.trim() {
+            "hot" => c.hot_allocation = v.parse().with_context(bad)?,
+            "ghost" => c.ghost_allocation = v.parse().with_context(bad)?,
+            "shadow" => c.shadow_entries = v.parse().with_context(bad)?,
+            "window" => c.window_per_entry = v.parse().with_context(bad)?,
+            "margin" => c.margin_percent = v.parse().with_context(bad)?,
+            "cold" => c.cold_victims_only = v.parse().with_context(bad)?,
+            "memory" => c.memory_shift = v.parse().with_context(bad)?,
+            "seed" => c.sample_seed = v.parse().with_context(bad)?,
+            "bar" => c.bar_victims = v.parse().with_context(bad)?,
+            "filter" => {
+                c.forced = match v {
+                    "auto" => None,
+                    "off" => Some(0),
+                    "on" => Some(1),
+                    n => Some(
+                        n.parse()
+                            .ok()
+                            .filter(|&m| m <= MAX_ADMISSION)
+                            .with_context(bad)?,
+                    ),
+                }
+            }
+            "modes" => {
+                c.modes = 0;
+                for m in v.split(':') {
+                    let m: u8 = m
+                        .parse()
+                        .ok()
+                        .filter(|&m| m <= MAX_ADMISSION)
+                        .with_context(bad)?;
+                    c.modes |= 1 << m;
+                }
+            }
+            other => bail!("--adaptive: unknown knob {other:?}"),
+        }
+    }
+    if !(0.0..=1.0).contains(&c.hot_allocation) || !(0.0..=1.0).contains(&c.ghost_allocation) {
+        bail!("--adaptive: hot and ghost must be within [0, 1]");
+    }
+    Ok(c)
+}
+
+fn positive(name: &str, v: &str) -> Result<usize> {
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{name} must be a positive integer, not {v:?}"),
+    }
+}
+
+/// The shared trace folder, `../shared/data/traces` from the project root.
+fn shared_traces() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("trace")
+        .to_owned()
+}
+
+/// The trace's short name: the file name without `.trace`, `.lis` and compression suffixes.
+fn short_name(p: &Path) -> String {
+    let name = file_name(p);
+    name.split(".trace")
+        .next()
+        .unwrap_or(&name)
+        .split(".lis")
+        .next()
+        .unwrap_or(&name)
+        .to_owned()
+}
+
+fn capacities(spec: &str, distinct: usize) -> Result<Vec<(String, usize)>> {
     let mut caps = Vec::new();
-    for c in capacities.split(',') {
+    for c in spec.split(',') {
         let c = c.trim();
         let n = if let Some(p) = c.strip_suffix('%') {
             let p: f64 = p.parse().with_context(|| format!("bad capacity {c:?}"))?;
@@ -346,76 +243,325 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         if n == 0 {
             bail!("capacity {c:?} is zero entries ({distinct} distinct keys)");
         }
-        caps.push(n);
+        caps.push((c.to_owned(), n));
     }
-    if mpm_only {
-        for cap in caps {
-            let r = replay_mpm(&keys, cap, hot, ghost)?;
-            println!("{cap} {r:.3}");
+    Ok(caps)
+}
+
+/// Runs `work` over `items` on `jobs` threads; results in the items' order.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(items.len()).max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("no panics while held");
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(item) = items.get(i) else { break };
+                    let r = work(item);
+                    results.lock().expect("no panics while held")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no panics while held")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let Some(o) = parse(args)? else {
+        return Ok(());
+    };
+    let traces = parallel(&o.paths, o.jobs, |p| {
+        let format = match o.format {
+            Some(f) => f,
+            None => Format::guess(p)?,
+        };
+        let keys = read_trace(p, format, o.limit)?;
+        let name = short_name(p);
+        Ok(Trace {
+            tuning: TUNING.contains(&name.as_str()),
+            distinct: keys.iter().collect::<HashSet<_>>().len(),
+            name,
+            keys,
+        })
+    })?;
+    let mut jobs = Vec::new();
+    for (t, trace) in traces.iter().enumerate() {
+        for (label, cap) in capacities(&o.capacities, trace.distinct)? {
+            jobs.push((t, label, cap));
+        }
+    }
+    if o.mpm_only {
+        let ratios = parallel(&jobs, o.jobs, |(t, _, cap)| {
+            replay(&traces[*t].keys, Policy::Mpm, *cap, o.threads, &o.settings)
+        })?;
+        for ((t, _, cap), r) in jobs.iter().zip(ratios) {
+            println!("{} {cap} {r:.3}", traces[*t].name);
         }
         return Ok(());
     }
-    let mut rows = Vec::new();
-    for cap in caps {
-        rows.push(Row {
-            capacity: cap,
-            accesses: keys.len(),
-            mpm: replay_mpm(&keys, cap, hot, ghost)?,
-            quick_cache: replay_qc(&keys, cap, None)?,
-            quick_cache_same: replay_qc(
-                &keys,
-                cap,
-                Some((
-                    hot.unwrap_or(mpm_cache::DEFAULT_HOT_ALLOCATION),
-                    ghost.unwrap_or(mpm_cache::DEFAULT_GHOST_ALLOCATION),
-                )),
-            )?,
-            moka: replay_moka(&keys, cap)?,
-            lru: replay_lru(&keys, cap),
-        });
-    }
-    if json {
-        let out: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "capacity": r.capacity,
-                    "accesses": r.accesses,
-                    "mpm": r.mpm,
-                    "quick_cache": r.quick_cache,
-                    "quick_cache_same_options": r.quick_cache_same,
-                    "moka": r.moka,
-                    "lru": r.lru,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+    let work: Vec<(usize, Policy)> = (0..jobs.len())
+        .flat_map(|j| Policy::ALL.map(|p| (j, p)))
+        .collect();
+    // The peers' figures do not change with the adaptive knobs: they are kept between runs.
+    let memo = Memo::load();
+    let ratios = parallel(&work, o.jobs, |&(j, p)| {
+        let (t, _, cap) = &jobs[j];
+        let trace = &traces[*t];
+        let fixed = match p {
+            Policy::Adaptive => false,
+            Policy::Mpm => {
+                o.settings.hot_allocation.is_none() && o.settings.ghost_allocation.is_none()
+            }
+            Policy::QuickCache | Policy::Moka | Policy::Lru => true,
+        };
+        let id = format!(
+            "{}|{}|{cap}|{}|{}",
+            trace.name,
+            trace.keys.len(),
+            o.threads,
+            p.name()
+        );
+        if fixed && let Some(r) = memo.get(&id) {
+            return Ok(r);
+        }
+        let r = replay(&trace.keys, p, *cap, o.threads, &o.settings)?;
+        if fixed {
+            memo.put(id, r);
+        }
+        Ok(r)
+    })?;
+    memo.save()?;
+    let cells: Vec<Cell> = jobs
+        .iter()
+        .enumerate()
+        .map(|(j, (t, label, cap))| {
+            let mut r = [0.0; Policy::ALL.len()];
+            r.copy_from_slice(&ratios[j * Policy::ALL.len()..(j + 1) * Policy::ALL.len()]);
+            Cell {
+                trace: *t,
+                label: label.clone(),
+                capacity: *cap,
+                ratios: r,
+            }
+        })
+        .collect();
+    if o.json {
+        print_json(&traces, &cells)
     } else {
+        print_table(&traces, &cells, o.threads);
+        print_summary(&traces, &cells);
+        Ok(())
+    }
+}
+
+/// Hit ratios of the policies whose figures do not depend on the command's options, by trace,
+/// length, capacity, threads and policy, kept in `target/mpm-trace/peers.json`.
+struct Memo {
+    path: PathBuf,
+    map: Mutex<std::collections::BTreeMap<String, f64>>,
+}
+
+impl Memo {
+    fn load() -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/mpm-trace/peers.json");
+        let map = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            path,
+            map: Mutex::new(map),
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<f64> {
+        self.map
+            .lock()
+            .expect("no panics while held")
+            .get(id)
+            .copied()
+    }
+
+    fn put(&self, id: String, ratio: f64) {
+        self.map
+            .lock()
+            .expect("no panics while held")
+            .insert(id, ratio);
+    }
+
+    /// Writes the file atomically (a temporary file renamed over it).
+    fn save(&self) -> Result<()> {
+        let dir = self.path.parent().context("a parent folder")?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let map = self.map.lock().expect("no panics while held");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&*map)?)?;
+        std::fs::rename(&tmp, &self.path)?;
+        Ok(())
+    }
+}
+
+fn print_json(traces: &[Trace], cells: &[Cell]) -> Result<()> {
+    let out: Vec<_> = cells
+        .iter()
+        .map(|c| {
+            let t = &traces[c.trace];
+            let mut row = serde_json::json!({
+                "trace": t.name,
+                "set": if t.tuning { "tuning" } else { "held-out" },
+                "accesses": t.keys.len(),
+                "distinct": t.distinct,
+                "capacity": c.capacity,
+                "capacity_spec": c.label,
+            });
+            for p in Policy::ALL {
+                row[p.name()] = serde_json::json!(c.ratio(p));
+            }
+            row
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn print_table(traces: &[Trace], cells: &[Cell], threads: usize) {
+    if threads > 1 {
+        println!("hit ratios with {threads} threads sharing each cache");
+    }
+    for (t, trace) in traces.iter().enumerate() {
         println!(
-            "{} ({} accesses, {distinct} distinct keys)",
-            trace
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("trace"),
-            keys.len()
+            "\n{} ({}; {} accesses, {} distinct keys)",
+            trace.name,
+            if trace.tuning { "tuning" } else { "held out" },
+            trace.keys.len(),
+            trace.distinct
         );
-        println!(
-            "{:>10} {:>8} {:>12} {:>15} {:>8} {:>8}",
-            "capacity", "mpm", "quick_cache", "qc_same_opts", "moka", "lru"
-        );
-        for r in &rows {
+        print!("{:>14}", "capacity");
+        for p in Policy::ALL {
+            print!(" {:>11}", p.name());
+        }
+        println!(" {:>9} {:>9}", "mpm-peer", "adap-peer");
+        for c in cells.iter().filter(|c| c.trace == t) {
+            print!("{:>14}", format!("{} {}", c.label, c.capacity));
+            for p in Policy::ALL {
+                print!(" {:>10.2}%", c.ratio(p));
+            }
             println!(
-                "{:>10} {:>7.2}% {:>11.2}% {:>14.2}% {:>7.2}% {:>7.2}%",
-                r.capacity, r.mpm, r.quick_cache, r.quick_cache_same, r.moka, r.lru
+                " {:>+9.2} {:>+9.2}",
+                c.ratio(Policy::Mpm) - c.best_peer(),
+                c.ratio(Policy::Adaptive) - c.best_peer()
             );
         }
     }
-    Ok(())
+}
+
+fn mean(cells: &[&Cell], f: impl Fn(&Cell) -> f64) -> f64 {
+    if cells.is_empty() {
+        0.0
+    } else {
+        cells.iter().map(|c| f(c)).sum::<f64>() / cells.len() as f64
+    }
+}
+
+fn print_summary(traces: &[Trace], cells: &[Cell]) {
+    let all: Vec<&Cell> = cells.iter().collect();
+    let tuning: Vec<&Cell> = cells.iter().filter(|c| traces[c.trace].tuning).collect();
+    let held: Vec<&Cell> = cells.iter().filter(|c| !traces[c.trace].tuning).collect();
+    println!("\nsummary (mean hit ratio over cells; best peer = better of quick_cache and moka)");
+    print!("{:>22}", "set");
+    for p in Policy::ALL {
+        print!(" {:>11}", p.name());
+    }
+    println!();
+    for (name, set) in [("tuning", &tuning), ("held out", &held), ("all", &all)] {
+        if set.is_empty() {
+            continue;
+        }
+        print!("{:>22}", format!("{name} ({} cells)", set.len()));
+        for p in Policy::ALL {
+            print!(" {:>10.2}%", mean(set, |c| c.ratio(p)));
+        }
+        println!();
+    }
+    for p in [Policy::Mpm, Policy::Adaptive] {
+        let gap = |c: &Cell| c.ratio(p) - c.best_peer();
+        let worst = cells
+            .iter()
+            .min_by(|a, b| gap(a).total_cmp(&gap(b)))
+            .expect("at least one cell");
+        println!(
+            "\n{}: worst gap to the best peer {:+.2} points ({} at {})",
+            p.name(),
+            gap(worst),
+            traces[worst.trace].name,
+            worst.label
+        );
+        let behind: Vec<String> = cells
+            .iter()
+            .filter(|c| gap(c) < 0.0)
+            .map(|c| {
+                let mark = if gap(c) < -CELL_TOLERANCE { "!" } else { "" };
+                format!("{} {} {:+.2}{mark}", traces[c.trace].name, c.label, gap(c))
+            })
+            .collect();
+        println!(
+            "  behind the best peer in {} of {} cells{}{}",
+            behind.len(),
+            cells.len(),
+            if behind.is_empty() { "" } else { ": " },
+            behind.join(", ")
+        );
+        for (name, set) in [("tuning", &tuning), ("held out", &held), ("all", &all)] {
+            if set.is_empty() {
+                continue;
+            }
+            let lead = mean(set, |c| c.ratio(p))
+                - mean(set, |c| c.ratio(Policy::QuickCache))
+                    .max(mean(set, |c| c.ratio(Policy::Moka)));
+            let below = set.iter().filter(|c| gap(c) < -CELL_TOLERANCE).count();
+            let met = below == 0 && lead >= MEAN_LEAD;
+            println!(
+                "  goal on {name}: {below} cells below best peer - {CELL_TOLERANCE}, \
+                 mean {lead:+.2} points over the better peer's mean (needs +{MEAN_LEAD}): {}",
+                if met { "MET" } else { "NOT MET" }
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace_replay::{Lru, pct};
+
+    /// A skewed synthetic trace: key i*i/1000 of a 64-bit LCG stream, 4,000 distinct keys.
+    fn skewed() -> Vec<u64> {
+        let mut x = 12345u64;
+        (0..60_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = (x >> 33) % 2_000;
+                i * i / 1_000
+            })
+            .collect()
+    }
 
     #[test]
     fn exact_lru_evicts_the_least_recent() {
@@ -426,63 +572,97 @@ mod tests {
         assert!(!l.access(3)); // evicts 2
         assert!(l.access(1));
         assert!(!l.access(2));
-        assert!(!l.access(3) || l.access(1));
     }
 
     #[test]
-    fn format_is_guessed_from_the_name() {
-        assert_eq!(
-            Format::guess(Path::new("x/cache2k-web07.trace.xz")).unwrap(),
-            Format::Cache2k
-        );
-        assert_eq!(
-            Format::guess(Path::new("lirs-loop.trace.gz")).unwrap(),
-            Format::Lirs
-        );
-        assert_eq!(
-            Format::guess(Path::new("arc-P3.lis.zst")).unwrap(),
-            Format::Arc
-        );
-        assert!(Format::guess(Path::new("other.bin")).is_err());
+    fn capacities_are_entries_or_shares_of_the_distinct_keys() {
+        let caps = capacities("1%, 10%,7", 2_000).unwrap();
+        let n: Vec<usize> = caps.iter().map(|c| c.1).collect();
+        assert_eq!(n, [20, 200, 7]);
+        assert!(capacities("0.01%", 2_000).is_err());
+        assert!(capacities("x", 2_000).is_err());
     }
 
     #[test]
-    fn the_shared_traces_replay_when_present() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces");
-        let path = dir.join("lirs-loop.trace.gz");
-        if !path.exists() {
-            eprintln!("skipped: {} is absent", path.display());
-            return;
+    fn short_names_drop_the_suffixes() {
+        assert_eq!(short_name(Path::new("a/lirs-loop.trace.gz")), "lirs-loop");
+        assert_eq!(short_name(Path::new("arc-P3.lis.zst")), "arc-P3");
+    }
+
+    #[test]
+    fn filters_pick_traces_and_unknown_arguments_fail() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["lirs-a.trace", "cache2k-b.trace", "notes.txt"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
         }
-        let keys = read_trace(&path, Format::Lirs).unwrap();
-        assert!(!keys.is_empty());
+        let d = dir.path().to_str().unwrap();
+        let o = parse(&args(&["--dir", d, "--filter", "lirs"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.paths.len(), 1);
+        let o = parse(&args(&["--dir", d])).unwrap().unwrap();
+        assert_eq!(o.paths.len(), 2, "notes.txt has no known format");
+        assert!(parse(&args(&["--dir", d, "--filter", "none"])).is_err());
+        assert!(parse(&args(&["--bogus"])).is_err());
+        assert!(parse(&args(&["--dir", d, "--threads", "0"])).is_err());
     }
 
     #[test]
     fn ttl_tags_and_statistics_leave_the_policy_as_bare_quick_cache_has_it() {
-        // A skewed synthetic trace: key i*i/1000 of a 64-bit LCG stream, 4,000 distinct keys.
-        let mut x = 12345u64;
-        let keys: Vec<u64> = (0..60_000)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let i = (x >> 33) % 2_000;
-                i * i / 1_000
-            })
-            .collect();
-        let same = Some((
-            mpm_cache::DEFAULT_HOT_ALLOCATION,
-            mpm_cache::DEFAULT_GHOST_ALLOCATION,
-        ));
+        let keys = skewed();
         for cap in [40, 200, 400] {
-            let mpm = replay_mpm(&keys, cap, None, None).unwrap();
-            let qc = replay_qc(&keys, cap, same).unwrap();
-            assert_eq!(mpm, qc, "capacity {cap}");
+            let mpm = replay(&keys, Policy::Mpm, cap, 1, &Settings::default()).unwrap();
+            // Bare quick_cache with mpm's options and the same string keys.
+            let mut opts = quick_cache::OptionsBuilder::new();
+            opts.estimated_items_capacity(cap)
+                .weight_capacity(cap as u64)
+                .hot_allocation(mpm_cache::DEFAULT_HOT_ALLOCATION)
+                .ghost_allocation(mpm_cache::DEFAULT_GHOST_ALLOCATION);
+            let qc: quick_cache::sync::Cache<String, (), _, crate::policy::Fixed> =
+                quick_cache::sync::Cache::with_options(
+                    opts.build().unwrap(),
+                    quick_cache::UnitWeighter,
+                    Default::default(),
+                    Default::default(),
+                );
+            let hits = keys
+                .iter()
+                .filter(|k| {
+                    let s = k.to_string();
+                    let hit = qc.get(&s).is_some();
+                    if !hit {
+                        qc.insert(s, ());
+                    }
+                    hit
+                })
+                .count();
+            assert_eq!(mpm, pct(hits, keys.len()), "capacity {cap}");
+        }
+    }
+
+    #[test]
+    fn two_threads_sharing_a_cache_keep_its_hit_ratio() {
+        let keys = skewed();
+        for p in Policy::ALL {
+            let one = replay(&keys, p, 200, 1, &Settings::default()).unwrap();
+            let two = replay(&keys, p, 200, 2, &Settings::default()).unwrap();
             assert!(
-                mpm > replay_lru(&keys, cap) - 10.0 && mpm > 0.0,
-                "capacity {cap}: {mpm}"
+                two > one - 5.0,
+                "{}: {one:.2} alone, {two:.2} shared",
+                p.name()
             );
         }
+    }
+
+    #[test]
+    fn the_shared_traces_replay_when_present() {
+        let path = shared_traces().join("lirs-loop.trace.gz");
+        if !path.exists() {
+            eprintln!("skipped: {} is absent", path.display());
+            return;
+        }
+        let keys = read_trace(&path, Format::Lirs, 10_000).unwrap();
+        assert_eq!(keys.len(), 10_000);
     }
 }
