@@ -812,7 +812,7 @@ async fn maintain<K, M>(
     loop {
         // Each period is shortened by a random 0-10%, so that pools made together do not
         // run their passes in step.
-        if tokio::time::timeout(crate::pool::jitter(interval, 10), stop.notified())
+        if tokio::time::timeout(crate::backoff::jitter(interval, 10), stop.notified())
             .await
             .is_ok()
         {

@@ -142,8 +142,11 @@
 
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
 pub mod adapters;
+mod backoff;
 mod breaker;
+mod clock;
 mod config;
+mod deadline;
 mod error;
 pub mod keyed;
 pub mod manager;
@@ -163,8 +166,8 @@ pub use breaker::{
     BreakerBuilder, BreakerError, BreakerState, CircuitBreaker, DEFAULT_COOL_DOWN,
     MAX_COOL_DOWN_FACTOR, Refused,
 };
-pub use config::{Builder, LeakReport, QueueMode};
+pub use config::{LeakReport, QueueMode};
 pub use error::{BuildError, ConfigError, Error, Stage};
 pub use manager::Manager;
-pub use pool::{Object, Pool};
+pub use pool::{Builder, Object, Pool};
 pub use stats::{CloseReason, Status};

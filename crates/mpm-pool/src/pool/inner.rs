@@ -1,0 +1,138 @@
+//! The pool's shared state ([`Inner`]), each lent or idle [`Entry`], and its status.
+
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore};
+
+use super::maintenance::SWEEP_SHARDS;
+use crate::clock::{Clock, Ms};
+use crate::config::{Config, MAX_SIZE_LIMIT};
+use crate::error::{ConfigError, Error, Stage};
+use crate::manager::Manager;
+use crate::metrics::PoolMetrics;
+use crate::slots::{PermitDebt, Slots};
+use crate::stats::{CloseReason, Status};
+
+/// One pooled object with its bookkeeping.
+pub(crate) struct Entry<T> {
+    pub(super) obj: T,
+    pub(super) id: u64,
+    /// When the jittered maximum lifetime ends ([`NEVER`] without one).
+    pub(super) expires: Ms,
+    /// When a user last returned it.
+    pub(super) last_used: Ms,
+    /// When it was last known to work: created or validated.
+    pub(super) last_alive: Ms,
+    /// It was used since its last recycle.
+    pub(super) dirty: bool,
+}
+
+/// An object being held (a lease), for leak detection.
+pub(super) struct Lease {
+    pub(super) since: Ms,
+    pub(super) at: &'static Location<'static>,
+    pub(super) reported: bool,
+}
+
+/// The hot fields each sit on their own cache lines (`CachePadded`), away from one another
+/// and from the `Arc` counters, so that two cores getting and returning objects do not also
+/// fight over lines they merely read.
+pub(crate) struct Inner<M: Manager> {
+    pub(super) manager: M,
+    pub(super) config: Config,
+    pub(super) semaphore: CachePadded<Semaphore>,
+    pub(super) slots: CachePadded<Mutex<Slots<Entry<M::Object>>>>,
+    /// Permits to swallow on release instead of returning, after a shrink.
+    pub(super) permit_debt: PermitDebt,
+    pub(super) waiting: CachePadded<AtomicUsize>,
+    pub(super) closed: AtomicBool,
+    pub(super) next_id: AtomicU64,
+    /// Wakes the maintenance task (an object was closed, or the pool closed).
+    pub(super) wake: Notify,
+    /// A maintenance task is running: set by whoever spawns one, cleared when the task ends
+    /// for any reason (its runtime shut down, a panic, the pool closed). While it is clear,
+    /// waits use their own timers and the next acquire starts a new task on its runtime.
+    pub(super) ticking: AtomicBool,
+    /// Signalled when an object leaves the pool after it was closed.
+    pub(super) drained: Notify,
+    /// Signalled by the maintenance task every clock tick while callers wait for a permit, so
+    /// that a wait can check its deadline without a timer of its own.
+    /// Sharded so that waiters on different threads do not contend for one list.
+    pub(super) sweep: [CachePadded<Notify>; SWEEP_SHARDS],
+    /// When (in [`Ms`]) the earliest swept waiter must be woken to arm its own timer, or
+    /// [`NEVER`]: a tick sweeps only once this time has come, so waiters far from their
+    /// deadlines (most of them, with the default 30 s timeout) are not woken every tick.
+    pub(super) sweep_due: CachePadded<AtomicU64>,
+    pub(super) leases: Option<Mutex<HashMap<u64, Lease>>>,
+    pub(super) metrics: Option<PoolMetrics>,
+    pub(super) clock: Clock,
+    /// Consecutive failed refill passes, and when the next may run.
+    pub(super) refill_backoff: Mutex<(u32, Ms)>,
+    /// The skip-validation window in milliseconds.
+    pub(super) skip_window: Ms,
+}
+
+impl<M: Manager> Inner<M> {
+    pub(super) fn status(&self) -> Status {
+        let slots = self.slots.lock();
+        let status = Status {
+            size: slots.size(),
+            idle: slots.idle(),
+            in_use: slots.lent(),
+            creating: slots.creating(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            max_size: slots.max(),
+            available: self.semaphore.available_permits(),
+            breaker: self.config.breaker.as_ref().map(|b| b.state()),
+        };
+        drop(slots);
+        status
+    }
+
+    pub(super) fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
+        if max_size > MAX_SIZE_LIMIT {
+            return Err(ConfigError::TooLarge(max_size));
+        }
+        if max_size < self.config.min_idle {
+            return Err(ConfigError::MinIdleAboveMax {
+                min_idle: self.config.min_idle,
+                max_size,
+            });
+        }
+        let mut slots = self.slots.lock();
+        let old = slots.max();
+        let excess = slots.set_max(max_size);
+        if max_size > old {
+            self.permit_debt
+                .grow(max_size - old, |n| self.semaphore.add_permits(n));
+        } else {
+            self.permit_debt.shrink(old - max_size, || {
+                self.semaphore.try_acquire().map(|p| p.forget()).is_ok()
+            });
+        }
+        drop(slots);
+        for entry in excess {
+            self.close_object(entry, CloseReason::Shutdown);
+        }
+        Ok(())
+    }
+
+    pub(super) fn timed_out(&self, stage: Stage, timeout: Option<Duration>) -> Error<M::Error> {
+        self.count_timeout(Stage::Acquire);
+        Error::Timeout {
+            stage,
+            timeout: timeout.unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn count_timeout(&self, stage: Stage) {
+        if let Some(m) = &self.metrics {
+            m.timeout(stage);
+        }
+    }
+}
