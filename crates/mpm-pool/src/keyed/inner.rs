@@ -1,0 +1,249 @@
+//! The keyed pool's shared state ([`Inner`]): lending, giving back, closing, status.
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::KeyedStatus;
+use super::config::KeyedConfig;
+use super::guards::Waiting;
+use super::maintenance::{MaintenanceEnded, maintain};
+use super::manager::KeyedManager;
+use super::object::KeyedObject;
+use super::state::{Evicted, Grant, KEntry, State, dispatch, forget_one, retain_keys};
+use crate::error::{Error, Stage};
+use crate::metrics::KeyedMetrics;
+use crate::stats::CloseReason;
+use crate::unwind;
+
+pub(super) struct Inner<K, M: KeyedManager<K>> {
+    pub(super) manager: M,
+    pub(super) config: KeyedConfig,
+    pub(super) state: Mutex<State<K, M::Object>>,
+    pub(super) metrics: Option<KeyedMetrics>,
+    /// Stops the maintenance task (on close, and when the pool is dropped).
+    pub(super) stop: Arc<Notify>,
+    /// A maintenance task is running: set by whoever spawns one, cleared when it ends for
+    /// any reason (its runtime shut down, the pool closed); a `get` that finds it clear
+    /// starts a new one on its own runtime.
+    pub(super) ticking: AtomicBool,
+}
+
+impl<K, M: KeyedManager<K>> Drop for Inner<K, M> {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+    }
+}
+
+impl<K, M> Inner<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    /// Starts the maintenance task on the caller's runtime unless one is running (or the
+    /// pool is closed, or maintenance is off, or there is no runtime): at build, and from a
+    /// `get` that finds the task gone, so that a pool built in one runtime and used from
+    /// another after the first shut down gets its maintenance back.
+    pub(super) fn ensure_maintenance(self: &Arc<Self>) {
+        let Some(interval) = self.config.maintenance_interval else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.state.lock().closed {
+            return;
+        }
+        if self
+            .ticking
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Made here, not in the task: a task dropped before its first poll (its runtime
+            // shut down first) still clears the flag.
+            let ended = MaintenanceEnded(Arc::downgrade(self));
+            let stop = Arc::clone(&self.stop);
+            runtime.spawn(maintain(Arc::downgrade(self), stop, interval, ended));
+        }
+    }
+
+    /// The acquire deadline passed during `stage`: counted as an acquire timeout.
+    pub(super) fn acquire_timed_out(
+        &self,
+        stage: Stage,
+        timeout: Option<Duration>,
+    ) -> Error<M::Error> {
+        if let Some(m) = &self.metrics {
+            m.timeout(Stage::Acquire);
+        }
+        Error::Timeout {
+            stage,
+            timeout: timeout.unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn status(&self) -> KeyedStatus {
+        let s = self.state.lock();
+        let idle = s.keys.values().map(|k| k.idle.len()).sum();
+        KeyedStatus {
+            keys: s.keys.values().filter(|k| k.size > 0).count(),
+            total: s.total,
+            idle,
+            in_use: s.total.saturating_sub(idle),
+            // A waiter that timed out or was cancelled leaves its entry until it reaches
+            // the head of its key's line or a maintenance pass; it is not counted.
+            waiting: s
+                .keys
+                .values()
+                .flat_map(|k| k.waiters.iter())
+                .filter(|w| !w.tx.is_closed())
+                .count(),
+        }
+    }
+
+    pub(super) fn evict_idle(&self, idle_for: Duration) -> usize {
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.state.lock();
+            let mut removed = 0;
+            for (key, slots) in s.keys.iter_mut() {
+                while slots
+                    .idle
+                    .front()
+                    .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
+                {
+                    if let Some(e) = slots.idle.pop_front() {
+                        slots.size -= 1;
+                        removed += 1;
+                        evicted.push((key.clone(), e, CloseReason::Idle));
+                    }
+                }
+            }
+            s.total -= removed;
+            retain_keys(&mut s);
+            dispatch(&mut s, &self.config, None, &mut evicted);
+        }
+        let n = evicted
+            .iter()
+            .filter(|(_, _, r)| *r == CloseReason::Idle)
+            .count();
+        self.close_all(evicted);
+        n
+    }
+
+    /// One maintenance pass: idle objects past the idle timeout, then empty keys.
+    pub(super) fn maintain_once(&self) -> usize {
+        match self.config.idle_timeout {
+            Some(idle_for) => self.evict_idle(idle_for),
+            None => {
+                {
+                    let mut s = self.state.lock();
+                    retain_keys(&mut s);
+                }
+                self.status();
+                0
+            }
+        }
+    }
+
+    pub(super) async fn wait(
+        &self,
+        key: &K,
+        rx: oneshot::Receiver<Grant<M::Object>>,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<Grant<M::Object>, Error<M::Error>> {
+        let mut waiting = Waiting {
+            inner: self,
+            key,
+            rx: Some(rx),
+        };
+        let rx = waiting.rx.as_mut().ok_or(Error::Closed)?;
+        let got = match deadline {
+            None => rx.await.ok(),
+            Some(d) => match tokio::time::timeout_at(d, rx).await {
+                Ok(r) => r.ok(),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        stage: Stage::Acquire,
+                        timeout: timeout.unwrap_or_default(),
+                    });
+                }
+            },
+        };
+        waiting.rx = None;
+        got.ok_or(Error::Closed)
+    }
+
+    pub(super) fn lend(self: &Arc<Self>, key: K, entry: KEntry<M::Object>) -> KeyedObject<K, M> {
+        KeyedObject {
+            key,
+            entry: Some(entry),
+            pool: Arc::clone(self),
+            discard: false,
+        }
+    }
+
+    pub(super) fn release(&self, key: &K, mut entry: KEntry<M::Object>, discard: bool) {
+        let broken_reason = if discard {
+            Some(CloseReason::Discarded)
+        } else {
+            match unwind::call("is_broken", || self.manager.is_broken(key, &mut entry.obj)) {
+                Ok(false) => None,
+                Ok(true) => Some(CloseReason::Broken),
+                Err(_) => Some(CloseReason::Panicked),
+            }
+        };
+        let broken = broken_reason.is_some();
+        let mut evicted = Vec::new();
+        {
+            let mut s = self.state.lock();
+            let mut local = None;
+            if broken || s.closed {
+                forget_one(&mut s, &self.config, key);
+                let reason = broken_reason.unwrap_or(CloseReason::Shutdown);
+                evicted.push((key.clone(), entry, reason));
+            } else {
+                entry.last_used = Instant::now();
+                match s.keys.get_mut(key) {
+                    Some(slots) => {
+                        slots.idle.push_back(entry);
+                        slots.purge();
+                        if !slots.waiters.is_empty() {
+                            local = Some(key);
+                        }
+                    }
+                    None => evicted.push((key.clone(), entry, CloseReason::Shutdown)),
+                }
+            }
+            dispatch(&mut s, &self.config, local, &mut evicted);
+        }
+        self.close_all(evicted);
+    }
+
+    pub(super) fn close_lent(&self, key: &K, entry: KEntry<M::Object>, reason: CloseReason) {
+        let mut evicted = vec![(key.clone(), entry, reason)];
+        {
+            let mut s = self.state.lock();
+            forget_one(&mut s, &self.config, key);
+            dispatch(&mut s, &self.config, None, &mut evicted);
+        }
+        self.close_all(evicted);
+    }
+
+    pub(super) fn close_all(&self, evicted: Evicted<K, M::Object>) {
+        for (key, e, reason) in evicted {
+            if let Some(m) = &self.metrics {
+                m.closed(reason);
+            }
+            // A panic in `close` has already dropped the object: nothing more to do.
+            let _ = unwind::call("close", || self.manager.close(&key, e.obj));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! [`KeyedObject`]: an object lent by a [`KeyedPool`], returned when dropped.
+
+use std::fmt;
+use std::hash::Hash;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use super::inner::Inner;
+use super::manager::KeyedManager;
+use super::state::KEntry;
+
+impl<K, M> fmt::Debug for KeyedObject<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static + fmt::Debug,
+    M: KeyedManager<K>,
+    M::Object: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedObject")
+            .field("key", &self.key)
+            .field("object", &**self)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object lent by a [`KeyedPool`]; it goes back when dropped.
+pub struct KeyedObject<K, M: KeyedManager<K>>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    pub(super) key: K,
+    pub(super) entry: Option<KEntry<M::Object>>,
+    pub(super) pool: Arc<Inner<K, M>>,
+    pub(super) discard: bool,
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> KeyedObject<K, M> {
+    /// The object's key.
+    pub fn key(this: &Self) -> &K {
+        &this.key
+    }
+
+    /// Marks the object broken: it is closed instead of returned.
+    pub fn discard(this: &mut Self) {
+        this.discard = true;
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop for KeyedObject<K, M> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.pool.release(&self.key, entry, self.discard);
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Deref for KeyedObject<K, M> {
+    type Target = M::Object;
+    fn deref(&self) -> &M::Object {
+        match &self.entry {
+            Some(e) => &e.obj,
+            None => unreachable!("a KeyedObject holds its entry until dropped"),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> DerefMut
+    for KeyedObject<K, M>
+{
+    fn deref_mut(&mut self) -> &mut M::Object {
+        match &mut self.entry {
+            Some(e) => &mut e.obj,
+            None => unreachable!("a KeyedObject holds its entry until dropped"),
+        }
+    }
+}
