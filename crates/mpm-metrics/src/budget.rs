@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Snapshot, Value};
+#[cfg(feature = "toml")]
+use crate::Error;
+use crate::{Snapshot, Value};
 
 /// Which figure of a metric a budget limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +149,8 @@ impl Budget {
         self
     }
 
-    /// Parses a TOML document with a `[[budget]]` array of tables.
+    /// Parses a TOML document with a `[[budget]]` array of tables (feature `toml`, on by
+    /// default).
     ///
     /// ```
     /// let budgets = mpm_metrics::Budget::parse_toml(r#"
@@ -159,6 +162,7 @@ impl Budget {
     /// assert_eq!(budgets.len(), 1);
     /// # Ok::<(), mpm_metrics::Error>(())
     /// ```
+    #[cfg(feature = "toml")]
     pub fn parse_toml(text: &str) -> Result<Vec<Budget>, Error> {
         #[derive(Deserialize)]
         struct File {

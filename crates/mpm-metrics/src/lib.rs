@@ -54,6 +54,7 @@
 //! # Features
 //!
 //! - `tracing` (default): `MetricsLayer`, span durations into histograms.
+//! - `toml` (default): [`Budget::parse_toml`], budgets from a TOML file.
 //! - `recorder`: `MetricsRecorder`, a `metrics::Recorder`.
 //! - `http`: `http::serve` and `http::MetricsServer`, on tokio and hyper.
 //! - `strict-assertions`: expensive internal checks, for tests.
