@@ -113,6 +113,55 @@ async fn serves_metrics_json_and_health_on_loopback() {
 #[tokio::test]
 async fn the_default_address_is_loopback() {
     assert!(mpm_metrics::http::DEFAULT_ADDR.ip().is_loopback());
+    // A server built without an address binds loopback (or says which address it could not
+    // bind, when the default port is taken on this machine).
+    match MetricsServer::builder(&sample()).build().await {
+        Ok(server) => {
+            assert!(server.local_addr().ip().is_loopback());
+            server.shutdown().await;
+        }
+        Err(ServeError::Bind { addr, .. }) => assert!(addr.ip().is_loopback()),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+/// Without any limit set, a request head is bounded and so are connections.
+#[tokio::test]
+async fn requests_and_connections_are_bounded_by_default() {
+    let r = sample();
+    let server = MetricsServer::builder(&r)
+        .listen(any_port())
+        .build()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let huge = format!("X-Filler: {}\r\n", "a".repeat(64 * 1024));
+    assert_eq!(get(addr, "/metrics", &huge).await.status, 431);
+    // Fill every slot with a kept-alive connection; the next one is closed unanswered.
+    let mut idle = Vec::new();
+    let mut refused = false;
+    for _ in 0..1_000 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 256];
+        let answered = s
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_ok()
+            && s.read(&mut buf).await.is_ok_and(|n| n > 0);
+        if !answered {
+            refused = true;
+            break;
+        }
+        idle.push(s);
+    }
+    assert!(refused, "1,000 idle connections were all kept");
+    assert!(
+        !idle.is_empty() && idle.len() < 1_000,
+        "{} kept",
+        idle.len()
+    );
+    drop(idle);
+    server.shutdown().await;
 }
 
 #[tokio::test]
