@@ -14,7 +14,7 @@
 //! - `cargo xtask trace [--quick] [--filter TEXT] [--threads N] [--trace PATH]...`: replays the
 //!   shared cache access traces (or the given ones) at 1%, 5% and 10% of their distinct keys and
 //!   prints the hit ratios of mpm-cache's L1, quick_cache, moka, the adaptive policy prototype
-//!   (`policy.rs`) and an exact LRU side by side, then a summary against the adaptive goal.
+//!   (`policy/`) and an exact LRU side by side, then a summary against the adaptive goal.
 //!
 //! The repository rules live in `tidy.rs` and `docs.rs` as tests, so `cargo test --workspace`
 //! checks them.

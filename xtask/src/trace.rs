@@ -329,8 +329,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             }
             Policy::QuickCache | Policy::Moka | Policy::Lru => true,
         };
+        // `v1`: how replays run; a change to them must change it, so old figures are not reused.
         let id = format!(
-            "{}|{}|{cap}|{}|{}",
+            "v1|{}|{}|{cap}|{}|{}",
             trace.name,
             trace.keys.len(),
             o.threads,

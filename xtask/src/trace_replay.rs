@@ -185,8 +185,9 @@ pub(crate) fn pct(hits: usize, n: usize) -> f64 {
 const CHUNK: usize = 64;
 
 /// Replays `keys` through a fresh `policy` cache of `cap` entries and returns the hit ratio.
-/// With `threads` > 1 the threads share the cache and take turns over chunks of 64 accesses
-/// (thread `t` replays chunks `t`, `t + threads`, ...), as request workers of one service would.
+/// With `threads` > 1 the threads share the cache and each takes the next chunk of 64 accesses
+/// from a shared cursor, as request workers of one service would: the trace's order holds up
+/// to a chunk, and the threads contend on the cache.
 pub(crate) fn replay(
     keys: &[u64],
     policy: Policy,
@@ -196,11 +197,16 @@ pub(crate) fn replay(
 ) -> Result<f64> {
     let cache = build(policy, cap, settings)?;
     let hits = AtomicUsize::new(0);
-    let run = |t: usize| {
+    let cursor = AtomicUsize::new(0);
+    let run = || {
         let mut text = String::new();
         let mut n = 0;
-        for chunk in keys.chunks(CHUNK).skip(t).step_by(threads) {
-            for &k in chunk {
+        loop {
+            let start = cursor.fetch_add(CHUNK, Ordering::Relaxed);
+            if start >= keys.len() {
+                break;
+            }
+            for &k in &keys[start..(start + CHUNK).min(keys.len())] {
                 text.clear();
                 let _ = write!(text, "{k}");
                 n += usize::from(cache.access(k, &text));
@@ -208,13 +214,12 @@ pub(crate) fn replay(
         }
         hits.fetch_add(n, Ordering::Relaxed);
     };
-    let threads = threads.max(1);
-    if threads == 1 {
-        run(0);
+    if threads <= 1 {
+        run();
     } else {
         std::thread::scope(|s| {
-            for t in 0..threads {
-                s.spawn(move || run(t));
+            for _ in 0..threads {
+                s.spawn(run);
             }
         });
     }
