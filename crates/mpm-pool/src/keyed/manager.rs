@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-/// Creates, validates and closes the objects of a [`KeyedPool`], given their key.
+/// Creates, validates and closes the objects of a [`KeyedPool`](super::KeyedPool), given their key.
 pub trait KeyedManager<K>: Send + Sync + 'static {
     /// The pooled object.
     type Object: Send + 'static;

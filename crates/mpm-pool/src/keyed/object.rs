@@ -23,7 +23,7 @@ where
     }
 }
 
-/// An object lent by a [`KeyedPool`]; it goes back when dropped.
+/// An object lent by a [`KeyedPool`](super::KeyedPool); it goes back when dropped.
 pub struct KeyedObject<K, M: KeyedManager<K>>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,

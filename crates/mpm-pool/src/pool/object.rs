@@ -11,7 +11,7 @@ use crate::stats::CloseReason;
 /// When a lease started, for the time-in-use histogram.
 pub(super) type Timer = quanta::Instant;
 
-/// An object lent out by a [`Pool`]; it goes back when dropped (synchronously, without
+/// An object lent out by a [`Pool`](super::Pool); it goes back when dropped (synchronously, without
 /// allocating). Dereferences to the manager's object.
 pub struct Object<M: Manager> {
     pub(super) entry: Option<Entry<M::Object>>,
