@@ -33,6 +33,9 @@
 //! }
 //! ```
 //!
+//! [`prometheus`] drives the Prometheus programs: a real server scraping an endpoint and
+//! answering queries, and `promtool check metrics`.
+//!
 //! The crate is not published; members use it as a dev-dependency only.
 
 #![forbid(unsafe_code)]
@@ -46,6 +49,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+pub mod prometheus;
 
 /// How long a service has to accept a TCP connection before it counts as missing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
