@@ -15,6 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures::{SinkExt, StreamExt};
 use mpm_metrics::Registry;
 use parking_lot::RwLock;
@@ -54,6 +55,11 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
+        // Small frames go out at once: Nagle's algorithm would hold an event back while the
+        // previous one is unacknowledged.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = Router::new()
             .route("/", get(dashboard))
             .route("/ws", get(upgrade))
