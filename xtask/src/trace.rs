@@ -164,6 +164,7 @@ fn adaptive_config(spec: &str) -> Result<crate::policy::Config> {
             "margin" => c.margin_percent = v.parse().with_context(bad)?,
             "cold" => c.cold_victims_only = v.parse().with_context(bad)?,
             "memory" => c.memory_shift = v.parse().with_context(bad)?,
+            "hits" => c.hit_sample_shift = v.parse().with_context(bad)?,
             "seed" => c.sample_seed = v.parse().with_context(bad)?,
             "bar" => c.bar_victims = v.parse().with_context(bad)?,
             "filter" => {

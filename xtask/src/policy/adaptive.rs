@@ -55,6 +55,8 @@ pub(crate) struct Config {
     pub(crate) cold_victims_only: bool,
     /// One admission mode, no dueling; `None` adapts.
     pub(crate) forced: Option<Admission>,
+    /// A hit counts in the sketch one time in `2^hit_sample_shift` (a miss always counts).
+    pub(crate) hit_sample_shift: u32,
     /// Which sample of the keys the shadows see (any value; to check the choice is robust).
     pub(crate) sample_seed: u64,
 }
@@ -73,6 +75,7 @@ impl Default for Config {
             forced: None,
             cold_victims_only: false,
             sample_seed: 0,
+            hit_sample_shift: 0,
         }
     }
 }
@@ -139,9 +142,17 @@ impl Filtered {
         admission: Admission,
         sketch: &FrequencySketch,
     ) -> bool {
-        if self.cache.get(&key).is_some() {
-            return true;
-        }
+        self.cache.get(&key).is_some() || self.miss(key, hash, admission, sketch)
+    }
+
+    /// Inserts the missed `key` unless `admission` refuses it. Returns false (a miss).
+    fn miss(
+        &mut self,
+        key: u64,
+        hash: u64,
+        admission: Admission,
+        sketch: &FrequencySketch,
+    ) -> bool {
         if admission > 0 && self.known > 0 && self.cache.weight() >= self.cache.capacity() {
             let bar = (1..=self.known.min(self.bar))
                 .map(|back| sketch.estimate(self.victims[(self.next + VICTIMS - back) % VICTIMS]))
@@ -180,6 +191,8 @@ pub(crate) struct Adaptive {
     memory: u32,
     admission: Admission,
     switches: u32,
+    hits: u32,
+    hit_mask: u32,
 }
 
 impl Adaptive {
@@ -212,6 +225,8 @@ impl Adaptive {
             memory: config.memory_shift.clamp(1, 16),
             admission: config.forced.unwrap_or(0),
             switches: 0,
+            hits: 0,
+            hit_mask: (1u32 << config.hit_sample_shift.min(16)) - 1,
         }
     }
 
@@ -219,11 +234,19 @@ impl Adaptive {
     #[inline]
     pub(crate) fn access(&mut self, key: u64) -> bool {
         let hash = mix(key);
-        self.sketch.increment(hash);
+        let hit = self.main.cache.get(&key).is_some();
+        // Every miss counts in the sketch; a hit counts one time in 2^hit_sample_shift, which
+        // keeps the hot get path cheap.
+        if hit {
+            self.hits = self.hits.wrapping_add(1);
+        }
+        if !hit || self.hits & self.hit_mask == 0 {
+            self.sketch.increment(hash);
+        }
         if !self.shadows.is_empty() && ((hash >> 40) + self.sample_seed) & self.sample_mask == 0 {
             self.duel(key, hash);
         }
-        self.main.access(key, hash, self.admission, &self.sketch)
+        hit || self.main.miss(key, hash, self.admission, &self.sketch)
     }
 
     /// Replays a sampled access in every shadow and, at the end of a window, picks the mode.
