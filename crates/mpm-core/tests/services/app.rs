@@ -146,7 +146,7 @@ impl App {
             .unwrap()
     }
 
-    /// The day of work: every agent's profile loaded once (20 misses, 20 checkouts),
+    /// A day of work: every agent's profile loaded once (20 misses, 20 checkouts),
     /// one health check (the 21st checkout), then 24 more rounds of reads (480 hits).
     pub(crate) async fn run_day(&self) {
         for agent in 0..AGENTS {

@@ -1,4 +1,4 @@
-//! The service of issue 13 built with `Mpm`, against the real PostgreSQL, `promtool` and
+//! An agent service built with `Mpm`, against the real PostgreSQL, `promtool` and
 //! Prometheus: a `TieredCache` of agent profiles over a disk L2, loaded through a PostgreSQL
 //! pool, a lazy configuration, and every other kind of component, all in one registry. A
 //! test whose server or program is missing is reported ignored with the reason, or fails
