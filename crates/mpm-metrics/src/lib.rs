@@ -80,6 +80,7 @@ mod gauge;
 pub mod histogram;
 #[cfg(feature = "http")]
 pub mod http;
+mod lines;
 mod name;
 mod prefetch;
 mod prometheus;

@@ -64,33 +64,35 @@ impl Registry {
 fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
-    // Reading a cell is a cache miss when the registry is larger than the cache; asking for
-    // the cell a few series ahead lets those misses overlap.
-    let mut ahead = family.series.values().skip(LOOKAHEAD);
-    for (labels, series) in &family.series {
-        match ahead.next().map(|s| &s.handle) {
+    let lines = family.lines.get(&family.series);
+    for (i, line) in lines.iter().enumerate() {
+        // Reading a cell is a cache miss when the registry is larger than the cache; asking
+        // for the cell a few series ahead lets those misses overlap.
+        match lines.get(i + LOOKAHEAD).map(|l| &l.handle) {
             Some(Handle::Counter(c)) => c.prefetch(),
             Some(Handle::IntGauge(g)) => g.prefetch(),
             Some(Handle::Gauge(g)) => g.prefetch(),
             _ => {}
         }
-        match &series.handle {
+        let head = &family.heads[line.head.clone()];
+        match &line.handle {
             Handle::Counter(c) => {
-                out.push_str(family.head(series));
+                out.push_str(head);
                 out.push_str(ints.format(c.get()));
                 out.push('\n');
             }
             Handle::IntGauge(g) => {
-                out.push_str(family.head(series));
+                out.push_str(head);
                 out.push_str(ints.format(g.get()));
                 out.push('\n');
             }
             Handle::Gauge(g) => {
-                out.push_str(family.head(series));
+                out.push_str(head);
                 push_f64(out, &mut floats, g.get());
                 out.push('\n');
             }
             Handle::Histogram(h) => {
+                let labels = labels_of(name, head);
                 let divisor = family.unit.divisor();
                 let snap = h.snapshot();
                 let cumulative = snap.cumulative_at(bounds.iter().map(|b| b * divisor));
@@ -114,6 +116,12 @@ fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) 
             }
         }
     }
+}
+
+/// The rendered label set inside a line start `name{labels} ` (empty for `name `).
+fn labels_of<'h>(name: &str, head: &'h str) -> &'h str {
+    head.get(name.len() + 1..head.len().saturating_sub(2))
+        .unwrap_or_default()
 }
 
 fn sample_start(out: &mut String, name: &str, suffix: &str, labels: &str) {

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::collector::Collectors;
+use crate::lines::Lines;
 use crate::name::{label_key, validate_metric_name};
 use crate::scope::Claims;
 use crate::snapshot::{MetricSnapshot, SeriesSnapshot, Snapshot, Value};
@@ -117,12 +118,23 @@ pub(crate) struct Family {
     pub(crate) heads: String,
     /// Bytes of `heads` that belong to removed series.
     pub(crate) heads_garbage: usize,
+    /// The series in render order, made by the first render after a series was added or
+    /// removed; see [`Lines`].
+    pub(crate) lines: Lines,
 }
 
 impl Family {
-    /// The exposition line start of `series`.
-    pub(crate) fn head(&self, series: &Series) -> &str {
-        &self.heads[series.head.clone()]
+    /// A family without series.
+    fn new(kind: Kind, unit: Unit) -> Self {
+        Family {
+            kind,
+            unit,
+            series: BTreeMap::new(),
+            overflowed: 0,
+            heads: String::new(),
+            heads_garbage: 0,
+            lines: Lines::default(),
+        }
     }
 
     /// Writes the line start of a new series into `heads`.
@@ -143,14 +155,7 @@ impl Family {
         if self.heads_garbage * 2 <= self.heads.len() {
             return;
         }
-        let mut fresh = Family {
-            kind: self.kind,
-            unit: self.unit,
-            series: BTreeMap::new(),
-            overflowed: 0,
-            heads: String::new(),
-            heads_garbage: 0,
-        };
+        let mut fresh = Family::new(self.kind, self.unit);
         for (key, series) in &mut self.series {
             series.head = fresh.push_head(name, key);
         }
@@ -392,6 +397,7 @@ impl Registry {
         };
         family.heads_garbage += series.head.len();
         family.compact_heads(name);
+        family.lines.invalidate();
         if family.series.is_empty() {
             families.remove(name);
         }
@@ -519,14 +525,9 @@ impl Registry {
             }
         }
         let mut families = self.inner.families.write();
-        let family = families.entry(name.to_owned()).or_insert_with(|| Family {
-            kind,
-            unit,
-            series: BTreeMap::new(),
-            overflowed: 0,
-            heads: String::new(),
-            heads_garbage: 0,
-        });
+        let family = families
+            .entry(name.to_owned())
+            .or_insert_with(|| Family::new(kind, unit));
         if family.kind != kind {
             return Err(mismatch(family.kind));
         }
@@ -554,6 +555,7 @@ impl Registry {
             return Ok(series.handle.clone());
         }
         let head = family.push_head(name, &key);
+        family.lines.invalidate();
         let series = family.series.entry(key).or_insert_with(|| Series {
             head,
             labels,

@@ -284,3 +284,49 @@ fn removing_most_series_keeps_the_others_rendered_right() {
     }
     assert_eq!(e.value("jobs_total", &[("id", "new")]), Some(7.0));
 }
+
+#[test]
+fn every_render_shows_the_series_added_and_removed_since_the_last() {
+    let r = Registry::default();
+    r.counter("jobs_total", &[("id", "b")]).unwrap().add(2);
+    r.histogram("wait", &[], mpm_metrics::Unit::None)
+        .unwrap()
+        .record(3);
+    let first = r.render_prometheus();
+    assert!(first.contains("jobs_total{id=\"b\"} 2\n"), "{first}");
+    assert!(first.contains("wait_count 1\n"), "{first}");
+    assert_eq!(r.render_prometheus(), first);
+
+    r.counter("jobs_total", &[("id", "a")]).unwrap().add(1);
+    r.histogram("wait", &[("queue", "q")], mpm_metrics::Unit::None)
+        .unwrap()
+        .record(5);
+    let second = r.render_prometheus();
+    let a = second.find("jobs_total{id=\"a\"} 1\n").expect(&second);
+    let b = second.find("jobs_total{id=\"b\"} 2\n").expect(&second);
+    assert!(a < b, "series render in label order: {second}");
+    assert!(
+        second.contains("wait_bucket{queue=\"q\",le=\"+Inf\"} 1\n"),
+        "{second}"
+    );
+    assert!(second.contains("wait_sum{queue=\"q\"} 5.0\n"), "{second}");
+    assert!(second.contains("wait_count 1\n"), "{second}");
+
+    // Removing most series also moves the others' line starts.
+    for i in 0..50 {
+        r.counter("jobs_total", &[("id", &format!("x{i:02}"))])
+            .unwrap()
+            .add(i);
+    }
+    r.render_prometheus();
+    for i in 0..50 {
+        assert!(r.remove("jobs_total", &[("id", &format!("x{i:02}"))]));
+    }
+    assert!(r.remove("jobs_total", &[("id", "a")]));
+    let third = r.render_prometheus();
+    let jobs: Vec<&str> = third
+        .lines()
+        .filter(|l| l.starts_with("jobs_total"))
+        .collect();
+    assert_eq!(jobs, ["jobs_total{id=\"b\"} 2"], "{third}");
+}
