@@ -115,6 +115,8 @@
 //! | [`config(name, path)`](Mpm::config) | [`lazy::ConfigBuilder`] | `mpm_lazy_config_*` |
 //! | [`optimizer(name, options)`](Mpm::optimizer) | [`memory_opt::OptimizerBuilder`] | `mpm_memory_opt_*` |
 //! | [`batcher::<K, T>(name, capacity, overflow)`](Mpm::batcher) | [`batch::BatcherBuilder<K, T>`] | `mpm_batch_*` |
+//! | `redis_tier::<V>(name, redis, namespace)` (`redis-tier`) | `cache_redis::RedisTierBuilder<V>` | `mpm_cache_redis_*` |
+//! | `redis_bus(name, redis, namespace)` (`redis-tier`) | `cache_redis::RedisInvalidationBusBuilder` | `mpm_cache_bus_*` |
 //!
 //! Reading the registry: [`Mpm::snapshot`], [`Mpm::render_prometheus`],
 //! [`Mpm::check_budgets`], [`Mpm::serve_metrics`] and [`Mpm::metrics_server`]. An existing
@@ -127,6 +129,7 @@
 //! | [`metrics`] | `mpm-metrics` | counters, gauges, histograms, timers, export, budgets, the HTTP endpoint |
 //! | [`lazy`] | `mpm-lazy` | lazy values, registries, hot swap, lazy configuration |
 //! | [`cache`] | `mpm-cache` | the tiered cache |
+//! | `cache_redis` (feature `redis-tier`) | `mpm-cache-redis` | a shared Redis tier, invalidation across instances |
 //! | [`pool`] | `mpm-pool` | resource and connection pools, circuit breaker |
 //! | [`memory_opt`] | `mpm-memory-opt` | agent memory file optimization |
 //! | [`batch`] | `mpm-batch` | bounded-concurrency execution and batching |
@@ -149,6 +152,8 @@
 //! - `recorder`: `metrics::MetricsRecorder`, a `metrics::Recorder` on the registry.
 //! - `postgres`, `redis`, `sqlite`, `deadpool`, `bb8`: the `mpm-pool` managers and adapters of
 //!   those names.
+//! - `redis-tier`: `mpm-cache-redis` as `cache_redis`, with `Mpm::redis_tier` and
+//!   `Mpm::redis_bus`.
 //!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
@@ -163,6 +168,9 @@ pub use mpm::{Mpm, MpmBuilder};
 pub use mpm_batch as batch;
 #[doc(inline)]
 pub use mpm_cache as cache;
+#[cfg(feature = "redis-tier")]
+#[doc(inline)]
+pub use mpm_cache_redis as cache_redis;
 #[doc(inline)]
 pub use mpm_lazy as lazy;
 #[doc(inline)]

@@ -110,6 +110,34 @@ impl Mpm {
         mpm_cache::DiskTier::builder(dir.as_ref()).metrics(self.registry(), name)
     }
 
+    /// A shared Redis tier of `V` in `namespace` on `redis`, called `name` (feature
+    /// `redis-tier`): put it below a cache with [`TieredCacheBuilder::l2`], and give it the
+    /// bus with `.bus(&bus)` so that its removals reach the other instances.
+    #[cfg(feature = "redis-tier")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tier")))]
+    pub fn redis_tier<V>(
+        &self,
+        name: &str,
+        redis: &mpm_cache_redis::Redis,
+        namespace: &str,
+    ) -> mpm_cache_redis::RedisTierBuilder<V> {
+        mpm_cache_redis::RedisTier::builder(redis, namespace).metrics(self.registry(), name)
+    }
+
+    /// The invalidation bus of `namespace` on `redis` (channel `{namespace}:invalidations`),
+    /// called `name` (feature `redis-tier`); `attach` the local caches it keeps fresh.
+    #[cfg(feature = "redis-tier")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tier")))]
+    pub fn redis_bus(
+        &self,
+        name: &str,
+        redis: &mpm_cache_redis::Redis,
+        namespace: &str,
+    ) -> mpm_cache_redis::RedisInvalidationBusBuilder {
+        mpm_cache_redis::RedisInvalidationBus::builder(redis, namespace)
+            .metrics(self.registry(), name)
+    }
+
     /// A pool of the objects `manager` makes, called `name`.
     pub fn pool<M: Manager>(&self, name: &str, manager: M) -> mpm_pool::Builder<M> {
         Pool::builder(manager).metrics(self.registry(), name)

@@ -10,6 +10,7 @@ use mpm_testkit::Service;
 
 mod app;
 mod exposition;
+mod redis;
 
 fn main() -> ExitCode {
     mpm_testkit::run([
@@ -30,5 +31,10 @@ fn main() -> ExitCode {
         )
         .needs(Service::Postgres)
         .needs_program("prometheus"),
+        mpm_testkit::test(
+            "redis::tier_and_bus_report_under_their_names",
+            redis::tier_and_bus_report_under_their_names,
+        )
+        .needs(Service::Redis),
     ])
 }
