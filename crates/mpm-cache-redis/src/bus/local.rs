@@ -30,6 +30,10 @@ where
             Invalidation::Prefix(p) => self.invalidate_prefix(p),
             Invalidation::Tag(t) => self.invalidate_tag(t),
             Invalidation::Pattern(g) => self.invalidate_pattern(g),
+            // Messages may have been lost: only the L1 goes (pinned entries stay). `clear`
+            // would also clear the shared tier, or, while the cache bypasses it, owe it a
+            // clear that would wipe the namespace later.
+            Invalidation::All if mode() == Mode::LocalOnly => self.shrink_to(0.0),
             Invalidation::All => {
                 let n = self.len();
                 self.clear().map(|()| n)

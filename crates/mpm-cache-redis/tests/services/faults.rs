@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mpm_cache::{Tier, TieredCache};
 
+use crate::bus::SCHEDULING;
 use crate::instance::{Instance, TIMEOUT, admin, admin_at, instance, instance_at, kill_clients};
 
 /// Waits up to `limit` for `cond`, checking every millisecond; returns how long it took.
@@ -37,7 +38,9 @@ pub(crate) fn killed_subscriptions_clear_local_entries_and_recover() {
         );
         let start = Instant::now();
         a.cache.remove("k").unwrap();
-        within(bound, "B drops its local entry", || !b.cache.contains("k"));
+        within(bound + SCHEDULING, "B drops its local entry", || {
+            !b.cache.contains("k")
+        });
         assert_eq!(b.cache.get("k"), None);
         within(Duration::from_secs(2), "B subscribes again", || {
             b.bus.is_subscribed()
@@ -58,9 +61,11 @@ pub(crate) fn killed_subscriptions_clear_local_entries_and_recover() {
     b.drain();
     let start = Instant::now();
     a.cache.remove("after").unwrap();
-    within(bound, "B applies a message after resubscribing", || {
-        b.removed.try_recv().is_ok_and(|k| k == "after")
-    });
+    within(
+        bound + SCHEDULING,
+        "B applies a message after resubscribing",
+        || b.removed.try_recv().is_ok_and(|k| k == "after"),
+    );
     println!(
         "message after resubscribing applied in {:?}",
         start.elapsed()
@@ -159,7 +164,10 @@ pub(crate) fn clients_killed_under_load_serve_nothing_stale_beyond_the_bound() {
     let mut slowest = Duration::ZERO;
     for &(start, end, v) in &reads {
         slowest = slowest.max(end - start);
-        if let Some(&(at, newer)) = published.iter().rev().find(|(at, _)| *at + bound < start)
+        if let Some(&(at, newer)) = published
+            .iter()
+            .rev()
+            .find(|(at, _)| *at + bound + SCHEDULING < start)
             && v < newer
         {
             stale.push((start - at, v, newer));
@@ -276,9 +284,11 @@ pub(crate) fn a_restarted_server_is_used_again_without_help() {
     let start = Instant::now();
     assert!(a.tier.get("x").is_err());
     assert!(start.elapsed() < TIMEOUT * 3, "{:?}", start.elapsed());
-    within(b.bus.staleness_bound(), "B drops its local entries", || {
-        !b.cache.contains("k")
-    });
+    within(
+        b.bus.staleness_bound() + SCHEDULING,
+        "B drops its local entries",
+        || !b.cache.contains("k"),
+    );
     assert_eq!(b.cache.get("k"), None, "no server: a miss, not an error");
     let start = Instant::now();
     for _ in 0..100 {
@@ -303,10 +313,14 @@ pub(crate) fn a_restarted_server_is_used_again_without_help() {
         },
     );
     assert_eq!(b.tier.get("k").unwrap().unwrap().value, "after");
-    // B's TieredCache may still owe a removal it failed to apply while the server was gone
-    // (it masks those keys until then); its next write or flush applies it.
-    b.cache.flush().unwrap();
-    assert_eq!(b.cache.get("k").as_deref(), Some("after"));
+    // B's TieredCache may still bypass its tier for a cool-down, and owe a removal it failed
+    // to apply while the server was gone (masking those keys until a write or flush applies
+    // it): both end by themselves.
+    within(
+        Duration::from_secs(3),
+        "B reads through Redis again",
+        || b.cache.flush().is_ok() && b.cache.get("k").as_deref() == Some("after"),
+    );
     let mut admin = admin_at(&_server.url());
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut admin).unwrap();
     assert!(keys.contains(&"{restart}:e:k".to_owned()), "{keys:?}");
