@@ -90,6 +90,8 @@ pub(crate) struct BusCounters {
     pub(crate) failed: Counter,
     pub(crate) disconnects: Counter,
     pub(crate) local_clears: Counter,
+    pub(crate) undo_removed: Counter,
+    pub(crate) undo_kept: Counter,
     pub(crate) delivery_seconds: Histogram,
 }
 
@@ -100,6 +102,13 @@ impl BusCounters {
             scope.counter(
                 "received_total",
                 "Invalidation messages received, by outcome: applied, own (sent by this instance), malformed, failed.",
+                &[("outcome", outcome)],
+            )
+        };
+        let undone = |outcome: &str| {
+            scope.counter(
+                "undone_writes_total",
+                "Writes checked after a broken subscription (they may have raced a lost invalidation), by outcome: removed, kept (the entry holds a newer value or is gone).",
                 &[("outcome", outcome)],
             )
         };
@@ -124,6 +133,8 @@ impl BusCounters {
                 "Times the attached local caches were cleared because messages may have been lost.",
                 &[],
             )?,
+            undo_removed: undone("removed")?,
+            undo_kept: undone("kept")?,
             delivery_seconds: scope.histogram(
                 "delivery_seconds",
                 "Time from publishing an invalidation to applying it here (wall clock).",
@@ -165,6 +176,11 @@ pub struct BusSnapshot {
     pub disconnects: u64,
     /// Times the attached caches were cleared because messages may have been lost.
     pub local_clears: u64,
+    /// Entries this instance wrote shortly before or during a broken subscription (they may
+    /// have raced a lost invalidation) that it removed from Redis when it subscribed again.
+    pub writes_undone: u64,
+    /// Such entries left in place: written again since (a newer value) or already gone.
+    pub writes_kept: u64,
 }
 
 impl BusCounters {
@@ -178,6 +194,8 @@ impl BusCounters {
             failed: self.failed.get(),
             disconnects: self.disconnects.get(),
             local_clears: self.local_clears.get(),
+            writes_undone: self.undo_removed.get(),
+            writes_kept: self.undo_kept.get(),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::{Shared, message};
 use crate::Invalidation;
+use crate::tier::scripts;
 
 /// The subscriber's timing.
 #[derive(Clone, Copy, Debug)]
@@ -92,8 +93,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Removes from Redis the keys this instance began to write between shortly before `found`
-/// and `back`, and tells the other instances (they may have read them meanwhile).
+/// Removes from Redis the entries this instance began to write between shortly before `found`
+/// and `back`, and tells the other instances (they may have read them meanwhile); an entry
+/// written again since (by this instance or another) holds a newer value and stays.
 async fn undo_writes(
     shared: &Shared,
     conn: &mut redis::aio::MultiplexedConnection,
@@ -103,17 +105,25 @@ async fn undo_writes(
     let written = shared.journal.written(found, back);
     for chunk in written.chunks(200) {
         let mut pipe = redis::pipe();
-        for (redis_key, key) in chunk {
-            pipe.cmd("UNLINK").arg(redis_key).ignore();
-            pipe.cmd("PUBLISH")
+        for w in chunk {
+            pipe.cmd("EVAL")
+                .arg(scripts::UNDO_WRITE)
+                .arg(1)
+                .arg(&w.redis_key)
+                .arg(&w.checksum)
                 .arg(&shared.channel)
                 .arg(message::encode(
                     &shared.instance,
-                    &Invalidation::Key(key.clone()),
-                ))
-                .ignore();
+                    &Invalidation::Key(w.key.clone()),
+                ));
         }
-        let _ = tokio::time::timeout(shared.journal.window(), pipe.exec_async(conn)).await;
+        let done =
+            tokio::time::timeout(shared.journal.window(), pipe.query_async::<Vec<i64>>(conn)).await;
+        if let Ok(Ok(removed)) = done {
+            let n = removed.iter().filter(|&&r| r == 1).count() as u64;
+            shared.counters.undo_removed.add(n);
+            shared.counters.undo_kept.add(removed.len() as u64 - n);
+        }
     }
 }
 

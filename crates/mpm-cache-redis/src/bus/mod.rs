@@ -80,18 +80,34 @@ pub(crate) struct Shared {
 
 /// The Redis keys this instance wrote lately, with when. A write that raced an invalidation
 /// (its value was loaded before the invalidation, and written after it) is undone by the
-/// writer when it receives the message; if the message was lost, the bus removes every key
-/// written since shortly before it found the subscription broken, when it subscribes again.
+/// writer when it receives the message; if the message was lost, the bus removes every entry
+/// written since shortly before it found the subscription broken, when it subscribes again
+/// and once more a window later, each only if it still holds the value this instance wrote
+/// (a newer write is never undone).
 /// Writes wait (fail) while the subscription is known to be broken.
 pub(crate) struct Journal {
     /// How far back a break may have started before it was found.
     window: Duration,
-    /// When, the Redis key, the cache key.
-    entries: Mutex<VecDeque<(Instant, String, String)>>,
+    /// When, and what was written.
+    entries: Mutex<VecDeque<(Instant, Written)>>,
+}
+
+/// The length of the checksum that heads every record of the entry codec (a CRC-32 of the key
+/// and the body): two writes of different values under a key almost never share it.
+const CHECKSUM_BYTES: usize = 4;
+
+/// One write in the [`Journal`]: the Redis key, the cache key, and the record's checksum (its
+/// first bytes), by which an undo recognises the value this write stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Written {
+    pub(crate) redis_key: String,
+    pub(crate) key: String,
+    pub(crate) checksum: Vec<u8>,
 }
 
 impl Journal {
-    pub(crate) fn record(&self, redis_key: &str, key: &str) {
+    /// Records a write of `record` under `redis_key` (cache key `key`).
+    pub(crate) fn record(&self, redis_key: &str, key: &str, record: &[u8]) {
         let now = Instant::now();
         let mut e = self
             .entries
@@ -103,19 +119,26 @@ impl Journal {
         {
             e.pop_front();
         }
-        e.push_back((now, redis_key.to_owned(), key.to_owned()));
+        e.push_back((
+            now,
+            Written {
+                redis_key: redis_key.to_owned(),
+                key: key.to_owned(),
+                checksum: record[..record.len().min(CHECKSUM_BYTES)].to_vec(),
+            },
+        ));
     }
 
-    /// The Redis and cache keys whose writes started between `window` before `found` (when
-    /// the break was found) and `until` (when the subscription was back).
-    pub(crate) fn written(&self, found: Instant, until: Instant) -> Vec<(String, String)> {
+    /// The writes that started between `window` before `found` (when the break was found) and
+    /// `until` (when the subscription was back).
+    pub(crate) fn written(&self, found: Instant, until: Instant) -> Vec<Written> {
         let from = found.checked_sub(self.window).unwrap_or(found);
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|(t, ..)| (from..until).contains(t))
-            .map(|(_, r, k)| (r.clone(), k.clone()))
+            .map(|(_, w)| w.clone())
             .collect()
     }
 

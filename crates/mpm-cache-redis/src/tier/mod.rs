@@ -19,7 +19,7 @@
 //! less, as the [`Tier`] contract allows). A tag set expires with its longest-lived entry.
 
 mod keys;
-mod scripts;
+pub(crate) mod scripts;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -439,7 +439,7 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         let px = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1));
         let mut cmd = if tags.is_empty() {
             let mut c = redis::cmd("SET");
-            c.arg(&rkey).arg(bytes);
+            c.arg(&rkey).arg(&bytes);
             if let Some(px) = px {
                 c.arg("PX").arg(px);
             }
@@ -450,7 +450,7 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
             for t in tags {
                 c.arg(inner.keys.tag(t));
             }
-            c.arg(bytes).arg(px.unwrap_or(0));
+            c.arg(&bytes).arg(px.unwrap_or(0));
             c
         };
         if let Some(p) = inner.publisher() {
@@ -459,7 +459,7 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
                 let f = Failure::Unsubscribed;
                 return Err(inner.error("put", &f));
             }
-            p.journal().record(&rkey, key);
+            p.journal().record(&rkey, key, &bytes);
         }
         let cmd = &mut cmd;
         inner.run("put", &inner.counters.put_seconds, |mut c| async move {

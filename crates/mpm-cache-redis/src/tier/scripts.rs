@@ -40,3 +40,18 @@ end
 redis.call('DEL', KEYS[1])
 return removed
 ";
+
+/// `KEYS[1]` an entry; `ARGV[1]` the checksum that heads the record this instance wrote,
+/// `ARGV[2]` the bus channel, `ARGV[3]` the invalidation message for the entry. Undoes a
+/// write that may have raced a lost invalidation: removes the entry and publishes the message
+/// only if the entry still holds that record, so a later write (this instance's or another's)
+/// is never undone. Returns 1 if it removed the entry, else 0.
+pub(crate) const UNDO_WRITE: &str = r"
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'string' and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('UNLINK', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+";

@@ -73,6 +73,47 @@ pub(crate) fn killed_subscriptions_clear_local_entries_and_recover() {
     a.tier_clear();
 }
 
+/// After a broken subscription, an instance undoes the writes that may have raced a lost
+/// message, at once and again a little later (for writes still in flight): the later pass
+/// must not remove a value written after the subscription came back.
+pub(crate) fn a_write_after_resubscribing_is_not_undone() {
+    let ns = crate::instance::namespace("undo");
+    let (a, b) = (instance(&ns), instance(&ns));
+    let mut admin = admin();
+    a.cache.insert("raced", "v1".into());
+    a.cache.insert("rewritten", "v1".into());
+    assert_eq!(
+        kill_clients(&mut admin, &[a.bus.client_name().to_owned()]),
+        1
+    );
+    within(Duration::from_secs(2), "A subscribes again", || {
+        a.bus.stats().disconnects == 1 && a.bus.is_subscribed()
+    });
+    // Both writes were undone when A came back, and B was told.
+    assert_eq!(a.bus.stats().writes_undone, 2, "{:?}", a.bus.stats());
+    assert_eq!(a.tier.get("raced").unwrap(), None);
+    within(Duration::from_secs(2), "B applies both undos", || {
+        b.bus.stats().applied >= 2
+    });
+    // A newer value, written once A's subscription holds again.
+    a.cache
+        .try_insert_with("rewritten", "v2".into(), mpm_cache::EntryOptions::new())
+        .unwrap();
+    within(Duration::from_secs(2), "A's later undo pass runs", || {
+        a.bus.stats().writes_kept == 2
+    });
+    let s = a.bus.stats();
+    assert_eq!((s.writes_undone, s.writes_kept), (2, 2), "{s:?}");
+    assert_eq!(
+        b.tier.get("rewritten").unwrap().map(|e| e.value).as_deref(),
+        Some("v2"),
+        "the newer value is still in Redis"
+    );
+    assert_eq!(b.cache.get("rewritten").as_deref(), Some("v2"));
+    assert_eq!(b.cache.get("raced"), None);
+    a.tier_clear();
+}
+
 /// One read's start, end and answer.
 type Read = (Instant, Instant, u64);
 

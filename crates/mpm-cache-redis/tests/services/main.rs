@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Redis: faults::killed_subscriptions_clear_local_entries_and_recover,
         Redis: faults::clients_killed_under_load_serve_nothing_stale_beyond_the_bound,
         Redis: faults::a_restarted_server_is_used_again_without_help,
+        Redis: faults::a_write_after_resubscribing_is_not_undone,
         Redis: metrics::the_table_matches_the_exposition,
     ])
 }
