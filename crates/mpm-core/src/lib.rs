@@ -155,6 +155,17 @@
 //! - `redis-tier`: `mpm-cache-redis` as `cache_redis`, with `Mpm::redis_tier` and
 //!   `Mpm::redis_bus`.
 //!
+//! To depend on less, turn the defaults off and name what you use; without defaults the facade
+//! builds none of redb, toml, serde_norway, hyper or tracing-subscriber (CI checks this):
+//!
+//! ```toml
+//! [dependencies]
+//! mpm-core = { version = "0.1", default-features = false, features = ["config-toml", "postgres"] }
+//! ```
+//!
+//! The crates underneath work the same way when used one by one (`mpm-cache` without `disk`,
+//! `mpm-lazy` without `toml`/`yaml`, `mpm-metrics` without `tracing`/`toml`).
+//!
 //! Minimum supported Rust version: 1.95.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
