@@ -10,7 +10,9 @@
 //!   waiting while the server is known to be down.
 //! - [`RedisInvalidationBus`] carries invalidations by key, prefix, tag and glob on a Redis
 //!   channel to every other instance's local caches, ignores its own, and clears the local
-//!   caches when messages may have been lost. Its staleness bound is documented and tested
+//!   caches when messages may have been lost. A write of this instance that raced another's
+//!   invalidation is undone in Redis, and only while it still holds what this instance wrote:
+//!   a late message never removes a newer value. Its staleness bound is documented and tested
 //!   (see [`bus`](RedisInvalidationBus)).
 //! - [`Redis`] is the connection they share: the redis crate's multiplexed, reconnecting
 //!   `ConnectionManager`, driven by a runtime thread of the crate's own so that the

@@ -108,7 +108,7 @@ impl BusCounters {
         let undone = |outcome: &str| {
             scope.counter(
                 "undone_writes_total",
-                "Writes checked after a broken subscription (they may have raced a lost invalidation), by outcome: removed, kept (the entry holds a newer value or is gone).",
+                "Writes of this instance checked because they may have raced an invalidation (received from another instance, or lost while the subscription was broken), by outcome: removed, kept (the entry holds a newer value or is gone).",
                 &[("outcome", outcome)],
             )
         };
@@ -176,8 +176,9 @@ pub struct BusSnapshot {
     pub disconnects: u64,
     /// Times the attached caches were cleared because messages may have been lost.
     pub local_clears: u64,
-    /// Entries this instance wrote shortly before or during a broken subscription (they may
-    /// have raced a lost invalidation) that it removed from Redis when it subscribed again.
+    /// Entries this instance wrote lately that it removed from Redis because they may have
+    /// raced an invalidation: one received from another instance, or one lost while the
+    /// subscription was broken (checked when it subscribes again).
     pub writes_undone: u64,
     /// Such entries left in place: written again since (a newer value) or already gone.
     pub writes_kept: u64,

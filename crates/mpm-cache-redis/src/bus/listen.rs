@@ -12,9 +12,7 @@ use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::sync::oneshot;
 
-use super::{Shared, message};
-use crate::Invalidation;
-use crate::tier::scripts;
+use super::Shared;
 
 /// The subscriber's timing.
 #[derive(Clone, Copy, Debug)]
@@ -103,26 +101,12 @@ async fn undo_writes(
     back: std::time::Instant,
 ) {
     let written = shared.journal.written(found, back);
-    for chunk in written.chunks(200) {
-        let mut pipe = redis::pipe();
-        for w in chunk {
-            pipe.cmd("EVAL")
-                .arg(scripts::UNDO_WRITE)
-                .arg(1)
-                .arg(&w.redis_key)
-                .arg(&w.checksum)
-                .arg(&shared.channel)
-                .arg(message::encode(
-                    &shared.instance,
-                    &Invalidation::Key(w.key.clone()),
-                ));
-        }
+    for chunk in written.chunks(super::UNDO_CHUNK) {
+        let pipe = super::undo_pipeline(shared, chunk);
         let done =
             tokio::time::timeout(shared.journal.window(), pipe.query_async::<Vec<i64>>(conn)).await;
-        if let Ok(Ok(removed)) = done {
-            let n = removed.iter().filter(|&&r| r == 1).count() as u64;
-            shared.counters.undo_removed.add(n);
-            shared.counters.undo_kept.add(removed.len() as u64 - n);
+        if let Ok(Ok(replies)) = done {
+            shared.count_undone(&replies);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! What the bus applies invalidations to: a [`LocalCache`], usually a `TieredCache`.
 //!
 //! While the bus applies an invalidation, [`RedisTier`](crate::RedisTier)'s removals on this
-//! thread know it ([`Mode`]): another instance's invalidation is applied to Redis again but not
-//! published again, and a clear because messages may have been lost does not touch Redis.
+//! thread know it ([`Mode`]): another instance's invalidation removes from Redis only this
+//! instance's own recent writes that raced it and is not published again; an undo, and a clear
+//! because messages may have been lost, do not touch Redis.
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
@@ -47,12 +48,14 @@ where
 pub(crate) enum Mode {
     /// The application's own: applied to Redis and published.
     Own,
-    /// Another instance's, received from the bus: applied to Redis again (this instance may
-    /// have written an entry back between that instance's removal and the message: a load
-    /// that raced the invalidation), not published again.
+    /// Another instance's, received from the bus: not published again, and applied to Redis
+    /// only for the entries this instance wrote lately that still hold what it wrote (it may
+    /// have written one back between that instance's removal and the message: a load that
+    /// raced the invalidation); a value written by another instance, or after the message,
+    /// stays. See the bus's journal.
     Remote,
-    /// The bus clearing local caches because messages may have been lost: Redis is not
-    /// touched.
+    /// Another instance's undo (it removed its own racing write from Redis), or the bus
+    /// clearing local caches because messages may have been lost: Redis is not touched.
     LocalOnly,
 }
 

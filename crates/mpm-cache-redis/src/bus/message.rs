@@ -6,8 +6,10 @@
 //!
 //! `instance` is the sender's id (a receiver ignores its own), `sent_us` the wall-clock time
 //! of sending in microseconds since the Unix epoch (for the delivery histogram), `op` one of
-//! `k` (key), `p` (prefix), `t` (tag), `g` (glob pattern), `c` (everything), and the
-//! argument the rest of the message, spaces and all.
+//! `k` (key), `p` (prefix), `t` (tag), `g` (glob pattern), `c` (everything), `u` (an undo:
+//! the sender removed from Redis a write of its own that raced an invalidation, so the key
+//! leaves the receivers' local caches only), and the argument the rest of the message, spaces
+//! and all.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +36,8 @@ pub(crate) struct Message<'a> {
     pub(crate) instance: &'a str,
     pub(crate) sent_us: u64,
     pub(crate) what: Invalidation,
+    /// An undo (`u`): applied to the local caches only, never to Redis.
+    pub(crate) undo: bool,
 }
 
 /// Microseconds since the Unix epoch.
@@ -55,6 +59,12 @@ pub(crate) fn encode(instance: &str, what: &Invalidation) -> String {
     format!("{VERSION} {instance} {} {op} {arg}", now_us())
 }
 
+/// The message announcing that `instance` removed its own write of `key` from Redis (it raced
+/// an invalidation): the receivers drop `key` from their local caches only.
+pub(crate) fn encode_undo(instance: &str, key: &str) -> String {
+    format!("{VERSION} {instance} {} u {key}", now_us())
+}
+
 /// Parses a message; `None` for anything that is not one.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Message<'_>> {
     let text = std::str::from_utf8(bytes).ok()?;
@@ -67,7 +77,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Message<'_>> {
     let op = parts.next()?;
     let arg = parts.next()?.to_owned();
     let what = match op {
-        "k" => Invalidation::Key(arg),
+        "k" | "u" => Invalidation::Key(arg),
         "p" => Invalidation::Prefix(arg),
         "t" => Invalidation::Tag(arg),
         "g" => Invalidation::Pattern(arg),
@@ -78,6 +88,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Message<'_>> {
         instance,
         sent_us,
         what,
+        undo: op == "u",
     })
 }
 
@@ -89,8 +100,18 @@ mod tests {
     fn round_trip(what: Invalidation) {
         let text = encode("ab12", &what);
         let m = decode(text.as_bytes()).unwrap();
-        assert_eq!((m.instance, m.what), ("ab12", what));
+        assert_eq!((m.instance, m.what, m.undo), ("ab12", what, false));
         assert!(m.sent_us > 0);
+    }
+
+    #[test]
+    fn an_undo_is_a_key_for_the_local_caches_only() {
+        let text = encode_undo("ab12", "agent:1 x");
+        let m = decode(text.as_bytes()).unwrap();
+        assert_eq!(
+            (m.instance, m.what, m.undo),
+            ("ab12", Invalidation::Key("agent:1 x".into()), true)
+        );
     }
 
     #[test]

@@ -1,29 +1,14 @@
 //! `RedisInvalidationBus`: invalidations published on a Redis channel and applied to every
 //! other instance's local caches.
-//!
-//! # Staleness bound
-//!
-//! Once Redis has accepted an invalidation's `PUBLISH`, every other instance with a bus on the
-//! channel has dropped the matching entries from its attached caches within
-//! [`staleness_bound`](RedisInvalidationBus::staleness_bound) (plus the time to apply it):
-//!
-//! - while its subscription holds, when the message arrives (about a millisecond on one host);
-//! - if its subscription broke and the message was lost: the break is found at once when the
-//!   connection reports it (a killed connection, a restarted server), or by a heartbeat `PING`
-//!   that goes unanswered, at most `heartbeat + heartbeat_timeout` after the break; the
-//!   attached caches are cleared then, after every failed reconnection attempt (at most
-//!   `reconnect_max` apart), and once more when the subscription is back.
-//!
-//! So the bound is `max(heartbeat + heartbeat_timeout, reconnect_max)`: 500 ms by default.
 
 mod listen;
 pub(crate) mod local;
 pub(crate) mod message;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::server::{Failure, Redis};
 use crate::stats::{self, BusCounters, BusSnapshot};
+use crate::tier::scripts;
 use crate::{Error, Invalidation, LocalCache};
 use local::Mode;
 
@@ -41,7 +27,7 @@ pub(crate) fn default_channel(namespace: &str) -> String {
 }
 
 /// Publishes invalidations on a Redis channel and applies the other instances' to the caches
-/// [`attach`](Self::attach)ed here. See the [module docs](self) for the staleness bound.
+/// [`attach`](Self::attach)ed here.
 ///
 /// A [`RedisTier`](crate::RedisTier) built with [`bus`](crate::RedisTierBuilder::bus)
 /// publishes every removal it applies, so a `TieredCache` over it needs no call of its own:
@@ -50,6 +36,32 @@ pub(crate) fn default_channel(namespace: &str) -> String {
 /// [`publish`](Self::publish) after invalidating locally.
 ///
 /// Clones share the bus; the subscriber stops when the last clone is dropped.
+///
+/// # Staleness bound
+///
+/// Once Redis has accepted an invalidation's `PUBLISH`, every other instance with a bus on the
+/// channel has dropped the matching entries from its attached caches within
+/// [`staleness_bound`](RedisInvalidationBus::staleness_bound) (plus the time to apply it):
+///
+/// - while its subscription holds, when the message arrives (about a millisecond on one host);
+/// - if its subscription broke and the message was lost: the break is found at once when the
+///   connection reports it (a killed connection, a restarted server), or by a heartbeat `PING`
+///   that goes unanswered, at most `heartbeat + heartbeat_timeout` after the break; the
+///   attached caches are cleared then, after every failed reconnection attempt (at most
+///   `reconnect_max` apart), and once more when the subscription is back.
+///
+/// So the bound is `max(heartbeat + heartbeat_timeout, reconnect_max)`: 500 ms by default.
+///
+/// # Writes that raced an invalidation
+///
+/// A value loaded before another instance's invalidation and written to Redis after it would
+/// bring the old value back for everyone. When this instance receives the invalidation, its
+/// tier removes from Redis the entries it wrote lately that match it, each only if it still
+/// holds the record this instance wrote (a value written by another instance, or after the
+/// message, stays), and tells the others to drop them from their local caches. After a broken
+/// subscription (messages may have been lost), the writes made since shortly before the break
+/// was found are checked the same way when it is back. Both are counted in
+/// [`BusSnapshot::writes_undone`] and [`BusSnapshot::writes_kept`].
 #[derive(Clone)]
 pub struct RedisInvalidationBus {
     inner: Arc<Inner>,
@@ -78,72 +90,216 @@ pub(crate) struct Shared {
     jobs: Mutex<std::sync::mpsc::Sender<Job>>,
 }
 
-/// The Redis keys this instance wrote lately, with when. A write that raced an invalidation
-/// (its value was loaded before the invalidation, and written after it) is undone by the
-/// writer when it receives the message; if the message was lost, the bus removes every entry
-/// written since shortly before it found the subscription broken, when it subscribes again
-/// and once more a window later, each only if it still holds the value this instance wrote
-/// (a newer write is never undone).
-/// Writes wait (fail) while the subscription is known to be broken.
+/// The writes this instance's tiers made lately, with when and the value each stored (the
+/// record's checksum), so that a write which raced an invalidation can be undone without ever
+/// removing a newer value.
+///
+/// # Which writes are undone
+///
+/// A write races an invalidation when its value was loaded before another instance removed the
+/// key (`DEL` and `PUBLISH`) and it reached Redis after that removal: Redis then holds the old
+/// value again. The writer finds out when the message arrives:
+///
+/// - **A message received**: the bus applies it to the local caches, and the tier removes from
+///   Redis only the entries this instance wrote within the journal's keep (below) that still
+///   hold the record this instance wrote ([`scripts::UNDO_WRITE`](crate::tier::scripts)),
+///   by key, prefix, glob, tag or all of its namespace alike, and publishes each removal as an
+///   undo (`u`: the others drop the key from their local caches only). An entry written by
+///   another instance, or rewritten since, holds a newer value and stays: a late message never
+///   removes a value written after it was sent. Keys this instance did not write lately cost no
+///   Redis call at all (the sender removed them).
+/// - **A message lost** (the subscription broke): when the bus subscribes again, and once
+///   more a window later (for writes still in flight), it undoes in the same way every write
+///   made since shortly before the break was found (see `listen`). Writes wait (fail) while the
+///   subscription is known to be broken.
+///
+/// # How long a write is kept
+///
+/// A write that raced a removal reached Redis after it, and began at most the tier's timeout
+/// before it reached Redis (a longer call is abandoned and fails). The removal's message
+/// reaches this instance within the staleness bound of the removal while the subscription
+/// holds (a lost message is the second case), and a load of this instance that overlaps the
+/// message's application is either finished before it (so journaled) or not stored at all
+/// (`TieredCache`'s epoch and index lock). So a write must be kept for the tier's timeout and
+/// the staleness bound after it began; it is kept that long plus the break window (`window`:
+/// how far back a break may have started before it was found), which the second case needs.
+/// A message applied later than that (an applier held up beyond the bound) finds no record and
+/// only drops the local entries. Keeping a write longer only means that this instance's own
+/// fresh write of a key another instance invalidated soon after may be removed too: a miss,
+/// never a stale value.
 pub(crate) struct Journal {
     /// How far back a break may have started before it was found.
     window: Duration,
-    /// When, and what was written.
-    entries: Mutex<VecDeque<(Instant, Written)>>,
+    /// The staleness bound and the window; each tier's timeout is added ([`Journal::cover`]).
+    keep: Duration,
+    /// The longest timeout of the tiers writing here, in nanoseconds.
+    tier_timeout_ns: AtomicU64,
+    log: Mutex<Log>,
+}
+
+/// The writes in order (for the undo after a break), and the latest of each Redis key (for a
+/// message received).
+#[derive(Default)]
+struct Log {
+    order: VecDeque<(Instant, Arc<Written>)>,
+    latest: HashMap<Arc<str>, (Instant, Arc<Written>)>,
 }
 
 /// The length of the checksum that heads every record of the entry codec (a CRC-32 of the key
 /// and the body): two writes of different values under a key almost never share it.
 const CHECKSUM_BYTES: usize = 4;
 
-/// One write in the [`Journal`]: the Redis key, the cache key, and the record's checksum (its
-/// first bytes), by which an undo recognises the value this write stored.
-#[derive(Clone, Debug)]
+/// One write in the [`Journal`]: the Redis key, the cache key, its tags, and the record's
+/// checksum (its first bytes), by which an undo recognises the value this write stored.
+#[derive(Debug)]
 pub(crate) struct Written {
-    pub(crate) redis_key: String,
+    pub(crate) redis_key: Arc<str>,
     pub(crate) key: String,
+    pub(crate) tags: Box<[Arc<str>]>,
     pub(crate) checksum: Vec<u8>,
 }
 
 impl Journal {
-    /// Records a write of `record` under `redis_key` (cache key `key`).
-    pub(crate) fn record(&self, redis_key: &str, key: &str, record: &[u8]) {
-        let now = Instant::now();
-        let mut e = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while e
-            .front()
-            .is_some_and(|(t, ..)| now.duration_since(*t) > self.window)
-        {
-            e.pop_front();
+    fn new(window: Duration, bound: Duration) -> Self {
+        Self {
+            window,
+            keep: window + bound,
+            tier_timeout_ns: AtomicU64::new(0),
+            log: Mutex::new(Log::default()),
         }
-        e.push_back((
-            now,
-            Written {
-                redis_key: redis_key.to_owned(),
-                key: key.to_owned(),
-                checksum: record[..record.len().min(CHECKSUM_BYTES)].to_vec(),
-            },
-        ));
+    }
+
+    /// Keeps writes long enough for a tier whose calls wait up to `timeout`.
+    pub(crate) fn cover(&self, timeout: Duration) {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.tier_timeout_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// How long a write is kept.
+    pub(crate) fn keep(&self) -> Duration {
+        self.keep.saturating_add(Duration::from_nanos(
+            self.tier_timeout_ns.load(Ordering::Relaxed),
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The log, without the writes older than the keep at `now`.
+    fn trimmed(&self, now: Instant) -> std::sync::MutexGuard<'_, Log> {
+        let keep = self.keep();
+        let mut log = self.lock();
+        while let Some((t, w)) = log.order.front() {
+            if now.saturating_duration_since(*t) <= keep {
+                break;
+            }
+            let w = Arc::clone(w);
+            log.order.pop_front();
+            if log
+                .latest
+                .get(&w.redis_key)
+                .is_some_and(|(_, l)| Arc::ptr_eq(l, &w))
+            {
+                log.latest.remove(&w.redis_key);
+            }
+        }
+        log
+    }
+
+    /// Records a write of `record` under `redis_key` (cache key `key`, tagged `tags`).
+    pub(crate) fn record(&self, redis_key: &str, key: &str, tags: &[Arc<str>], record: &[u8]) {
+        self.record_at(Instant::now(), redis_key, key, tags, record);
+    }
+
+    fn record_at(
+        &self,
+        now: Instant,
+        redis_key: &str,
+        key: &str,
+        tags: &[Arc<str>],
+        record: &[u8],
+    ) {
+        let redis_key: Arc<str> = redis_key.into();
+        let w = Arc::new(Written {
+            redis_key: Arc::clone(&redis_key),
+            key: key.to_owned(),
+            tags: tags.into(),
+            checksum: record[..record.len().min(CHECKSUM_BYTES)].to_vec(),
+        });
+        let mut log = self.trimmed(now);
+        log.order.push_back((now, Arc::clone(&w)));
+        log.latest.insert(redis_key, (now, w));
     }
 
     /// The writes that started between `window` before `found` (when the break was found) and
     /// `until` (when the subscription was back).
-    pub(crate) fn written(&self, found: Instant, until: Instant) -> Vec<Written> {
+    pub(crate) fn written(&self, found: Instant, until: Instant) -> Vec<Arc<Written>> {
         let from = found.checked_sub(self.window).unwrap_or(found);
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lock()
+            .order
             .iter()
             .filter(|(t, ..)| (from..until).contains(t))
-            .map(|(_, w)| w.clone())
+            .map(|(_, w)| Arc::clone(w))
+            .collect()
+    }
+
+    /// This instance's latest write of `redis_key`, if it is still kept.
+    pub(crate) fn latest(&self, redis_key: &str) -> Option<Arc<Written>> {
+        self.trimmed(Instant::now())
+            .latest
+            .get(redis_key)
+            .map(|(_, w)| Arc::clone(w))
+    }
+
+    /// This instance's latest kept writes whose Redis key starts with `root` (a tier's
+    /// namespace) and which `select` picks. Costs in proportion to the writes kept.
+    pub(crate) fn latest_matching(
+        &self,
+        root: &str,
+        select: impl Fn(&Written) -> bool,
+    ) -> Vec<Arc<Written>> {
+        self.trimmed(Instant::now())
+            .latest
+            .values()
+            .filter(|(_, w)| w.redis_key.starts_with(root) && select(w))
+            .map(|(_, w)| Arc::clone(w))
             .collect()
     }
 
     pub(crate) fn window(&self) -> Duration {
         self.window
+    }
+}
+
+/// Up to this many undos go in one pipeline.
+pub(crate) const UNDO_CHUNK: usize = 200;
+
+/// The pipeline that undoes `writes` (at most [`UNDO_CHUNK`]): for each, removes the entry
+/// and publishes an undo if it still holds the record written; the reply is one 1 (removed)
+/// or 0 (kept) per write.
+pub(crate) fn undo_pipeline(shared: &Shared, writes: &[Arc<Written>]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for w in writes {
+        pipe.cmd("EVAL")
+            .arg(scripts::UNDO_WRITE)
+            .arg(1)
+            .arg(&*w.redis_key)
+            .arg(&w.checksum)
+            .arg(&shared.channel)
+            .arg(message::encode_undo(&shared.instance, &w.key));
+    }
+    pipe
+}
+
+impl Shared {
+    /// Counts the replies of an [`undo_pipeline`].
+    pub(crate) fn count_undone(&self, replies: &[i64]) {
+        let n = replies.iter().filter(|&&r| r == 1).count() as u64;
+        self.counters.undo_removed.add(n);
+        self.counters.undo_kept.add(replies.len() as u64 - n);
     }
 }
 
@@ -192,8 +348,8 @@ impl Shared {
                 self.counters.local_clears.inc();
                 self.apply(&Invalidation::All, Mode::LocalOnly);
             }
-            Job::Apply(what, sent_us) => {
-                if self.apply(&what, Mode::Remote) {
+            Job::Apply(what, sent_us, mode) => {
+                if self.apply(&what, mode) {
                     self.counters.applied.inc();
                 } else {
                     self.counters.failed.inc();
@@ -216,7 +372,13 @@ impl Shared {
             self.counters.own.inc();
             return;
         }
-        self.send(Job::Apply(m.what, m.sent_us));
+        // An undo only drops local copies: the sender removed its own write from Redis.
+        let mode = if m.undo {
+            Mode::LocalOnly
+        } else {
+            Mode::Remote
+        };
+        self.send(Job::Apply(m.what, m.sent_us, mode));
     }
 }
 
@@ -224,7 +386,8 @@ impl Shared {
 /// on the runtime thread that reads them: applying one calls the Redis tier synchronously,
 /// which waits for that runtime.
 enum Job {
-    Apply(Invalidation, u64),
+    /// Another instance's invalidation, its sending time, and how the tiers apply it.
+    Apply(Invalidation, u64, Mode),
     Clear,
 }
 
@@ -267,6 +430,10 @@ impl Publisher {
 
     pub(crate) fn journal(&self) -> &Journal {
         &self.shared.journal
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub(crate) fn counted(&self, ok: bool) {
@@ -365,6 +532,7 @@ impl RedisInvalidationBusBuilder {
             Some(scope) => BusCounters::register(scope)?,
             None => BusCounters::default(),
         };
+        let bound = (t.heartbeat + t.heartbeat_timeout).max(t.reconnect_max);
         let instance = format!("{:016x}", fastrand::u64(..));
         let (jobs, queue) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
@@ -373,10 +541,10 @@ impl RedisInvalidationBusBuilder {
             instance,
             targets: RwLock::new(Vec::new()),
             subscribed: AtomicBool::new(false),
-            journal: Journal {
-                window: t.heartbeat + t.heartbeat_timeout + self.publish_timeout,
-                entries: Mutex::new(VecDeque::new()),
-            },
+            journal: Journal::new(
+                t.heartbeat + t.heartbeat_timeout + self.publish_timeout,
+                bound,
+            ),
             counters,
             jobs: Mutex::new(jobs),
         });
@@ -406,7 +574,7 @@ impl RedisInvalidationBusBuilder {
                 redis: self.redis,
                 shared,
                 publish_timeout: self.publish_timeout,
-                bound: (t.heartbeat + t.heartbeat_timeout).max(t.reconnect_max),
+                bound,
                 _stop: stop,
                 _scope: scope,
             }),
@@ -476,7 +644,7 @@ impl RedisInvalidationBus {
     }
 
     /// How long after an invalidation was published another instance may still serve an
-    /// entry it removes (see the [module docs](self)).
+    /// entry it removes (see [Staleness bound](Self#staleness-bound)).
     pub fn staleness_bound(&self) -> Duration {
         self.inner.bound
     }
@@ -512,5 +680,46 @@ impl RedisInvalidationBus {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.set_subscribed(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_keeps_the_latest_write_of_each_key_for_its_keep() {
+        let j = Journal::new(Duration::from_millis(20), Duration::from_millis(10));
+        j.cover(Duration::from_millis(5));
+        j.cover(Duration::from_millis(1));
+        assert_eq!(j.keep(), Duration::from_millis(35));
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(30);
+        j.record_at(t0, "{n}:e:a", "a", &[], b"1111 old");
+        j.record_at(t0, "{n}:e:b", "b", &["t".into()], b"2222 b");
+        j.record_at(t1, "{n}:e:a", "a", &[], b"3333 new");
+        j.record_at(t1, "{m}:e:a", "a", &["t".into()], b"4444 other namespace");
+        let log = j.trimmed(t1);
+        assert_eq!(log.order.len(), 4);
+        assert_eq!(log.latest["{n}:e:a"].1.checksum, b"3333");
+        drop(log);
+        let tagged = j.latest_matching("{n}:e:", |w| w.tags.iter().any(|t| &**t == "t"));
+        assert_eq!(tagged.len(), 1);
+        assert_eq!(tagged[0].key, "b");
+        assert_eq!(j.latest_matching("{n}:e:", |_| true).len(), 2);
+        // A break found at t1 reaches back a window: t1's writes only; found 20 ms after t0,
+        // all of them.
+        let until = t1 + Duration::from_millis(1);
+        assert_eq!(j.written(t1, until).len(), 2);
+        assert_eq!(j.written(t0 + Duration::from_millis(20), until).len(), 4);
+        // Past t0's keep: a's older write goes, its newer one stays the latest; b goes.
+        let log = j.trimmed(t0 + Duration::from_millis(36));
+        assert_eq!(log.order.len(), 2);
+        assert_eq!(log.latest.len(), 2);
+        assert_eq!(log.latest["{n}:e:a"].1.checksum, b"3333");
+        assert!(!log.latest.contains_key("{n}:e:b"));
+        drop(log);
+        let log = j.trimmed(t1 + Duration::from_millis(36));
+        assert!(log.order.is_empty() && log.latest.is_empty());
     }
 }

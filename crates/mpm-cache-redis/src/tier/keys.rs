@@ -43,6 +43,11 @@ impl Keyspace {
         k
     }
 
+    /// `{ns}:e:`, the start of every entry's Redis key.
+    pub(crate) fn entry_root(&self) -> &str {
+        &self.entry
+    }
+
     /// The Redis key of the set of entries tagged `tag`.
     pub(crate) fn tag(&self, tag: &str) -> String {
         format!("{}t:{tag}", self.root)

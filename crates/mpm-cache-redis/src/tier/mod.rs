@@ -1,22 +1,4 @@
 //! `RedisTier`: a [`Tier`] on Redis, shared by every instance of a service.
-//!
-//! # What each call costs
-//!
-//! | call | Redis work | round trips |
-//! |---|---|---|
-//! | `get` | `GET` | 1 |
-//! | `get_many` | one `MGET` for all keys | 1 |
-//! | `put` without tags | `SET .. PX` | 1 |
-//! | `put` with tags | a script: `SET .. PX`, then `SADD` and an expiry per tag set | 1 |
-//! | `remove` | `DEL` (and the bus's `PUBLISH`) | 1 |
-//! | `remove_tag` | a script: `SMEMBERS`, `UNLINK` of the members, `DEL` of the set: O(members) on the server, atomic (other clients wait) | 1 |
-//! | `remove_prefix`, `remove_matching` | `SCAN MATCH` over the whole keyspace in steps of `scan_count`, `UNLINK` of what matches: O(keys in the database), never blocking the server for long | keys / `scan_count`, and one per batch removed |
-//! | `clear` | as `remove_prefix`, over the namespace (entries, tag sets, read counts) | same |
-//! | `warm_keys` | `ZREVRANGE` of the read counts, topped up by a `SCAN` | 1 or more |
-//!
-//! `KEYS` is never used. Tag sets may keep the keys of entries since removed or rewritten
-//! without the tag: removing the tag then removes those keys' new entries too (more, never
-//! less, as the [`Tier`] contract allows). A tag set expires with its longest-lived entry.
 
 mod keys;
 pub(crate) mod scripts;
@@ -34,14 +16,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bus::local::{Mode, mode};
-use crate::bus::{Publisher, default_channel};
+use crate::bus::{Publisher, UNDO_CHUNK, Written, default_channel, undo_pipeline};
 use crate::server::{Failure, Redis};
 use crate::stats::{self, TierCounters};
 use crate::{Error, Invalidation, RedisInvalidationBus};
 use keys::Keyspace;
 
 /// A cache level on Redis, below a `TieredCache`'s L1: every instance of a service reads what
-/// any of them wrote. See the [module docs](self) for what each call costs.
+/// any of them wrote.
 ///
 /// - Entries are stored with the same entry codec as the disk tier ([`mpm_cache::record`]): a
 ///   checksum over the Redis key (namespace included) and the body, so a damaged or foreign
@@ -54,6 +36,29 @@ use keys::Keyspace;
 ///   instances, in the same round trip.
 ///
 /// Clones share the tier.
+///
+/// # What each call costs
+///
+/// | call | Redis work | round trips |
+/// |---|---|---|
+/// | `get` | `GET` | 1 |
+/// | `get_many` | one `MGET` for all keys | 1 |
+/// | `put` without tags | `SET .. PX` | 1 |
+/// | `put` with tags | a script: `SET .. PX`, then `SADD` and an expiry per tag set | 1 |
+/// | `remove` | `DEL` (and the bus's `PUBLISH`) | 1 |
+/// | `remove_tag` | a script: `SMEMBERS`, `UNLINK` of the members, `DEL` of the set: O(members) on the server, atomic (other clients wait) | 1 |
+/// | `remove_prefix`, `remove_matching` | `SCAN MATCH` over the whole keyspace in steps of `scan_count`, `UNLINK` of what matches: O(keys in the database), never blocking the server for long | keys / `scan_count`, and one per batch removed |
+/// | `clear` | as `remove_prefix`, over the namespace (entries, tag sets, read counts) | same |
+/// | `warm_keys` | `ZREVRANGE` of the read counts, topped up by a `SCAN` | 1 or more |
+///
+/// An invalidation received from another instance through the bus (which removed the entries
+/// already) costs no call, unless this instance wrote matching keys lately: then one script per
+/// such key removes it if it still holds what this instance wrote (a write that raced the
+/// invalidation), in one round trip per 200.
+///
+/// `KEYS` is never used. Tag sets may keep the keys of entries since removed or rewritten
+/// without the tag: removing the tag then removes those keys' new entries too (more, never
+/// less, as the [`Tier`] contract allows). A tag set expires with its longest-lived entry.
 pub struct RedisTier<V> {
     inner: Arc<Inner>,
     _value: PhantomData<fn() -> V>,
@@ -169,6 +174,9 @@ impl<V> RedisTierBuilder<V> {
             Some(scope) => TierCounters::register(scope)?,
             None => TierCounters::default(),
         };
+        if let Some(p) = &self.publisher {
+            p.journal().cover(self.timeout);
+        }
         let inner = Arc::new(Inner {
             redis: self.redis,
             keys,
@@ -318,6 +326,44 @@ impl Inner {
         }
     }
 
+    /// The bus, while this removal is another instance's invalidation applied by it: then only
+    /// this instance's own recent writes that raced it are removed (see [`Journal`]).
+    ///
+    /// [`Journal`]: crate::bus::Journal
+    fn remote(&self) -> Option<&Publisher> {
+        self.publisher.as_ref().filter(|_| mode() == Mode::Remote)
+    }
+
+    /// Removes each of `writes` that still holds the record this instance wrote, publishing
+    /// an undo for each (the other instances drop it from their local caches); returns how
+    /// many were removed. No call when there is nothing to undo.
+    fn undo(&self, p: &Publisher, writes: &[Arc<Written>]) -> Result<usize, mpm_cache::Error> {
+        let mut removed = 0;
+        for chunk in writes.chunks(UNDO_CHUNK) {
+            let pipe = undo_pipeline(p.shared(), chunk);
+            let pipe = &pipe;
+            let replies: Vec<i64> = self.run(
+                "remove",
+                &self.counters.remove_seconds,
+                |mut c| async move { pipe.query_async(&mut c).await },
+            )?;
+            p.shared().count_undone(&replies);
+            removed += replies.iter().filter(|&&r| r == 1).count();
+        }
+        Ok(removed)
+    }
+
+    /// [`undo`](Self::undo) of this instance's kept writes in the namespace that `select`
+    /// picks.
+    fn undo_matching(
+        &self,
+        p: &Publisher,
+        select: impl Fn(&Written) -> bool,
+    ) -> Result<usize, mpm_cache::Error> {
+        let writes = p.journal().latest_matching(self.keys.entry_root(), select);
+        self.undo(p, &writes)
+    }
+
     fn count_publish(&self, ok: bool) {
         if let Some(p) = self.publisher() {
             p.counted(ok);
@@ -459,7 +505,7 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
                 let f = Failure::Unsubscribed;
                 return Err(inner.error("put", &f));
             }
-            p.journal().record(&rkey, key, &bytes);
+            p.journal().record(&rkey, key, tags, &bytes);
         }
         let cmd = &mut cmd;
         inner.run("put", &inner.counters.put_seconds, |mut c| async move {
@@ -474,8 +520,13 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         if inner.local_only() {
             return Ok(false);
         }
+        let rkey = inner.keys.entry(key);
+        if let Some(p) = inner.remote() {
+            let mine: Vec<_> = p.journal().latest(&rkey).into_iter().collect();
+            return inner.undo(p, &mine).map(|n| n > 0);
+        }
         let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(inner.keys.entry(key));
+        pipe.cmd("DEL").arg(rkey);
         inner.with_publish(&mut pipe, &Invalidation::Key(key.to_owned()));
         let pipe = &pipe;
         let removed = inner.run(
@@ -492,6 +543,9 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         if inner.local_only() {
             return Ok(0);
         }
+        if let Some(p) = inner.remote() {
+            return inner.undo_matching(p, |w| w.key.starts_with(prefix));
+        }
         inner
             .scan_remove("remove_prefix", &inner.keys.scan_prefix(prefix), |_| true)
             .and_then(|n| {
@@ -504,6 +558,9 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         let inner = &*self.inner;
         if inner.local_only() {
             return Ok(0);
+        }
+        if let Some(p) = inner.remote() {
+            return inner.undo_matching(p, |w| w.tags.iter().any(|t| &**t == tag));
         }
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
@@ -526,6 +583,9 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         if inner.local_only() {
             return Ok(0);
         }
+        if let Some(p) = inner.remote() {
+            return inner.undo_matching(p, |w| pattern.matches(&w.key));
+        }
         let keys = &inner.keys;
         inner
             .scan_remove(
@@ -543,6 +603,9 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
         let inner = &*self.inner;
         if inner.local_only() {
             return Ok(());
+        }
+        if let Some(p) = inner.remote() {
+            return inner.undo_matching(p, |_| true).map(drop);
         }
         inner
             .scan_remove("clear", &inner.keys.scan_all(), |_| true)

@@ -42,10 +42,11 @@ return removed
 ";
 
 /// `KEYS[1]` an entry; `ARGV[1]` the checksum that heads the record this instance wrote,
-/// `ARGV[2]` the bus channel, `ARGV[3]` the invalidation message for the entry. Undoes a
-/// write that may have raced a lost invalidation: removes the entry and publishes the message
-/// only if the entry still holds that record, so a later write (this instance's or another's)
-/// is never undone. Returns 1 if it removed the entry, else 0.
+/// `ARGV[2]` the bus channel, `ARGV[3]` the undo message for the entry. Undoes a write that
+/// may have raced an invalidation (received late, or lost while the subscription was broken):
+/// removes the entry and publishes the message only if the entry still holds that record, so a
+/// later write (this instance's or another's) is never undone. Returns 1 if it removed the
+/// entry, else 0.
 pub(crate) const UNDO_WRITE: &str = r"
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'string' and string.sub(v, 1, #ARGV[1]) == ARGV[1] then

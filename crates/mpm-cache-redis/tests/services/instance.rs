@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use mpm_cache::TieredCache;
-use mpm_cache_redis::{Redis, RedisInvalidationBus, RedisTier};
+use mpm_cache_redis::{Redis, RedisInvalidationBus, RedisInvalidationBusBuilder, RedisTier};
 use mpm_testkit::Service;
 
 /// The tier's timeout in the tests.
@@ -39,15 +39,26 @@ pub(crate) fn instance(namespace: &str) -> Instance {
 }
 
 pub(crate) fn instance_at(url: &str, namespace: &str) -> Instance {
+    instance_with(url, namespace, |b| b)
+}
+
+/// An instance whose bus builder `tune` adjusts.
+pub(crate) fn instance_with(
+    url: &str,
+    namespace: &str,
+    tune: impl FnOnce(RedisInvalidationBusBuilder) -> RedisInvalidationBusBuilder,
+) -> Instance {
     let redis = Redis::builder(url)
         .probe_max_interval(Duration::from_millis(20))
         .build()
         .unwrap();
-    let bus = RedisInvalidationBus::builder(&redis, namespace)
-        .heartbeat(Duration::from_millis(50), Duration::from_millis(50))
-        .reconnect_max(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let bus = tune(
+        RedisInvalidationBus::builder(&redis, namespace)
+            .heartbeat(Duration::from_millis(50), Duration::from_millis(50))
+            .reconnect_max(Duration::from_millis(50)),
+    )
+    .build()
+    .unwrap();
     let tier = RedisTier::<String>::builder(&redis, namespace)
         .timeout(TIMEOUT)
         .bus(&bus)

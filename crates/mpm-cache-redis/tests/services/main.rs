@@ -13,6 +13,7 @@ mod bus;
 mod faults;
 mod instance;
 mod metrics;
+mod races;
 mod tier;
 
 macro_rules! tests {
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Redis: faults::clients_killed_under_load_serve_nothing_stale_beyond_the_bound,
         Redis: faults::a_restarted_server_is_used_again_without_help,
         Redis: faults::a_write_after_resubscribing_is_not_undone,
+        Redis: races::a_late_message_removes_only_this_instances_racing_writes,
         Redis: metrics::the_table_matches_the_exposition,
     ])
 }
