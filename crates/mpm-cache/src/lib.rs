@@ -114,7 +114,11 @@
 //!
 //! With [`Durability::OnFlush`] (the default) a write is durable once [`DiskTier::flush`]
 //! returns (the tier also flushes itself every 1,024 writes and when dropped); with
-//! [`Durability::EveryWrite`] every write is. Removals are durable when they return. A process
+//! [`Durability::EveryWrite`] every write is. Removals are durable when they return. A write
+//! does not wait for a commit: it lands in a bounded in-memory buffer ([`WriteBehind`]) that
+//! reads consult first and that a background thread commits in one transaction per batch;
+//! removals, flushes and a writer that finds the buffer full commit it with them, and a
+//! failure of the background commit is returned by the next write, removal or flush. A process
 //! killed at any instant leaves a store that opens with every flushed write, no invalidated
 //! key and no torn value (`tests/it/kill.rs`; `MPM_CACHE_KILL_TRIALS=200` for more trials).
 //!
@@ -162,10 +166,10 @@
 //!
 //! # Feature flags
 //!
-//! - `disk` (default): the disk tier, [`DiskTier`] with [`DiskTierBuilder`], [`Durability`]
-//!   and [`DiskStats`], on redb. Without it the crate has no redb dependency: the L1, the
-//!   [`Tier`] boundary, the [`record`] codec and any other tier still work. The examples in
-//!   these docs use the disk tier.
+//! - `disk` (default): the disk tier, [`DiskTier`] with [`DiskTierBuilder`], [`Durability`],
+//!   [`WriteBehind`] and [`DiskStats`], on redb. Without it the crate has no redb dependency:
+//!   the L1, the [`Tier`] boundary, the [`record`] codec and any other tier still work. The
+//!   examples in these docs use the disk tier.
 //!
 //! It sits on floor 1 of the workspace: it depends on `mpm-metrics` and on no other floor-1
 //! crate (see `docs/ARCHITECTURE.md`).
@@ -191,7 +195,7 @@ mod tiered;
 pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
 #[cfg(feature = "disk")]
-pub use disk::{DiskTier, DiskTierBuilder, Durability};
+pub use disk::{DiskTier, DiskTierBuilder, Durability, WriteBehind};
 pub use error::Error;
 pub use memory::{
     DEFAULT_GHOST_ALLOCATION, DEFAULT_HOT_ALLOCATION, DefaultHashBuilder, MemoryTier,

@@ -25,3 +25,5 @@ mod overhead;
 mod pattern;
 mod tier;
 mod tiered;
+#[cfg(feature = "disk")]
+mod write_behind;
