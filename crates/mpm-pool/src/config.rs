@@ -77,5 +77,5 @@ impl Default for Config {
     }
 }
 
-/// The largest supported `max_size` (the semaphore's permit limit is far above it).
+/// The largest supported `max_size`.
 pub(crate) const MAX_SIZE_LIMIT: usize = 1 << 24;

@@ -70,17 +70,18 @@
 //!
 //! # How it stays fast and correct
 //!
-//! - Getting an idle object and returning it take one semaphore permit (Tokio's FIFO-fair
-//!   semaphore, so a returning task cannot barge past waiters) and one short lock each; with
-//!   maintenance on they never read the system clock: timestamps come from a coarse
+//! - Getting an idle object and returning it take one short lock each. Callers that find
+//!   nothing free queue in arrival order, and a returned object goes straight to the first of
+//!   them (direct hand-off: it never passes through the idle queue while someone waits, so a
+//!   returning task cannot barge past waiters, and no permit changes hands). With
+//!   maintenance on, getting and returning never read the system clock: timestamps come from a coarse
 //!   millisecond clock that the maintenance task refreshes (every 100 ms at most, a quarter of
 //!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
 //!   be optimistic (the skip-validation window, leak reports) allow for that lag.
-//! - A caller that must wait for a permit sets no timer of its own while its deadline is more
-//!   than two clock ticks away: it joins a sweep list and publishes when it must be woken
-//!   (the pool keeps the earliest such time); the first tick at or after that time (also
-//!   during a long maintenance pass) wakes the list, each waiter compares the clock with its
-//!   deadline, and only a wait still unserved near its deadline arms a precise timer.
+//! - A caller that must wait sets no timer of its own while its deadline is more than two
+//!   clock ticks away: its place in the queue says when it must be woken (the pool keeps the
+//!   earliest such time); the first tick at or after that time (also during a long
+//!   maintenance pass) wakes the waiters whose time has come, and each arms a precise timer.
 //!   Registering and cancelling a timer per wait cost a third of a contended acquire, and
 //!   waking every waiter on every tick instead put a burst of needless wake-ups ahead of the
 //!   waiters being served; the acquire timeout still ends the wait on time. With maintenance
@@ -92,11 +93,13 @@
 //! - With metrics on, every lease is recorded: a get that did not wait records a zero wait
 //!   without reading the clock, and the time in use costs one TSC read on lend and one on
 //!   release (`cargo xtask bench pool` shows the cost as `mpm_stats` beside `mpm`).
-//! - Every step that can be cancelled holds a guard: a cancelled acquire returns its permit,
-//!   frees a reserved place and closes an object it was checking.
+//! - Every step that can be cancelled holds a guard: a cancelled acquire leaves the queue
+//!   (passing on an object or room it was handed meanwhile), frees a reserved place and
+//!   closes an object it was checking.
 //! - A creation failure is retried with jittered exponential backoff until the acquire
-//!   deadline; other callers wait on the semaphore meanwhile, so a down server sees at most
-//!   `max_size` attempts per backoff step.
+//!   deadline; the caller keeps its reserved place through each pause and other callers
+//!   wait in the queue meanwhile, so a down server sees at most `max_size` attempts per
+//!   backoff step.
 //! - Leaks are counted in `mpm_pool_leaks_total` and reported; a leaked object is not reclaimed
 //!   (the pool cannot know it will never come back). If it does come back, it is closed
 //!   with reason `leaked` rather than lent again, and a new object takes its place.

@@ -8,38 +8,40 @@
 //!                 closed? ------+------> Err(Closed)
 //!                               |  (maintenance task gone? start one on this runtime)
 //!                               v
-//!                     try_acquire a permit --------- free ---------------+
-//!                               | none free                              |
-//!                               v                                        |
-//!   +------------------- WAITING for a permit ------------------+        |
-//!   | deadline > 2 ticks away and the task ticks on time:       |        |
-//!   |   SWEEP: join a sweep shard, publish the wake time;       |        |
-//!   |   the tick at or after it wakes the shard to look again   |        |
-//!   | else (near the deadline, no task, task late):             |        |
-//!   |   PRECISE TIMER until the deadline ---- fires --> Err(Timeout{acquire})
-//!   +-----------------------------------------------------------+        |
-//!                               | permit                                 |
-//!                               v                                        |
-//!                       TAKE from the slots  <---------------------------+
-//!          +--------------------+---------------------+
-//!          | idle entry         | room (reserved)     | full (after a shrink)
-//!          v                    v                     v
-//!   expired? broken? -> close  CREATE (breaker, create   wait 5 ms, TAKE again
-//!   and TAKE again             timeout, deadline;
-//!          |                   failure: backoff and
-//!          v                   TAKE again; breaker open:
-//!   CHECK: recycle if used,    wait for its probe)
-//!   validate unless alive             |
-//!   within the skip window            |
-//!   (each bounded by its step         |
-//!   timeout and the deadline;         |
-//!   failure: close, TAKE again)       |
-//!          |                          |
-//!          +------------> LEND <------+   (metrics: wait and time in use recorded)
+//!          +----------> TAKE from the slots (one lock)
+//!          |     +--------------------+---------------------+
+//!          |     | idle entry         | room (reserved)     | nothing free, or others queued
+//!          |     |                    |                     v
+//!          |     |                    |   +----------- QUEUED (first come, first served) ----+
+//!          |     |                    |   | a release hands its object (or a close its room) |
+//!          |     |                    |   | to the first in the queue and wakes it           |
+//!          |     |                    |   | deadline > 2 ticks away, task ticks on time:     |
+//!          |     |                    |   |   SWEEP: the queue place holds the wake time;    |
+//!          |     |                    |   |   the tick at or after it wakes the waiter       |
+//!          |     |                    |   | else (near the deadline, no task, task late):    |
+//!          |     |                    |   |   PRECISE TIMER --- fires --> Err(Timeout{acquire})
+//!          |     |                    |   +--------------------------------------------------+
+//!          |     |                    |        | handed an object     | handed room
+//!          |     v                    |        v                      |
+//!          |  expired? broken? <------|--------+                      |
+//!          |     |                    v                               v
+//!          |     |               CREATE (breaker, create timeout, deadline;
+//!          +-- yes: close          failure: backoff keeping the place, CREATE again;
+//!                |                breaker open: wait for its probe, TAKE again)
+//!                v no                       |
+//!   CHECK: recycle if used,                 |
+//!   validate unless alive                   |
+//!   within the skip window                  |
+//!   (each bounded by its step               |
+//!   timeout and the deadline;               |
+//!   failure: close, TAKE again)             |
+//!          |                                |
+//!          +------------> LEND <------------+   (metrics: wait and time in use recorded)
 //! ```
 //!
 //! Every arrow out of a step that can be cancelled runs a guard ([`guards`]): a dropped
-//! `get` returns its permit, frees its reserved place and closes an object it was checking.
+//! `get` leaves the queue (passing on what it was handed), frees its reserved place and closes
+//! an object it was checking.
 //! A panic in a manager method ([`crate::unwind`]) closes that object and ends the `get` with
 //! [`Error::ManagerPanicked`](crate::Error::ManagerPanicked).
 //!
@@ -66,12 +68,12 @@ use std::num::NonZeroUsize;
 use std::panic::Location;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{Clock, NEVER, ms};
@@ -79,7 +81,7 @@ use crate::config::Config;
 use crate::error::{ConfigError, Error};
 use crate::manager::Manager;
 use crate::metrics::PoolMetrics;
-use crate::slots::{PermitDebt, Slots};
+use crate::slots::Slots;
 use crate::stats::Status;
 use maintenance::clock_tick;
 
@@ -166,16 +168,12 @@ impl<M: Manager> Pool<M> {
             None => (None, None),
         };
         let inner = Arc::new(Inner {
-            semaphore: CachePadded::new(Semaphore::new(config.max_size)),
             slots: CachePadded::new(Mutex::new(Slots::new(config.max_size))),
-            permit_debt: PermitDebt::default(),
-            waiting: CachePadded::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
             ticking: AtomicBool::new(false),
             drained: Notify::new(),
-            sweep: std::array::from_fn(|_| CachePadded::new(Notify::new())),
             sweep_due: CachePadded::new(AtomicU64::new(NEVER)),
             leases: config
                 .leak_threshold

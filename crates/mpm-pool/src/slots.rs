@@ -1,95 +1,18 @@
-//! The pool's bookkeeping of objects and permits: [`Slots`], kept under one lock (the idle
-//! queue and the counts of objects in the pool, lent out and being created), and
-//! [`PermitDebt`], the permits a shrink still has to take back.
+//! The pool's bookkeeping of objects and waiters: [`Slots`], kept under one lock (the idle
+//! queue, the counts of objects in the pool, lent out and being created, and the queue of
+//! callers waiting for an object or for room to create one).
 //!
-//! [`Slots`] is plain data with no synchronisation of its own, and [`PermitDebt`] is generic
-//! over its atomic counter, so the same code runs in the pool and under the model checker in
-//! the tests.
+//! A returned object goes straight to the first waiter (direct hand-off): it never passes
+//! through the idle queue while someone waits, and no permit changes hands, so a contended
+//! get costs one lock to join the queue, one in the release that serves it and one to pick
+//! the object up. [`Slots`] is plain data with no synchronisation of its own, generic over
+//! what wakes a waiter, so the same code runs in the pool and under the model checker in the
+//! tests.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::clock::{Ms, NEVER};
 use crate::config::QueueMode;
-
-/// An atomic counter: the standard one in the pool, the model checker's in the tests.
-pub(crate) trait Counter {
-    fn load(&self) -> usize;
-    fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize>;
-    fn fetch_add(&self, n: usize);
-}
-
-impl Counter for AtomicUsize {
-    #[inline]
-    fn load(&self) -> usize {
-        AtomicUsize::load(self, Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize> {
-        self.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn fetch_add(&self, n: usize) {
-        AtomicUsize::fetch_add(self, n, Ordering::AcqRel);
-    }
-}
-
-/// Permits owed after a shrink: a shrink takes the free permits it can at once and owes
-/// the rest, which returning permits then pay instead of going back to the semaphore.
-/// Invariant: free permits + permits out - debt = the maximum size.
-#[derive(Debug, Default)]
-pub(crate) struct PermitDebt<C = AtomicUsize>(C);
-
-impl<C: Counter> PermitDebt<C> {
-    /// A permit comes back: it pays one unit of debt if there is any, else `give_back`
-    /// returns it to the semaphore.
-    #[inline]
-    pub(crate) fn release(&self, give_back: impl FnOnce()) {
-        let mut debt = self.0.load();
-        while debt > 0 {
-            match self.0.compare_exchange(debt, debt - 1) {
-                Ok(_) => return,
-                Err(d) => debt = d,
-            }
-        }
-        give_back();
-    }
-
-    /// The maximum grew by `n`: pays the debt first, then `add`s the permits left over.
-    pub(crate) fn grow(&self, n: usize, add: impl FnOnce(usize)) {
-        let mut left = n;
-        let mut debt = self.0.load();
-        while debt > 0 && left > 0 {
-            let pay = debt.min(left);
-            match self.0.compare_exchange(debt, debt - pay) {
-                Ok(_) => {
-                    left -= pay;
-                    break;
-                }
-                Err(d) => debt = d,
-            }
-        }
-        add(left);
-    }
-
-    /// The maximum shrank by `n`: takes free permits with `try_take` while it can and owes
-    /// the rest.
-    pub(crate) fn shrink(&self, n: usize, mut try_take: impl FnMut() -> bool) {
-        let mut owed = n;
-        while owed > 0 && try_take() {
-            owed -= 1;
-        }
-        if owed > 0 {
-            self.0.fetch_add(owed);
-        }
-    }
-
-    #[cfg(test)]
-    fn owed(&self) -> usize {
-        self.0.load()
-    }
-}
 
 /// What [`Slots::take`] found.
 #[derive(Debug)]
@@ -98,22 +21,48 @@ pub(crate) enum Take<T> {
     Idle(T),
     /// No idle object; a place for a new one was reserved (counted in `size` and `creating`).
     Reserved,
-    /// No idle object and no room: the pool is at its maximum (only after a shrink).
-    Full,
+    /// Nothing free (or others wait already): the caller joined the queue under this key.
+    Wait(usize),
 }
 
-/// Idle objects and counts. Invariants: `idle.len() + lent + creating == size`, and `size`
-/// only exceeds `max` after a shrink, until enough objects have been closed.
+/// What a waiter is given.
 #[derive(Debug)]
-pub(crate) struct Slots<T> {
+pub(crate) enum Grant<T> {
+    /// An object, counted as lent.
+    Object(T),
+    /// A reserved place for a new object (counted in `size` and `creating`).
+    Room,
+}
+
+/// One waiter's place in the slab.
+#[derive(Debug)]
+struct Waiter<T, W> {
+    waker: Option<W>,
+    grant: Option<Grant<T>>,
+    /// When (in [`Ms`]) the maintenance sweep must wake it, or [`NEVER`].
+    wake_at: Ms,
+}
+
+/// Idle objects, counts and waiters. Invariants: `idle.len() + lent + creating == size`
+/// (a granted object counts as lent, granted room as creating); `size` only exceeds `max`
+/// after a shrink, until enough objects have been closed; and while anyone is queued no
+/// object is idle and there is no room.
+#[derive(Debug)]
+pub(crate) struct Slots<T, W> {
     idle: VecDeque<T>,
     size: usize,
     lent: usize,
     creating: usize,
     max: usize,
+    /// Keys of the waiters not yet served, first come first.
+    queue: VecDeque<usize>,
+    /// Waiters by key (a slab: freed places are reused, so waiting allocates nothing once
+    /// the pool has seen its most waiters).
+    waiters: Vec<Option<Waiter<T, W>>>,
+    free: Vec<usize>,
 }
 
-impl<T> Slots<T> {
+impl<T, W> Slots<T, W> {
     pub(crate) fn new(max: usize) -> Self {
         Slots {
             idle: VecDeque::with_capacity(max.min(1024)),
@@ -121,29 +70,147 @@ impl<T> Slots<T> {
             lent: 0,
             creating: 0,
             max,
+            queue: VecDeque::new(),
+            waiters: Vec::new(),
+            free: Vec::new(),
         }
     }
 
-    /// Takes an idle object (it becomes lent) or reserves a place for a new one.
+    /// Takes an idle object (it becomes lent), reserves a place for a new one, or queues the
+    /// caller behind those already waiting.
     pub(crate) fn take(&mut self, mode: QueueMode) -> Take<T> {
-        let popped = match mode {
-            QueueMode::Fifo => self.idle.pop_front(),
-            QueueMode::Lifo => self.idle.pop_back(),
-        };
-        let taken = match popped {
-            Some(t) => {
-                self.lent += 1;
-                Take::Idle(t)
+        let taken = if !self.queue.is_empty() {
+            Take::Wait(self.enqueue())
+        } else {
+            let popped = match mode {
+                QueueMode::Fifo => self.idle.pop_front(),
+                QueueMode::Lifo => self.idle.pop_back(),
+            };
+            match popped {
+                Some(t) => {
+                    self.lent += 1;
+                    Take::Idle(t)
+                }
+                None if self.size < self.max => {
+                    self.size += 1;
+                    self.creating += 1;
+                    Take::Reserved
+                }
+                None => Take::Wait(self.enqueue()),
             }
-            None if self.size < self.max => {
-                self.size += 1;
-                self.creating += 1;
-                Take::Reserved
-            }
-            None => Take::Full,
         };
         self.check();
         taken
+    }
+
+    fn enqueue(&mut self) -> usize {
+        let waiter = Waiter {
+            waker: None,
+            grant: None,
+            wake_at: NEVER,
+        };
+        let key = match self.free.pop() {
+            Some(key) => {
+                self.waiters[key] = Some(waiter);
+                key
+            }
+            None => {
+                self.waiters.push(Some(waiter));
+                self.waiters.len() - 1
+            }
+        };
+        self.queue.push_back(key);
+        key
+    }
+
+    fn waiter(&mut self, key: usize) -> Option<&mut Waiter<T, W>> {
+        self.waiters.get_mut(key).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, key: usize) -> Option<Waiter<T, W>> {
+        let waiter = self.waiters.get_mut(key)?.take()?;
+        self.free.push(key);
+        Some(waiter)
+    }
+
+    /// The waiter's grant, if it has one: then it leaves the slab.
+    pub(crate) fn granted(&mut self, key: usize) -> Option<Grant<T>> {
+        if self.waiter(key)?.grant.is_some() {
+            return self.remove(key).and_then(|w| w.grant);
+        }
+        None
+    }
+
+    /// Sets what wakes the waiter `key` (`same` says whether the one it has is that already).
+    pub(crate) fn set_waker(
+        &mut self,
+        key: usize,
+        same: impl Fn(&W) -> bool,
+        make: impl FnOnce() -> W,
+    ) {
+        if let Some(w) = self.waiter(key)
+            && !w.waker.as_ref().is_some_and(same)
+        {
+            w.waker = Some(make());
+        }
+    }
+
+    /// Sets when the sweep must wake the waiter `key`.
+    pub(crate) fn set_wake_at(&mut self, key: usize, at: Ms) {
+        if let Some(w) = self.waiter(key) {
+            w.wake_at = at;
+        }
+    }
+
+    /// The waiter `key` gives up: it leaves the queue, and a grant it had not picked up yet
+    /// comes back for the caller to pass on.
+    pub(crate) fn cancel(&mut self, key: usize) -> Option<Grant<T>> {
+        let waiter = self.remove(key)?;
+        if waiter.grant.is_none()
+            && let Some(at) = self.queue.iter().position(|&k| k == key)
+        {
+            self.queue.remove(at);
+        }
+        waiter.grant
+    }
+
+    /// Gives the first waiter `grant`; returns what wakes it.
+    fn serve(&mut self, key: usize, grant: Grant<T>) -> Option<W> {
+        let w = self.waiter(key)?;
+        w.grant = Some(grant);
+        w.waker.take()
+    }
+
+    /// Returns a lent object: to the first waiter if any (it stays lent), else to the idle
+    /// queue; `Ok` holds what wakes the waiter served. Hands it back if the pool is above its
+    /// maximum (after a shrink): the caller then closes it and calls [`Slots::forget_lent`].
+    pub(crate) fn put(&mut self, t: T) -> Result<Option<W>, T> {
+        if self.size > self.max {
+            return Err(t);
+        }
+        let woken = match self.queue.pop_front() {
+            Some(key) => self.serve(key, Grant::Object(t)),
+            None => {
+                self.lent = dec(self.lent);
+                self.idle.push_back(t);
+                None
+            }
+        };
+        self.check();
+        Ok(woken)
+    }
+
+    /// If there is room and someone waits, reserves a place for the first waiter; returns
+    /// what wakes it.
+    fn grant_room(&mut self) -> Option<W> {
+        if self.size >= self.max {
+            return None;
+        }
+        let key = self.queue.pop_front()?;
+        self.size += 1;
+        self.creating += 1;
+        self.check();
+        self.serve(key, Grant::Room)
     }
 
     /// Reserves a place for a new idle object if the pool holds fewer than `min_idle` idle
@@ -165,39 +232,32 @@ impl<T> Slots<T> {
         self.check();
     }
 
-    /// A reserved creation succeeded and the new object goes to the idle queue. Returns it
-    /// if the pool shrank meanwhile (the caller closes it and calls [`Slots::forget_lent`]
-    /// after [`Slots::created_lent`]; here it is counted as lent).
-    pub(crate) fn created_idle(&mut self, t: T) -> Result<(), T> {
+    /// A reserved creation succeeded and the new object goes to the first waiter or the idle
+    /// queue, as [`Slots::put`] (on `Err` it is counted as lent).
+    pub(crate) fn created_idle(&mut self, t: T) -> Result<Option<W>, T> {
         self.creating = dec(self.creating);
         self.lent += 1;
         self.put(t)
     }
 
-    /// A reserved creation failed or was cancelled: the place is free again.
-    pub(crate) fn cancel_reservation(&mut self) {
+    /// A reserved creation failed or was cancelled: the place goes to the first waiter, or
+    /// is free again. Returns what wakes the waiter served.
+    #[must_use]
+    pub(crate) fn cancel_reservation(&mut self) -> Option<W> {
         self.creating = dec(self.creating);
         self.size = dec(self.size);
         self.check();
+        self.grant_room()
     }
 
-    /// Returns a lent object to the idle queue, or hands it back if the pool is above its
-    /// maximum (after a shrink): the caller then closes it and calls [`Slots::forget_lent`].
-    pub(crate) fn put(&mut self, t: T) -> Result<(), T> {
-        if self.size > self.max {
-            return Err(t);
-        }
-        self.lent = dec(self.lent);
-        self.idle.push_back(t);
-        self.check();
-        Ok(())
-    }
-
-    /// A lent object was closed.
-    pub(crate) fn forget_lent(&mut self) {
+    /// A lent object was closed: its place goes to the first waiter, or is free again.
+    /// Returns what wakes the waiter served.
+    #[must_use]
+    pub(crate) fn forget_lent(&mut self) -> Option<W> {
         self.lent = dec(self.lent);
         self.size = dec(self.size);
         self.check();
+        self.grant_room()
     }
 
     /// Removes the idle objects for which `remove` says yes (oldest first, and `remove` is
@@ -235,8 +295,9 @@ impl<T> Slots<T> {
         Some(t)
     }
 
-    /// Changes the maximum and returns the idle objects above it, for the caller to close.
-    pub(crate) fn set_max(&mut self, max: usize) -> Vec<T> {
+    /// Changes the maximum; returns the idle objects above it, for the caller to close, and
+    /// what wakes the waiters given the room a growth made.
+    pub(crate) fn set_max(&mut self, max: usize) -> (Vec<T>, Vec<W>) {
         self.max = max;
         let mut excess = Vec::new();
         while self.size > self.max {
@@ -248,8 +309,42 @@ impl<T> Slots<T> {
                 None => break,
             }
         }
+        let mut woken = Vec::new();
+        while self.size < self.max && !self.queue.is_empty() {
+            woken.extend(self.grant_room());
+        }
         self.check();
-        excess
+        (excess, woken)
+    }
+
+    /// What wakes every waiter not yet served (the pool closed, or the sweep stopped): each
+    /// looks at the pool again.
+    pub(crate) fn wake_all(&mut self) -> Vec<W> {
+        let mut woken = Vec::new();
+        for &key in &self.queue {
+            if let Some(w) = self.waiters.get_mut(key).and_then(Option::as_mut) {
+                woken.extend(w.waker.take());
+            }
+        }
+        woken
+    }
+
+    /// The sweep at `now`: what wakes the waiters whose wake time has come (each then arms
+    /// its own timer), and the earliest wake time of the others.
+    pub(crate) fn sweep(&mut self, now: Ms) -> (Vec<W>, Ms) {
+        let mut woken = Vec::new();
+        let mut next = NEVER;
+        for &key in &self.queue {
+            if let Some(w) = self.waiters.get_mut(key).and_then(Option::as_mut) {
+                if w.wake_at <= now {
+                    w.wake_at = NEVER;
+                    woken.extend(w.waker.take());
+                } else {
+                    next = next.min(w.wake_at);
+                }
+            }
+        }
+        (woken, next)
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -272,6 +367,19 @@ impl<T> Slots<T> {
         self.max
     }
 
+    /// Callers waiting and not yet served.
+    pub(crate) fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// How many gets could start now without waiting: on an idle object or on room.
+    pub(crate) fn available(&self) -> usize {
+        if !self.queue.is_empty() {
+            return 0;
+        }
+        self.idle.len() + self.max.saturating_sub(self.size)
+    }
+
     fn check(&self) {
         debug_assert_eq!(
             self.idle.len() + self.lent + self.creating,
@@ -290,151 +398,125 @@ fn dec(n: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    //! A shuttle model of the permit and slot bookkeeping: threads take permits from a
-    //! counting semaphore, then take, create, check, discard and return objects through
-    //! [`Slots`] in every interleaving shuttle picks, while one thread shrinks and grows the
-    //! pool. The counts must balance at every step and at the end.
+    //! A shuttle model of the slot bookkeeping: threads take, wait for a hand-off, create,
+    //! discard and return objects through [`Slots`] in every interleaving shuttle picks, one
+    //! of them giving up its wait, while one thread shrinks and grows the pool. The counts
+    //! must balance at every step and at the end, and nobody is left waiting.
 
-    use super::{PermitDebt, Slots, Take};
+    use super::{Grant, Slots, Take};
     use crate::config::QueueMode;
-    use shuttle::sync::atomic::{AtomicUsize, Ordering};
     use shuttle::sync::{Condvar, Mutex};
     use std::sync::Arc;
 
-    impl super::Counter for AtomicUsize {
-        fn load(&self) -> usize {
-            AtomicUsize::load(self, Ordering::Relaxed)
-        }
-
-        fn compare_exchange(&self, current: usize, new: usize) -> Result<usize, usize> {
-            self.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed)
-        }
-
-        fn fetch_add(&self, n: usize) {
-            AtomicUsize::fetch_add(self, n, Ordering::AcqRel);
-        }
+    /// The pool's lock and a condition variable standing in for the wakers (`W = ()`: every
+    /// change wakes everyone, who look again).
+    struct Pool {
+        slots: Mutex<Slots<u32, ()>>,
+        changed: Condvar,
     }
 
-    /// The pool's permits: a counting semaphore (as Tokio's, under its own lock) beside the
-    /// pool's own [`PermitDebt`] code on the model checker's atomic, so that shuttle explores
-    /// the interleavings of the two as they happen in the pool.
-    struct Permits {
-        free: Mutex<usize>,
-        freed: Condvar,
-        debt: PermitDebt<AtomicUsize>,
-    }
-
-    impl Permits {
-        fn acquire(&self) {
-            let mut free = self.free.lock().unwrap();
-            while *free == 0 {
-                free = self.freed.wait(free).unwrap();
+    impl Pool {
+        /// As `Inner::acquire`: a grant, or `None` if this waiter gave up (`give_up`).
+        fn get(&self, give_up: bool) -> Option<Grant<u32>> {
+            let mut s = self.slots.lock().unwrap();
+            let key = match s.take(QueueMode::Fifo) {
+                Take::Idle(t) => return Some(Grant::Object(t)),
+                Take::Reserved => return Some(Grant::Room),
+                Take::Wait(key) => key,
+            };
+            loop {
+                if let Some(g) = s.granted(key) {
+                    return Some(g);
+                }
+                if give_up {
+                    // As the wait's drop guard: a grant that raced in is passed on.
+                    match s.cancel(key) {
+                        Some(Grant::Object(t)) if s.put(t).is_err() => {
+                            let _ = s.forget_lent();
+                        }
+                        Some(Grant::Object(_)) | None => {}
+                        Some(Grant::Room) => {
+                            let _ = s.cancel_reservation();
+                        }
+                    }
+                    drop(s);
+                    self.changed.notify_all();
+                    return None;
+                }
+                s = self.changed.wait(s).unwrap();
             }
-            *free -= 1;
-        }
-
-        fn try_acquire(&self) -> bool {
-            let mut free = self.free.lock().unwrap();
-            let ok = *free > 0;
-            if ok {
-                *free -= 1;
-            }
-            ok
-        }
-
-        fn add(&self, n: usize) {
-            *self.free.lock().unwrap() += n;
-            self.freed.notify_all();
-        }
-
-        /// As `Inner::release_permit`.
-        fn release(&self) {
-            self.debt.release(|| self.add(1));
-        }
-
-        /// As `Inner::resize`.
-        fn shrink(&self, n: usize) {
-            self.debt.shrink(n, || self.try_acquire());
-        }
-
-        fn grow(&self, n: usize) {
-            self.debt.grow(n, |left| self.add(left));
         }
     }
 
     /// One user: `fail_create` makes its first creation fail, `discard` closes what it got.
-    fn user(slots: &Mutex<Slots<u32>>, permits: &Permits, fail_create: bool, discard: bool) {
-        permits.acquire();
+    fn user(pool: &Pool, fail_create: bool, discard: bool, give_up: bool) {
         let mut failed_once = false;
         let got = loop {
-            let taken = slots.lock().unwrap().take(QueueMode::Fifo);
-            match taken {
-                Take::Idle(t) => break Some(t),
-                Take::Reserved if fail_create && !failed_once => {
+            match pool.get(give_up) {
+                None => break None,
+                Some(Grant::Object(t)) => break Some(t),
+                Some(Grant::Room) if fail_create && !failed_once => {
                     failed_once = true;
-                    slots.lock().unwrap().cancel_reservation();
+                    let _ = pool.slots.lock().unwrap().cancel_reservation();
+                    pool.changed.notify_all();
                 }
-                Take::Reserved => {
-                    slots.lock().unwrap().created_lent();
+                Some(Grant::Room) => {
+                    pool.slots.lock().unwrap().created_lent();
                     break Some(7);
                 }
-                // Above the maximum after a shrink: give up this round.
-                Take::Full => break None,
             }
         };
         if let Some(t) = got {
-            let mut s = slots.lock().unwrap();
+            let mut s = pool.slots.lock().unwrap();
             // A discarded object, or one refused above the maximum, is closed.
             if discard || s.put(t).is_err() {
-                s.forget_lent();
+                let _ = s.forget_lent();
             }
+            drop(s);
+            pool.changed.notify_all();
         }
-        permits.release();
     }
 
     fn model() {
-        let slots = Arc::new(Mutex::new(Slots::<u32>::new(2)));
-        let permits = Arc::new(Permits {
-            free: Mutex::new(2),
-            freed: Condvar::new(),
-            debt: PermitDebt::default(),
+        let pool = Arc::new(Pool {
+            slots: Mutex::new(Slots::new(2)),
+            changed: Condvar::new(),
         });
         let mut threads = Vec::new();
-        for (fail_create, discard) in [(false, false), (true, false), (false, true)] {
-            let slots = Arc::clone(&slots);
-            let permits = Arc::clone(&permits);
+        for (fail_create, discard, give_up) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            let pool = Arc::clone(&pool);
             threads.push(shuttle::thread::spawn(move || {
                 for _ in 0..2 {
-                    user(&slots, &permits, fail_create, discard);
+                    user(&pool, fail_create, discard, give_up);
                 }
             }));
         }
         {
-            let slots = Arc::clone(&slots);
-            let permits = Arc::clone(&permits);
+            let pool = Arc::clone(&pool);
             threads.push(shuttle::thread::spawn(move || {
-                let excess = slots.lock().unwrap().set_max(1);
+                let (excess, _) = pool.slots.lock().unwrap().set_max(1);
                 drop(excess);
-                permits.shrink(1);
-                let excess = slots.lock().unwrap().set_max(2);
+                pool.changed.notify_all();
+                let (excess, _) = pool.slots.lock().unwrap().set_max(2);
                 assert!(excess.is_empty());
-                permits.grow(1);
+                pool.changed.notify_all();
             }));
         }
         for t in threads {
             t.join().unwrap();
         }
-        let s = slots.lock().unwrap();
+        let s = pool.slots.lock().unwrap();
         assert_eq!(s.lent(), 0);
         assert_eq!(s.creating(), 0);
+        assert_eq!(s.waiting(), 0);
         assert_eq!(s.size(), s.idle());
         assert!(s.size() <= s.max());
-        let free = *permits.free.lock().unwrap();
-        assert_eq!(
-            (free, permits.debt.owed()),
-            (2, 0),
-            "every permit came back"
-        );
+        assert_eq!(s.available(), 2, "every place is free again");
     }
 
     #[test]

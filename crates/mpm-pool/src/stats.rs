@@ -85,9 +85,10 @@ pub struct Status {
     pub waiting: usize,
     /// The maximum size.
     pub max_size: usize,
-    /// Permits free now: how many acquires could start without waiting (on an idle object
+    /// Places free now: how many acquires could start without waiting (on an idle object
     /// or on room to create one). With nothing lent out or being made it equals `max_size`;
-    /// a permit that never came back shows as a shortfall, without trying to acquire.
+    /// a place that never came back shows as a shortfall, without trying to acquire. 0 while
+    /// callers wait.
     pub available: usize,
     /// The circuit breaker's state, if the pool has one.
     pub breaker: Option<BreakerState>,

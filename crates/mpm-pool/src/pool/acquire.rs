@@ -1,5 +1,6 @@
-//! The acquisition path: a permit (waiting with the sweep or a timer), then an idle object
-//! checked (recycle, validate) or a new one created.
+//! The acquisition path: an idle object, room for a new one, or a place in the queue (waiting
+//! with the sweep or a timer to be handed one of them); then the object checked (recycle,
+//! validate) or a new one created.
 
 use std::future::{Future, poll_fn};
 use std::panic::Location;
@@ -9,12 +10,10 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
-use super::guards::{AbandonTrial, Checking, PermitGuard, Reservation, Waiting};
+use super::guards::{AbandonTrial, Checking, Queued, Reservation};
 use super::inner::{Entry, Inner, Lease};
-use super::maintenance::SWEEP_SHARDS;
 use super::object::Object;
 
 use crate::backoff::{backoff, jitter};
@@ -22,7 +21,7 @@ use crate::clock::{Ms, NEVER, ms};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::manager::Manager;
-use crate::slots::Take;
+use crate::slots::{Grant, Take};
 use crate::stats::CloseReason;
 use crate::unwind;
 
@@ -39,40 +38,44 @@ impl<M: Manager> Inner<M> {
             self.ensure_maintenance();
         }
         let mut deadline = Deadline::new(timeout);
-        // Set when the caller had to wait (for a permit or a creation), for the histogram.
+        // Set when the caller had to wait (for an object or a creation), for the histogram.
         let mut waited_since: Option<Instant> = None;
-        match self.semaphore.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(TryAcquireError::Closed) => return Err(Error::Closed),
-            Err(TryAcquireError::NoPermits) => {
-                // The clock is read only if a timeout or the statistics need it.
-                let start = (timeout.is_some() || self.metrics.is_some()).then(Instant::now);
-                waited_since = start;
-                self.waiting.fetch_add(1, Ordering::Relaxed);
-                let _waiting = Waiting(&self.waiting);
-                let permit = match start.zip(start.and_then(|start| deadline.at(start))) {
-                    None => self.semaphore.acquire().await,
-                    Some((start, d)) => match self.wait_permit(start, d).await {
-                        Some(p) => p,
-                        None => return Err(self.timed_out(Stage::Acquire, timeout)),
-                    },
-                };
-                match permit {
-                    Ok(p) => p.forget(),
-                    Err(_) => return Err(Error::Closed),
-                }
-            }
-        }
-        let permit = PermitGuard(self);
         let mut failures = 0u32;
+        // A place kept through the pause after a failed creation, so that the pause holds
+        // for every caller (giving it up would hand it to a waiter that creates at once).
+        let mut kept: Option<Reservation<'_, M>> = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
+            let taken = match kept.take() {
+                Some(reservation) => {
+                    std::mem::forget(reservation);
+                    Take::Reserved
+                }
+                None => self.slots.lock().take(self.config.queue_mode),
+            };
+            let grant = match taken {
+                Take::Idle(entry) => Grant::Object(entry),
+                Take::Reserved => Grant::Room,
+                Take::Wait(key) => {
+                    let queued = Queued {
+                        inner: self,
+                        key: Some(key),
+                    };
+                    let grant = self
+                        .wait(queued, timeout, &mut waited_since, &mut deadline)
+                        .await?;
+                    if self.closed.load(Ordering::Acquire) {
+                        self.pass_on(Some(grant));
+                        return Err(Error::Closed);
+                    }
+                    grant
+                }
+            };
             let now = self.clock.now();
-            let taken = self.slots.lock().take(self.config.queue_mode);
-            match taken {
-                Take::Idle(mut entry) => {
+            match grant {
+                Grant::Object(mut entry) => {
                     if now >= entry.expires {
                         self.close_lent(entry, CloseReason::Lifetime);
                         continue;
@@ -99,11 +102,10 @@ impl<M: Manager> Inner<M> {
                         .await?
                         && let Some(entry) = checking.entry.take()
                     {
-                        std::mem::forget(permit);
                         return Ok(self.lend(entry, waited_since, at, now));
                     }
                 }
-                Take::Reserved => {
+                Grant::Room => {
                     let reservation = Reservation(self);
                     let started = *waited_since.get_or_insert_with(Instant::now);
                     deadline.at(started);
@@ -111,7 +113,6 @@ impl<M: Manager> Inner<M> {
                         Ok(entry) => {
                             std::mem::forget(reservation);
                             self.slots.lock().created_lent();
-                            std::mem::forget(permit);
                             let now = self.clock.precise();
                             return Ok(self.lend(entry, waited_since, at, now));
                         }
@@ -135,7 +136,6 @@ impl<M: Manager> Inner<M> {
                             }
                         }
                         Err(e) => {
-                            drop(reservation);
                             failures += 1;
                             let pause =
                                 backoff(self.config.backoff_min, self.config.backoff_max, failures);
@@ -152,82 +152,113 @@ impl<M: Manager> Inner<M> {
                                 }
                                 (None, _) => return Err(e),
                                 (Some(d), _) if now + pause >= d => return Err(e),
-                                (Some(_), _) => tokio::time::sleep(pause).await,
+                                (Some(_), _) => {
+                                    tokio::time::sleep(pause).await;
+                                    kept = Some(reservation);
+                                }
                             }
                         }
                     }
-                }
-                Take::Full => {
-                    // Only after a shrink, while lent objects above the new maximum are
-                    // still out: wait a little for one to come back and be closed.
-                    let pause = Duration::from_millis(5);
-                    let now = Instant::now();
-                    waited_since.get_or_insert(now);
-                    if deadline.at(now).is_some_and(|d| now + pause >= d) {
-                        return Err(self.timed_out(Stage::Acquire, timeout));
-                    }
-                    tokio::time::sleep(pause).await;
                 }
             }
         }
     }
 
-    /// Waits for a permit until `deadline` (`None`: timed out).
+    /// Waits in the queue until the caller is handed an object or room (or the pool closes,
+    /// or the deadline passes).
     ///
     /// With maintenance on, a wait sets no timer of its own until its deadline is within two
-    /// clock ticks: it registers in the sweep list and says when it must be woken (`sweep_due`
-    /// keeps the earliest such time); the maintenance task wakes the list on the first tick at
-    /// or after that time; each waiter woken looks at the clock, and only a wait still
-    /// unserved near its deadline arms a precise timer. Most waits are short, and registering
-    /// (then cancelling) a timer per wait was most of the cost of a contended acquire; waking
-    /// every waiter on every tick instead delayed the waiters being served.
-    pub(super) async fn wait_permit(
+    /// clock ticks: its place in the queue says when it must be woken (`sweep_due` keeps the
+    /// earliest such time), and the maintenance task wakes it on the first tick at or after
+    /// that time; only a wait still unserved near its deadline arms a precise timer. Most
+    /// waits are short, and registering (then cancelling) a timer per wait was most of the
+    /// cost of a contended acquire. Without a live maintenance task (it ended with its
+    /// runtime, or its runtime is stalled) a wait uses its own timer from the start.
+    pub(super) async fn wait(
         &self,
-        start: Instant,
-        deadline: Instant,
-    ) -> Option<Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError>> {
-        let mut acquire = pin!(self.semaphore.acquire());
-        if let Some(tick) = self.clock.tick() {
-            let margin = tick.saturating_mul(2);
-            let wake_at = self.clock.at(deadline).saturating_sub(ms(margin));
-            let mut now = start;
-            // The sweep needs a live maintenance task: one that ended (its runtime shut down)
-            // or fell behind by more than a few ticks (its runtime is stalled) leaves the wait
-            // to its own timer.
-            while now + margin < deadline && self.ticks_on_time(now) {
-                let shard = fastrand::usize(..SWEEP_SHARDS);
-                let mut sweep = pin!(self.sweep[shard].notified());
-                let mut published = false;
-                let got = poll_fn(|cx| {
-                    if let Poll::Ready(p) = acquire.as_mut().poll(cx) {
-                        return Poll::Ready(Some(p));
-                    }
-                    match sweep.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(None),
-                        Poll::Pending => {
-                            // Registered in the list by the poll above, and only then says
-                            // when: a tick that takes this time wakes this waiter.
-                            if !published {
-                                published = true;
-                                self.sweep_at(wake_at);
-                            }
-                            // A task that ended before this waiter joined the list did not
-                            // wake it: look again.
-                            if !self.ticking.load(Ordering::Acquire) {
-                                return Poll::Ready(None);
-                            }
-                            Poll::Pending
-                        }
-                    }
-                })
-                .await;
-                if let Some(p) = got {
-                    return Some(p);
-                }
-                now = Instant::now();
+        mut queued: Queued<'_, M>,
+        timeout: Option<Duration>,
+        waited_since: &mut Option<Instant>,
+        deadline: &mut Deadline,
+    ) -> Result<Grant<Entry<M::Object>>, Error<M::Error>> {
+        let Some(key) = queued.key else {
+            return Err(Error::Closed);
+        };
+        // The clock is read only if a timeout or the statistics need it.
+        let start = if timeout.is_some() || self.metrics.is_some() {
+            Some(*waited_since.get_or_insert_with(Instant::now))
+        } else {
+            None
+        };
+        let end = start.and_then(|start| deadline.at(start));
+        let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
+        let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
+        // When the sweep must wake this waiter, if it can count on the sweep.
+        let mut publish = match (start, end, margin) {
+            (Some(now), Some(d), Some(margin)) if now + margin < d && self.ticks_on_time(now) => {
+                Some(wake_at(d))
             }
+            _ => None,
+        };
+        let mut timer = pin!(None::<tokio::time::Sleep>);
+        if let (Some(d), None) = (end, publish) {
+            timer.set(Some(tokio::time::sleep_until(d)));
         }
-        tokio::time::timeout_at(deadline, acquire).await.ok()
+        let mut first = true;
+        poll_fn(|cx| {
+            {
+                let mut slots = self.slots.lock();
+                if let Some(grant) = slots.granted(key) {
+                    queued.key = None;
+                    return Poll::Ready(Ok(grant));
+                }
+                slots.set_waker(key, |w| w.will_wake(cx.waker()), || cx.waker().clone());
+                if let Some(at) = publish.take() {
+                    slots.set_wake_at(key, at);
+                    if self.sweep_due.load(Ordering::Relaxed) > at {
+                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                    }
+                }
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            if let Some(d) = end
+                && timer.is_none()
+            {
+                if first {
+                    // A task that ended before this waiter joined the queue did not wake it.
+                    if !self.ticking.load(Ordering::Acquire) {
+                        timer.set(Some(tokio::time::sleep_until(d)));
+                    }
+                } else {
+                    // Woken by the sweep (near the deadline), by the task ending, or for no
+                    // reason: arm the timer, or ask the sweep again.
+                    let now = Instant::now();
+                    if margin.is_none_or(|m| now + m >= d) || !self.ticks_on_time(now) {
+                        timer.set(Some(tokio::time::sleep_until(d)));
+                    } else {
+                        let at = wake_at(d);
+                        self.slots.lock().set_wake_at(key, at);
+                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                    }
+                }
+            }
+            first = false;
+            if let Some(sleep) = timer.as_mut().as_pin_mut()
+                && sleep.poll(cx).is_ready()
+            {
+                // An object may have been handed over just now: take it rather than waste it.
+                queued.key = None;
+                let grant = self.slots.lock().cancel(key);
+                return Poll::Ready(match grant {
+                    Some(grant) => Ok(grant),
+                    None => Err(self.timed_out(Stage::Acquire, timeout)),
+                });
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Whether a maintenance task is running and has ticked lately (within four ticks of

@@ -2,20 +2,20 @@
 
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::task::Waker;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
-use super::maintenance::SWEEP_SHARDS;
 use crate::clock::{Clock, Ms};
 use crate::config::{Config, MAX_SIZE_LIMIT};
 use crate::error::{ConfigError, Error, Stage};
 use crate::manager::Manager;
 use crate::metrics::PoolMetrics;
-use crate::slots::{PermitDebt, Slots};
+use crate::slots::Slots;
 use crate::stats::{CloseReason, Status};
 
 /// One pooled object with its bookkeeping.
@@ -45,11 +45,8 @@ pub(super) struct Lease {
 pub(crate) struct Inner<M: Manager> {
     pub(super) manager: M,
     pub(super) config: Config,
-    pub(super) semaphore: CachePadded<Semaphore>,
-    pub(super) slots: CachePadded<Mutex<Slots<Entry<M::Object>>>>,
-    /// Permits to swallow on release instead of returning, after a shrink.
-    pub(super) permit_debt: PermitDebt,
-    pub(super) waiting: CachePadded<AtomicUsize>,
+    /// Idle objects, counts and the queue of waiters, which returned objects are handed to.
+    pub(super) slots: CachePadded<Mutex<Slots<Entry<M::Object>, Waker>>>,
     pub(super) closed: AtomicBool,
     pub(super) next_id: AtomicU64,
     /// Wakes the maintenance task (an object was closed, or the pool closed).
@@ -60,13 +57,11 @@ pub(crate) struct Inner<M: Manager> {
     pub(super) ticking: AtomicBool,
     /// Signalled when an object leaves the pool after it was closed.
     pub(super) drained: Notify,
-    /// Signalled by the maintenance task every clock tick while callers wait for a permit, so
-    /// that a wait can check its deadline without a timer of its own.
-    /// Sharded so that waiters on different threads do not contend for one list.
-    pub(super) sweep: [CachePadded<Notify>; SWEEP_SHARDS],
-    /// When (in [`Ms`]) the earliest swept waiter must be woken to arm its own timer, or
-    /// [`NEVER`]: a tick sweeps only once this time has come, so waiters far from their
-    /// deadlines (most of them, with the default 30 s timeout) are not woken every tick.
+    /// When (in [`Ms`]) the earliest queued waiter must be woken by the maintenance task's
+    /// sweep to arm its own timer, or [`NEVER`](crate::clock::NEVER): a tick looks at the
+    /// queue only once this time has come, so waiters far from their deadlines (most of them,
+    /// with the default 30 s timeout) cost no timer and no wake-up. Written under the lock of
+    /// `slots`.
     pub(super) sweep_due: CachePadded<AtomicU64>,
     pub(super) leases: Option<Mutex<HashMap<u64, Lease>>>,
     pub(super) metrics: Option<PoolMetrics>,
@@ -85,9 +80,9 @@ impl<M: Manager> Inner<M> {
             idle: slots.idle(),
             in_use: slots.lent(),
             creating: slots.creating(),
-            waiting: self.waiting.load(Ordering::Relaxed),
+            waiting: slots.waiting(),
             max_size: slots.max(),
-            available: self.semaphore.available_permits(),
+            available: slots.available(),
             breaker: self.config.breaker.as_ref().map(|b| b.state()),
         };
         drop(slots);
@@ -104,18 +99,10 @@ impl<M: Manager> Inner<M> {
                 max_size,
             });
         }
-        let mut slots = self.slots.lock();
-        let old = slots.max();
-        let excess = slots.set_max(max_size);
-        if max_size > old {
-            self.permit_debt
-                .grow(max_size - old, |n| self.semaphore.add_permits(n));
-        } else {
-            self.permit_debt.shrink(old - max_size, || {
-                self.semaphore.try_acquire().map(|p| p.forget()).is_ok()
-            });
+        let (excess, woken) = self.slots.lock().set_max(max_size);
+        for waker in woken {
+            waker.wake();
         }
-        drop(slots);
         for entry in excess {
             self.close_object(entry, CloseReason::Shutdown);
         }

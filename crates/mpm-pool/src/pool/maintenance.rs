@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::guards::{PermitGuard, Reservation};
+use super::guards::Reservation;
 use super::inner::Inner;
 use crate::backoff::{backoff, jitter};
 use crate::clock::{Ms, NEVER, ms};
@@ -48,27 +48,26 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// Creates one idle object if fewer than `min_idle` are idle and a permit is free.
-    /// Returns whether it made one.
+    /// Creates one idle object if fewer than `min_idle` are idle and there is room (it goes
+    /// to the first waiter if someone waits). Returns whether it made one.
     pub(super) async fn refill_one(&self) -> Result<bool, Error<M::Error>> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let Ok(permit) = self.semaphore.try_acquire() else {
-            return Ok(false);
-        };
-        permit.forget();
-        let _permit = PermitGuard(self);
         if !self.slots.lock().reserve_for_idle(self.config.min_idle) {
             return Ok(false);
         }
         let reservation = Reservation(self);
         let entry = self.create_entry(&mut Deadline::new(None), None).await?;
         std::mem::forget(reservation);
-        let refused = self.slots.lock().created_idle(entry);
-        if let Err(entry) = refused {
-            self.close_lent(entry, CloseReason::Shutdown);
-            return Ok(false);
+        let put = self.slots.lock().created_idle(entry);
+        match put {
+            Err(entry) => {
+                self.close_lent(entry, CloseReason::Shutdown);
+                return Ok(false);
+            }
+            Ok(Some(waiter)) => waiter.wake(),
+            Ok(None) => {}
         }
         if self.closed.load(Ordering::Acquire) {
             // Closed while creating: the new object must not outlive the pool.
@@ -133,11 +132,6 @@ impl<M: Manager> Inner<M> {
     pub(super) async fn keepalive(&self, keepalive: Duration) {
         let idle = self.slots.lock().idle();
         for _ in 0..idle {
-            let Ok(permit) = self.semaphore.try_acquire() else {
-                return;
-            };
-            permit.forget();
-            let _permit = PermitGuard(self);
             let now = self.clock.precise();
             let due = ms(jitter(keepalive, 10));
             let taken = self
@@ -157,12 +151,7 @@ impl<M: Manager> Inner<M> {
                 Ok(Err(_)) => self.close_lent(entry, CloseReason::Panicked),
                 Ok(Ok(Ok(()))) => {
                     entry.last_alive = self.clock.precise();
-                    let refused = self.slots.lock().put(entry);
-                    if let Err(entry) = refused {
-                        self.close_lent(entry, CloseReason::Shutdown);
-                    } else if self.closed.load(Ordering::Acquire) {
-                        self.drain_idle();
-                    }
+                    self.put_back(entry);
                 }
                 Ok(Ok(Err(_))) => self.close_lent(entry, CloseReason::Invalid),
                 Err(_) => {
@@ -206,25 +195,18 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// A registered waiter must be woken at `wake_at` to arm its own timer.
-    pub(super) fn sweep_at(&self, wake_at: Ms) {
-        if self.sweep_due.load(Ordering::Relaxed) > wake_at {
-            self.sweep_due.fetch_min(wake_at, Ordering::AcqRel);
-        }
-    }
-
     /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
-    /// wakes the registered waiters to check their deadlines.
+    /// wakes the waiters whose time it is to check their deadlines.
     pub(super) fn tick(&self) {
         let now = self.clock.precise();
-        if self.waiting.load(Ordering::Relaxed) > 0 && now >= self.sweep_due.load(Ordering::Acquire)
-        {
-            // Taken before the wake-up: a waiter that registers after it publishes its time
-            // again, for a later tick; one that published before it is in the list and is
-            // woken now (the swap reads its time, so its registration happened before).
-            self.sweep_due.swap(NEVER, Ordering::AcqRel);
-            for shard in &self.sweep {
-                shard.notify_waiters();
+        if now >= self.sweep_due.load(Ordering::Acquire) {
+            let mut slots = self.slots.lock();
+            let (woken, next) = slots.sweep(now);
+            // Under the lock, as the waiters' publications, so none is lost.
+            self.sweep_due.store(next, Ordering::Release);
+            drop(slots);
+            for waiter in woken {
+                waiter.wake();
             }
         }
     }
@@ -238,9 +220,6 @@ impl<M: Manager> Inner<M> {
         .max(Duration::from_millis(1))
     }
 }
-
-/// Shards of the waiters' sweep list.
-pub(super) const SWEEP_SHARDS: usize = 8;
 
 /// How often the maintenance task refreshes the coarse clock: often enough for the
 /// skip-validation window and leak detection to stay within a few percent.
@@ -309,8 +288,9 @@ impl<M: Manager> Drop for MaintenanceEnded<M> {
     fn drop(&mut self) {
         if let Some(inner) = self.0.upgrade() {
             inner.ticking.store(false, Ordering::Release);
-            for shard in &inner.sweep {
-                shard.notify_waiters();
+            let woken = inner.slots.lock().wake_all();
+            for waiter in woken {
+                waiter.wake();
             }
         }
     }

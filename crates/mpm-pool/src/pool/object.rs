@@ -34,12 +34,14 @@ impl<M: Manager> Object<M> {
         if let Some(leases) = &pool.leases {
             leases.lock().remove(&entry.id);
         }
-        pool.slots.lock().forget_lent();
+        let waiter = pool.slots.lock().forget_lent();
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
         if let Some(m) = &pool.metrics {
             m.closed(CloseReason::Taken);
         }
         pool.after_close();
-        pool.release_permit();
         Some(entry.obj)
     }
 

@@ -9,7 +9,8 @@ use crate::stats::CloseReason;
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
-    /// A lent object comes back (synchronous, allocation-free).
+    /// A lent object comes back (synchronous, allocation-free): to the first waiter if there
+    /// is one, else to the idle queue.
     pub(super) fn release(&self, mut entry: Entry<M::Object>, timer: Option<Timer>, discard: bool) {
         let now = self.clock.now();
         if let (Some(m), Some(t)) = (&self.metrics, timer) {
@@ -40,24 +41,33 @@ impl<M: Manager> Inner<M> {
                 // its last command worked, so only a creation or a validation vouches for it.
                 entry.last_used = now;
                 entry.dirty = true;
-                let refused = self.slots.lock().put(entry);
-                if let Err(entry) = refused {
-                    self.close_lent(entry, CloseReason::Shutdown);
-                } else if self.closed.load(Ordering::Acquire) {
+                self.put_back(entry);
+            }
+        }
+    }
+
+    /// Puts a lent entry back: to the first waiter or the idle queue (closed instead above
+    /// the maximum, after a shrink).
+    pub(super) fn put_back(&self, entry: Entry<M::Object>) {
+        let put = self.slots.lock().put(entry);
+        match put {
+            Err(entry) => self.close_lent(entry, CloseReason::Shutdown),
+            Ok(Some(waiter)) => waiter.wake(),
+            Ok(None) => {
+                if self.closed.load(Ordering::Acquire) {
                     self.drain_idle();
                 }
             }
         }
-        self.release_permit();
     }
 
-    pub(super) fn release_permit(&self) {
-        self.permit_debt.release(|| self.semaphore.add_permits(1));
-    }
-
-    /// Closes a lent entry: it leaves the pool's count.
+    /// Closes a lent entry: it leaves the pool's count, and its place goes to the first
+    /// waiter.
     pub(super) fn close_lent(&self, entry: Entry<M::Object>, reason: CloseReason) {
-        self.slots.lock().forget_lent();
+        let waiter = self.slots.lock().forget_lent();
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
         self.close_object(entry, reason);
     }
 
@@ -102,8 +112,12 @@ impl<M: Manager> Inner<M> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.semaphore.close();
         self.drain_idle();
+        // Every waiter looks again, finds the pool closed and leaves.
+        let woken = self.slots.lock().wake_all();
+        for waiter in woken {
+            waiter.wake();
+        }
         self.wake.notify_one();
         self.drained.notify_waiters();
     }

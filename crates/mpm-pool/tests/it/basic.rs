@@ -753,3 +753,38 @@ async fn status_shows_the_permits_available() {
     drop(held);
     assert_eq!(pool.status().available, 3);
 }
+
+#[tokio::test]
+async fn a_returned_object_goes_to_the_first_waiter_and_a_cancelled_waiter_passes_it_on() {
+    let m = TestManager::new();
+    let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
+    let held = pool.get().await.unwrap();
+    let id = *held;
+    let first = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|o| *o) }
+    });
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|o| *o) }
+    });
+    while pool.status().waiting < 2 {
+        tokio::task::yield_now().await;
+    }
+    // Handed straight to the first waiter: it never shows as idle, and a new get queues
+    // behind the waiters instead of taking it.
+    drop(held);
+    let s = pool.status();
+    assert_eq!(
+        (s.idle, s.in_use, s.waiting, s.available),
+        (0, 1, 1, 0),
+        "{s:?}"
+    );
+    // The first waiter goes before it picks the object up: the object passes to the second.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(second.await.unwrap().unwrap(), id);
+    let s = pool.status();
+    assert_eq!((s.size, s.idle, s.in_use, s.waiting), (1, 1, 0, 0), "{s:?}");
+    assert_eq!(m.created.load(Ordering::SeqCst), 1);
+}
