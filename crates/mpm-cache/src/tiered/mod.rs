@@ -626,6 +626,21 @@ where
         self.inner.l1.shrink_to(fraction)
     }
 
+    /// Drops every entry from the L1 but the pinned ones (as [`shrink_to`](Self::shrink_to)
+    /// with 0 does), and keeps a load in flight from storing its value afterwards (the value
+    /// is returned to its callers, not cached, as when an invalidation runs during a load).
+    /// The L2 keeps everything and is owed nothing. For a process that may have missed
+    /// invalidations (a message bus that lost messages) and cannot tell which of its L1
+    /// entries are stale. Returns the L1 entries dropped.
+    pub fn clear_local(&self) -> usize {
+        let inner = &*self.inner;
+        inner.epoch.fetch_add(1, Ordering::AcqRel);
+        // Under the index lock: a write that saw the old epoch has finished storing, and is
+        // dropped below with the rest.
+        let _idx = self.index();
+        inner.l1.shrink_to(0.0).unwrap_or(0)
+    }
+
     /// Applies the removals the L2 still owes, saves the read counts sampled since the last
     /// flush into the L2 (where [`warm_from_l2`](Self::warm_from_l2) finds them after a
     /// restart) and makes every L2 write durable. Call it before shutting down, and now and

@@ -441,3 +441,46 @@ fn a_batched_read_answers_each_key_in_order_and_counts_each() {
     let s = Tier::stats(&t);
     assert_eq!((s.hits, s.misses), (3, 1));
 }
+
+#[test]
+fn clear_local_drops_the_l1_keeps_the_l2_and_a_load_in_flight_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let c: TieredCache<String> = TieredCache::builder().l2(disk.clone()).build().unwrap();
+    c.insert("kept", "on disk".into());
+    c.insert_with("pinned", "p".into(), EntryOptions::new().pinned());
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (loaded, dropped) = rt.block_on(async {
+        let load = c.get_or_load("k", || async move {
+            started_tx.send(()).unwrap();
+            go_rx.await.unwrap();
+            Ok::<_, std::convert::Infallible>("loaded before the clear".to_owned())
+        });
+        let clear = async {
+            started_rx.await.unwrap();
+            let dropped = c.clear_local();
+            go_tx.send(()).unwrap();
+            dropped
+        };
+        tokio::join!(load, clear)
+    });
+    assert_eq!(
+        loaded.unwrap(),
+        "loaded before the clear",
+        "returned to its caller"
+    );
+    assert_eq!(dropped, 1, "kept; the pinned entry stays");
+    assert!(
+        !c.contains("k"),
+        "a load in flight across the clear was cached"
+    );
+    assert_eq!(disk.get("k").unwrap(), None);
+    assert!(c.contains("pinned") && !c.contains("kept"));
+    // The L2 kept its entry and owes nothing.
+    assert_eq!(c.get("kept").as_deref(), Some("on disk"));
+    assert_eq!(disk.len().unwrap(), 2, "kept and pinned");
+}
