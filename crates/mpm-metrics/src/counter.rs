@@ -84,6 +84,14 @@ fn claim_slot() -> usize {
     shard
 }
 
+/// The calling thread's shard index as it stands: below [`SHARDS`] when the thread owns that
+/// shard, anything else when it has none yet or uses a shared cell (then call
+/// [`thread_shard`]). One thread-local read.
+#[inline(always)]
+pub(crate) fn current_shard() -> usize {
+    SLOT.with(Cell::get)
+}
+
 /// The calling thread's shard index: below [`SHARDS`] when the thread owns that shard (it is
 /// then the only writer of that shard in every sharded metric), [`SHARDS`] when it must use a
 /// shared cell with `fetch_add`. Claims a shard on the thread's first call.
