@@ -62,8 +62,8 @@
 //! # Unsafe code
 //!
 //! [`CountingAllocator`] (implementing `GlobalAlloc` requires it, and it forwards every call
-//! unchanged) and one prefetch hint in the renderer (`std::arch` marks it unsafe; it cannot
-//! fault). Everything else is safe code.
+//! unchanged) and one prefetch hint, which the renderer and the collector run use (`std::arch`
+//! marks it unsafe; it cannot fault). Everything else is safe code.
 //!
 //! Minimum supported Rust version: 1.95.
 #![doc(test(attr(deny(warnings))))]

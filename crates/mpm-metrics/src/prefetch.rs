@@ -1,4 +1,4 @@
-//! A cache prefetch hint, for the renderer.
+//! A cache prefetch hint, for the renderer and the collector run.
 //!
 //! Rendering reads one counter or gauge cell per series, each its own allocation; once the
 //! registry outgrows the cache every read is a miss, and a miss per series in a row was more
