@@ -1,11 +1,10 @@
 //! `promtool check metrics` on an exposition that uses every kind of metric.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use mpm_metrics::{Buckets, Registry, Scope, Unit};
+use mpm_testkit::prometheus::promtool_check_metrics;
 
 /// A registry and what keeps its collectors alive.
 pub(crate) struct EveryKind {
@@ -97,31 +96,7 @@ pub(crate) fn accepts_an_exposition_with_every_kind() {
         text.contains("mpm_metrics_collector_panics_total 1\n"),
         "{text}"
     );
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool refused:\n{said}\n---\n{text}"
-    );
-    assert!(
-        said.trim().is_empty(),
-        "promtool's lint found problems:\n{said}\n---\n{text}"
-    );
+    if let Err(said) = promtool_check_metrics(&text) {
+        panic!("{said}\n---\n{text}");
+    }
 }
