@@ -177,6 +177,11 @@ impl RedisBuilder {
             .set_min_delay(Duration::from_millis(5))
             .set_max_delay(self.config.probe_max_interval)
             .set_number_of_retries(2)
+            // Every call of the crate waits with a deadline of its own (`wait::until`, or a
+            // Tokio timeout on the runtime thread), so the client's per-request timer (500 ms
+            // by default) would only add a timer registration, and often a wake-up of the
+            // runtime thread, to every request.
+            .set_response_timeout(None)
             .set_push_sender(push_tx);
         let manager = {
             let _context = handle.enter();
@@ -209,6 +214,11 @@ impl RedisBuilder {
         shared.handle.spawn(probe(weak, Duration::ZERO));
         Ok(Redis { shared })
     }
+}
+
+thread_local! {
+    /// This thread's id, without cloning the thread's handle on every call.
+    static THIS_THREAD: ThreadId = std::thread::current().id();
 }
 
 /// A current-thread runtime on a thread of its own: it drives every connection of a [`Redis`].
@@ -301,7 +311,8 @@ impl Redis {
     }
 
     /// The connection manager, for commands of your own on the same multiplexed connection
-    /// (await them on any Tokio runtime).
+    /// (await them on any Tokio runtime). It has no response timeout of its own: bound your
+    /// calls (with `tokio::time::timeout`, for instance).
     pub fn connection(&self) -> ConnectionManager {
         self.shared.manager.clone()
     }
@@ -372,7 +383,7 @@ impl Redis {
         if s.health.down.load(Ordering::Acquire) {
             return Err(Failure::Down);
         }
-        if std::thread::current().id() == s.thread {
+        if THIS_THREAD.with(|t| *t) == s.thread {
             return Err(Failure::OwnThread);
         }
         match wait::until(&s.handle, deadline, call(s.manager.clone())) {

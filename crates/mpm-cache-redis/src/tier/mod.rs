@@ -75,6 +75,8 @@ struct Inner {
     heat_max: usize,
     publisher: Option<Publisher>,
     counters: TierCounters,
+    /// Whether the metrics are registered (else the calls are not timed: nobody would see it).
+    timed: bool,
     /// Kept as long as the tier: dropping it unregisters the collector.
     scope: OnceLock<Scope>,
 }
@@ -187,6 +189,7 @@ impl<V> RedisTierBuilder<V> {
             heat_max: self.heat_max,
             publisher: self.publisher,
             counters,
+            timed: scope.is_some(),
             scope: OnceLock::new(),
         });
         if let Some(scope) = scope {
@@ -255,8 +258,15 @@ impl Inner {
     {
         let start = Instant::now();
         let out = self.redis.run_until(start + self.timeout, call);
-        seconds.record_duration(start.elapsed());
+        self.timed_since(seconds, start);
         out.map_err(|f| self.error(op, &f))
+    }
+
+    /// Records the time since `start` in `seconds`, if the metrics are registered.
+    fn timed_since(&self, seconds: &Histogram, start: Instant) {
+        if self.timed {
+            seconds.record_duration(start.elapsed());
+        }
     }
 
     /// Decodes what Redis held at `rkey`: a hit, or a counted miss.
@@ -412,9 +422,7 @@ impl Inner {
             }
             cursor = next;
         }
-        self.counters
-            .remove_seconds
-            .record_duration(start.elapsed());
+        self.timed_since(&self.counters.remove_seconds, start);
         Ok(removed)
     }
 }
@@ -453,7 +461,7 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
                     .query_async::<Option<Vec<u8>>>(&mut c)
                     .await
             });
-        inner.counters.get_seconds.record_duration(start.elapsed());
+        inner.timed_since(&inner.counters.get_seconds, start);
         let bytes = match bytes {
             Ok(b) => b,
             // A key of another type under the namespace: foreign data, a counted miss.
