@@ -7,8 +7,9 @@
 //!   its blocking connection.
 //! - `redis_get_many/100`: one `RedisTier::get_many` of 100 keys beside the same `MGET` through
 //!   the redis crate; one element is one key.
-//! - `ratios`: the same comparisons interleaved (41 rounds of a few hundred calls each side,
-//!   the median ratio printed), steadier than the groups on a loaded machine.
+//! - `ratios`: the same comparisons interleaved (61 rounds of a few hundred calls each side;
+//!   the median ratio printed, and the median time of one call on each side), steadier than
+//!   the groups on a loaded machine.
 //! - After the groups, the cross-instance invalidation latency: instance A removes a key that
 //!   instance B holds in its L1 (`DEL` and `PUBLISH` in one round trip); the time until B's
 //!   cache has dropped it, 2,000 times; p50, p99 and max are printed.
@@ -27,6 +28,8 @@ use redis::AsyncCommands;
 
 const VALUE_BYTES: usize = 200;
 const BATCH: usize = 100;
+/// Rounds of each interleaved comparison.
+const ROUNDS: usize = 61;
 
 fn url() -> String {
     std::env::var("MPM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -208,22 +211,44 @@ fn invalidation_latency(_: &mut Criterion) {
     let _ = a.cache.clear();
 }
 
-/// The median of `rounds` ratios, each of `n` calls of `ours` against `n` calls of `peer`
+/// The medians over `rounds` rounds, each of `n` calls of `ours` then `n` calls of `peer`
 /// right after: on a shared machine whose load changes from second to second, the two sides of
 /// each ratio see the same load.
-fn interleaved(rounds: usize, n: usize, mut ours: impl FnMut(), mut peer: impl FnMut()) -> f64 {
-    let mut ratios: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            (0..n).for_each(|_| ours());
-            let a = t.elapsed();
-            let t = Instant::now();
-            (0..n).for_each(|_| peer());
-            a.as_secs_f64() / t.elapsed().as_secs_f64()
-        })
-        .collect();
+struct Interleaved {
+    /// The median of the rounds' ratios (time, ours / peer).
+    ratio: f64,
+    /// The median time of one call of ours, and of the peer's.
+    ours: Duration,
+    peer: Duration,
+}
+
+fn interleaved(
+    rounds: usize,
+    n: usize,
+    mut ours: impl FnMut(),
+    mut peer: impl FnMut(),
+) -> Interleaved {
+    let mut ratios = Vec::with_capacity(rounds);
+    let (mut a_all, mut b_all) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let t = Instant::now();
+        (0..n).for_each(|_| ours());
+        let a = t.elapsed();
+        let t = Instant::now();
+        (0..n).for_each(|_| peer());
+        let b = t.elapsed();
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        a_all.push(a / n as u32);
+        b_all.push(b / n as u32);
+    }
     ratios.sort_by(f64::total_cmp);
-    ratios[rounds / 2]
+    a_all.sort();
+    b_all.sort();
+    Interleaved {
+        ratio: ratios[rounds / 2],
+        ours: a_all[rounds / 2],
+        peer: b_all[rounds / 2],
+    }
 }
 
 fn ratios(_: &mut Criterion) {
@@ -247,7 +272,7 @@ fn ratios(_: &mut Criterion) {
     let mut blocking = client.get_connection().expect("a connection");
     let mut conn2 = conn.clone();
     let get_vs_multiplexed = interleaved(
-        41,
+        ROUNDS,
         200,
         || {
             black_box(t.get("agent:0:profile").expect("a get"));
@@ -258,7 +283,7 @@ fn ratios(_: &mut Criterion) {
         },
     );
     let get_vs_blocking = interleaved(
-        41,
+        ROUNDS,
         200,
         || {
             black_box(t.get("agent:0:profile").expect("a get"));
@@ -272,7 +297,7 @@ fn ratios(_: &mut Criterion) {
         },
     );
     let mget = interleaved(
-        41,
+        ROUNDS,
         20,
         || {
             black_box(t.get_many(&key_refs).expect("a batch"));
@@ -284,12 +309,16 @@ fn ratios(_: &mut Criterion) {
             black_box(v);
         },
     );
-    println!(
-        "interleaved medians (time, ours / peer): get vs multiplexed block_on {get_vs_multiplexed:.2}x, \
-         get vs blocking {get_vs_blocking:.2}x, get_many/{BATCH} vs MGET {mget:.2}x \
-         (throughput {:.2}x)",
-        1.0 / mget
-    );
+    let show = |what: &str, r: &Interleaved| {
+        println!(
+            "interleaved median {what}: {:.2}x (ours {:?}, peer {:?} per call)",
+            r.ratio, r.ours, r.peer
+        );
+    };
+    show("get vs multiplexed block_on", &get_vs_multiplexed);
+    show("get vs blocking", &get_vs_blocking);
+    show(&format!("get_many/{BATCH} vs MGET"), &mget);
+    println!("get_many/{BATCH} throughput vs MGET: {:.2}x", 1.0 / mget.ratio);
     t.clear().expect("a clear");
 }
 
