@@ -124,7 +124,9 @@ pub(crate) struct Shared {
 /// the staleness bound after it began; it is kept that long plus the break window (`window`:
 /// how far back a break may have started before it was found), which the second case needs.
 /// A message applied later than that (an applier held up beyond the bound) finds no record and
-/// only drops the local entries. Keeping a write longer only means that this instance's own
+/// only drops the local entries. If Redis fails the undo, the `TieredCache` owes the key's
+/// removal and applies it later as a plain one (which may remove a newer value: a miss, never
+/// a stale value). Keeping a write longer only means that this instance's own
 /// fresh write of a key another instance invalidated soon after may be removed too: a miss,
 /// never a stale value.
 pub(crate) struct Journal {
