@@ -9,11 +9,11 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use mpm_cache::{EntryOptions, Tier};
-use mpm_cache_redis::{Invalidation, LocalCache};
+use mpm_cache_redis::{Invalidation, LocalCache, RedisInvalidationBusBuilder};
 use mpm_testkit::Service;
 
 use crate::faults::within;
-use crate::instance::{Instance, instance, instance_with, namespace};
+use crate::instance::{Instance, instance_with, namespace};
 
 /// The key whose invalidation a [`Gate`] holds.
 const GATE: &str = "gate";
@@ -45,13 +45,19 @@ fn in_redis(inst: &Instance, key: &str) -> Option<String> {
 
 pub(crate) fn a_late_message_removes_only_this_instances_racing_writes() {
     let ns = namespace("late");
-    let a = instance(&ns);
-    // B keeps its writes long enough for a loaded machine (the keep grows with the publish
-    // timeout); the race below is decided by order, not by time.
-    let b = instance_with(&Service::Redis.url(), &ns, |bus| {
+    // The race below is decided by order, not by time: the instances keep their writes long
+    // enough for a loaded machine (the keep grows with the publish timeout), and no heartbeat
+    // missed on such a machine breaks a subscription (and loses a message) meanwhile.
+    let tune = |bus: RedisInvalidationBusBuilder| {
         bus.publish_timeout(Duration::from_secs(5))
-    });
-    let c = instance(&ns);
+            .heartbeat(Duration::from_secs(1), Duration::from_secs(5))
+    };
+    let url = Service::Redis.url();
+    let (a, b, c) = (
+        instance_with(&url, &ns, tune),
+        instance_with(&url, &ns, tune),
+        instance_with(&url, &ns, tune),
+    );
     let (held_tx, held) = channel();
     let (release, release_rx) = channel();
     b.bus.attach(Gate {
