@@ -1,4 +1,11 @@
 //! mpm-pool beside deadpool (managed) and bb8, with no-op managers on a 2-worker Tokio runtime.
+//! deadpool runs twice: with the same 30 s wait timeout as ours and bb8's (`deadpool`), and with
+//! its default of none (`deadpool_no_timeout`), which reads no clock and sets no timer per get.
+//!
+//! The criterion groups run the pools one after another, so a busy spell of a shared machine
+//! moves their ratios (hold mode most, where every get waits); the interleaved pass
+//! (`pool_interleaved`) runs the pools in turns, round by round, and its median ratios are the
+//! ones to quote.
 //!
 //! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
 //!   loop; one element is one get-and-drop.
