@@ -134,13 +134,15 @@ pub(crate) fn separate_processes_see_an_invalidation_within_the_bound() {
     }
     let start = Instant::now();
     assert!(me.cache.remove("shared").unwrap());
-    let bound = me.bus.staleness_bound();
+    // The bound holds plus the time to apply, as in one process; here it also covers the
+    // peer's check through Redis and its answer on the pipe.
+    let bound = me.bus.staleness_bound() + SCHEDULING;
     for (child, lines) in &mut peers {
         assert_eq!(lines.next().unwrap().unwrap(), "gone");
         let took = start.elapsed();
         assert!(
             took <= bound,
-            "a peer process took {took:?} (bound {bound:?})"
+            "a peer process took {took:?} (bound and scheduling {bound:?})"
         );
         assert!(child.wait().unwrap().success());
     }
