@@ -113,7 +113,8 @@
 //! # Durability
 //!
 //! With [`Durability::OnFlush`] (the default) a write is durable once [`DiskTier::flush`]
-//! returns (the tier also flushes itself every 1,024 writes and when dropped); with
+//! returns (the tier also flushes itself when dropped, and every 1,024 writes: with the
+//! write-behind buffer, in the background once 512 writes are not durable); with
 //! [`Durability::EveryWrite`] every write is. Removals are durable when they return. A write
 //! does not wait for a commit: it lands in a bounded in-memory buffer ([`WriteBehind`]) that
 //! reads consult first and that a background thread commits in one transaction per batch;

@@ -52,10 +52,10 @@ pub struct WriteBehind {
 }
 
 impl Default for WriteBehind {
-    /// 512 entries, 8 MiB, 5 ms.
+    /// 1,024 entries, 8 MiB, 5 ms.
     fn default() -> Self {
         Self {
-            max_entries: 512,
+            max_entries: 1024,
             max_bytes: 8 << 20,
             delay: Duration::from_millis(5),
         }
@@ -72,7 +72,7 @@ impl WriteBehind {
         }
     }
 
-    /// The most writes (distinct keys) the buffer holds (default 512).
+    /// The most writes (distinct keys) the buffer holds (default 1,024).
     pub fn max_entries(mut self, n: NonZeroUsize) -> Self {
         self.max_entries = n.get();
         self

@@ -53,7 +53,8 @@ const TABLES: &Tables = &[ENTRIES, ORDER, TAGS, HEAT, META];
 const HEAT_ROWS: usize = 65_536;
 const FILE: &str = "cache.redb";
 /// Non-durable writes between automatic durable commits (bounds what a crash can lose and the
-/// file growth redb allows before a durable commit).
+/// file growth redb allows before a durable commit). With the write-behind buffer, the
+/// background writer commits durably at half this, and a writer at twice this.
 const AUTO_FLUSH_EVERY: u64 = 1024;
 
 /// When writes reach the disk.
@@ -61,9 +62,10 @@ const AUTO_FLUSH_EVERY: u64 = 1024;
 #[non_exhaustive]
 pub enum Durability {
     /// A write is durable once [`DiskTier::flush`] returns (and after every 1,024 writes, when
-    /// the tier flushes by itself). A crash loses at most the writes since then (those still
-    /// in the [`WriteBehind`] buffer included: the count covers them), never corrupts
-    /// anything. Removals and invalidations are always durable when they return (they commit
+    /// the tier flushes by itself; with the [`WriteBehind`] buffer, its background writer
+    /// flushes once 512 writes are not durable, and a writer waits for a flush of its own only
+    /// if 2,048 are not). A crash loses at most the writes since then (those still in the
+    /// buffer included), never corrupts anything. Removals and invalidations are always durable when they return (they commit
     /// the buffer with them).
     #[default]
     OnFlush,
@@ -307,7 +309,7 @@ impl DiskInner {
         if report && let Some(e) = self.buffer.take_failure() {
             return Err(e);
         }
-        let (batch, due) = self.buffer.begin(extra, AUTO_FLUSH_EVERY);
+        let (batch, due) = self.buffer.begin(extra, self.writer_flush_at());
         let durable = durable || due || self.durability == Durability::EveryWrite;
         let batching = Batching {
             buffer: &self.buffer,
@@ -326,6 +328,17 @@ impl DiskInner {
             self.stats.write_errors.inc();
         }
         r
+    }
+
+    /// The count of writes not yet durable at which a writer's own commit is made durable:
+    /// every 1,024 without a buffer; with one, the background writer flushes at 512 and a
+    /// writer only if the background fell 2,048 behind.
+    fn writer_flush_at(&self) -> u64 {
+        if self.buffer.is_on() {
+            2 * AUTO_FLUSH_EVERY
+        } else {
+            AUTO_FLUSH_EVERY
+        }
     }
 
     /// The background writer's turn: commits the buffer as one batch, durably once 512 writes
@@ -990,7 +1003,7 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             order: 0,
         };
-        match inner.buffer.admit(key, write, AUTO_FLUSH_EVERY) {
+        match inner.buffer.admit(key, write, inner.writer_flush_at()) {
             Admit::Buffered => {}
             Admit::Direct(write) => {
                 inner.commit_with("write", false, 1, true, |tx| inner.put_in(tx, key, &write))?;

@@ -310,3 +310,18 @@ fn concurrent_writers_and_readers_agree_with_a_model() {
         }
     }
 }
+
+#[test]
+fn a_writer_flushes_by_itself_when_2048_writes_are_not_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    // The background writer would start only at 2,048 buffered writes, or in an hour.
+    let t = open_with(dir.path(), held());
+    for i in 0..2047 {
+        t.put(&format!("k{i}"), &"v".into(), None, &[]).unwrap();
+    }
+    assert_eq!(t.buffered(), 2047);
+    t.put("last", &"v".into(), None, &[]).unwrap();
+    assert_eq!(t.buffered(), 0);
+    let (_copy, c) = on_file(&t);
+    assert_eq!(c.len().unwrap(), 2048);
+}
