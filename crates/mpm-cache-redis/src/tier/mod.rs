@@ -434,18 +434,34 @@ impl<V: Serialize + DeserializeOwned> Tier<V> for RedisTier<V> {
             return Ok(Vec::new());
         }
         let inner = &*self.inner;
-        let rkeys: Vec<String> = keys.iter().map(|k| inner.keys.entry(k)).collect();
-        let keys_ref = &rkeys;
+        // Each Redis key is written into one buffer, and copied from it into the command (and
+        // again for its checksum): no allocation per key.
+        let root = inner.keys.entry_root();
+        let mut rkey = String::with_capacity(root.len() + 64);
+        let at = |rkey: &mut String, key: &str| {
+            rkey.clear();
+            rkey.push_str(root);
+            rkey.push_str(key);
+        };
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            at(&mut rkey, k);
+            cmd.arg(rkey.as_str());
+        }
+        let cmd = &cmd;
         let values: Vec<Option<Vec<u8>>> = inner.run(
             "get_many",
             &inner.counters.get_many_seconds,
-            |mut c| async move { redis::cmd("MGET").arg(keys_ref).query_async(&mut c).await },
+            |mut c| async move { cmd.query_async(&mut c).await },
         )?;
         let now = record::now_ms();
-        Ok(rkeys
+        Ok(keys
             .iter()
             .zip(values)
-            .map(|(rkey, bytes)| inner.decode(rkey, bytes, now))
+            .map(|(k, bytes)| {
+                at(&mut rkey, k);
+                inner.decode(&rkey, bytes, now)
+            })
             .collect())
     }
     fn get(&self, key: &str) -> Result<Option<TierEntry<V>>, mpm_cache::Error> {
