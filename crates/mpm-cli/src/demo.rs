@@ -22,6 +22,11 @@ pub(crate) struct DemoArgs {
     /// Record deployments in this PostgreSQL database instead of an embedded SQLite file.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Put the profile cache's shared tier on this Redis server (instead of the disk), with
+    /// the invalidation bus attached, and add Redis figures to the report (hit rate, get
+    /// latency, an invalidation seen by a second instance).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Write the run's Prometheus exposition to FILE.
     #[arg(long, value_name = "FILE")]
     metrics_out: Option<PathBuf>,
@@ -40,6 +45,41 @@ pub(crate) struct ServiceArgs {
     /// The service's state folder (templates and the cache's L2).
     #[arg(long)]
     state: PathBuf,
+}
+
+/// The hidden `demo-table` command: the table of a report saved with `mpm demo --json`.
+#[derive(Args, Debug)]
+pub(crate) struct TableArgs {
+    /// Print the README's demo block (marker lines, introduction, table) instead.
+    #[arg(long)]
+    readme: bool,
+    /// The saved report.
+    report: PathBuf,
+}
+
+/// Prints the table of a saved report, as the run that saved it printed it.
+pub(crate) fn run_table(args: TableArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(&args.report) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mpm demo-table: cannot read {}: {e}", args.report.display());
+            return ExitCode::from(1);
+        }
+    };
+    match mpm_demo::report::Report::from_json(&text) {
+        Ok(report) if args.readme => {
+            println!("{}", report.readme_block());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.to_table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mpm demo-table: {}: {e}", args.report.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn parse_scale(s: &str) -> Result<Scale, String> {
@@ -83,6 +123,7 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
         let mut options = Options::new(exe);
         options.scale = args.scale;
         options.postgres = args.postgres.clone();
+        options.redis = args.redis.clone();
         options.budgets = args.budgets.clone();
         let quiet = args.json && !std::io::stderr().is_terminal();
         let demo = if quiet {
@@ -106,7 +147,7 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
         let _ = writeln!(out, "{text}");
         drop(out);
         if let Some(path) = &args.metrics_out {
-            let exposition = demo.registry.render_prometheus();
+            let exposition = demo.mpm.render_prometheus();
             if let Err(e) = std::fs::write(path, exposition) {
                 eprintln!("mpm demo: cannot write {}: {e}", path.display());
                 return ExitCode::from(1);

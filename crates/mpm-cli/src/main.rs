@@ -36,6 +36,9 @@ enum Command {
     /// The demo's service process, which `mpm demo` starts to time start-up.
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
+    /// The table of a report saved with `mpm demo --json` (what the run printed).
+    #[command(hide = true)]
+    DemoTable(demo::TableArgs),
     /// Agent memory files (`.claude-mpm/memories`): optimize, analyze, stats.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::DemoService(args) => demo::run_service(args),
+        Command::DemoTable(args) => demo::run_table(args),
         Command::Memory(cmd) => memory::run(cmd),
     }
 }

@@ -7,7 +7,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let registry = mpm_metrics::Registry::default();
+        let registry = mpm_core::metrics::Registry::default();
         let hub = mpm_demo::hub::Hub::new(Default::default(), &registry).unwrap();
         let state = mpm_demo::server::AppState {
             hub: hub.clone(),

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use mpm_metrics::Registry;
-use mpm_pool::Pool;
-use mpm_pool::postgres::PgManager;
-use mpm_pool::sqlite::SqliteManager;
+use mpm_core::Mpm;
+use mpm_core::pool::Pool;
+use mpm_core::pool::postgres::PgManager;
+use mpm_core::pool::sqlite::SqliteManager;
 
 use crate::Error;
 use crate::deploy::{Deployment, DeploymentLog};
@@ -43,18 +43,18 @@ enum Backend {
 
 impl Database {
     /// PostgreSQL at `postgres_url` if given (a table of its own per run), else SQLite in the
-    /// file `sqlite_path`. Either behind a pool of 5 connections, registered as `deployments`.
+    /// file `sqlite_path`. Either behind a pool of 5 connections that `mpm` builds as `deployments`.
     pub async fn open(
         postgres_url: Option<&str>,
         sqlite_path: &Path,
-        registry: &Registry,
+        mpm: &Mpm,
     ) -> Result<Self, Error> {
         let db = |e: &dyn std::fmt::Display| Error::Database(e.to_string());
         let backend = match postgres_url {
             None => {
-                let pool = Pool::builder(SqliteManager::new(sqlite_path))
+                let pool = mpm
+                    .pool("deployments", SqliteManager::new(sqlite_path))
                     .max_size(POOL_SIZE)
-                    .metrics(registry, "deployments")
                     .build()
                     .await
                     .map_err(|e| db(&e))?;
@@ -65,9 +65,9 @@ impl Database {
             }
             Some(url) => {
                 let manager = PgManager::from_url(url).map_err(|e| db(&e))?;
-                let pool = Pool::builder(manager)
+                let pool = mpm
+                    .pool("deployments", manager)
                     .max_size(POOL_SIZE)
-                    .metrics(registry, "deployments")
                     .build()
                     .await
                     .map_err(|e| db(&e))?;
@@ -144,7 +144,7 @@ impl DeploymentLog for Database {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .and_then(|mut s| {
-                        s.execute(rusqlite::params![
+                        s.execute(mpm_core::pool::sqlite::rusqlite::params![
                             d.id,
                             d.agent,
                             d.version,

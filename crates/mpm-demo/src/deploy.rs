@@ -113,7 +113,7 @@ pub async fn deploy_sequential(
     })
 }
 
-/// Deploys `agents` with at most `limit` at once (`mpm_batch::run_bounded`, the guide's
+/// Deploys `agents` with at most `limit` at once (`mpm_core::batch::run_bounded`, the guide's
 /// semaphore of 5): every result comes back; the first failure is returned after all finished.
 pub async fn deploy_concurrent(
     agents: &[Arc<Agent>],
@@ -124,7 +124,7 @@ pub async fn deploy_concurrent(
 ) -> Result<Deployed, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let started = Instant::now();
-    let results = mpm_batch::run_bounded(agents.iter().cloned(), limit, |agent| {
+    let results = mpm_core::batch::run_bounded(agents.iter().cloned(), limit, |agent| {
         let id = id.to_owned();
         let dir = dir.to_path_buf();
         let log = Arc::clone(log);

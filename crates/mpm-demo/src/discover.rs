@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use mpm_cache::{EntryOptions, TieredCache};
+use mpm_core::cache::{EntryOptions, TieredCache};
 use parking_lot::Mutex;
 
 use crate::Error;

@@ -47,7 +47,7 @@ pub enum Error {
     Child(String),
     /// Registering or checking metrics failed.
     #[error(transparent)]
-    Metrics(#[from] mpm_metrics::Error),
+    Metrics(#[from] mpm_core::metrics::Error),
     /// A cache operation failed.
     #[error("cache: {0}")]
     Cache(String),
@@ -57,6 +57,17 @@ pub enum Error {
     /// Optimizing a memory file failed.
     #[error("memory file: {0}")]
     Memory(String),
+    /// The Redis server of `--redis` cannot be used.
+    #[error("Redis at {url}: {why}")]
+    Redis {
+        /// The server's URL (a password in it shown as `***`).
+        url: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A saved report could not be read.
+    #[error("saved report: {0}")]
+    Report(String),
     /// A batch of work failed.
     #[error("batch: {0}")]
     Batch(String),

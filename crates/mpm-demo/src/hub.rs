@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use mpm_metrics::{Counter, IntGauge, Registry};
+use mpm_core::metrics::{Counter, IntGauge, Registry};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 

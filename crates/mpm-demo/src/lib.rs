@@ -23,6 +23,7 @@ pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod service_process;
+pub mod shared_tier;
 pub mod start;
 
 pub use error::Error;

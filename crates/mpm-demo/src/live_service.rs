@@ -43,7 +43,7 @@ impl LiveService {
             addr,
             AppState {
                 hub: service.hub.clone(),
-                registry: demo.registry.clone(),
+                registry: demo.mpm.registry().clone(),
                 figures: Arc::clone(&service.figures),
             },
         )

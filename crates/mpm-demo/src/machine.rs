@@ -1,9 +1,9 @@
 //! What the demo ran on, for the report.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The machine a run measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     /// The CPU model, from `/proc/cpuinfo` where it exists.
     pub cpu: String,

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mpm_memory_opt::{Optimizer, Options};
+use mpm_core::memory_opt::Optimizer;
 
 use crate::Error;
 use crate::atomic::write_atomic;
@@ -47,13 +47,12 @@ pub struct MemoryFigures {
 }
 
 /// Writes the shipped memory files into `dir` (an agent service's `.claude-mpm/memories`),
-/// then optimizes each in place with the `default` profile.
-pub fn optimize_memories(dir: &Path) -> Result<MemoryFigures, Error> {
+/// then optimizes each in place with `optimizer` (the scenario's has the default options).
+pub fn optimize_memories(optimizer: &Optimizer, dir: &Path) -> Result<MemoryFigures, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (name, text) in SHIPPED_TEXT {
         write_atomic(&dir.join(name), text.as_bytes())?;
     }
-    let optimizer = Optimizer::new(Options::default());
     let started = Instant::now();
     let mut files = Vec::with_capacity(SHIPPED_TEXT.len());
     for (name, _) in SHIPPED_TEXT {
@@ -90,7 +89,8 @@ mod tests {
     #[test]
     fn every_file_shrinks_and_is_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let f = optimize_memories(dir.path()).unwrap();
+        let optimizer = Optimizer::new(mpm_core::memory_opt::Options::default());
+        let f = optimize_memories(&optimizer, dir.path()).unwrap();
         assert_eq!(f.files.len(), SHIPPED_TEXT.len());
         for file in &f.files {
             assert!(file.after < file.before, "{file:?}");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mpm_cache::TieredCache;
+use mpm_core::cache::TieredCache;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mpm_cache::{DiskTier, MemoryTier, TieredCache};
-use mpm_metrics::{Budget, Registry, check_budgets};
+use mpm_core::Mpm;
+use mpm_core::cache::{MemoryTier, TieredCache};
+use mpm_core::metrics::Budget;
 use parking_lot::RwLock;
 
 use crate::Error;
@@ -23,6 +24,7 @@ use crate::memory_use::resident;
 use crate::profiles::{Profile, ProfilePlan, ProfileStore};
 use crate::report::{PeerFigure, Report};
 use crate::server::{AppState, Server};
+use crate::shared_tier::SharedTier;
 use crate::start::time_start;
 
 /// The budgets shipped with the demo (`budgets.toml` in this crate).
@@ -58,6 +60,14 @@ impl Scale {
             requests,
             zipf_s: ZIPF_S,
             seed: 42,
+        }
+    }
+
+    /// Gets through the Redis tier and cross-instance invalidations timed with `--redis`.
+    fn redis_plan(self) -> (usize, usize) {
+        match self {
+            Scale::Small => (1_000, 50),
+            _ => (10_000, 200),
         }
     }
 
@@ -112,6 +122,9 @@ pub struct Options {
     pub service_exe: PathBuf,
     /// Deployment records go to this PostgreSQL database instead of an embedded SQLite file.
     pub postgres: Option<String>,
+    /// The profile cache's shared tier goes to this Redis server (instead of the disk), with
+    /// the invalidation bus attached, and the report adds its figures.
+    pub redis: Option<String>,
     /// A budgets file to check instead of the shipped one.
     pub budgets: Option<PathBuf>,
     /// Agents deployed at once (the guide's semaphore of 5).
@@ -125,6 +138,7 @@ impl Options {
             scale: Scale::Normal,
             service_exe: service_exe.into(),
             postgres: None,
+            redis: None,
             budgets: None,
             deploy_concurrency: NonZeroUsize::new(5).expect("non-zero"),
         }
@@ -146,8 +160,9 @@ impl Progress for () {
 pub struct Demo {
     /// The report.
     pub report: Report,
-    /// The registry every part recorded into.
-    pub registry: Registry,
+    /// The facade every part was built with; its registry holds every part's metrics and the
+    /// figures.
+    pub mpm: Mpm,
     /// The service's parts, kept for the live dashboard.
     pub service: Service,
     _work: tempfile::TempDir,
@@ -155,8 +170,11 @@ pub struct Demo {
 
 /// The service's parts, as the scenario built them.
 pub struct Service {
-    /// The profile cache (L1 over L2 on disk).
+    /// The profile cache (L1 over L2 on disk, or on Redis with `--redis`).
     pub profiles: TieredCache<Arc<Profile>>,
+    /// With `--redis`: the profile cache's shared tier and its invalidation bus (dropping it
+    /// removes the run's keys from Redis).
+    pub shared: Option<SharedTier>,
     /// The profile store behind it.
     pub store: ProfileStore,
     /// The deployment database.
@@ -188,7 +206,13 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let root = work.path();
-    let registry = Registry::default();
+    // One handle builds every part, so that one exposition shows the whole service.
+    let mpm = Mpm::default();
+    // A Redis server asked for must answer before anything runs.
+    let shared = match &options.redis {
+        Some(url) => Some(SharedTier::connect(&mpm, "profiles", url)?),
+        None => None,
+    };
     let machine = Machine::current();
     let mut figures: Vec<Figure> = Vec::new();
     let mut peers: Vec<PeerFigure> = Vec::new();
@@ -212,10 +236,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
 
     // 2. Discovery: a fresh scan, then the cache.
     progress.step(2, STEPS, "discover agents: fresh scan, then cached");
-    let discovery_cache = TieredCache::builder()
-        .metrics(&registry, "agents")
-        .build()
-        .map_err(cache_error)?;
+    let discovery_cache = mpm.cache("agents").build().map_err(cache_error)?;
     let discovery = Discovery::new(&templates, discovery_cache);
     let t = Instant::now();
     let agents = discovery.discover().await?;
@@ -244,7 +265,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     let database = Database::open(
         options.postgres.as_deref(),
         &root.join("deployments.db"),
-        &registry,
+        &mpm,
     )
     .await?;
     let log: Arc<dyn DeploymentLog> = Arc::new(database.clone());
@@ -265,12 +286,12 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     put("deploy_15_ms", ms(con15.elapsed));
     peers.push(PeerFigure {
         name: "deploy_5_ms",
-        peer: "mpm, one at a time",
+        peer: "mpm, one at a time".into(),
         value: ms(seq5.elapsed),
     });
     peers.push(PeerFigure {
         name: "deploy_15_ms",
-        peer: "mpm, one at a time",
+        peer: "mpm, one at a time".into(),
         value: ms(seq15.elapsed),
     });
     let recorded = database.count().await?;
@@ -290,19 +311,36 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     let plan = options.scale.profile_plan();
     let store = ProfileStore::create(&root.join("profiles"), plan.profiles)?;
     let l1_capacity = plan.profiles / 10;
-    let l2 = DiskTier::builder(root.join("l2"))
-        .open()
-        .map_err(cache_error)?;
-    let profiles: TieredCache<Arc<Profile>> = TieredCache::builder()
-        .l1(MemoryTier::builder()
-            .max_entries(NonZeroUsize::new(l1_capacity.max(1)).expect("non-zero"))
-            .hot_allocation(L1_HOT_ALLOCATION)
-            .ghost_allocation(L1_GHOST_ALLOCATION))
-        .l2(l2)
-        .metrics(&registry, "profiles")
-        .build()
-        .map_err(cache_error)?;
-    let p = crate::profiles::run(&profiles, &store, plan, l1_capacity).await?;
+    let cache = mpm.cache("profiles").l1(MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(l1_capacity.max(1)).expect("non-zero"))
+        .hot_allocation(L1_HOT_ALLOCATION)
+        .ghost_allocation(L1_GHOST_ALLOCATION));
+    let cache = match &shared {
+        Some(shared) => cache.l2(shared.tier()),
+        None => cache.l2(mpm
+            .disk_tier("profiles", root.join("l2"))
+            .open()
+            .map_err(cache_error)?),
+    };
+    let profiles: TieredCache<Arc<Profile>> = cache.build().map_err(cache_error)?;
+    if let Some(shared) = &shared {
+        shared.attach(&profiles);
+    }
+    // Unconstrained: the workload makes its lookups one after the other without yielding, and
+    // the Redis tier polls Tokio resources inside each synchronous call; under the task's
+    // cooperative budget those polls answer "not yet" once the budget is spent, so every call
+    // after the first hundred or so would wait out its timeout.
+    let p = tokio::task::unconstrained(crate::profiles::run(&profiles, &store, plan, l1_capacity))
+        .await?;
+    let redis = match &shared {
+        Some(shared) => {
+            let (gets, invalidations) = options.scale.redis_plan();
+            let measure =
+                shared.measure(&mpm, &profiles, &store, p.l2_hit_pct, gets, invalidations);
+            Some(tokio::task::unconstrained(measure).await?)
+        }
+        None => None,
+    };
     put("profile_disk_ms", ms(p.disk_load));
     put("profile_cached_ms", ms(p.cached));
     put("l1_hit_rate_pct", p.l1_hit_pct);
@@ -310,21 +348,27 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     put("cache_access_avg_us", p.access_avg.as_secs_f64() * 1e6);
     peers.push(PeerFigure {
         name: "l1_hit_rate_pct",
-        peer: "moka",
+        peer: "moka".into(),
         value: p.moka_hit_pct,
     });
     peers.push(PeerFigure {
         name: "cache_access_avg_us",
-        peer: "moka",
+        peer: "moka".into(),
         value: p.moka_access_avg.as_secs_f64() * 1e6,
     });
 
     // 5. Memory files.
     progress.step(5, STEPS, "optimize agent memory files");
     let memory_dir = root.join("project/.claude-mpm/memories");
-    let m = tokio::task::spawn_blocking(move || crate::memory_step::optimize_memories(&memory_dir))
-        .await
-        .map_err(|e| Error::Memory(e.to_string()))??;
+    let optimizer = mpm
+        .optimizer("memories", mpm_core::memory_opt::Options::default())
+        .build()
+        .map_err(|e| Error::Memory(e.to_string()))?;
+    let m = tokio::task::spawn_blocking(move || {
+        crate::memory_step::optimize_memories(&optimizer, &memory_dir)
+    })
+    .await
+    .map_err(|e| Error::Memory(e.to_string()))??;
     put("memory_reduction_pct", m.guide_shaped_reduction_pct);
 
     // 6. WebSocket clients: set-up, broadcast, updates.
@@ -333,13 +377,13 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         STEPS,
         "50 WebSocket clients: connect, broadcast, stream updates",
     );
-    let hub = Hub::new(Limits::default(), &registry)?;
+    let hub = Hub::new(Limits::default(), mpm.registry())?;
     let figures_json = Arc::new(RwLock::new("[]".to_owned()));
     let server = Server::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         AppState {
             hub: hub.clone(),
-            registry: registry.clone(),
+            registry: mpm.registry().clone(),
             figures: Arc::clone(&figures_json),
         },
     )
@@ -357,7 +401,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     let peak = resident().map_or(0.0, |r| r.peak_mb);
     put("peak_rss_mb", peak);
     figures.sort_by_key(|f| SPECS.iter().position(|s| s.name == f.name));
-    let budget_failures = apply_budgets(&registry, &mut figures, &budgets)?;
+    let budget_failures = apply_budgets(&mpm, &mut figures, &budgets)?;
     let report = Report {
         figures,
         peers,
@@ -365,13 +409,15 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         scale: options.scale.to_string(),
         budgets_ok: budget_failures.is_empty(),
         budget_failures,
+        redis,
     };
     *figures_json.write() = report.figures_json();
     Ok(Demo {
         report,
-        registry,
+        mpm,
         service: Service {
             profiles,
+            shared,
             store,
             database,
             hub,
@@ -384,18 +430,18 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
 }
 
 /// Records every figure as `mpm_demo_figure{figure="NAME"}`, checks `budgets` against the
-/// registry, and marks each figure with its budget; returns the failures, one line each.
+/// registry of `mpm`, and marks each figure with its budget; returns the failures, one line each.
 fn apply_budgets(
-    registry: &Registry,
+    mpm: &Mpm,
     figures: &mut [Figure],
     budgets: &[Budget],
 ) -> Result<Vec<String>, Error> {
     for f in figures.iter() {
-        registry
+        mpm.registry()
             .gauge("mpm_demo_figure", &[("figure", f.name)])?
             .set(f.ours);
     }
-    let report = check_budgets(&registry.snapshot(), budgets);
+    let report = mpm.check_budgets(budgets);
     let mut failures = Vec::new();
     for r in &report.results {
         let figure = r
@@ -416,8 +462,8 @@ fn apply_budgets(
                 "{}: {actual} (limit {} {})",
                 figure.unwrap_or(&r.budget.metric),
                 match r.budget.bound {
-                    mpm_metrics::Bound::AtMost => "<=",
-                    mpm_metrics::Bound::AtLeast => ">=",
+                    mpm_core::metrics::Bound::AtMost => "<=",
+                    mpm_core::metrics::Bound::AtLeast => ">=",
                 },
                 r.budget.limit
             ));
@@ -436,7 +482,7 @@ pub fn install_templates(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn cache_error(e: mpm_cache::Error) -> Error {
+fn cache_error(e: mpm_core::cache::Error) -> Error {
     Error::Cache(e.to_string())
 }
 

@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use mpm_cache::{DiskTier, TieredCache};
+use mpm_core::Mpm;
+use mpm_core::cache::TieredCache;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -59,10 +60,13 @@ pub enum StartKind {
 /// Gets the service in `state` ready; returns how, and the number of agents.
 pub fn prepare(state: &Path) -> Result<(StartKind, usize), Error> {
     let templates = state.join("templates");
-    let l2 = DiskTier::builder(state.join("l2"))
+    let mpm = Mpm::default();
+    let l2 = mpm
+        .disk_tier("catalog", state.join("l2"))
         .open()
         .map_err(|e| Error::Cache(e.to_string()))?;
-    let cache: TieredCache<Catalog> = TieredCache::builder()
+    let cache: TieredCache<Catalog> = mpm
+        .cache("catalog")
         .l2(l2)
         .build()
         .map_err(|e| Error::Cache(e.to_string()))?;
@@ -75,7 +79,7 @@ pub fn prepare(state: &Path) -> Result<(StartKind, usize), Error> {
     let catalog = scan(&templates)?;
     let n = catalog.agents.len();
     cache
-        .try_insert_with("catalog", catalog, mpm_cache::EntryOptions::new())
+        .try_insert_with("catalog", catalog, mpm_core::cache::EntryOptions::new())
         .map_err(|e| Error::Cache(e.to_string()))?;
     cache.flush().map_err(|e| Error::Cache(e.to_string()))?;
     Ok((StartKind::Cold, n))

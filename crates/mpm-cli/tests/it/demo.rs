@@ -102,3 +102,40 @@ fn a_missing_budgets_file_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/budgets.toml"), "{stderr}");
 }
+
+#[track_caller]
+fn check_redis_refused(url: &str, expect: &[&str]) {
+    let out = mpm()
+        .args(["demo", "--json", "--scale", "small", "--redis", url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+    assert!(out.stdout.is_empty(), "{url}: a report was printed");
+    assert!(!stderr.contains("panicked"), "{url}: {stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "{url}: a password was printed: {stderr}"
+    );
+    for e in expect {
+        assert!(stderr.contains(e), "{url}: {e:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn a_redis_server_that_cannot_be_used_is_named_before_the_run() {
+    // Nothing listens on port 1; the run stops before its first step.
+    check_redis_refused(
+        "redis://127.0.0.1:1",
+        &["mpm demo: Redis at redis://127.0.0.1:1: the server does not answer"],
+    );
+    check_redis_refused(
+        "not-a-url",
+        &["mpm demo: Redis at not-a-url: invalid Redis URL"],
+    );
+    // A password is never printed.
+    check_redis_refused(
+        "redis://user:secret@127.0.0.1:1",
+        &["Redis at redis://user:***@127.0.0.1:1"],
+    );
+}

@@ -1,3 +1,4 @@
 //! Integration tests of `mpm-demo`.
 
+mod readme;
 mod server;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use mpm_core::metrics::Registry;
 use mpm_demo::hub::{Hub, Limits};
 use mpm_demo::server::{AppState, Server};
-use mpm_metrics::Registry;
 use parking_lot::RwLock;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -76,7 +76,7 @@ fn counter(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
     registry
         .snapshot()
         .get(name, labels)
-        .map_or(0.0, mpm_metrics::Value::as_f64)
+        .map_or(0.0, mpm_core::metrics::Value::as_f64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
