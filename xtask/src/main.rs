@@ -7,6 +7,9 @@
 //!   prints one screen of verdicts. `--python` also times claude-mpm's Python optimizer.
 //! - `cargo xtask budgets [CRATE]`: instruction counts per operation under callgrind against
 //!   the instruction budgets (2% tolerance); CI runs it.
+//! - `cargo xtask demo-report [--from FILE]`: runs `mpm demo --json` (release), keeps the report
+//!   as `docs/demo.json` and writes the table it printed into the README's demo block (a test
+//!   of `mpm-demo` checks that they agree).
 //! - `cargo xtask report [--keep] [--write-docs] [--check]`: renders the page again; `--keep`
 //!   copies the run's summary to `benches/results/summary.json`; `--write-docs` generates the
 //!   README's numbers and `docs/PERFORMANCE.md` from that file; `--check` renders the page in
@@ -26,6 +29,7 @@ use anyhow::{Result, bail};
 
 mod bench;
 mod budgets;
+mod demo_report;
 mod docs;
 mod estimates;
 mod harness;
@@ -43,9 +47,10 @@ mod verdict;
 
 fn usage() -> String {
     format!(
-        "usage: {}\n       {}\n       {}\n       {}",
+        "usage: {}\n       {}\n       {}\n       {}\n       {}",
         bench::USAGE,
         budgets::USAGE,
+        demo_report::USAGE,
         report::USAGE,
         trace::USAGE
     )
@@ -68,6 +73,7 @@ fn run(args: Vec<String>) -> Result<()> {
     match command.as_str() {
         "bench" => bench::run(rest),
         "budgets" => budgets::run(rest),
+        "demo-report" => demo_report::run(rest),
         "report" => report::run(rest),
         "trace" => trace::run(rest),
         "-h" | "--help" | "help" => {
