@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -198,13 +199,13 @@ impl Clients {
                     }
                 };
                 runtime.block_on(async move {
-                    let mut sockets = Vec::with_capacity(count);
+                    let mut readers = JoinSet::new();
                     let mut connect = Vec::with_capacity(count);
                     for _ in 0..count {
                         match connect_one(&url).await {
                             Ok((socket, took)) => {
                                 connect.push(took);
-                                sockets.push(socket);
+                                readers.spawn(read_events(socket, base, Arc::clone(&arrivals)));
                             }
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -213,11 +214,9 @@ impl Clients {
                         }
                     }
                     if ready_tx.send(Ok(connect)).is_ok() {
-                        tokio::select! {
-                            _ = stopped => {}
-                            () = read_events(sockets, base, &arrivals) => {}
-                        }
+                        let _ = stopped.await;
                     }
+                    readers.abort_all();
                 });
             })
             .map_err(|e| Error::Client(format!("cannot start the clients' thread: {e}")))?;
@@ -269,16 +268,10 @@ async fn connect_one(url: &str) -> Result<(Socket, Duration), Error> {
     }
 }
 
-/// Reads events from every socket in one task until they all end, recording each one's
-/// arrival: one wake-up of the clients' thread reads every socket that became readable,
-/// instead of one task per client scheduled in turn.
-async fn read_events(sockets: Vec<Socket>, base: Instant, arrivals: &Arrivals) {
-    let mut all = futures::stream::select_all(sockets);
-    while let Some(message) = all.next().await {
+/// Reads events until the socket ends, recording each one's arrival.
+async fn read_events(mut socket: Socket, base: Instant, arrivals: Arc<Arrivals>) {
+    while let Some(Ok(message)) = socket.next().await {
         let arrived = base.elapsed();
-        let Ok(message) = message else {
-            continue;
-        };
         let Message::Text(text) = message else {
             continue;
         };
