@@ -43,7 +43,11 @@ pub(crate) fn until<F: Future>(
     fut: F,
 ) -> Result<F::Output, Elapsed> {
     let _context = handle.enter();
-    let mut fut = pin!(fut);
+    // Unconstrained: a caller inside a Tokio task spends that task's cooperative budget on
+    // every poll of a Tokio resource, and once it is spent every resource answers "not yet"
+    // until the task yields, which a synchronous call never does: each call would wait out its
+    // deadline.
+    let mut fut = pin!(tokio::task::unconstrained(fut));
     WAKER.with(|waker| {
         let mut cx = Context::from_waker(waker);
         loop {
@@ -86,6 +90,29 @@ mod tests {
         );
         assert!(stuck.is_err());
         assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn calls_from_inside_a_task_do_not_run_out_of_its_budget() {
+        let ours = runtime();
+        let caller = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Far more calls than a task's cooperative budget (128 polls of Tokio resources),
+        // none of which yields to the caller's scheduler.
+        let answered = caller.block_on(async {
+            (0..1_000)
+                .take_while(|&i| {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tx.send(i).unwrap();
+                    let soon = Instant::now() + Duration::from_secs(2);
+                    until(ours.handle(), soon, rx).is_ok_and(|r| r == Ok(i))
+                })
+                .count()
+        });
+        assert_eq!(answered, 1_000);
     }
 
     #[test]

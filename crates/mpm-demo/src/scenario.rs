@@ -326,18 +326,13 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     if let Some(shared) = &shared {
         shared.attach(&profiles);
     }
-    // Unconstrained: the workload makes its lookups one after the other without yielding, and
-    // the Redis tier polls Tokio resources inside each synchronous call; under the task's
-    // cooperative budget those polls answer "not yet" once the budget is spent, so every call
-    // after the first hundred or so would wait out its timeout.
-    let p = tokio::task::unconstrained(crate::profiles::run(&profiles, &store, plan, l1_capacity))
-        .await?;
+    let p = crate::profiles::run(&profiles, &store, plan, l1_capacity).await?;
     let redis = match &shared {
         Some(shared) => {
             let (gets, invalidations) = options.scale.redis_plan();
             let measure =
                 shared.measure(&mpm, &profiles, &store, p.l2_hit_pct, gets, invalidations);
-            Some(tokio::task::unconstrained(measure).await?)
+            Some(measure.await?)
         }
         None => None,
     };
