@@ -1,6 +1,7 @@
 //! `DiskTier`: the durable L2, on [redb](https://docs.rs/redb).
 
 mod buffer;
+mod open;
 mod series;
 mod store;
 mod writer;
@@ -28,6 +29,7 @@ use crate::stats::{DiskStats, TierSnapshot};
 use crate::tier::{Tier, TierEntry};
 pub use buffer::WriteBehind;
 use buffer::{Admit, Batch, Buffer, Op, Write};
+use open::Open;
 use series::DiskMetrics;
 use store::{Fault, Store, Tables};
 
@@ -397,129 +399,24 @@ impl DiskInner {
     /// Writes a batch of buffered operations inside `tx`: the removals, then the writes in
     /// the order they were made (one operation per key, so only the write order matters).
     fn apply_in(&self, tx: &WriteTransaction, batch: &Batch) -> Result<(), Fault> {
-        let mut freed = 0u64;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut open = Open::new(tx)?;
         let mut puts = Vec::with_capacity(batch.len());
         for (key, op) in batch {
             match op {
                 Op::Put(w) => puts.push((key.as_str(), w)),
-                Op::Remove => freed += Self::delete_in(tx, key)?.unwrap_or(0),
+                Op::Remove => {
+                    open.delete(key)?;
+                }
             }
-        }
-        if freed > 0 {
-            Self::add_bytes(tx, -i128::from(freed))?;
         }
         puts.sort_unstable_by_key(|(_, w)| w.order);
         for (key, w) in puts {
-            self.put_in(tx, key, w)?;
+            open.put(key, w, self.max_bytes, &self.stats)?;
         }
-        Ok(())
-    }
-
-    /// Deletes `key` and its order and tag rows inside `tx`; returns the bytes freed.
-    fn delete_in(tx: &WriteTransaction, key: &str) -> Result<Option<u64>, Fault> {
-        let mut entries = tx.open_table(ENTRIES)?;
-        let Some(old) = entries.remove(key.as_bytes())? else {
-            return Ok(None);
-        };
-        let record = old.value().to_vec();
-        drop(old);
-        let freed = (key.len() + record.len()) as u64;
-        if let Ok((h, _)) = record::decode_header(key, &record) {
-            tx.open_table(ORDER)?
-                .remove(h.seq.to_be_bytes().as_slice())?;
-            let mut tags = tx.open_table(TAGS)?;
-            for t in &h.tags {
-                tags.remove(tag_key(t, key).as_slice())?;
-            }
-        }
-        Ok(Some(freed))
-    }
-
-    /// Deletes every key in `keys` inside `tx`; returns how many were stored.
-    fn delete_all_in(tx: &WriteTransaction, keys: &[String]) -> Result<usize, Fault> {
-        let mut freed = 0u64;
-        let mut n = 0;
-        for k in keys {
-            if let Some(f) = Self::delete_in(tx, k)? {
-                freed += f;
-                n += 1;
-            }
-        }
-        Self::add_bytes(tx, -i128::from(freed))?;
-        Ok(n)
-    }
-
-    fn meta(tx: &WriteTransaction, name: &str) -> Result<u64, Fault> {
-        let meta = tx.open_table(META)?;
-        let v = meta.get(name.as_bytes())?;
-        v.map_or(Ok(0), |v| number(v.value()))
-    }
-
-    fn set_meta(tx: &WriteTransaction, name: &str, v: u64) -> Result<(), Fault> {
-        tx.open_table(META)?
-            .insert(name.as_bytes(), v.to_le_bytes().as_slice())?;
-        Ok(())
-    }
-
-    fn add_bytes(tx: &WriteTransaction, delta: i128) -> Result<u64, Fault> {
-        let cur = Self::meta(tx, "bytes")?;
-        let new = u64::try_from((i128::from(cur) + delta).max(0)).unwrap_or(u64::MAX);
-        Self::set_meta(tx, "bytes", new)?;
-        Ok(new)
-    }
-
-    /// Stores the buffered write `w` for `key` inside `tx`, evicting the oldest writes beyond
-    /// the size bound.
-    fn put_in(&self, tx: &WriteTransaction, key: &str, w: &Write) -> Result<(), Fault> {
-        let freed = Self::delete_in(tx, key)?.unwrap_or(0);
-        let seq = Self::meta(tx, "seq")? + 1;
-        Self::set_meta(tx, "seq", seq)?;
-        let header = Header {
-            expires_ms: w.expires_ms,
-            seq,
-            tags: w.tags.clone(),
-        };
-        let record = record::encode_with_value_bytes(key, &header, &w.value).map_err(|e| {
-            Fault::Ours(Error::Serialize {
-                key: key.to_owned(),
-                message: e.to_string(),
-            })
-        })?;
-        tx.open_table(ENTRIES)?
-            .insert(key.as_bytes(), record.as_slice())?;
-        tx.open_table(ORDER)?
-            .insert(seq.to_be_bytes().as_slice(), key.as_bytes())?;
-        {
-            let mut t = tx.open_table(TAGS)?;
-            for tag in &w.tags {
-                t.insert(tag_key(tag, key).as_slice(), [].as_slice())?;
-            }
-        }
-        let added = (key.len() + record.len()) as u64;
-        let mut total = Self::add_bytes(tx, i128::from(added) - i128::from(freed))?;
-        // Evict the oldest writes (never the one just made) until within the bound.
-        while total > self.max_bytes {
-            let oldest = {
-                let order = tx.open_table(ORDER)?;
-                let first = order.first()?;
-                first.map(|(s, k)| (s.value().to_vec(), k.value().to_vec()))
-            };
-            let Some((s, k)) = oldest else { break };
-            if s == seq.to_be_bytes() {
-                break;
-            }
-            // An order row without an entry (or with a damaged key) frees nothing; drop the row.
-            let f = match std::str::from_utf8(&k) {
-                Ok(k) => Self::delete_in(tx, k)?.unwrap_or(0),
-                Err(_) => 0,
-            };
-            if f == 0 && tx.open_table(ORDER)?.remove(s.as_slice())?.is_none() {
-                return Err(corrupt("the order table does not shrink"));
-            }
-            total = Self::add_bytes(tx, -i128::from(f))?;
-            self.stats.evicted.inc();
-        }
-        Ok(())
+        open.close(tx)
     }
 
     /// Commits the buffer, then removes the keys `select` picks in the same transaction
@@ -531,7 +428,10 @@ impl DiskInner {
         // Removals are durable when they return, so an invalidated key never comes back.
         self.commit_with("remove", true, 0, true, |tx| {
             let keys = select(tx)?;
-            Self::delete_all_in(tx, &keys)
+            let mut open = Open::new(tx)?;
+            let n = open.delete_all(&keys)?;
+            open.close(tx)?;
+            Ok(n)
         })
     }
 
@@ -1006,7 +906,11 @@ impl<V: Serialize + DeserializeOwned> DiskTier<V> {
         match inner.buffer.admit(key, write, inner.writer_flush_at()) {
             Admit::Buffered => {}
             Admit::Direct(write) => {
-                inner.commit_with("write", false, 1, true, |tx| inner.put_in(tx, key, &write))?;
+                inner.commit_with("write", false, 1, true, |tx| {
+                    let mut open = Open::new(tx)?;
+                    open.put(key, &write, inner.max_bytes, &inner.stats)?;
+                    open.close(tx)
+                })?;
             }
         }
         inner.stats.writes.inc();
