@@ -602,7 +602,8 @@ impl<V> DiskTier<V> {
 
     /// Makes every later commit fail as a full disk would, or stops doing so, while writes
     /// are still buffered as usual: for testing how a failure of the background writer is
-    /// reported (see [`WriteBehind`]).
+    /// reported (see [`WriteBehind`]). Hidden from the docs: a test hook, not part of the API.
+    #[doc(hidden)]
     pub fn inject_commit_failure(&self, on: bool) {
         self.inner.fail_writes.store(on, Ordering::Relaxed);
     }
