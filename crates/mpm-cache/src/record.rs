@@ -223,8 +223,18 @@ pub fn decode_entry<V: DeserializeOwned>(
     Ok(header.ttl_at(now_ms).map(|ttl| TierEntry {
         value,
         ttl,
-        tags: header.tags.into_iter().map(Arc::from).collect(),
+        tags: tags(header.tags),
     }))
+}
+
+/// The tags of a decoded entry; most entries have none, and share one empty list instead of
+/// allocating their own.
+fn tags(tags: Vec<String>) -> Arc<[Arc<str>]> {
+    static NONE: std::sync::LazyLock<Arc<[Arc<str>]>> = std::sync::LazyLock::new(|| Arc::new([]));
+    if tags.is_empty() {
+        return Arc::clone(&NONE);
+    }
+    tags.into_iter().map(Arc::from).collect()
 }
 
 #[cfg(test)]
