@@ -120,7 +120,7 @@ impl PoolMetrics {
             )?,
             acquire: s.histogram(
                 "acquire_seconds",
-                "Time a get waited for a permit or a creation (0 when an object was free).",
+                "Time a get waited for an object, a place or a creation (0 when an object was free).",
                 Unit::Seconds,
                 &[],
             )?,
