@@ -318,7 +318,10 @@ fn ratios(_: &mut Criterion) {
     show("get vs multiplexed block_on", &get_vs_multiplexed);
     show("get vs blocking", &get_vs_blocking);
     show(&format!("get_many/{BATCH} vs MGET"), &mget);
-    println!("get_many/{BATCH} throughput vs MGET: {:.2}x", 1.0 / mget.ratio);
+    println!(
+        "get_many/{BATCH} throughput vs MGET: {:.2}x",
+        1.0 / mget.ratio
+    );
     t.clear().expect("a clear");
 }
 
