@@ -95,7 +95,7 @@ impl PoolMetrics {
             waiters: s.int_gauge("waiters", "Callers waiting for an object.", &[])?,
             available: s.int_gauge(
                 "available",
-                "Permits free: acquires that could start without waiting.",
+                "Gets that could start without waiting: idle objects plus room to create one (0 while callers wait).",
                 &[],
             )?,
             max_size: s.int_gauge("max_size", "The pool's maximum size.", &[])?,
