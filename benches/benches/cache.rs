@@ -57,13 +57,13 @@ fn hot_get(c: &mut Criterion) {
 /// A hit in a `TieredCache` with an L2 below it (string keys, TTL, the index and the read
 /// sampling for warming): what a service calls, beside moka with the same keys.
 fn tiered_hot_get(c: &mut Criterion) {
-    let scratch = Scratch::new("tieredget");
+    let scratch = tempfile::tempdir().unwrap();
     let mut g = c.benchmark_group("tiered_hot_get");
     let ours: TieredCache<u64> = TieredCache::builder()
         .l1(MemoryTier::builder()
             .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
             .default_ttl(Some(Duration::from_secs(300))))
-        .l2(DiskTier::builder(scratch.0.join("l2")).open().unwrap())
+        .l2(DiskTier::builder(scratch.path().join("l2")).open().unwrap())
         .build()
         .unwrap();
     // The same, reporting into a registry (what `Mpm` builds).
@@ -72,7 +72,9 @@ fn tiered_hot_get(c: &mut Criterion) {
         .l1(MemoryTier::builder()
             .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
             .default_ttl(Some(Duration::from_secs(300))))
-        .l2(DiskTier::builder(scratch.0.join("l2m")).open().unwrap())
+        .l2(DiskTier::builder(scratch.path().join("l2m"))
+            .open()
+            .unwrap())
         .metrics(&registry, "bench")
         .build()
         .unwrap();
@@ -222,24 +224,6 @@ fn invalidate(c: &mut Criterion) {
     g.finish();
 }
 
-/// A scratch directory under the system temp dir, removed on drop.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mpm-cache-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const L2_KEYS: usize = 10_000;
 
 fn value_1k(i: usize) -> Vec<u8> {
@@ -254,9 +238,9 @@ fn percentiles(mut ns: Vec<u64>) -> (u64, u64) {
 /// L2 hit of a 1 KiB value: DiskTier beside `std::fs::read` of a file holding the same bytes.
 /// Also prints per-operation p50/p99 over 20,000 random reads (criterion reports means).
 fn l2_get(c: &mut Criterion) {
-    let scratch = Scratch::new("l2get");
-    let disk: DiskTier<Vec<u8>> = DiskTier::builder(scratch.0.join("l2")).open().unwrap();
-    let files = scratch.0.join("files");
+    let scratch = tempfile::tempdir().unwrap();
+    let disk: DiskTier<Vec<u8>> = DiskTier::builder(scratch.path().join("l2")).open().unwrap();
+    let files = scratch.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
     for i in 0..L2_KEYS {
         let v = value_1k(i);
@@ -324,8 +308,8 @@ fn l2_get(c: &mut Criterion) {
 /// contents).
 fn l2_reopen(c: &mut Criterion) {
     const N: usize = 100_000;
-    let scratch = Scratch::new("l2reopen");
-    let path = scratch.0.join("l2");
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("l2");
     {
         let disk: DiskTier<Vec<u8>> = DiskTier::builder(&path).open().unwrap();
         let v = value_1k(0);
@@ -335,7 +319,7 @@ fn l2_reopen(c: &mut Criterion) {
         }
         disk.flush().unwrap();
     }
-    let files = scratch.0.join("files");
+    let files = scratch.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
     for i in 0..N {
         std::fs::write(files.join(format!("{i:016x}")), b"x").unwrap();

@@ -16,62 +16,61 @@ use mpm_cache::{DiskTier, WriteBehind};
 /// Distinct keys written in turn (the demo's profile count).
 const KEYS: usize = 10_000;
 
-/// A temporary directory, removed on drop.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mpm-disk-put-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A profile-sized value (about 600 bytes).
 fn profile(i: usize) -> String {
     format!("{i:08}:{}", "agent profile body ".repeat(32))
 }
 
-fn put(c: &mut Criterion) {
-    let mut g = c.benchmark_group("disk_put");
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("agent_profile:{i:08}")).collect();
-    let values: Vec<String> = (0..KEYS).map(profile).collect();
-    for (name, w) in [
+/// The keys and values written in turn.
+fn workload() -> (Vec<String>, Vec<String>) {
+    let keys = (0..KEYS).map(|i| format!("agent_profile:{i:08}")).collect();
+    let values = (0..KEYS).map(profile).collect();
+    (keys, values)
+}
+
+/// Each tier under test, by name, in a temporary directory of its own (removed on drop).
+fn tiers() -> Vec<(&'static str, tempfile::TempDir, DiskTier<String>)> {
+    [
         ("mpm_write_behind", WriteBehind::default()),
         ("mpm_commit_per_put", WriteBehind::off()),
-    ] {
-        let scratch = Scratch::new(name);
-        let disk: DiskTier<String> = DiskTier::builder(&scratch.0)
+    ]
+    .into_iter()
+    .map(|(name, w)| {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskTier::builder(dir.path())
             .write_behind(w)
             .open()
             .unwrap();
+        (name, dir, disk)
+    })
+    .collect()
+}
+
+/// Writes the next key in turn.
+fn put_next(disk: &DiskTier<String>, (keys, values): &(Vec<String>, Vec<String>), i: &mut usize) {
+    *i = (*i + 1) % KEYS;
+    disk.put(
+        black_box(&keys[*i]),
+        &values[*i],
+        Some(Duration::from_secs(3600)),
+        &[],
+    )
+    .unwrap();
+}
+
+fn put(c: &mut Criterion) {
+    let mut g = c.benchmark_group("disk_put");
+    let work = workload();
+    for (name, _dir, disk) in tiers() {
         let mut i = 0usize;
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                i = (i + 1) % KEYS;
-                disk.put(
-                    black_box(&keys[i]),
-                    &values[i],
-                    Some(Duration::from_secs(3600)),
-                    &[],
-                )
-                .unwrap()
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| put_next(&disk, &work, &mut i)));
         disk.flush().unwrap();
     }
     g.finish();
 }
 
 /// Busy work standing for a load between two writes.
-fn work(d: Duration) {
+fn busy(d: Duration) {
     let t = Instant::now();
     while t.elapsed() < d {
         std::hint::spin_loop();
@@ -80,32 +79,16 @@ fn work(d: Duration) {
 
 fn put_spaced(c: &mut Criterion) {
     let mut g = c.benchmark_group("disk_put_spaced");
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("agent_profile:{i:08}")).collect();
-    let values: Vec<String> = (0..KEYS).map(profile).collect();
-    for (name, w) in [
-        ("mpm_write_behind", WriteBehind::default()),
-        ("mpm_commit_per_put", WriteBehind::off()),
-    ] {
-        let scratch = Scratch::new(name);
-        let disk: DiskTier<String> = DiskTier::builder(&scratch.0)
-            .write_behind(w)
-            .open()
-            .unwrap();
+    let work = workload();
+    for (name, _dir, disk) in tiers() {
         let mut i = 0usize;
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    work(Duration::from_micros(20));
-                    i = (i + 1) % KEYS;
+                    busy(Duration::from_micros(20));
                     let t = Instant::now();
-                    disk.put(
-                        black_box(&keys[i]),
-                        &values[i],
-                        Some(Duration::from_secs(3600)),
-                        &[],
-                    )
-                    .unwrap();
+                    put_next(&disk, &work, &mut i);
                     timed += t.elapsed();
                 }
                 timed

@@ -77,6 +77,15 @@ mod tests {
             .unwrap()
     }
 
+    /// A runtime with a worker thread of its own (it drives its timers, as the crate's does).
+    fn one_worker() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn a_ready_future_answers_and_a_stuck_one_gives_up_at_the_deadline() {
         let rt = runtime();
@@ -95,11 +104,7 @@ mod tests {
     #[test]
     fn calls_from_inside_a_task_do_not_run_out_of_its_budget() {
         let ours = runtime();
-        let caller = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let caller = one_worker();
         // Far more calls than a task's cooperative budget (128 polls of Tokio resources),
         // none of which yields to the caller's scheduler.
         let answered = caller.block_on(async {
@@ -128,12 +133,7 @@ mod tests {
     #[test]
     fn works_inside_another_runtime_with_timers_of_its_own() {
         let outer = runtime();
-        // A runtime with a worker thread of its own drives its timers, as the crate's does.
-        let ours = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let ours = one_worker();
         let got = outer.block_on(async {
             until(
                 ours.handle(),
