@@ -177,21 +177,40 @@ fn render(c: &mut Criterion) {
 /// counters and one gauge that a collector sets at scrape time. prometheus-client holds the
 /// same series (its gauges set beforehand, since it has no collectors to run).
 fn render_10k(c: &mut Criterion) {
+    render_10k_counted_by(c, "prometheus_render_10000_series_with_collectors", 0);
+}
+
+/// The same 10,000 series after `threads` threads (besides the bench's own) have each added
+/// to every counter of both registries: a counter's value is then spread over several
+/// per-thread shards, which a render must all read, as in a server whose workers count.
+fn render_10k_counted(c: &mut Criterion) {
+    for threads in [2, 8] {
+        render_10k_counted_by(
+            c,
+            &format!("prometheus_render_10000_series_counted_by_{threads}_threads"),
+            threads,
+        );
+    }
+}
+
+fn render_10k_counted_by(c: &mut Criterion, group: &str, threads: usize) {
     const COMPONENTS: usize = 1000;
     const TIERS: [&str; 9] = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
-    let mut g = c.benchmark_group("prometheus_render_10000_series_with_collectors");
+    let mut g = c.benchmark_group(group);
     // The default cap (1,000 label sets per metric) would fold most hits into one series.
     let registry = Registry::builder()
         .max_series_per_metric(std::num::NonZeroUsize::new(10_000).unwrap())
         .build();
     let mut keep = Vec::new();
+    let mut counters = Vec::new();
     for i in 0..COMPONENTS {
         let scope = registry.scope("cache", &format!("c{i}")).unwrap();
         for tier in TIERS {
-            scope
+            let hits = scope
                 .counter("hits_total", "Lookups answered.", &[("tier", tier)])
-                .unwrap()
-                .add(i as u64);
+                .unwrap();
+            hits.add(i as u64);
+            counters.push(hits);
         }
         let state = Arc::new(AtomicU64::new(i as u64));
         let entries = scope.int_gauge("entries", "Entries held.", &[]).unwrap();
@@ -200,6 +219,16 @@ fn render_10k(c: &mut Criterion) {
         });
         keep.push((scope, state));
     }
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let counters = &counters;
+            s.spawn(move || {
+                for c in counters {
+                    c.add(t as u64 + 1);
+                }
+            });
+        }
+    });
     assert_eq!(registry.collectors(), COMPONENTS);
     let series: usize = registry
         .snapshot()
@@ -208,6 +237,8 @@ fn render_10k(c: &mut Criterion) {
         .map(|m| m.series.len())
         .sum();
     assert_eq!(series, COMPONENTS * (TIERS.len() + 1));
+    let added: u64 = (1..=threads as u64).sum();
+    assert_eq!(counters[9].get(), 1 + added);
     let mut buf = String::new();
     g.bench_function("mpm", |b| {
         b.iter(|| {
@@ -226,19 +257,34 @@ fn render_10k(c: &mut Criterion) {
     let entries = Family::<Vec<(String, String)>, PcGauge>::default();
     pc_registry.register("mpm_cache_hits", "Lookups answered.", hits.clone());
     pc_registry.register("mpm_cache_entries", "Entries held.", entries.clone());
+    let mut pc_counters = Vec::new();
     for i in 0..COMPONENTS {
         let name = format!("c{i}");
         for tier in TIERS {
-            hits.get_or_create(&vec![
-                ("name".to_owned(), name.clone()),
-                ("tier".to_owned(), tier.to_owned()),
-            ])
-            .inc_by(i as u64);
+            let counter = hits
+                .get_or_create(&vec![
+                    ("name".to_owned(), name.clone()),
+                    ("tier".to_owned(), tier.to_owned()),
+                ])
+                .clone();
+            counter.inc_by(i as u64);
+            pc_counters.push(counter);
         }
         entries
             .get_or_create(&vec![("name".to_owned(), name)])
             .set(i as i64);
     }
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let counters = &pc_counters;
+            s.spawn(move || {
+                for c in counters {
+                    c.inc_by(t as u64 + 1);
+                }
+            });
+        }
+    });
+    assert_eq!(pc_counters[9].get(), 1 + added);
     let mut pc_buf = String::new();
     g.bench_function("prometheus_client", |b| {
         b.iter(|| {
@@ -248,6 +294,7 @@ fn render_10k(c: &mut Criterion) {
         })
     });
     g.finish();
+    drop(keep);
 }
 
 /// One `GET /metrics` of 1,000 series through the HTTP endpoint on loopback, on a kept-alive
@@ -345,6 +392,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = counter, counter_contended, histogram, timer, render, render_10k, http_scrape, snapshot
+    targets = counter, counter_contended, histogram, timer, render, render_10k, render_10k_counted, http_scrape, snapshot
 }
 criterion_main!(benches);
