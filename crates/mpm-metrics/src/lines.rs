@@ -19,6 +19,8 @@ pub(crate) struct Line {
     pub(crate) head: Range<usize>,
     /// The series' metric.
     pub(crate) handle: Handle,
+    /// A counter's id in its registry's arena: where a render's sums hold its value.
+    pub(crate) counter: u32,
 }
 
 /// A family's series in render order, made on first use after each change.
@@ -39,6 +41,10 @@ impl Lines {
                 .map(|s| Line {
                     head: s.head.clone(),
                     handle: s.handle.clone(),
+                    counter: match &s.handle {
+                        Handle::Counter(c) => c.id(),
+                        _ => 0,
+                    },
                 })
                 .collect()
         })

@@ -32,6 +32,9 @@ impl Registry {
         let help = self.inner.help.read();
         let buckets = self.inner.buckets.read();
         let families = self.inner.families.read();
+        // Every counter's value, from one sequential sweep over the registry's counter cells.
+        let mut counters = Vec::new();
+        self.inner.counters.sum_into(&mut counters);
         for (name, family) in families.iter() {
             out.push_str("# HELP ");
             out.push_str(name);
@@ -56,12 +59,12 @@ impl Registry {
                 }
                 _ => &[],
             };
-            render_family(out, name, family, bounds);
+            render_family(out, name, family, bounds, &counters);
         }
     }
 }
 
-fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) {
+fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64], counters: &[u64]) {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
     let lines = family.lines.get(&family.series);
@@ -69,7 +72,6 @@ fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) 
         // Reading a cell is a cache miss when the registry is larger than the cache; asking
         // for the cell a few series ahead lets those misses overlap.
         match lines.get(i + LOOKAHEAD).map(|l| &l.handle) {
-            Some(Handle::Counter(c)) => c.prefetch(),
             Some(Handle::IntGauge(g)) => g.prefetch(),
             Some(Handle::Gauge(g)) => g.prefetch(),
             _ => {}
@@ -77,8 +79,14 @@ fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64]) 
         let head = &family.heads[line.head.clone()];
         match &line.handle {
             Handle::Counter(c) => {
+                // Every counter of the family was made in the registry's arena before the
+                // sweep (under the lock this render holds); the fallback is never taken.
+                let value = counters
+                    .get(line.counter as usize)
+                    .copied()
+                    .unwrap_or_else(|| c.get());
                 out.push_str(head);
-                out.push_str(ints.format(c.get()));
+                out.push_str(ints.format(value));
                 out.push('\n');
             }
             Handle::IntGauge(g) => {

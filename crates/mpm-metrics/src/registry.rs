@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::collector::Collectors;
+use crate::counter::Arena;
 use crate::lines::Lines;
 use crate::name::{label_key, validate_metric_name};
 use crate::scope::Claims;
@@ -176,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) buckets: RwLock<HashMap<String, Buckets>>,
     pub(crate) collectors: Mutex<Collectors>,
     pub(crate) claims: Mutex<Claims>,
+    /// The cells of every counter made here, summed in one sweep by a render.
+    pub(crate) counters: Arc<Arena>,
 }
 
 /// Builds a [`Registry`] with non-default settings.
@@ -229,6 +232,7 @@ impl RegistryBuilder {
                 buckets: RwLock::new(HashMap::new()),
                 collectors: Mutex::new(Collectors::default()),
                 claims: Mutex::new(Claims::default()),
+                counters: Arc::default(),
             }),
         }
     }
@@ -560,7 +564,7 @@ impl Registry {
             head,
             labels,
             handle: match kind {
-                Kind::Counter => Handle::Counter(Counter::new()),
+                Kind::Counter => Handle::Counter(Counter::in_arena(&self.inner.counters)),
                 Kind::Gauge => Handle::Gauge(Gauge::new()),
                 Kind::IntGauge => Handle::IntGauge(IntGauge::new()),
                 Kind::Histogram => Handle::Histogram(Histogram::new()),
