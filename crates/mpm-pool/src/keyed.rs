@@ -17,7 +17,6 @@ pub use fns::from_fns;
 pub use manager::KeyedManager;
 pub use object::KeyedObject;
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use self::config::KeyedConfig;
@@ -37,6 +36,7 @@ use crate::error::{Error, Stage};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
 use crate::stats::CloseReason;
 use crate::unwind;
+use crate::waiters::Woken;
 
 /// A snapshot of a [`KeyedPool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,8 @@ impl<K, M: KeyedManager<K>> fmt::Debug for KeyedPool<K, M> {
 /// What a caller does after looking at the state.
 enum Step<K, T> {
     Served(Grant<T>, Evicted<K, T>),
-    Wait(oneshot::Receiver<Grant<T>>),
+    /// Queued as this waiter id.
+    Wait(usize),
 }
 
 impl<K, M> KeyedPool<K, M>
@@ -139,13 +140,7 @@ where
         let inner = Arc::new(Inner {
             manager,
             config,
-            state: Mutex::new(State {
-                keys: HashMap::new(),
-                total: 0,
-                seq: 0,
-                open: VecDeque::new(),
-                closed: false,
-            }),
+            state: Mutex::new(State::new()),
             metrics,
             stop,
             ticking: AtomicBool::new(false),
@@ -218,11 +213,7 @@ where
                 let mut evicted = Vec::new();
                 match try_serve(&mut s, &inner.config, &key, &mut evicted) {
                     Some(g) => Step::Served(g, evicted),
-                    None => {
-                        let (tx, rx) = oneshot::channel();
-                        enqueue(&mut s, &inner.config, &key, tx);
-                        Step::Wait(rx)
-                    }
+                    None => Step::Wait(enqueue(&mut s, &inner.config, &key)),
                 }
             };
             let grant = match step {
@@ -230,8 +221,8 @@ where
                     inner.close_all(evicted);
                     grant
                 }
-                Step::Wait(rx) => match inner
-                    .wait(&key, rx, deadline.at(Instant::now()), timeout)
+                Step::Wait(id) => match inner
+                    .wait(&key, id, deadline.at(Instant::now()), timeout)
                     .await
                 {
                     Ok(grant) => grant,
@@ -367,13 +358,15 @@ where
     /// ones when they come back.
     pub fn close(&self) {
         let mut evicted = Vec::new();
+        let mut woken = Woken::default();
         {
             let mut s = self.inner.state.lock();
             s.closed = true;
             s.open.clear();
+            // Every waiter looks again, finds the pool closed and leaves its line.
+            s.wake_all(&mut woken);
             let mut removed = 0;
             for (key, slots) in s.keys.iter_mut() {
-                slots.waiters.clear();
                 while let Some(e) = slots.idle.pop_front() {
                     slots.size -= 1;
                     removed += 1;
@@ -381,8 +374,9 @@ where
                 }
             }
             s.total -= removed;
-            s.keys.retain(|_, k| k.size > 0);
+            s.keys.retain(|_, k| k.size > 0 || !k.waiters.is_empty());
         }
+        woken.wake_all(std::task::Waker::wake);
         self.inner.stop.notify_one();
         self.inner.close_all(evicted);
     }

@@ -164,6 +164,7 @@ mod slots;
 pub mod sqlite;
 mod stats;
 mod unwind;
+mod waiters;
 
 pub use breaker::{
     BreakerBuilder, BreakerError, BreakerState, CircuitBreaker, DEFAULT_COOL_DOWN,

@@ -7,12 +7,13 @@
 //! get costs one lock to join the queue, one in the release that serves it and one to pick
 //! the object up. [`Slots`] is plain data with no synchronisation of its own, generic over
 //! what wakes a waiter, so the same code runs in the pool and under the model checker in the
-//! tests.
+//! tests. The waiters themselves are the [`Waiters`] both pools share.
 
 use std::collections::VecDeque;
 
 use crate::clock::{Ms, NEVER};
 use crate::config::QueueMode;
+use crate::waiters::Waiters;
 
 /// What [`Slots::take`] found.
 #[derive(Debug)]
@@ -34,15 +35,6 @@ pub(crate) enum Grant<T> {
     Room,
 }
 
-/// One waiter's place in the slab.
-#[derive(Debug)]
-struct Waiter<T, W> {
-    waker: Option<W>,
-    grant: Option<Grant<T>>,
-    /// When (in [`Ms`]) the maintenance sweep must wake it, or [`NEVER`].
-    wake_at: Ms,
-}
-
 /// Idle objects, counts and waiters. Invariants: `idle.len() + lent + creating == size`
 /// (a granted object counts as lent, granted room as creating); `size` only exceeds `max`
 /// after a shrink, until enough objects have been closed; and while anyone is queued no
@@ -56,10 +48,8 @@ pub(crate) struct Slots<T, W> {
     max: usize,
     /// Keys of the waiters not yet served, first come first.
     queue: VecDeque<usize>,
-    /// Waiters by key (a slab: freed places are reused, so waiting allocates nothing once
-    /// the pool has seen its most waiters).
-    waiters: Vec<Option<Waiter<T, W>>>,
-    free: Vec<usize>,
+    /// The waiters by key.
+    waiters: Waiters<Grant<T>, W>,
 }
 
 impl<T, W> Slots<T, W> {
@@ -71,8 +61,7 @@ impl<T, W> Slots<T, W> {
             creating: 0,
             max,
             queue: VecDeque::new(),
-            waiters: Vec::new(),
-            free: Vec::new(),
+            waiters: Waiters::default(),
         }
     }
 
@@ -104,41 +93,14 @@ impl<T, W> Slots<T, W> {
     }
 
     fn enqueue(&mut self) -> usize {
-        let waiter = Waiter {
-            waker: None,
-            grant: None,
-            wake_at: NEVER,
-        };
-        let key = match self.free.pop() {
-            Some(key) => {
-                self.waiters[key] = Some(waiter);
-                key
-            }
-            None => {
-                self.waiters.push(Some(waiter));
-                self.waiters.len() - 1
-            }
-        };
+        let key = self.waiters.insert(0);
         self.queue.push_back(key);
         key
     }
 
-    fn waiter(&mut self, key: usize) -> Option<&mut Waiter<T, W>> {
-        self.waiters.get_mut(key).and_then(Option::as_mut)
-    }
-
-    fn remove(&mut self, key: usize) -> Option<Waiter<T, W>> {
-        let waiter = self.waiters.get_mut(key)?.take()?;
-        self.free.push(key);
-        Some(waiter)
-    }
-
     /// The waiter's grant, if it has one: then it leaves the slab.
     pub(crate) fn granted(&mut self, key: usize) -> Option<Grant<T>> {
-        if self.waiter(key)?.grant.is_some() {
-            return self.remove(key).and_then(|w| w.grant);
-        }
-        None
+        self.waiters.granted(key)
     }
 
     /// Sets what wakes the waiter `key` (`same` says whether the one it has is that already).
@@ -148,37 +110,30 @@ impl<T, W> Slots<T, W> {
         same: impl Fn(&W) -> bool,
         make: impl FnOnce() -> W,
     ) {
-        if let Some(w) = self.waiter(key)
-            && !w.waker.as_ref().is_some_and(same)
-        {
-            w.waker = Some(make());
-        }
+        self.waiters.set_waker(key, same, make);
     }
 
     /// Sets when the sweep must wake the waiter `key`.
     pub(crate) fn set_wake_at(&mut self, key: usize, at: Ms) {
-        if let Some(w) = self.waiter(key) {
-            w.wake_at = at;
-        }
+        self.waiters.set_wake_at(key, at);
     }
 
     /// The waiter `key` gives up: it leaves the queue, and a grant it had not picked up yet
     /// comes back for the caller to pass on.
     pub(crate) fn cancel(&mut self, key: usize) -> Option<Grant<T>> {
-        let waiter = self.remove(key)?;
-        if waiter.grant.is_none()
+        let grant = self.waiters.remove(key)?;
+        if grant.is_none()
             && let Some(at) = self.queue.iter().position(|&k| k == key)
         {
             self.queue.remove(at);
         }
-        waiter.grant
+        grant
     }
 
     /// Gives the first waiter `grant`; returns what wakes it.
     fn serve(&mut self, key: usize, grant: Grant<T>) -> Option<W> {
-        let w = self.waiter(key)?;
-        w.grant = Some(grant);
-        w.waker.take()
+        // Every queued key is in the slab (a waiter that leaves also leaves the queue).
+        self.waiters.serve(key, grant).ok().flatten()
     }
 
     /// Returns a lent object: to the first waiter if any (it stays lent), else to the idle
@@ -322,9 +277,7 @@ impl<T, W> Slots<T, W> {
     pub(crate) fn wake_all(&mut self) -> Vec<W> {
         let mut woken = Vec::new();
         for &key in &self.queue {
-            if let Some(w) = self.waiters.get_mut(key).and_then(Option::as_mut) {
-                woken.extend(w.waker.take());
-            }
+            woken.extend(self.waiters.take_waker(key));
         }
         woken
     }
@@ -335,13 +288,9 @@ impl<T, W> Slots<T, W> {
         let mut woken = Vec::new();
         let mut next = NEVER;
         for &key in &self.queue {
-            if let Some(w) = self.waiters.get_mut(key).and_then(Option::as_mut) {
-                if w.wake_at <= now {
-                    w.wake_at = NEVER;
-                    woken.extend(w.waker.take());
-                } else {
-                    next = next.min(w.wake_at);
-                }
+            match self.waiters.sweep(key, now) {
+                Ok(w) => woken.extend(w),
+                Err(at) => next = next.min(at),
             }
         }
         (woken, next)

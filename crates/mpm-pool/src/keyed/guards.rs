@@ -2,15 +2,17 @@
 //! an object being validated is closed, a reserved place is freed.
 
 use std::hash::Hash;
-
-use tokio::sync::oneshot;
+use std::task::Waker;
 
 use super::inner::Inner;
 use super::manager::KeyedManager;
-use super::state::{Grant, KEntry, dispatch, forget_one};
+use super::state::{Grant, KEntry, cancel, dispatch, forget_one};
 use crate::stats::CloseReason;
+use crate::waiters::Woken;
 
-/// Gives a grant back if the waiting caller goes away (cancelled or timed out).
+/// Takes a waiter out of its key's line on drop unless disarmed (`id` taken): an object or
+/// room it was handed meanwhile goes to the next waiter (cancelled, timed out, or the pool
+/// closed).
 pub(super) struct Waiting<'a, K, M>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
@@ -18,7 +20,7 @@ where
 {
     pub(super) inner: &'a Inner<K, M>,
     pub(super) key: &'a K,
-    pub(super) rx: Option<oneshot::Receiver<Grant<M::Object>>>,
+    pub(super) id: Option<usize>,
 }
 
 impl<K, M> Drop for Waiting<'_, K, M>
@@ -27,28 +29,27 @@ where
     M: KeyedManager<K>,
 {
     fn drop(&mut self) {
-        let Some(mut rx) = self.rx.take() else { return };
-        // After `close`, no grant can arrive; one that arrived before is taken back. The
-        // waiter's entry goes when it reaches the head of its key's line (its sender
-        // reports closed) or at a maintenance pass.
-        rx.close();
-        let Ok(grant) = rx.try_recv() else { return };
+        let Some(id) = self.id.take() else { return };
         let mut evicted = Vec::new();
+        let mut woken = Woken::default();
         {
             let mut s = self.inner.state.lock();
+            let config = &self.inner.config;
             let mut local = None;
-            match grant {
-                Grant::Object(e) => match s.keys.get_mut(self.key) {
+            match cancel(&mut s, config, self.key, id) {
+                None => return,
+                Some(Grant::Object(e)) => match s.keys.get_mut(self.key) {
                     Some(slots) => {
                         slots.idle.push_front(e);
                         local = Some(self.key);
                     }
                     None => evicted.push((self.key.clone(), e, CloseReason::Shutdown)),
                 },
-                Grant::Create => forget_one(&mut s, &self.inner.config, self.key),
+                Some(Grant::Create) => forget_one(&mut s, config, self.key),
             }
-            dispatch(&mut s, &self.inner.config, local, &mut evicted);
+            dispatch(&mut s, config, local, &mut evicted, &mut woken);
         }
+        woken.wake_all(Waker::wake);
         self.inner.close_all(evicted);
     }
 }
@@ -90,11 +91,13 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop
 {
     fn drop(&mut self) {
         let mut evicted = Vec::new();
+        let mut woken = Woken::default();
         {
             let mut s = self.inner.state.lock();
             forget_one(&mut s, &self.inner.config, self.key);
-            dispatch(&mut s, &self.inner.config, None, &mut evicted);
+            dispatch(&mut s, &self.inner.config, None, &mut evicted, &mut woken);
         }
+        woken.wake_all(Waker::wake);
         self.inner.close_all(evicted);
     }
 }

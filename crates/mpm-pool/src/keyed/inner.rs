@@ -1,12 +1,15 @@
 //! The keyed pool's shared state ([`Inner`]): lending, giving back, closing, status.
 
+use std::future::{Future, poll_fn};
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::KeyedStatus;
@@ -15,16 +18,17 @@ use super::guards::Waiting;
 use super::maintenance::{MaintenanceEnded, maintain};
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
-use super::state::{Evicted, Grant, KEntry, State, dispatch, forget_one, retain_keys};
+use super::state::{Evicted, Grant, KEntry, State, cancel, dispatch, forget_one, retain_keys};
 use crate::error::{Error, Stage};
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
 use crate::unwind;
+use crate::waiters::Woken;
 
 pub(super) struct Inner<K, M: KeyedManager<K>> {
     pub(super) manager: M,
     pub(super) config: KeyedConfig,
-    pub(super) state: Mutex<State<K, M::Object>>,
+    pub(super) state: Mutex<State<K, M::Object, Waker>>,
     pub(super) metrics: Option<KeyedMetrics>,
     /// Stops the maintenance task (on close, and when the pool is dropped).
     pub(super) stop: Arc<Notify>,
@@ -95,20 +99,14 @@ where
             total: s.total,
             idle,
             in_use: s.total.saturating_sub(idle),
-            // A waiter that timed out or was cancelled leaves its entry until it reaches
-            // the head of its key's line or a maintenance pass; it is not counted.
-            waiting: s
-                .keys
-                .values()
-                .flat_map(|k| k.waiters.iter())
-                .filter(|w| !w.tx.is_closed())
-                .count(),
+            waiting: s.waiting(),
         }
     }
 
     pub(super) fn evict_idle(&self, idle_for: Duration) -> usize {
         let now = Instant::now();
         let mut evicted = Vec::new();
+        let mut woken = Woken::default();
         {
             let mut s = self.state.lock();
             let mut removed = 0;
@@ -127,8 +125,9 @@ where
             }
             s.total -= removed;
             retain_keys(&mut s);
-            dispatch(&mut s, &self.config, None, &mut evicted);
+            dispatch(&mut s, &self.config, None, &mut evicted, &mut woken);
         }
+        woken.wake_all(Waker::wake);
         let n = evicted
             .iter()
             .filter(|(_, _, r)| *r == CloseReason::Idle)
@@ -152,33 +151,49 @@ where
         }
     }
 
+    /// Waits in `key`'s line as waiter `id` until it is handed an object or room (or the
+    /// pool closes, or `deadline` passes): the hand-off of the waiter queue both pools share.
     pub(super) async fn wait(
         &self,
         key: &K,
-        rx: oneshot::Receiver<Grant<M::Object>>,
+        id: usize,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<Grant<M::Object>, Error<M::Error>> {
         let mut waiting = Waiting {
             inner: self,
             key,
-            rx: Some(rx),
+            id: Some(id),
         };
-        let rx = waiting.rx.as_mut().ok_or(Error::Closed)?;
-        let got = match deadline {
-            None => rx.await.ok(),
-            Some(d) => match tokio::time::timeout_at(d, rx).await {
-                Ok(r) => r.ok(),
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        stage: Stage::Acquire,
-                        timeout: timeout.unwrap_or_default(),
-                    });
+        let mut timer = pin!(deadline.map(tokio::time::sleep_until));
+        poll_fn(|cx| {
+            {
+                let mut s = self.state.lock();
+                if let Some(grant) = s.waiters.granted(id) {
+                    waiting.id = None;
+                    return Poll::Ready(Ok(grant));
                 }
-            },
-        };
-        waiting.rx = None;
-        got.ok_or(Error::Closed)
+                if s.closed {
+                    // The guard takes the waiter out of its line.
+                    return Poll::Ready(Err(Error::Closed));
+                }
+                s.waiters
+                    .set_waker(id, |w| w.will_wake(cx.waker()), || cx.waker().clone());
+            }
+            if let Some(sleep) = timer.as_mut().as_pin_mut()
+                && sleep.poll(cx).is_ready()
+            {
+                // A grant may have been handed over just now: take it rather than waste it.
+                waiting.id = None;
+                let grant = cancel(&mut self.state.lock(), &self.config, key, id);
+                return Poll::Ready(grant.ok_or(Error::Timeout {
+                    stage: Stage::Acquire,
+                    timeout: timeout.unwrap_or_default(),
+                }));
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     pub(super) fn lend(self: &Arc<Self>, key: K, entry: KEntry<M::Object>) -> KeyedObject<K, M> {
@@ -202,6 +217,7 @@ where
         };
         let broken = broken_reason.is_some();
         let mut evicted = Vec::new();
+        let mut woken = Woken::default();
         {
             let mut s = self.state.lock();
             let mut local = None;
@@ -214,7 +230,6 @@ where
                 match s.keys.get_mut(key) {
                     Some(slots) => {
                         slots.idle.push_back(entry);
-                        slots.purge();
                         if !slots.waiters.is_empty() {
                             local = Some(key);
                         }
@@ -222,18 +237,21 @@ where
                     None => evicted.push((key.clone(), entry, CloseReason::Shutdown)),
                 }
             }
-            dispatch(&mut s, &self.config, local, &mut evicted);
+            dispatch(&mut s, &self.config, local, &mut evicted, &mut woken);
         }
+        woken.wake_all(Waker::wake);
         self.close_all(evicted);
     }
 
     pub(super) fn close_lent(&self, key: &K, entry: KEntry<M::Object>, reason: CloseReason) {
         let mut evicted = vec![(key.clone(), entry, reason)];
+        let mut woken = Woken::default();
         {
             let mut s = self.state.lock();
             forget_one(&mut s, &self.config, key);
-            dispatch(&mut s, &self.config, None, &mut evicted);
+            dispatch(&mut s, &self.config, None, &mut evicted, &mut woken);
         }
+        woken.wake_all(Waker::wake);
         self.close_all(evicted);
     }
 

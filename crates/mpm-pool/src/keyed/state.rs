@@ -1,14 +1,18 @@
-//! The keys, their idle objects and waiters, and the rules that hand out objects and room
-//! first come, first served across keys: what keys add to a pool.
+//! The keys, their idle objects and lines of waiters, and the rules that hand out objects
+//! and room first come, first served across keys: what keys add to a pool. The waiters
+//! themselves, the hand-off and the giving up are the [`Waiters`] both pools share: a key's
+//! line holds waiter ids, a grant is handed straight to the waiter and it is woken. The
+//! state is plain data, generic over what wakes a waiter, so the same code runs in the pool
+//! and under the model checker in the tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::config::KeyedConfig;
 use crate::stats::CloseReason;
+use crate::waiters::{Waiters, Woken};
 
 pub(super) struct KEntry<T> {
     pub(super) obj: T,
@@ -21,19 +25,13 @@ pub(super) enum Grant<T> {
     Create,
 }
 
-pub(super) struct Waiter<T> {
-    /// The order of arrival across all keys.
-    pub(super) seq: u64,
-    pub(super) tx: oneshot::Sender<Grant<T>>,
-}
-
 pub(super) struct KeySlots<T> {
     pub(super) idle: VecDeque<KEntry<T>>,
     /// Idle, lent and being created.
     pub(super) size: usize,
-    /// The key's waiters, first come first. A key with waiters stays in the map even with
-    /// no objects (its waiters wait for room in the total).
-    pub(super) waiters: VecDeque<Waiter<T>>,
+    /// The ids of the key's waiters, first come first. A key with waiters stays in the map
+    /// even with no objects (its waiters wait for room in the total).
+    pub(super) waiters: VecDeque<usize>,
 }
 
 impl<T> KeySlots<T> {
@@ -45,25 +43,18 @@ impl<T> KeySlots<T> {
         }
     }
 
-    /// Drops the cancelled and timed-out waiters at the head of the line.
-    pub(super) fn purge(&mut self) {
-        while self.waiters.front().is_some_and(|w| w.tx.is_closed()) {
-            self.waiters.pop_front();
-        }
-    }
-
     /// The first waiter's arrival, if the key is under its own cap with nothing idle: the
     /// waiter waits only for room in the total.
-    pub(super) fn open_head(&self, max_per_key: usize) -> Option<u64> {
+    pub(super) fn open_head<G, W>(&self, max_per_key: usize, all: &Waiters<G, W>) -> Option<u64> {
         if self.idle.is_empty() && self.size < max_per_key {
-            self.waiters.front().map(|w| w.seq)
+            self.waiters.front().and_then(|&id| all.seq(id))
         } else {
             None
         }
     }
 }
 
-pub(super) struct State<K, T> {
+pub(super) struct State<K, T, W> {
     pub(super) keys: HashMap<K, KeySlots<T>>,
     pub(super) total: usize,
     /// The next waiter's arrival number.
@@ -73,6 +64,35 @@ pub(super) struct State<K, T> {
     /// served or gone, the key at its own cap again) and are checked when read.
     pub(super) open: VecDeque<(u64, K)>,
     pub(super) closed: bool,
+    /// Every key's waiters, by id.
+    pub(super) waiters: Waiters<Grant<T>, W>,
+}
+
+impl<K, T, W> State<K, T, W> {
+    pub(super) fn new() -> Self {
+        State {
+            keys: HashMap::new(),
+            total: 0,
+            seq: 0,
+            open: VecDeque::new(),
+            closed: false,
+            waiters: Waiters::default(),
+        }
+    }
+
+    /// Callers waiting and not yet served.
+    pub(super) fn waiting(&self) -> usize {
+        self.keys.values().map(|k| k.waiters.len()).sum()
+    }
+
+    /// What wakes every waiter not yet served (the pool closed): each looks again.
+    pub(super) fn wake_all(&mut self, woken: &mut Woken<W>) {
+        for slots in self.keys.values() {
+            for &id in &slots.waiters {
+                woken.push(self.waiters.take_waker(id));
+            }
+        }
+    }
 }
 
 /// Objects taken out of the state under the lock, to close after it, and why.
@@ -80,8 +100,8 @@ pub(super) type Evicted<K, T> = Vec<(K, KEntry<T>, CloseReason)>;
 
 /// Serves `key` now if it can: its idle object, or a reserved place (after evicting another
 /// key's idle object at the total cap).
-pub(super) fn serve_now<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn serve_now<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
     evicted: &mut Evicted<K, T>,
@@ -122,8 +142,8 @@ pub(super) fn serve_now<K: Clone + Eq + Hash, T>(
 }
 
 /// Serves a new caller: only if nobody waiting could be served first.
-pub(super) fn try_serve<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn try_serve<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
     evicted: &mut Evicted<K, T>,
@@ -133,7 +153,6 @@ pub(super) fn try_serve<K: Clone + Eq + Hash, T>(
     // wait for room in the total only when there is neither room nor an idle object to
     // evict, and then the new caller cannot be served either.
     if let Some(slots) = s.keys.get_mut(key) {
-        slots.purge();
         if !slots.waiters.is_empty() {
             return None;
         }
@@ -144,35 +163,61 @@ pub(super) fn try_serve<K: Clone + Eq + Hash, T>(
     serve_now(s, config, key, evicted)
 }
 
-/// Puts a caller on `key` in line.
-pub(super) fn enqueue<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+/// Puts a caller on `key` in line; returns its waiter id.
+pub(super) fn enqueue<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
-    tx: oneshot::Sender<Grant<T>>,
-) {
+) -> usize {
     let seq = s.seq;
     s.seq += 1;
+    let id = s.waiters.insert(seq);
     let slots = s.keys.entry(key.clone()).or_insert_with(KeySlots::new);
-    slots.waiters.push_back(Waiter { seq, tx });
-    if slots.open_head(config.max_per_key) == Some(seq) {
+    slots.waiters.push_back(id);
+    if slots.open_head(config.max_per_key, &s.waiters) == Some(seq) {
         // The newest arrival: it goes at the back.
         s.open.push_back((seq, key.clone()));
     }
+    id
+}
+
+/// The waiter `id` on `key` gives up: it leaves its key's line (and the key goes if left
+/// with neither objects nor waiters), and a grant it had not picked up yet comes back for
+/// the caller to pass on.
+pub(super) fn cancel<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
+    config: &KeyedConfig,
+    key: &K,
+    id: usize,
+) -> Option<Grant<T>> {
+    let grant = s.waiters.remove(id)?;
+    if grant.is_none()
+        && let Some(slots) = s.keys.get_mut(key)
+    {
+        if let Some(at) = slots.waiters.iter().position(|&w| w == id) {
+            slots.waiters.remove(at);
+        }
+        if slots.size == 0 && slots.waiters.is_empty() {
+            s.keys.remove(key);
+        } else {
+            // The next waiter may now head the key's line and wait for room in the total.
+            note_open(s, config, key);
+        }
+    }
+    grant
 }
 
 /// Notes `key`'s first waiter in the order of those waiting for room in the total, if it
 /// waits only for that.
-pub(super) fn note_open<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn note_open<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
 ) {
-    let Some(slots) = s.keys.get_mut(key) else {
+    let Some(slots) = s.keys.get(key) else {
         return;
     };
-    slots.purge();
-    if let Some(seq) = slots.open_head(config.max_per_key) {
+    if let Some(seq) = slots.open_head(config.max_per_key, &s.waiters) {
         let at = s.open.partition_point(|(n, _)| *n < seq);
         if s.open.get(at).is_none_or(|(n, _)| *n != seq) {
             s.open.insert(at, (seq, key.clone()));
@@ -182,19 +227,17 @@ pub(super) fn note_open<K: Clone + Eq + Hash, T>(
 
 /// The earliest waiter that waits only for room in the total: its arrival and key. Drops
 /// stale entries on the way.
-pub(super) fn first_open<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn first_open<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
 ) -> Option<(u64, K)> {
     loop {
         let (seq, key) = s.open.front()?;
-        let (seq, head) = match s.keys.get_mut(key) {
-            Some(slots) => {
-                slots.purge();
-                (*seq, slots.open_head(config.max_per_key))
-            }
-            None => (*seq, None),
-        };
+        let head = s
+            .keys
+            .get(key)
+            .and_then(|slots| slots.open_head(config.max_per_key, &s.waiters));
+        let seq = *seq;
         match head {
             Some(h) if h == seq => return s.open.front().cloned(),
             Some(h) => {
@@ -215,31 +258,31 @@ pub(super) fn first_open<K: Clone + Eq + Hash, T>(
 
 /// Hands what can be handed to the waiters, first come first served across keys: `key`'s
 /// waiters if an object of `key` went idle, and those waiting for room in the total.
-/// Waiters that cannot be served stay in line.
-pub(super) fn dispatch<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+/// Waiters that cannot be served stay in line; those served are added to `woken`.
+pub(super) fn dispatch<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: Option<&K>,
     evicted: &mut Evicted<K, T>,
+    woken: &mut Woken<W>,
 ) {
     loop {
         // The released key's first waiter, if there is an idle object for it.
         let local = key.and_then(|k| {
-            let slots = s.keys.get_mut(k)?;
-            slots.purge();
+            let slots = s.keys.get(k)?;
             if slots.idle.is_empty() {
                 return None;
             }
-            slots.waiters.front().map(|w| w.seq)
+            slots.waiters.front().and_then(|&id| s.waiters.seq(id))
         });
         let open = first_open(s, config);
         let served = match (local, open) {
             (Some(l), Some((o, okey))) if o < l => {
-                serve_first(s, config, &okey, evicted)
-                    || key.is_some_and(|k| serve_first(s, config, k, evicted))
+                serve_first(s, config, &okey, evicted, woken)
+                    || key.is_some_and(|k| serve_first(s, config, k, evicted, woken))
             }
-            (Some(_), _) => key.is_some_and(|k| serve_first(s, config, k, evicted)),
-            (None, Some((_, okey))) => serve_first(s, config, &okey, evicted),
+            (Some(_), _) => key.is_some_and(|k| serve_first(s, config, k, evicted, woken)),
+            (None, Some((_, okey))) => serve_first(s, config, &okey, evicted, woken),
             (None, None) => false,
         };
         if !served {
@@ -249,27 +292,32 @@ pub(super) fn dispatch<K: Clone + Eq + Hash, T>(
 }
 
 /// Serves `key`'s first waiter if it can; says whether it did.
-pub(super) fn serve_first<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn serve_first<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
     evicted: &mut Evicted<K, T>,
+    woken: &mut Woken<W>,
 ) -> bool {
+    if s.keys.get(key).is_none_or(|slots| slots.waiters.is_empty()) {
+        return false;
+    }
     let Some(grant) = serve_now(s, config, key, evicted) else {
         return false;
     };
-    let waiter = s
+    let id = s
         .keys
         .get_mut(key)
         .and_then(|slots| slots.waiters.pop_front());
-    match waiter {
-        Some(w) => {
-            if let Err(grant) = w.tx.send(grant) {
-                undo(s, config, key, grant);
-            }
-        }
-        None => {
-            // Not reached: the caller saw the waiter. Nothing was handed, so say so.
+    let served = match id {
+        // Every waiter in a line is in the slab (one that gives up leaves its line too).
+        Some(id) => s.waiters.serve(id, grant),
+        None => Err(grant),
+    };
+    match served {
+        Ok(waker) => woken.push(waker),
+        Err(grant) => {
+            // Not reached: nothing was handed, so take it back and say so.
             undo(s, config, key, grant);
             return false;
         }
@@ -278,9 +326,9 @@ pub(super) fn serve_first<K: Clone + Eq + Hash, T>(
     true
 }
 
-/// Takes back a grant that could not be delivered.
-pub(super) fn undo<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+/// Takes back a grant that was not handed over.
+pub(super) fn undo<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
     grant: Grant<T>,
@@ -297,8 +345,8 @@ pub(super) fn undo<K: Clone + Eq + Hash, T>(
 
 /// One object of `key` (lent or reserved) left the pool. A count that would go below zero
 /// is a bookkeeping bug: caught in debug builds (the tests), saturated in release builds.
-pub(super) fn forget_one<K: Clone + Eq + Hash, T>(
-    s: &mut State<K, T>,
+pub(super) fn forget_one<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
     config: &KeyedConfig,
     key: &K,
 ) {
@@ -310,7 +358,6 @@ pub(super) fn forget_one<K: Clone + Eq + Hash, T>(
     s.total = s.total.saturating_sub(1);
     if let Some(slots) = s.keys.get_mut(key) {
         slots.size = slots.size.saturating_sub(1);
-        slots.purge();
         if slots.size == 0 && slots.waiters.is_empty() {
             s.keys.remove(key);
         } else {
@@ -319,10 +366,184 @@ pub(super) fn forget_one<K: Clone + Eq + Hash, T>(
     }
 }
 
-/// Drops the keys left with neither objects nor waiters (and the gone waiters).
-pub(super) fn retain_keys<K, T>(s: &mut State<K, T>) {
-    s.keys.retain(|_, k| {
-        k.waiters.retain(|w| !w.tx.is_closed());
-        k.size > 0 || !k.waiters.is_empty()
-    });
+/// Drops the keys left with neither objects nor waiters.
+pub(super) fn retain_keys<K, T, W>(s: &mut State<K, T, W>) {
+    s.keys.retain(|_, k| k.size > 0 || !k.waiters.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    //! A shuttle model of the keyed bookkeeping: threads on three keys take, wait in their
+    //! key's line or for room in the total, create (one failing once), discard and return
+    //! objects through the state's functions in every interleaving shuttle picks, one of
+    //! them giving up its wait. The counts must balance at every step and at the end, every
+    //! patient caller is served, and nobody is left waiting.
+
+    use super::{Evicted, Grant, KEntry, State, cancel, dispatch, enqueue, forget_one, try_serve};
+    use crate::keyed::config::KeyedConfig;
+    use crate::waiters::Woken;
+    use shuttle::sync::{Condvar, Mutex};
+    use std::sync::Arc;
+    use tokio::time::Instant;
+
+    /// The pool's lock and a condition variable standing in for the wakers (`W = ()`: every
+    /// change wakes everyone, who look again).
+    struct Pool {
+        state: Mutex<State<u8, u32, ()>>,
+        changed: Condvar,
+        config: KeyedConfig,
+    }
+
+    fn check(s: &State<u8, u32, ()>, config: &KeyedConfig) {
+        let sizes: usize = s.keys.values().map(|k| k.size).sum();
+        assert_eq!(sizes, s.total, "the keys' sizes add up to the total");
+        assert!(s.total <= config.max_total);
+        for k in s.keys.values() {
+            assert!(k.size <= config.max_per_key);
+            assert!(k.idle.len() <= k.size);
+            assert!(k.size > 0 || !k.waiters.is_empty(), "an empty key stayed");
+        }
+    }
+
+    impl Pool {
+        /// As `KeyedPool::get_timeout`: a grant, or `None` if this waiter gave up.
+        fn get(&self, key: u8, give_up: bool) -> Option<Grant<u32>> {
+            let c = &self.config;
+            let mut s = self.state.lock().unwrap();
+            let mut evicted: Evicted<u8, u32> = Vec::new();
+            let id = match try_serve(&mut s, c, &key, &mut evicted) {
+                Some(g) => {
+                    check(&s, c);
+                    return Some(g);
+                }
+                None => enqueue(&mut s, c, &key),
+            };
+            loop {
+                if let Some(g) = s.waiters.granted(id) {
+                    check(&s, c);
+                    return Some(g);
+                }
+                if give_up {
+                    // As the wait's drop guard: a grant that raced in is passed on.
+                    let mut woken = Woken::default();
+                    let mut local = None;
+                    match cancel(&mut s, c, &key, id) {
+                        None => {}
+                        Some(Grant::Object(e)) => {
+                            if let Some(slots) = s.keys.get_mut(&key) {
+                                slots.idle.push_front(e);
+                                local = Some(&key);
+                            }
+                        }
+                        Some(Grant::Create) => forget_one(&mut s, c, &key),
+                    }
+                    dispatch(&mut s, c, local, &mut evicted, &mut woken);
+                    check(&s, c);
+                    drop(s);
+                    self.changed.notify_all();
+                    return None;
+                }
+                s = self.changed.wait(s).unwrap();
+            }
+        }
+
+        /// As `Inner::release` and `Inner::close_lent`.
+        fn put(&self, key: u8, obj: u32, discard: bool) {
+            let c = &self.config;
+            let mut s = self.state.lock().unwrap();
+            let mut evicted = Vec::new();
+            let mut woken = Woken::default();
+            let mut local = None;
+            if discard {
+                forget_one(&mut s, c, &key);
+            } else if let Some(slots) = s.keys.get_mut(&key) {
+                slots.idle.push_back(KEntry {
+                    obj,
+                    last_used: Instant::now(),
+                });
+                if !slots.waiters.is_empty() {
+                    local = Some(&key);
+                }
+            }
+            dispatch(&mut s, c, local, &mut evicted, &mut woken);
+            check(&s, c);
+            drop(s);
+            self.changed.notify_all();
+        }
+
+        /// A failed creation frees its place (as the reservation guard).
+        fn fail_create(&self, key: u8) {
+            let c = &self.config;
+            let mut s = self.state.lock().unwrap();
+            forget_one(&mut s, c, &key);
+            dispatch(&mut s, c, None, &mut Vec::new(), &mut Woken::default());
+            check(&s, c);
+            drop(s);
+            self.changed.notify_all();
+        }
+    }
+
+    /// One user of `key`: `fail_create` makes its first creation fail, `discard` closes what
+    /// it got, `give_up` leaves a wait at its first look.
+    fn user(pool: &Pool, key: u8, fail_create: bool, discard: bool, give_up: bool) -> bool {
+        let mut failed_once = false;
+        loop {
+            match pool.get(key, give_up) {
+                None => return false,
+                Some(Grant::Object(e)) => {
+                    pool.put(key, e.obj, discard);
+                    return true;
+                }
+                Some(Grant::Create) if fail_create && !failed_once => {
+                    failed_once = true;
+                    pool.fail_create(key);
+                }
+                Some(Grant::Create) => {
+                    pool.put(key, 7, discard);
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn model() {
+        let pool = Arc::new(Pool {
+            state: Mutex::new(State::new()),
+            changed: Condvar::new(),
+            config: KeyedConfig {
+                max_per_key: 1,
+                max_total: 2,
+                ..KeyedConfig::default()
+            },
+        });
+        let mut threads = Vec::new();
+        for (key, fail_create, discard, give_up) in [
+            (0, false, false, false),
+            (1, true, false, false),
+            (2, false, true, false),
+            (0, false, false, true),
+        ] {
+            let pool = Arc::clone(&pool);
+            threads.push(shuttle::thread::spawn(move || {
+                for _ in 0..2 {
+                    let served = user(&pool, key, fail_create, discard, give_up);
+                    assert!(served || give_up, "a patient caller was not served");
+                }
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = pool.state.lock().unwrap();
+        check(&s, &pool.config);
+        assert_eq!(s.waiting(), 0);
+        let idle: usize = s.keys.values().map(|k| k.idle.len()).sum();
+        assert_eq!(idle, s.total, "every object is back");
+    }
+
+    #[test]
+    fn keyed_bookkeeping_balances_in_every_interleaving_explored() {
+        shuttle::check_random(model, 2_000);
+        shuttle::check_pct(model, 2_000, 3);
+    }
 }
