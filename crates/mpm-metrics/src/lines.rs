@@ -1,52 +1,68 @@
-//! A family's series in render order, in one slice.
+//! A family's series in render order, laid out for the renderer.
 //!
 //! A family keeps its series in a B-tree keyed by label set, which gives the exposition its
 //! order. Walking the tree at every render loaded its nodes scattered over the heap, a stall
-//! each, and the renderer walked it twice (once a few series ahead, to prefetch the cells).
-//! The first render after a series was added or removed copies each series' line start and
-//! handle into a slice, in the tree's order; later renders walk that slice from memory read
-//! in order, and look ahead by index.
+//! each. The first render after a series was added or removed writes, in the tree's order,
+//! every series' line start (`name{labels} `) into one string, and beside it where each ends,
+//! each counter's id in the registry's arena and each handle. Later renders read the line
+//! starts and ids in address order: the line starts were once kept in the order the series
+//! were made, and a render hopping between them in label order missed the cache.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::registry::{Handle, Series};
 
-/// One series, as the renderer reads it.
-pub(crate) struct Line {
-    /// Where the series' line start, `name{labels} `, lies in its family's heads.
-    pub(crate) head: Range<usize>,
-    /// The series' metric.
-    pub(crate) handle: Handle,
-    /// A counter's id in its registry's arena: where a render's sums hold its value.
-    pub(crate) counter: u32,
+/// A family's series in render order.
+pub(crate) struct Rendered {
+    /// Every series' line start, `name{labels} `, one after the other.
+    pub(crate) heads: String,
+    /// Where each series' line start ends in `heads` (it starts where the one before ends).
+    pub(crate) ends: Box<[usize]>,
+    /// Each counter's id in its registry's arena (0 for other kinds).
+    pub(crate) counters: Box<[u32]>,
+    /// Each series' metric.
+    pub(crate) handles: Box<[Handle]>,
 }
 
 /// A family's series in render order, made on first use after each change.
 #[derive(Default)]
-pub(crate) struct Lines(OnceLock<Box<[Line]>>);
+pub(crate) struct Lines(OnceLock<Rendered>);
 
 impl Lines {
-    /// Forgets the slice; call after adding or removing a series, or moving a head.
+    /// Forgets the layout; call after adding or removing a series.
     pub(crate) fn invalidate(&mut self) {
         self.0.take();
     }
 
-    /// The series of `series` in its order, made from it when the slice was invalidated.
-    pub(crate) fn get(&self, series: &BTreeMap<String, Series>) -> &[Line] {
+    /// The series of the family `name`, made from `series` when the layout was invalidated.
+    pub(crate) fn get(&self, name: &str, series: &BTreeMap<String, Series>) -> &Rendered {
         self.0.get_or_init(|| {
-            series
-                .values()
-                .map(|s| Line {
-                    head: s.head.clone(),
-                    handle: s.handle.clone(),
-                    counter: match &s.handle {
-                        Handle::Counter(c) => c.id(),
-                        _ => 0,
-                    },
-                })
-                .collect()
+            let mut heads = String::with_capacity(series.len() * (name.len() + 16));
+            let mut ends = Vec::with_capacity(series.len());
+            let mut counters = Vec::with_capacity(series.len());
+            let mut handles = Vec::with_capacity(series.len());
+            for (key, s) in series {
+                heads.push_str(name);
+                if !key.is_empty() {
+                    heads.push('{');
+                    heads.push_str(key);
+                    heads.push('}');
+                }
+                heads.push(' ');
+                ends.push(heads.len());
+                counters.push(match &s.handle {
+                    Handle::Counter(c) => c.id(),
+                    _ => 0,
+                });
+                handles.push(s.handle.clone());
+            }
+            Rendered {
+                heads,
+                ends: ends.into(),
+                counters: counters.into(),
+                handles: handles.into(),
+            }
         })
     }
 }

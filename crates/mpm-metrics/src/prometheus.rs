@@ -67,39 +67,56 @@ impl Registry {
 fn render_family(out: &mut String, name: &str, family: &Family, bounds: &[f64], counters: &[u64]) {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
-    let lines = family.lines.get(&family.series);
-    for (i, line) in lines.iter().enumerate() {
-        // Reading a cell is a cache miss when the registry is larger than the cache; asking
-        // for the cell a few series ahead lets those misses overlap.
-        match lines.get(i + LOOKAHEAD).map(|l| &l.handle) {
-            Some(Handle::IntGauge(g)) => g.prefetch(),
-            Some(Handle::Gauge(g)) => g.prefetch(),
-            _ => {}
-        }
-        let head = &family.heads[line.head.clone()];
-        match &line.handle {
-            Handle::Counter(c) => {
+    let lines = family.lines.get(name, &family.series);
+    let heads = lines.heads.as_str();
+    // A line is its start, a number of at most 20 characters and a newline.
+    out.reserve(heads.len() + lines.ends.len() * 21);
+    let mut start = 0;
+    match family.kind {
+        crate::Kind::Counter => {
+            for ((end, id), handle) in lines.ends.iter().zip(&lines.counters).zip(&lines.handles) {
                 // Every counter of the family was made in the registry's arena before the
                 // sweep (under the lock this render holds); the fallback is never taken.
-                let value = counters
-                    .get(line.counter as usize)
-                    .copied()
-                    .unwrap_or_else(|| c.get());
-                out.push_str(head);
+                let value = match counters.get(*id as usize) {
+                    Some(value) => *value,
+                    None => match handle {
+                        Handle::Counter(c) => c.get(),
+                        _ => 0,
+                    },
+                };
+                out.push_str(heads.get(start..*end).unwrap_or_default());
+                start = *end;
                 out.push_str(ints.format(value));
                 out.push('\n');
             }
-            Handle::IntGauge(g) => {
-                out.push_str(head);
-                out.push_str(ints.format(g.get()));
+        }
+        crate::Kind::Gauge | crate::Kind::IntGauge => {
+            for (i, (end, handle)) in lines.ends.iter().zip(&lines.handles).enumerate() {
+                // Each gauge is an allocation of its own, a cache miss once the registry is
+                // larger than the cache; asking for the one a few series ahead lets those
+                // misses overlap.
+                match lines.handles.get(i + LOOKAHEAD) {
+                    Some(Handle::IntGauge(g)) => g.prefetch(),
+                    Some(Handle::Gauge(g)) => g.prefetch(),
+                    _ => {}
+                }
+                out.push_str(heads.get(start..*end).unwrap_or_default());
+                start = *end;
+                match handle {
+                    Handle::IntGauge(g) => out.push_str(ints.format(g.get())),
+                    Handle::Gauge(g) => push_f64(out, &mut floats, g.get()),
+                    _ => out.push('0'),
+                }
                 out.push('\n');
             }
-            Handle::Gauge(g) => {
-                out.push_str(head);
-                push_f64(out, &mut floats, g.get());
-                out.push('\n');
-            }
-            Handle::Histogram(h) => {
+        }
+        crate::Kind::Histogram => {
+            for (end, handle) in lines.ends.iter().zip(&lines.handles) {
+                let head = heads.get(start..*end).unwrap_or_default();
+                start = *end;
+                let Handle::Histogram(h) = handle else {
+                    continue;
+                };
                 let labels = labels_of(name, head);
                 let divisor = family.unit.divisor();
                 let snap = h.snapshot();

@@ -99,9 +99,6 @@ impl Handle {
 pub(crate) struct Series {
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) handle: Handle,
-    /// Where the start of the series' exposition line, `name{labels} `, lies in its
-    /// family's [`Family::heads`].
-    pub(crate) head: std::ops::Range<usize>,
 }
 
 pub(crate) struct Family {
@@ -112,15 +109,8 @@ pub(crate) struct Family {
     pub(crate) series: BTreeMap<String, Series>,
     /// How many get-or-create calls were sent to the overflow series.
     pub(crate) overflowed: u64,
-    /// The start of every series' exposition line, `name{labels} `, one after the other:
-    /// rendering a counter or gauge is then one copy from memory read in order (the heads
-    /// were separate allocations once, and reading them scattered over the heap was 40% of a
-    /// 10,000-series render) and a number.
-    pub(crate) heads: String,
-    /// Bytes of `heads` that belong to removed series.
-    pub(crate) heads_garbage: usize,
-    /// The series in render order, made by the first render after a series was added or
-    /// removed; see [`Lines`].
+    /// The series in render order, with their line starts, made by the first render after a
+    /// series was added or removed; see [`Lines`].
     pub(crate) lines: Lines,
 }
 
@@ -132,36 +122,8 @@ impl Family {
             unit,
             series: BTreeMap::new(),
             overflowed: 0,
-            heads: String::new(),
-            heads_garbage: 0,
             lines: Lines::default(),
         }
-    }
-
-    /// Writes the line start of a new series into `heads`.
-    fn push_head(&mut self, name: &str, key: &str) -> std::ops::Range<usize> {
-        let start = self.heads.len();
-        self.heads.push_str(name);
-        if !key.is_empty() {
-            self.heads.push('{');
-            self.heads.push_str(key);
-            self.heads.push('}');
-        }
-        self.heads.push(' ');
-        start..self.heads.len()
-    }
-
-    /// Drops the heads of removed series once they are half of `heads`.
-    fn compact_heads(&mut self, name: &str) {
-        if self.heads_garbage * 2 <= self.heads.len() {
-            return;
-        }
-        let mut fresh = Family::new(self.kind, self.unit);
-        for (key, series) in &mut self.series {
-            series.head = fresh.push_head(name, key);
-        }
-        self.heads = fresh.heads;
-        self.heads_garbage = 0;
     }
 }
 
@@ -396,11 +358,9 @@ impl Registry {
         let Some(family) = families.get_mut(name) else {
             return false;
         };
-        let Some(series) = family.series.remove(&key) else {
+        if family.series.remove(&key).is_none() {
             return false;
-        };
-        family.heads_garbage += series.head.len();
-        family.compact_heads(name);
+        }
         family.lines.invalidate();
         if family.series.is_empty() {
             families.remove(name);
@@ -558,10 +518,8 @@ impl Registry {
             // The overflow series, made by an earlier call.
             return Ok(series.handle.clone());
         }
-        let head = family.push_head(name, &key);
         family.lines.invalidate();
         let series = family.series.entry(key).or_insert_with(|| Series {
-            head,
             labels,
             handle: match kind {
                 Kind::Counter => Handle::Counter(Counter::in_arena(&self.inner.counters)),
