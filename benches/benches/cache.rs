@@ -8,19 +8,28 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mpm_cache::{DiskTier, EntryOptions, MemoryTier, TieredCache};
+use mpm_cache::{Admission, DiskTier, EntryOptions, MemoryTier, TieredCache};
 
 const ENTRIES: u64 = 10_000;
 const HOT: u64 = 1_024;
 
-/// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s).
-fn hot_get(c: &mut Criterion) {
-    let mut g = c.benchmark_group("l1_hot_get");
-    let ours: MemoryTier<u64, u64> = MemoryTier::builder()
+/// mpm's L1 of `ENTRIES` with a default TTL of 300 s and the given admission policy.
+fn l1(admission: Admission) -> MemoryTier<u64, u64> {
+    MemoryTier::builder()
         .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
         .default_ttl(Some(Duration::from_secs(300)))
+        .admission(admission)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s); also with
+/// the adaptive admission policy (a hit on one key in eight, the sampled ones, is queued for
+/// the shadow caches, and one hit in 16 is counted in the frequency sketch).
+fn hot_get(c: &mut Criterion) {
+    let mut g = c.benchmark_group("l1_hot_get");
+    let ours = l1(Admission::All);
+    let adaptive = l1(Admission::Adaptive);
     let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
     let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
         .max_capacity(ENTRIES)
@@ -28,6 +37,7 @@ fn hot_get(c: &mut Criterion) {
         .build();
     for k in 0..HOT {
         ours.insert(k, k);
+        adaptive.insert(k, k);
         qc.insert(k, k);
         moka.insert(k, k);
     }
@@ -37,6 +47,12 @@ fn hot_get(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (HOT - 1);
             black_box(ours.get(black_box(&i)))
+        })
+    });
+    g.bench_function("mpm_adaptive", |b| {
+        b.iter(|| {
+            i = (i + 1) & (HOT - 1);
+            black_box(adaptive.get(black_box(&i)))
         })
     });
     g.bench_function("quick_cache", |b| {
@@ -121,26 +137,49 @@ fn tiered_hot_get(c: &mut Criterion) {
     g.finish();
 }
 
-/// L1 insert of a fresh key into a full cache (one eviction per insert).
+/// L1 insert of a fresh key into a full cache (one eviction per insert). With the adaptive
+/// policy every insert is also counted in the sketch, and one in eight (the sampled keys)
+/// replays in the shadow caches; fresh keys never hit, so the filter stays off and every
+/// insert evicts.
 fn insert(c: &mut Criterion) {
     let mut g = c.benchmark_group("l1_insert_evict");
-    let ours: MemoryTier<u64, u64> = MemoryTier::builder()
-        .max_entries(NonZeroUsize::new(ENTRIES as usize).unwrap())
-        .default_ttl(Some(Duration::from_secs(300)))
-        .build()
-        .unwrap();
+    let ours = l1(Admission::All);
+    let adaptive = l1(Admission::Adaptive);
     let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
-    let mut k = 0u64;
+    let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
+        .max_capacity(ENTRIES)
+        .time_to_live(Duration::from_secs(300))
+        .build();
+    for k in 0..ENTRIES * 2 {
+        ours.insert(k, k);
+        adaptive.insert(k, k);
+        qc.insert(k, k);
+        moka.insert(k, k);
+    }
+    moka.run_pending_tasks();
+    let mut k = ENTRIES * 2;
     g.bench_function("mpm", |b| {
         b.iter(|| {
             k += 1;
             ours.insert(black_box(k), k);
         })
     });
+    g.bench_function("mpm_adaptive", |b| {
+        b.iter(|| {
+            k += 1;
+            adaptive.insert(black_box(k), k);
+        })
+    });
     g.bench_function("quick_cache", |b| {
         b.iter(|| {
             k += 1;
             qc.insert(black_box(k), k);
+        })
+    });
+    g.bench_function("moka", |b| {
+        b.iter(|| {
+            k += 1;
+            moka.insert(black_box(k), k);
         })
     });
     g.finish();

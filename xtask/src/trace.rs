@@ -1,6 +1,6 @@
 //! `cargo xtask trace`: replays cache access traces and prints, per trace and capacity, the
-//! hit ratios of mpm-cache's L1, quick_cache, moka, the adaptive prototype and an exact LRU,
-//! then a summary against the goal of the adaptive policy.
+//! hit ratios of mpm-cache's L1 (as it is and with adaptive admission), quick_cache, moka, the
+//! adaptive prototype and an exact LRU, then a summary against the goal of the adaptive policy.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -166,6 +166,7 @@ fn adaptive_config(spec: &str) -> Result<crate::policy::Config> {
             "memory" => c.memory_shift = v.parse().with_context(bad)?,
             "hits" => c.hit_sample_shift = v.parse().with_context(bad)?,
             "seed" => c.sample_seed = v.parse().with_context(bad)?,
+            "thin" => c.thin_duel_hits = v.parse().with_context(bad)?,
             "bar" => c.bar_victims = v.parse().with_context(bad)?,
             "filter" => {
                 c.forced = match v {
@@ -324,7 +325,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         let (t, _, cap) = &jobs[j];
         let trace = &traces[*t];
         let fixed = match p {
-            Policy::Adaptive => false,
+            Policy::Adaptive | Policy::MpmAdaptive => false,
             Policy::Mpm => {
                 o.settings.hot_allocation.is_none() && o.settings.ghost_allocation.is_none()
             }
@@ -457,15 +458,16 @@ fn print_table(traces: &[Trace], cells: &[Cell], threads: usize) {
         for p in Policy::ALL {
             print!(" {:>11}", p.name());
         }
-        println!(" {:>9} {:>9}", "mpm-peer", "adap-peer");
+        println!(" {:>9} {:>10} {:>9}", "mpm-peer", "madap-peer", "adap-peer");
         for c in cells.iter().filter(|c| c.trace == t) {
             print!("{:>14}", format!("{} {}", c.label, c.capacity));
             for p in Policy::ALL {
                 print!(" {:>10.2}%", c.ratio(p));
             }
             println!(
-                " {:>+9.2} {:>+9.2}",
+                " {:>+9.2} {:>+10.2} {:>+9.2}",
                 c.ratio(Policy::Mpm) - c.best_peer(),
+                c.ratio(Policy::MpmAdaptive) - c.best_peer(),
                 c.ratio(Policy::Adaptive) - c.best_peer()
             );
         }
@@ -500,7 +502,7 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
         }
         println!();
     }
-    for p in [Policy::Mpm, Policy::Adaptive] {
+    for p in [Policy::Mpm, Policy::MpmAdaptive, Policy::Adaptive] {
         let gap = |c: &Cell| c.ratio(p) - c.best_peer();
         let worst = cells
             .iter()

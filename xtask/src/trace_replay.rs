@@ -17,6 +17,8 @@ use crate::policy::{self, Fixed};
 pub(crate) enum Policy {
     /// mpm-cache's L1 as a service runs it (TTL, tags, statistics).
     Mpm,
+    /// The same with `Admission::Adaptive` (the prototype's policy, ported).
+    MpmAdaptive,
     /// quick_cache with its default options.
     QuickCache,
     /// moka with its default options.
@@ -29,8 +31,9 @@ pub(crate) enum Policy {
 
 impl Policy {
     /// Every policy, in the order of the table's columns.
-    pub(crate) const ALL: [Policy; 5] = [
+    pub(crate) const ALL: [Policy; 6] = [
         Policy::Mpm,
+        Policy::MpmAdaptive,
         Policy::QuickCache,
         Policy::Moka,
         Policy::Adaptive,
@@ -41,6 +44,7 @@ impl Policy {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Policy::Mpm => "mpm",
+            Policy::MpmAdaptive => "mpm-adapt",
             Policy::QuickCache => "quick_cache",
             Policy::Moka => "moka",
             Policy::Adaptive => "adaptive",
@@ -124,10 +128,15 @@ impl Access for Locked<Lru> {
 
 fn build(policy: Policy, cap: usize, settings: &Settings) -> Result<Box<dyn Access>> {
     Ok(match policy {
-        Policy::Mpm => {
+        Policy::Mpm | Policy::MpmAdaptive => {
             // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL
             // and statistics.
+            let admission = match policy {
+                Policy::MpmAdaptive => mpm_cache::Admission::Adaptive,
+                _ => mpm_cache::Admission::All,
+            };
             let mut l1 = mpm_cache::MemoryTier::builder()
+                .admission(admission)
                 .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
                 .default_ttl(Some(Duration::from_secs(86_400)))
                 .hasher(Fixed::default());

@@ -179,6 +179,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod admission;
 mod bus;
 mod clock;
 #[cfg(feature = "disk")]
@@ -193,6 +194,7 @@ mod stats;
 mod tier;
 mod tiered;
 
+pub use admission::Admission;
 pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
 #[cfg(feature = "disk")]

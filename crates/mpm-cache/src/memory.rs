@@ -12,6 +12,9 @@ use quick_cache::{Equivalent, Lifecycle, OptionsBuilder, Weighter};
 use mpm_metrics::{Registry, Scope};
 
 use crate::Error;
+use crate::admission::{
+    ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
+};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::metrics::{self, SizeGauges, Target};
@@ -30,19 +33,21 @@ pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 /// records fill.
 pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 
-/// The deadline of an entry that never expires (the largest 63-bit value).
-const NEVER: u64 = u64::MAX >> 1;
+/// The deadline of an entry that never expires (the largest 62-bit value).
+const NEVER: u64 = u64::MAX >> 2;
 
 /// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
 #[derive(Clone)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    /// The deadline on the tier's clock in the low 63 bits ([`NEVER`] when none), the pin in
-    /// the top bit: one word per entry for both.
+    /// The deadline on the tier's clock in the low 62 bits ([`NEVER`] when none), the pin in
+    /// the top bit, and below it whether the adaptive admission samples the key (its hits are
+    /// replayed in the shadow caches): one word per entry for all three.
     meta: u64,
 }
 
 const PIN: u64 = 1 << 63;
+const SAMPLED: u64 = 1 << 62;
 
 impl<V> Slot<V> {
     fn new(value: V, deadline: u64, pinned: bool) -> Self {
@@ -52,7 +57,12 @@ impl<V> Slot<V> {
 
     #[inline]
     fn deadline(&self) -> u64 {
-        self.meta & !PIN
+        self.meta & NEVER
+    }
+
+    #[inline]
+    fn sampled(&self) -> bool {
+        self.meta & SAMPLED != 0
     }
 
     #[inline]
@@ -222,8 +232,9 @@ pub struct MemoryTierBuilder<K, V, S = DefaultHashBuilder> {
     max_weight: Option<u64>,
     weigh: Option<WeighFn<K, V>>,
     default_ttl: Option<Duration>,
-    hot_allocation: f64,
+    hot_allocation: Option<f64>,
     ghost_allocation: Option<f64>,
+    admission: Admission,
     shards: Option<usize>,
     hasher: S,
     clock: Clock,
@@ -239,8 +250,9 @@ impl<K, V> Default for MemoryTierBuilder<K, V> {
             max_weight: None,
             weigh: None,
             default_ttl: None,
-            hot_allocation: DEFAULT_HOT_ALLOCATION,
-            ghost_allocation: Some(DEFAULT_GHOST_ALLOCATION),
+            hot_allocation: None,
+            ghost_allocation: None,
+            admission: Admission::All,
             shards: None,
             hasher: DefaultHashBuilder::default(),
             clock: Clock::default(),
@@ -278,15 +290,25 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// quick_cache's `hot_allocation`, in `[0, 1]`; default [`DEFAULT_HOT_ALLOCATION`].
+    /// quick_cache's `hot_allocation`, in `[0, 1]`; default [`DEFAULT_HOT_ALLOCATION`] (0.97
+    /// with [`Admission::Adaptive`], the value it was tuned with).
     pub fn hot_allocation(mut self, fraction: f64) -> Self {
-        self.hot_allocation = fraction;
+        self.hot_allocation = Some(fraction);
         self
     }
 
     /// quick_cache's `ghost_allocation`, in `[0, 1]`; default [`DEFAULT_GHOST_ALLOCATION`].
     pub fn ghost_allocation(mut self, fraction: f64) -> Self {
         self.ghost_allocation = Some(fraction);
+        self
+    }
+
+    /// How a new key enters a full tier; default [`Admission::All`] (quick_cache's policy).
+    /// [`Admission::Adaptive`] puts a frequency filter in front of inserts that sampled shadow
+    /// caches switch on and off; a refused insert is reported to the listener as an entry
+    /// evicted at once ([`RemovalCause::Capacity`]). Pinned inserts are never refused.
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
         self
     }
 
@@ -361,6 +383,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             default_ttl: self.default_ttl,
             hot_allocation: self.hot_allocation,
             ghost_allocation: self.ghost_allocation,
+            admission: self.admission,
             shards: self.shards,
             hasher: self.hasher,
             clock: self.clock,
@@ -379,6 +402,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             default_ttl: self.default_ttl,
             hot_allocation: self.hot_allocation,
             ghost_allocation: self.ghost_allocation,
+            admission: self.admission,
             shards: self.shards,
             hasher,
             clock: self.clock,
@@ -417,9 +441,15 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         S: BuildHasher + Clone,
     {
         let bad = |what: String| Err(Error::InvalidConfig { what });
+        let (hot, ghost) = match self.admission {
+            Admission::All => (DEFAULT_HOT_ALLOCATION, DEFAULT_GHOST_ALLOCATION),
+            Admission::Adaptive => (ADAPTIVE_HOT_ALLOCATION, ADAPTIVE_GHOST_ALLOCATION),
+        };
+        let hot = self.hot_allocation.unwrap_or(hot);
+        let ghost = self.ghost_allocation.unwrap_or(ghost);
         for (name, f) in [
-            ("hot_allocation", Some(self.hot_allocation)),
-            ("ghost_allocation", self.ghost_allocation),
+            ("hot_allocation", Some(hot)),
+            ("ghost_allocation", Some(ghost)),
         ] {
             if let Some(f) = f
                 && !(0.0..=1.0).contains(&f)
@@ -458,10 +488,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         let mut opts = OptionsBuilder::new();
         opts.weight_capacity(weight_capacity)
             .estimated_items_capacity(estimated)
-            .hot_allocation(self.hot_allocation);
-        if let Some(g) = self.ghost_allocation {
-            opts.ghost_allocation(g);
-        }
+            .hot_allocation(hot)
+            .ghost_allocation(ghost);
         if let Some(s) = self.shards {
             opts.shards(s);
         }
@@ -479,11 +507,15 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         let cache = Cache::with_options(
             opts,
             weigher,
-            self.hasher,
+            self.hasher.clone(),
             SlotLifecycle {
                 shared: Arc::clone(&shared),
             },
         );
+        let adaptive = match self.admission {
+            Admission::All => None,
+            Admission::Adaptive => Some(Adaptive::new(estimated, cache.num_shards())),
+        };
         Ok(MemoryTier {
             inner: Arc::new(Inner {
                 cache,
@@ -492,6 +524,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 stats: self.stats,
                 shared,
                 capacity: weight_capacity,
+                adaptive,
+                hasher: self.hasher,
                 _scope: scope,
             }),
         })
@@ -507,6 +541,10 @@ struct Inner<K, V, S> {
     stats: TierStats,
     shared: Arc<Shared<K, V>>,
     capacity: u64,
+    /// The adaptive admission policy, with [`Admission::Adaptive`].
+    adaptive: Option<Adaptive>,
+    /// The tier's hasher, for the admission policy's hashes.
+    hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
     _scope: Option<Scope>,
 }
@@ -622,6 +660,9 @@ where
         match inner.cache.get(key) {
             Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
                 inner.stats.hits.inc();
+                if let Some(a) = &inner.adaptive {
+                    a.on_hit(slot.sampled(), || inner.hasher.hash_one(key));
+                }
                 Some(slot.value)
             }
             Some(_) => {
@@ -688,7 +729,17 @@ where
             .cache
             .remove_if(key, |s| s.deadline() != NEVER && now > s.deadline())
         {
+            self.made_room();
             self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+        }
+    }
+
+    /// An entry left other than by eviction: the adaptive admission lets inserts in until the
+    /// tier is full again.
+    #[inline]
+    fn made_room(&self) {
+        if let Some(a) = &self.inner.adaptive {
+            a.room();
         }
     }
 
@@ -713,7 +764,21 @@ where
         let shared = &*inner.shared;
         let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
         inner.stats.inserts.inc();
-        let slot = Slot::new(value, deadline, pinned);
+        let mut slot = Slot::new(value, deadline, pinned);
+        if let Some(a) = &inner.adaptive {
+            let verdict = a.admit(inner.hasher.hash_one(&key), pinned, || {
+                inner.cache.contains_key(&key)
+            });
+            match verdict {
+                Verdict::Refused => {
+                    // As if it entered and was evicted at once.
+                    shared.report(&key, &slot, RemovalCause::Capacity);
+                    return;
+                }
+                Verdict::Sampled => slot.meta |= SAMPLED,
+                Verdict::Admitted => {}
+            }
+        }
         let entered = shared.ledger_key(&key, &slot);
         let inserted = key.clone();
         let mut evicted = Evicted::default();
@@ -735,6 +800,16 @@ where
                 ledger.sub(d, w);
             }
         }
+        if let Some(a) = &inner.adaptive
+            && let Some((k, _, _)) = evicted
+                .items
+                .iter()
+                .rev()
+                .chain(evicted.first.iter())
+                .find(|e| e.2 == RemovalCause::Capacity)
+        {
+            a.evicted(inner.hasher.hash_one(k));
+        }
         if let Some((k, slot, cause)) = evicted.first.take() {
             shared.report(&k, &slot, cause);
         }
@@ -749,6 +824,7 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let (k, slot) = self.inner.cache.remove(key)?;
+        self.made_room();
         let live = self.live(&slot);
         let cause = if live {
             RemovalCause::Invalidated
@@ -761,6 +837,7 @@ where
 
     /// Removes every entry (each reported as [`RemovalCause::Invalidated`]).
     pub fn clear(&self) {
+        self.made_room();
         for (k, slot) in self.inner.cache.drain() {
             self.inner
                 .shared
@@ -788,6 +865,9 @@ where
                 self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
                 n += 1;
             }
+        }
+        if n > 0 {
+            self.made_room();
         }
         n
     }
@@ -842,6 +922,7 @@ where
             }
         }
         self.inner.cache.set_capacity(self.inner.capacity);
+        self.made_room();
         Ok(before.saturating_sub(self.inner.cache.len()))
     }
 

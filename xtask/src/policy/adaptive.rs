@@ -59,6 +59,9 @@ pub(crate) struct Config {
     pub(crate) hit_sample_shift: u32,
     /// Which sample of the keys the shadows see (any value; to check the choice is robust).
     pub(crate) sample_seed: u64,
+    /// Whether a hit reaches the shadows only when it is counted in the sketch (one hit in
+    /// `2^hit_sample_shift`), as a concurrent cache does to keep its hot get cheap.
+    pub(crate) thin_duel_hits: bool,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             cold_victims_only: false,
             sample_seed: 0,
             hit_sample_shift: 0,
+            thin_duel_hits: false,
         }
     }
 }
@@ -193,6 +197,7 @@ pub(crate) struct Adaptive {
     switches: u32,
     hits: u32,
     hit_mask: u32,
+    thin_duel_hits: bool,
 }
 
 impl Adaptive {
@@ -227,6 +232,7 @@ impl Adaptive {
             switches: 0,
             hits: 0,
             hit_mask: (1u32 << config.hit_sample_shift.min(16)) - 1,
+            thin_duel_hits: config.thin_duel_hits,
         }
     }
 
@@ -240,10 +246,14 @@ impl Adaptive {
         if hit {
             self.hits = self.hits.wrapping_add(1);
         }
-        if !hit || self.hits & self.hit_mask == 0 {
+        let counted = !hit || self.hits & self.hit_mask == 0;
+        if counted {
             self.sketch.increment(hash);
         }
-        if !self.shadows.is_empty() && ((hash >> 40) + self.sample_seed) & self.sample_mask == 0 {
+        if !self.shadows.is_empty()
+            && (counted || !self.thin_duel_hits)
+            && ((hash >> 40) + self.sample_seed) & self.sample_mask == 0
+        {
             self.duel(key, hash);
         }
         hit || self.main.miss(key, hash, self.admission, &self.sketch)

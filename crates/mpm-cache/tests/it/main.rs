@@ -6,6 +6,7 @@ use mpm_metrics::CountingAllocator;
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::system();
 
+mod admission;
 mod bus;
 mod bypass;
 #[cfg(feature = "disk")]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use mpm_cache::{Clock, DiskTier, EntryOptions, MemoryTier, TieredCache};
+use mpm_cache::{Admission, Clock, DiskTier, EntryOptions, MemoryTier, TieredCache};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -45,13 +45,14 @@ fn op() -> impl Strategy<Value = Op> {
 type Model = HashMap<String, (u32, Option<u64>, Option<u8>)>;
 
 fn run(ops: Vec<Op>, capacity: usize) {
-    run_on(ops, capacity, None);
+    run_on(ops, capacity, None, Admission::All);
 }
 
-fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>) {
+fn run_on(ops: Vec<Op>, capacity: usize, disk: Option<&std::path::Path>, admission: Admission) {
     let (clock, hand) = Clock::manual();
     let mut b = TieredCache::builder().l1(MemoryTier::builder()
         .clock(clock)
+        .admission(admission)
         .max_entries(NonZeroUsize::new(capacity).unwrap()));
     if let Some(dir) = disk {
         b = b.l2(DiskTier::builder(dir).open().unwrap());
@@ -143,6 +144,12 @@ proptest! {
     fn the_same_under_eviction_pressure(ops in proptest::collection::vec(op(), 1..200)) {
         run(ops, 8);
     }
+
+    #[test]
+    fn the_same_with_adaptive_admission(ops in proptest::collection::vec(op(), 1..200)) {
+        run_on(ops.clone(), 1_000, None, Admission::Adaptive);
+        run_on(ops, 8, None, Admission::Adaptive);
+    }
 }
 
 proptest! {
@@ -164,6 +171,6 @@ proptest! {
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        run_on(ops, 4, Some(dir.path()));
+        run_on(ops, 4, Some(dir.path()), Admission::All);
     }
 }

@@ -1,0 +1,523 @@
+//! The L1's admission policy: [`Admission::All`] (quick_cache as it is) or
+//! [`Admission::Adaptive`], a TinyLFU filter in front of quick_cache's inserts that sampled
+//! shadow caches switch on and off ("set dueling").
+//!
+//! quick_cache (S3-FIFO-like) wins on recency-heavy workloads; TinyLFU admission (moka,
+//! Caffeine) wins on loops and scans, where it refuses a new key that is not more frequent than
+//! the key it would evict. The adaptive policy runs both on a small sample of the key space and
+//! lets the tier follow the one that hits more:
+//!
+//! - A [`Sketch`] (4-bit counters in relaxed atomics) counts every insert of a missed key and
+//!   one hit in [`HIT_SAMPLE`] per thread (every hit in a tier small enough that every key is
+//!   sampled).
+//! - A hit on a sampled key (marked in its slot when it entered) leaves its hash in a small
+//!   lossy ring; the shadows replay the ring under their lock, taken by sampled inserts and by
+//!   the hit that fills a stretch of the ring (if the lock is free), never waited for on a hit.
+//! - With the filter on, an insert of a new key into a full tier is refused unless the key's
+//!   estimate beats the last evicted key's (quick_cache does not say which key an insert will
+//!   evict, so the last one stands for it). A refused insert is reported like an entry evicted
+//!   at once.
+//! - Shadow quick_caches, one per mode, see only the keys whose hash falls in a sample (1 in
+//!   2^s, so a shadow holds about [`SHADOW_ENTRIES`] keys) and have the capacity scaled by the
+//!   same rate. They store hashes only. Every window of sampled accesses the tier takes the mode
+//!   whose shadow hit most, and the scores decay.
+//!
+//! The knobs are those the xtask prototype was tuned with on the shared traces
+//! (`cargo xtask trace`), with hits counted one in [`HIT_SAMPLE`].
+
+use std::cell::Cell;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use quick_cache::{Lifecycle, OptionsBuilder, UnitWeighter, unsync};
+
+/// How the L1 admits a new key into a full tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Every insert enters (quick_cache's own policy).
+    #[default]
+    All,
+    /// A frequency filter (TinyLFU) in front of inserts into a full tier, switched on and off
+    /// by sampled shadow caches that replay both choices: close to quick_cache on
+    /// recency-heavy workloads and to moka on loops and scans. Hit ratios beside both peers:
+    /// `cargo xtask trace`.
+    Adaptive,
+}
+
+/// quick_cache's hot share of the capacity under the adaptive policy (tuned with the traces).
+pub(crate) const ADAPTIVE_HOT_ALLOCATION: f64 = 0.97;
+/// quick_cache's ghost share under the adaptive policy.
+pub(crate) const ADAPTIVE_GHOST_ALLOCATION: f64 = 1.0;
+/// How many keys a shadow cache aims to hold.
+const SHADOW_ENTRIES: usize = 1024;
+/// The decision window, in sampled accesses per shadow entry.
+const WINDOW_PER_ENTRY: u32 = 2;
+/// At the end of a window the scores lose 1 / 2^this.
+const MEMORY_SHIFT: u32 = 3;
+/// The modes that duel: 0 admits all, `n >= 1` admits a key if `estimate + n - 1 > bar`.
+const MODES: [u8; 3] = [0, 1, 2];
+/// A thread counts one hit in this many in the sketch (a power of two).
+pub(crate) const HIT_SAMPLE: u32 = 16;
+/// The ring of sampled hits waiting for the shadows.
+const RING: usize = 256;
+/// A hit that fills this many slots of the ring tries to replay it.
+const DRAIN_EVERY: usize = 64;
+
+/// What [`Adaptive::admit`] decided about an insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It may enter.
+    Admitted,
+    /// It may enter, and its key is in the shadows' sample: its hits are to be replayed there.
+    Sampled,
+    /// It may not enter.
+    Refused,
+}
+
+thread_local! {
+    /// Hits seen by this thread, to count one in [`HIT_SAMPLE`].
+    static HITS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The 64-bit hash the sketch and the sampling use (splitmix64's finalizer over the tier's
+/// hash).
+#[inline]
+pub(crate) fn mix(hash: u64) -> u64 {
+    let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A count-min sketch of 4-bit counters that ages (Caffeine's layout: sixteen counters per
+/// word, four per key, the estimate is their minimum; every `10 x capacity` additions all
+/// counters halve). Lock-free: every word is a relaxed atomic.
+pub(crate) struct Sketch {
+    table: Box<[AtomicU64]>,
+    mask: u64,
+    additions: AtomicU32,
+    period: u32,
+}
+
+const SEEDS: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
+
+impl Sketch {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let words = capacity.clamp(16, 1 << 26).next_power_of_two();
+        Self {
+            table: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            mask: words as u64 - 1,
+            additions: AtomicU32::new(0),
+            period: u32::try_from(capacity.max(16))
+                .unwrap_or(u32::MAX / 10)
+                .saturating_mul(10),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
+        let h = (hash ^ SEEDS[row]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = h ^ (h >> 29);
+        ((h & self.mask) as usize, ((h >> 60) as u32) << 2)
+    }
+
+    /// Counts one access of the key with this hash.
+    pub(crate) fn increment(&self, hash: u64) {
+        let mut added = false;
+        for row in 0..4 {
+            let (i, shift) = self.slot(hash, row);
+            // A counter saturates at 15; the update never carries into its neighbour.
+            added |= self.table[i]
+                .fetch_update(Relaxed, Relaxed, |w| {
+                    ((w >> shift) & 0xf < 15).then(|| w + (1 << shift))
+                })
+                .is_ok();
+        }
+        if added && self.additions.fetch_add(1, Relaxed) + 1 == self.period {
+            self.age();
+        }
+    }
+
+    /// The estimated number of recent accesses of the key with this hash (0 to 15).
+    pub(crate) fn estimate(&self, hash: u64) -> u8 {
+        (0..4)
+            .map(|row| {
+                let (i, shift) = self.slot(hash, row);
+                ((self.table[i].load(Relaxed) >> shift) & 0xf) as u8
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Halves every counter (the one thread whose addition reached the period does it).
+    fn age(&self) {
+        for w in self.table.iter() {
+            let _ = w.fetch_update(Relaxed, Relaxed, |v| Some((v >> 1) & 0x7777_7777_7777_7777));
+        }
+        self.additions.fetch_sub(self.period / 2, Relaxed);
+    }
+}
+
+/// Passes a hash through: the shadows are keyed by hashes already mixed.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Records the hash of the key a shadow insert evicted.
+#[derive(Clone, Copy, Default)]
+struct LastEvicted;
+
+impl Lifecycle<u64, ()> for LastEvicted {
+    type RequestState = Option<u64>;
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: u64, _: ()) {
+        *state = Some(key);
+    }
+}
+
+type ShadowCache =
+    unsync::Cache<u64, (), UnitWeighter, BuildHasherDefault<PassThrough>, LastEvicted>;
+
+/// A shadow: a quick_cache of hashes, with the admission test of its mode.
+struct Shadow {
+    mode: u8,
+    cache: ShadowCache,
+    /// The hash of the key it evicted last (`None` before its first eviction).
+    victim: Option<u64>,
+    score: u32,
+}
+
+impl Shadow {
+    fn new(mode: u8, capacity: usize) -> Self {
+        let mut opts = OptionsBuilder::new();
+        opts.estimated_items_capacity(capacity)
+            .weight_capacity(capacity as u64)
+            .hot_allocation(ADAPTIVE_HOT_ALLOCATION)
+            .ghost_allocation(ADAPTIVE_GHOST_ALLOCATION);
+        let cache = match opts.build() {
+            Ok(o) => unsync::Cache::with_options(o, UnitWeighter, Default::default(), LastEvicted),
+            // The options above are in range; a shadow of quick_cache's defaults would do too.
+            Err(_) => unsync::Cache::with(
+                capacity,
+                capacity as u64,
+                UnitWeighter,
+                Default::default(),
+                LastEvicted,
+            ),
+        };
+        Self {
+            mode,
+            cache,
+            victim: None,
+            score: 0,
+        }
+    }
+
+    /// Replays one access; counts a hit.
+    fn access(&mut self, hash: u64, sketch: &Sketch) {
+        if self.cache.get(&hash).is_some() {
+            self.score += 1;
+            return;
+        }
+        if let Some(v) = self.victim
+            && self.cache.weight() >= self.cache.capacity()
+            && !admits(self.mode, sketch.estimate(hash), sketch.estimate(v))
+        {
+            return;
+        }
+        let mut evicted = None;
+        self.cache.insert_with_lifecycle(hash, (), &mut evicted);
+        if evicted.is_some() {
+            self.victim = evicted;
+        }
+    }
+}
+
+/// Whether `mode` admits a candidate of estimate `candidate` against a victim of `bar`.
+#[inline]
+fn admits(mode: u8, candidate: u8, bar: u8) -> bool {
+    mode == 0 || candidate + (mode - 1) > bar
+}
+
+/// The shadows and the window, behind one lock taken only for sampled keys.
+struct Duel {
+    shadows: Vec<Shadow>,
+    sampled: u32,
+    window: u32,
+    /// The ring position replayed up to.
+    tail: usize,
+}
+
+/// The adaptive policy's state, shared by every clone of a tier.
+pub(crate) struct Adaptive {
+    sketch: Sketch,
+    /// Per quick_cache shard, the mixed hash of the key it evicted last (0: none since an entry
+    /// left the tier otherwise, so the shard may have room and the filter is off there).
+    victims: Box<[AtomicU64]>,
+    /// The shard of a tier hash is `hash.rotate_right(usize::BITS / 2) & shard_mask`, as
+    /// quick_cache picks it (a different choice would only pair a key with another shard's
+    /// victim).
+    shard_mask: u64,
+    /// The mode the tier follows now.
+    mode: AtomicU8,
+    /// A hash `h` is sampled when `h >> 40 & sample_mask == 0`.
+    sample_mask: u64,
+    /// A thread counts a hit in the sketch when its hit count `& hit_mask` is 0: one in
+    /// [`HIT_SAMPLE`], or every hit when every key is sampled (each hit is hashed anyway).
+    hit_mask: u32,
+    duel: Mutex<Duel>,
+    /// Hashes of sampled hits (0: empty), and the next position to write.
+    ring: Box<[AtomicU64]>,
+    head: AtomicUsize,
+    switches: AtomicU32,
+}
+
+impl Adaptive {
+    /// The policy for a tier of about `entries` entries in `shards` quick_cache shards.
+    pub(crate) fn new(entries: usize, shards: usize) -> Self {
+        let shards = shards.max(1).next_power_of_two();
+        let entries = entries.max(1);
+        let mut shift = 0;
+        while shift < 40 && (entries >> (shift + 1)) >= SHADOW_ENTRIES {
+            shift += 1;
+        }
+        let shadow_capacity = (entries >> shift).max(1);
+        let window = u32::try_from(shadow_capacity)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(WINDOW_PER_ENTRY);
+        Self {
+            sketch: Sketch::new(entries),
+            victims: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            shard_mask: shards as u64 - 1,
+            mode: AtomicU8::new(0),
+            sample_mask: (1u64 << shift) - 1,
+            hit_mask: HIT_SAMPLE - 1,
+            duel: Mutex::new(Duel {
+                shadows: MODES
+                    .iter()
+                    .map(|&m| Shadow::new(m, shadow_capacity))
+                    .collect(),
+                sampled: 0,
+                window,
+                tail: 0,
+            }),
+            ring: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            head: AtomicUsize::new(0),
+            switches: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    fn victim(&self, tier_hash: u64) -> &AtomicU64 {
+        let shard = tier_hash.rotate_right(usize::BITS / 2) & self.shard_mask;
+        &self.victims[shard as usize]
+    }
+
+    #[inline]
+    fn sampled(&self, hash: u64) -> bool {
+        (hash >> 40) & self.sample_mask == 0
+    }
+
+    /// A hit on a key that is `sampled` (so said its slot): one hit in [`HIT_SAMPLE`] per
+    /// thread is counted in the sketch, and a sampled key's hit goes to the shadows. `hash`
+    /// (the tier's hash of the key) is called only then.
+    #[inline]
+    pub(crate) fn on_hit(&self, sampled: bool, hash: impl FnOnce() -> u64) {
+        let n = HITS.with(|h| {
+            let n = h.get().wrapping_add(1);
+            h.set(n);
+            n
+        });
+        let count = n & self.hit_mask == 0;
+        if sampled || count {
+            self.counted_hit(sampled, count, mix(hash()));
+        }
+    }
+
+    #[cold]
+    fn counted_hit(&self, sampled: bool, count: bool, hash: u64) {
+        if count {
+            self.sketch.increment(hash);
+        }
+        if sampled {
+            let at = self.head.fetch_add(1, Relaxed);
+            self.ring[at % RING].store(hash.max(1), Relaxed);
+            if (at + 1).is_multiple_of(DRAIN_EVERY)
+                && let Ok(mut d) = self.duel.try_lock()
+            {
+                self.drain(&mut d);
+            }
+        }
+    }
+
+    /// Replays the sampled hits the ring holds (those overwritten before are lost).
+    fn drain(&self, d: &mut Duel) {
+        let head = self.head.load(Relaxed);
+        for at in d.tail.max(head.saturating_sub(RING))..head {
+            let hash = self.ring[at % RING].swap(0, Relaxed);
+            if hash != 0 {
+                self.replay(d, hash);
+            }
+        }
+        d.tail = head;
+    }
+
+    /// An insert (`hash` is the tier's hash of its key; `pinned` ones are never refused);
+    /// `present` says whether the key is in the tier (an update is never refused).
+    pub(crate) fn admit(&self, hash: u64, pinned: bool, present: impl FnOnce() -> bool) -> Verdict {
+        let victim = self.victim(hash).load(Relaxed);
+        let hash = mix(hash);
+        self.sketch.increment(hash);
+        let sampled = self.sampled(hash);
+        if sampled {
+            self.duel(hash);
+        }
+        let mode = self.mode.load(Relaxed);
+        let admitted = pinned
+            || mode == 0
+            || victim == 0
+            || admits(
+                mode,
+                self.sketch.estimate(hash),
+                self.sketch.estimate(victim),
+            )
+            || present();
+        match (admitted, sampled) {
+            (false, _) => Verdict::Refused,
+            (true, true) => Verdict::Sampled,
+            (true, false) => Verdict::Admitted,
+        }
+    }
+
+    /// The tier evicted the key with this (tier) hash to make room: it is full, and that key
+    /// stands for the next victim.
+    pub(crate) fn evicted(&self, hash: u64) {
+        self.victim(hash).store(mix(hash).max(1), Relaxed);
+    }
+
+    /// Entries left the tier other than by eviction (removed, expired, cleared, shrunk): it
+    /// has room, so inserts enter until the next eviction.
+    pub(crate) fn room(&self) {
+        for v in self.victims.iter() {
+            if v.load(Relaxed) != 0 {
+                v.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// A sampled insert: the shadows replay the waiting hits, then it.
+    fn duel(&self, hash: u64) {
+        let mut d = match self.duel.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.drain(&mut d);
+        self.replay(&mut d, hash);
+    }
+
+    /// One sampled access in every shadow; at the end of a window, the mode.
+    fn replay(&self, d: &mut Duel, hash: u64) {
+        for s in &mut d.shadows {
+            s.access(hash, &self.sketch);
+        }
+        d.sampled += 1;
+        if d.sampled < d.window {
+            return;
+        }
+        d.sampled = 0;
+        let now = self.mode.load(Relaxed);
+        let current = d
+            .shadows
+            .iter()
+            .find(|s| s.mode == now)
+            .map_or(0, |s| s.score);
+        if let Some(best) = d.shadows.iter().max_by_key(|s| s.score)
+            && best.score > current
+            && best.mode != now
+        {
+            self.mode.store(best.mode, Relaxed);
+            self.switches.fetch_add(1, Relaxed);
+        }
+        for s in &mut d.shadows {
+            s.score -= s.score >> MEMORY_SHIFT;
+        }
+    }
+
+    /// The mode followed now (0: admit all).
+    #[cfg(test)]
+    pub(crate) fn mode(&self) -> u8 {
+        self.mode.load(Relaxed)
+    }
+
+    /// How many times the mode changed.
+    #[cfg(test)]
+    pub(crate) fn switches(&self) -> u32 {
+        self.switches.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_saturate_at_fifteen_without_carrying() {
+        let s = Sketch::new(1024);
+        for _ in 0..5 {
+            s.increment(42);
+        }
+        assert_eq!(s.estimate(42), 5);
+        for _ in 0..40 {
+            s.increment(42);
+        }
+        assert_eq!(s.estimate(42), 15);
+        assert_eq!(s.estimate(43), 0);
+    }
+
+    #[test]
+    fn aging_halves_the_counts() {
+        let s = Sketch::new(16);
+        for _ in 0..8 {
+            s.increment(7);
+        }
+        for k in 0..200u64 {
+            s.increment(mix(1_000 + k));
+        }
+        assert!(s.estimate(7) < 8, "{}", s.estimate(7));
+        assert!(s.additions.load(Relaxed) < s.period);
+    }
+
+    #[test]
+    fn the_mode_follows_the_shadow_that_hits_more() {
+        // A loop over 1,000 keys in a policy for 100: the filter keeps part of the loop, so a
+        // filtering mode wins.
+        let a = Adaptive::new(100, 1);
+        for i in 0..40_000u64 {
+            a.duel(mix(i % 1_000));
+        }
+        assert_ne!(a.mode(), 0);
+        assert!(a.switches() >= 1);
+    }
+}
