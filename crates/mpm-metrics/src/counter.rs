@@ -15,16 +15,16 @@
 //!
 //! # Where the cells live
 //!
-//! Counters are not allocations of their own. An [`Arena`] (one per registry, one for counters
-//! made with [`Counter::new`]) holds blocks of [`STRIDE`] counters, laid out shard-major: row
+//! A counter's cells are not an allocation of their own. An `Arena` (one per registry, one for counters
+//! made with [`Counter::new`]) holds blocks of `STRIDE` (64) counters, laid out shard-major: row
 //! `s` of a block holds shard `s` of each of its counters, one after the other, and the last
 //! row holds their shared cells. A handle points at its counter's cell in row 0 (as a
 //! fixed-size array reaching to the shared row), so an increment is the same one load and
 //! store as with a cell of its own: the thread's row offset (`shard * STRIDE`, kept in a
 //! thread-local) indexes the handle's array. Rows of different shards are different cache
-//! lines, so threads never write the same line.
+//! lines, so threads that own shards never write the same line.
 //!
-//! A render sums a whole registry at once ([`Arena::sum_into`]): for each block, only the rows
+//! A render sums a whole registry at once (`Arena::sum_into`): for each block, only the rows
 //! of shards some thread ever claimed (a process-wide mask, bits only ever set, set before the
 //! first write they cover), each read in address order. With three counting threads that is
 //! 24 bytes per counter read sequentially, instead of one or two cache lines per counter

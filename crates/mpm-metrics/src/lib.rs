@@ -32,7 +32,7 @@
 //! # Reference
 //!
 //! - [`Counter`], [`Gauge`] (float), [`IntGauge`]: one atomic per update ([`counter`] module:
-//!   per-thread shards).
+//!   per-thread shards in a dense per-registry arena, summed by a render in one sweep).
 //! - [`Histogram`]: log-linear, 1% bound on values from 1 to 2^44, exact counts, exposed at a
 //!   fixed [`Buckets`] layout per unit.
 //! - [`Registry`]: metrics by name and labels, a cap on label sets per metric, [`Scope`]s

@@ -1,8 +1,9 @@
 //! A cache prefetch hint, for the renderer and the collector run.
 //!
-//! Rendering reads one counter or gauge cell per series, each its own allocation; once the
-//! registry outgrows the cache every read is a miss, and a miss per series in a row was more
-//! than half the time of a 10,000-series render. Asking for the cell a few series ahead lets
+//! Rendering reads one gauge cell per gauge series, each its own allocation (counters are
+//! summed from their dense arena instead, see the `counter` module); once the registry
+//! outgrows the cache every read is a miss, and a miss per series in a row was more than half
+//! the time of a 10,000-series render. Asking for the cell a few series ahead lets
 //! the misses overlap. Reading ahead with an ordinary load did not help (the load stalls like
 //! the miss it replaces); a prefetch instruction does not stall, and needs `unsafe` only
 //! because `std::arch` marks it so.

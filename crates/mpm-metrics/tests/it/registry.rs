@@ -330,3 +330,74 @@ fn every_render_shows_the_series_added_and_removed_since_the_last() {
         .collect();
     assert_eq!(jobs, ["jobs_total{id=\"b\"} 2"], "{third}");
 }
+
+#[test]
+fn a_render_sums_what_every_thread_counted_into_every_series() {
+    let registry = Registry::builder()
+        .max_series_per_metric(NonZeroUsize::new(500).unwrap())
+        .build();
+    // More series than one block of cells holds, made in an order unlike the render's.
+    let counters: Vec<_> = (0..300)
+        .rev()
+        .map(|i| {
+            registry
+                .counter("hits_total", &[("key", &format!("k{i}"))])
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in counters.iter().enumerate() {
+        c.add(i as u64);
+    }
+    std::thread::scope(|s| {
+        for t in 1..=3u64 {
+            let counters = &counters;
+            s.spawn(move || counters.iter().for_each(|c| c.add(t * 1000)));
+        }
+    });
+    let text = mpm_metrics::Exposition::parse(&registry.render_prometheus()).unwrap();
+    for (i, c) in counters.iter().enumerate() {
+        let key = format!("k{}", 299 - i);
+        let expected = i as u64 + 6000;
+        assert_eq!(c.get(), expected);
+        assert_eq!(
+            text.value("hits_total", &[("key", &key)]),
+            Some(expected as f64)
+        );
+    }
+}
+
+#[test]
+fn a_series_made_after_a_removal_starts_at_zero_and_the_old_handle_stays_apart() {
+    let registry = Registry::default();
+    let old = registry.counter("jobs_total", &[("q", "a")]).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| old.add(5));
+    });
+    old.add(2);
+    assert!(registry.remove("jobs_total", &[("q", "a")]));
+    // Series made and dropped while the old handle lives, so cells are handed out again.
+    for i in 0..100 {
+        let c = registry
+            .counter("other_total", &[("i", &i.to_string())])
+            .unwrap();
+        c.inc();
+        assert!(registry.remove("other_total", &[("i", &i.to_string())]));
+    }
+    let new = registry.counter("jobs_total", &[("q", "a")]).unwrap();
+    assert!(!new.same_as(&old));
+    assert_eq!(new.get(), 0);
+    old.add(1);
+    assert_eq!(old.get(), 8);
+    assert!(
+        registry
+            .render_prometheus()
+            .contains("jobs_total{q=\"a\"} 0\n")
+    );
+    new.add(3);
+    assert_eq!(old.get(), 8);
+    assert!(
+        registry
+            .render_prometheus()
+            .contains("jobs_total{q=\"a\"} 3\n")
+    );
+}
