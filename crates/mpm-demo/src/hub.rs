@@ -1,21 +1,26 @@
 //! The service's registry of WebSocket clients: a bounded queue per client, broadcast to all.
 //!
-//! A broadcast never waits for a client: each message is offered to every client's queue, and a
+//! A broadcast encodes its frame once and writes it to every client's socket in turn, without
+//! waiting for any of them: what a socket cannot take at once (its kernel buffer is full) waits
+//! in that client's queue, which the client's own task writes out as the socket drains. A
 //! client whose queue is full (it reads slower than the service writes) is dropped and counted,
 //! so one slow client can neither stall the others nor grow the service's memory. The number
 //! of clients is capped; a client over the cap is refused before its upgrade.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use axum::body::Bytes;
 use mpm_core::metrics::{Counter, IntGauge, Registry};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
 
 use crate::Error;
+use crate::frame;
 
 /// The hub's limits.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +73,7 @@ impl Stats {
 
 struct Inner {
     limits: Limits,
-    clients: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
+    clients: Mutex<HashMap<u64, Arc<Outlet>>>,
     live: AtomicUsize,
     next_id: AtomicU64,
     stats: Stats,
@@ -86,11 +91,162 @@ pub struct Slot {
     id: u64,
 }
 
-/// A connected client's side of the hub: its queue of outgoing messages.
+/// A connected client's side of the hub: the way out to its socket. Its owner runs
+/// [`Client::write_out`] for as long as the connection lives.
 pub struct Client {
     slot: Slot,
-    /// Messages for this client, in order; `None` once the hub dropped it.
-    pub outbox: mpsc::Receiver<Message>,
+    outlet: Arc<Outlet>,
+}
+
+/// One client's way out: the writing half of its socket and the frames it could not take yet.
+///
+/// Every write to the socket happens under `pending`'s lock, and a frame goes straight to the
+/// socket only while nothing waits before it, so frames leave whole and in order whoever
+/// writes them (a broadcast, the client's reply path, or its task draining the queue).
+struct Outlet {
+    socket: OwnedWriteHalf,
+    pending: Mutex<Pending>,
+    /// Wakes the client's task when frames wait or the connection is closing.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Frames (or the rest of one) the socket could not take yet, in order.
+    queue: VecDeque<Bytes>,
+    /// No frame is taken any more; the queue (ending with the close frame, if any) is written
+    /// out and the connection ends.
+    closing: bool,
+    /// The socket failed: nothing more can be written.
+    broken: bool,
+}
+
+/// What became of a frame offered to one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offer {
+    /// Written, or queued behind what waits.
+    Taken,
+    /// The queue was full: the client is too slow and is now closing.
+    Full,
+    /// The client is closing or its socket failed.
+    Gone,
+}
+
+/// What the client's task found when it last wrote.
+enum Drained {
+    /// Everything is written; wait for more.
+    Idle,
+    /// The socket is full; wait until it can take more.
+    Blocked,
+    /// Done: closed after its last frame, or broken.
+    Ended,
+}
+
+impl Outlet {
+    fn new(socket: OwnedWriteHalf) -> Self {
+        Self {
+            socket,
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Writes `frame`, or queues what the socket cannot take now (at most `limit` frames wait).
+    fn offer(&self, frame: &Bytes, limit: usize) -> Offer {
+        let mut p = self.pending.lock();
+        if p.closing || p.broken {
+            return Offer::Gone;
+        }
+        if !p.queue.is_empty() {
+            if p.queue.len() >= limit {
+                p.closing = true;
+                p.queue.push_back(frame::close(frame::POLICY, "too slow"));
+                drop(p);
+                self.wake.notify_one();
+                return Offer::Full;
+            }
+            p.queue.push_back(frame.clone());
+            return Offer::Taken;
+        }
+        match self.socket.try_write(frame) {
+            Ok(n) if n == frame.len() => Offer::Taken,
+            Ok(n) if n > 0 => {
+                p.queue.push_back(frame.slice(n..));
+                drop(p);
+                self.wake.notify_one();
+                Offer::Taken
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                p.queue.push_back(frame.clone());
+                drop(p);
+                self.wake.notify_one();
+                Offer::Taken
+            }
+            _ => {
+                p.broken = true;
+                drop(p);
+                self.wake.notify_one();
+                Offer::Gone
+            }
+        }
+    }
+
+    /// Takes no more frames: what waits, then `last` (a close frame), is written and the
+    /// connection ends.
+    fn close(&self, last: Option<Bytes>) {
+        let mut p = self.pending.lock();
+        if !p.closing {
+            p.closing = true;
+            p.queue.extend(last);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Writes what waits until the socket is full or nothing waits.
+    fn drain(&self) -> Drained {
+        let mut p = self.pending.lock();
+        loop {
+            if p.broken {
+                return Drained::Ended;
+            }
+            let Some(front) = p.queue.front_mut() else {
+                return if p.closing {
+                    Drained::Ended
+                } else {
+                    Drained::Idle
+                };
+            };
+            match self.socket.try_write(front) {
+                Ok(n) if n == front.len() => {
+                    p.queue.pop_front();
+                }
+                Ok(n) if n > 0 => *front = front.slice(n..),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Blocked,
+                _ => {
+                    p.broken = true;
+                    p.queue.clear();
+                }
+            }
+        }
+    }
+
+    /// Writes out what the others could not, as the socket drains, until the connection ends.
+    async fn write_out(&self) {
+        loop {
+            match self.drain() {
+                // `notify_one` keeps a permit when nobody waits, so a frame queued between the
+                // drain and this wait is not missed.
+                Drained::Idle => self.wake.notified().await,
+                Drained::Blocked => {
+                    if self.socket.writable().await.is_err() {
+                        return;
+                    }
+                }
+                Drained::Ended => return,
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -157,49 +313,69 @@ impl Hub {
         self.inner.stats.dropped_slow.get()
     }
 
-    /// Offers `text` to every client; returns how many queued it. Never waits: a client whose
-    /// queue is full is dropped (its connection closes) and counted.
-    pub fn broadcast(&self, text: impl Into<Utf8Bytes>) -> usize {
-        let message = Message::Text(text.into());
+    /// Sends `text` to every client; returns how many took it. Never waits: the frame is
+    /// encoded once and written to each socket that can take it, queued for each that cannot,
+    /// and a client whose queue is full is dropped (its connection closes) and counted.
+    pub fn broadcast(&self, text: impl AsRef<str>) -> usize {
+        let frame = frame::text(text.as_ref());
         self.inner.stats.broadcasts.inc();
+        let limit = self.inner.limits.queue.get();
         let mut clients = self.inner.clients.lock();
         let before = clients.len();
-        clients.retain(|_, tx| tx.try_send(message.clone()).is_ok());
-        let dropped = before - clients.len();
-        if dropped > 0 {
-            self.inner.stats.dropped_slow.add(dropped as u64);
+        let mut slow = 0;
+        clients.retain(|_, outlet| match outlet.offer(&frame, limit) {
+            Offer::Taken => true,
+            Offer::Full => {
+                slow += 1;
+                false
+            }
+            Offer::Gone => false,
+        });
+        if slow > 0 {
+            self.inner.stats.dropped_slow.add(slow);
+        }
+        if clients.len() != before {
             self.inner.stats.connected.set(clients.len() as i64);
         }
         clients.len()
     }
 
-    /// Queues `message` for one client; false when that client is gone or was dropped as slow.
-    pub fn send_to(&self, id: u64, message: Message) -> bool {
+    /// Sends `text` to one client; false when that client is gone or was dropped as slow.
+    pub fn send_to(&self, id: u64, text: &str) -> bool {
+        self.send_frame(id, &frame::text(text))
+    }
+
+    /// Sends an encoded frame to one client (see [`send_to`](Self::send_to)).
+    fn send_frame(&self, id: u64, frame: &Bytes) -> bool {
         let mut clients = self.inner.clients.lock();
-        let Some(tx) = clients.get(&id) else {
+        let Some(outlet) = clients.get(&id) else {
             return false;
         };
-        if tx.try_send(message).is_ok() {
+        let offer = outlet.offer(frame, self.inner.limits.queue.get());
+        if offer == Offer::Taken {
             return true;
         }
         clients.remove(&id);
-        self.inner.stats.dropped_slow.inc();
+        if offer == Offer::Full {
+            self.inner.stats.dropped_slow.inc();
+        }
         self.inner.stats.connected.set(clients.len() as i64);
         false
     }
 }
 
 impl Slot {
-    /// Connects the client that holds this place: from now on broadcasts reach its outbox.
-    pub fn connect(self) -> Client {
-        let (tx, outbox) = mpsc::channel(self.hub.inner.limits.queue.get());
+    /// Connects the client that holds this place, writing to `socket`: from now on
+    /// broadcasts reach it.
+    pub fn connect(self, socket: OwnedWriteHalf) -> Client {
+        let outlet = Arc::new(Outlet::new(socket));
         let inner = &self.hub.inner;
         let mut clients = inner.clients.lock();
-        clients.insert(self.id, tx);
+        clients.insert(self.id, Arc::clone(&outlet));
         inner.stats.connected.set(clients.len() as i64);
         inner.stats.accepted.inc();
         drop(clients);
-        Client { slot: self, outbox }
+        Client { slot: self, outlet }
     }
 }
 
@@ -225,10 +401,34 @@ impl Client {
     pub fn hub(&self) -> &Hub {
         &self.slot.hub
     }
+
+    /// Writes `bytes` (already framed, e.g. by a WebSocket library's own replies) in order with
+    /// everything else; false when the client is gone or was dropped as slow.
+    pub fn send_raw(&self, bytes: &[u8]) -> bool {
+        self.hub()
+            .send_frame(self.id(), &Bytes::copy_from_slice(bytes))
+    }
+
+    /// Takes no more messages: what waits is written, then a close frame with `code` and
+    /// `reason` if given, and [`write_out`](Self::write_out) ends.
+    pub fn close(&self, close: Option<(u16, &str)>) {
+        self.outlet
+            .close(close.map(|(code, reason)| frame::close(code, reason)));
+    }
+
+    /// Writes out, as the socket drains, what could not be written at once; ends when the
+    /// connection is closed ([`close`](Self::close), or dropped as slow) or its socket fails.
+    pub async fn write_out(&self) {
+        self.outlet.write_out().await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
+    use tokio::net::{TcpListener, TcpSocket};
+
     use super::*;
 
     fn hub(max_clients: usize, queue: usize) -> (Hub, Registry) {
@@ -241,22 +441,82 @@ mod tests {
         (Hub::new(limits, &registry).unwrap(), registry)
     }
 
-    fn text(m: Message) -> String {
-        match m {
-            Message::Text(t) => t.as_str().to_owned(),
-            other => panic!("not text: {other:?}"),
+    /// A loopback listener; `buffers` bounds the kernel buffers of the sockets it accepts.
+    fn listener(buffers: Option<u32>) -> TcpListener {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = buffers {
+            socket.set_send_buffer_size(size).unwrap();
+            socket.set_recv_buffer_size(size).unwrap();
         }
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        socket.listen(64).unwrap()
     }
 
-    #[test]
-    fn broadcast_reaches_every_client_in_order() {
+    /// A loopback connection: the service's writing half and the peer's blocking end.
+    async fn pair(
+        listener: &TcpListener,
+        buffers: Option<u32>,
+    ) -> (OwnedWriteHalf, std::net::TcpStream) {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = buffers {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let (peer, accepted) = tokio::join!(
+            socket.connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let peer = peer.unwrap().into_std().unwrap();
+        peer.set_nonblocking(false).unwrap();
+        (accepted.unwrap().0.into_split().1, peer)
+    }
+
+    /// Reads one whole frame (as the service encodes them: unmasked) from `peer`, or `None` at
+    /// the end of the stream.
+    fn read_frame(peer: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+        let mut head = [0u8; 2];
+        peer.read_exact(&mut head).ok()?;
+        let mut frame = head.to_vec();
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                peer.read_exact(&mut l).unwrap();
+                frame.extend_from_slice(&l);
+                u64::from(u16::from_be_bytes(l))
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                peer.read_exact(&mut l).unwrap();
+                frame.extend_from_slice(&l);
+                u64::from_be_bytes(l)
+            }
+            n => u64::from(n),
+        };
+        let start = frame.len();
+        frame.resize(start + len as usize, 0);
+        peer.read_exact(&mut frame[start..]).unwrap();
+        Some(frame)
+    }
+
+    #[tokio::test]
+    async fn broadcast_reaches_every_client_in_order() {
         let (hub, _) = hub(8, 8);
-        let mut clients: Vec<Client> = (0..3).map(|_| hub.reserve().unwrap().connect()).collect();
+        let listener = listener(None);
+        let mut clients = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let (socket, peer) = pair(&listener, None).await;
+            clients.push(hub.reserve().unwrap().connect(socket));
+            peers.push(peer);
+        }
         assert_eq!(hub.broadcast("a"), 3);
         assert_eq!(hub.broadcast("b"), 3);
-        for c in &mut clients {
-            assert_eq!(text(c.outbox.try_recv().unwrap()), "a");
-            assert_eq!(text(c.outbox.try_recv().unwrap()), "b");
+        assert!(hub.send_to(clients[1].id(), "c"));
+        for (i, peer) in peers.iter_mut().enumerate() {
+            assert_eq!(read_frame(peer).unwrap(), frame::text("a"));
+            assert_eq!(read_frame(peer).unwrap(), frame::text("b"));
+            if i == 1 {
+                assert_eq!(read_frame(peer).unwrap(), frame::text("c"));
+            }
         }
     }
 
@@ -276,43 +536,83 @@ mod tests {
         assert_eq!(refused, 1.0);
     }
 
-    #[test]
-    fn a_slow_client_is_dropped_and_the_others_keep_their_messages() {
-        let (hub, _) = hub(8, 2);
-        let slow = hub.reserve().unwrap().connect();
-        let mut fast = hub.reserve().unwrap().connect();
-        for i in 0..10 {
-            hub.broadcast(format!("{i}"));
-            assert_eq!(text(fast.outbox.try_recv().unwrap()), format!("{i}"));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_client_is_dropped_and_the_others_keep_their_messages() {
+        const UPDATES: usize = 200;
+        let (hub, _) = hub(8, 4);
+        // Small kernel buffers, so that a peer that does not read fills them in a few frames,
+        // and frames larger than the buffers, so that writes are cut and finished later.
+        let listener = listener(Some(4096));
+        let (slow_socket, mut slow_peer) = pair(&listener, Some(4096)).await;
+        let (fast_socket, mut fast_peer) = pair(&listener, Some(4096)).await;
+        let slow = hub.reserve().unwrap().connect(slow_socket);
+        let fast = hub.reserve().unwrap().connect(fast_socket);
+        let slow = tokio::spawn(async move { slow.write_out().await });
+        let _fast = tokio::spawn(async move { fast.write_out().await });
+        let update = |i: usize| format!("{i:05}{}", "x".repeat(16 * 1024));
+        let (read_tx, read) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for _ in 0..UPDATES {
+                read_tx.send(read_frame(&mut fast_peer).unwrap()).unwrap();
+            }
+        });
+        for i in 0..UPDATES {
+            hub.broadcast(update(i));
+            // The fast client reads each update before the next is sent.
+            let got = tokio::task::block_in_place(|| read.recv().unwrap());
+            assert_eq!(got, frame::text(&update(i)), "update {i}");
         }
+        reader.join().unwrap();
         assert_eq!(hub.dropped_slow(), 1);
         assert_eq!(hub.len(), 1);
-        // The slow client's queue holds what it had room for, then ends.
-        let mut slow = slow;
-        assert_eq!(text(slow.outbox.try_recv().unwrap()), "0");
-        assert_eq!(text(slow.outbox.try_recv().unwrap()), "1");
-        assert!(matches!(
-            slow.outbox.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        ));
+        // Dropped, the slow client's task writes what it had queued, then a close frame, and
+        // ends: the slow peer reads a prefix of the updates, in order, then the reason.
+        let frames = tokio::task::spawn_blocking(move || {
+            std::iter::from_fn(|| read_frame(&mut slow_peer)).collect::<Vec<_>>()
+        });
+        slow.await.unwrap();
+        let frames = frames.await.unwrap();
+        let (last, updates) = frames.split_last().unwrap();
+        assert_eq!(*last, frame::close(frame::POLICY, "too slow"));
+        assert!(updates.len() < UPDATES / 2, "{} updates", updates.len());
+        for (i, got) in updates.iter().enumerate() {
+            assert_eq!(*got, frame::text(&update(i)), "update {i}");
+        }
     }
 
-    #[test]
-    fn many_threads_joining_and_leaving_keep_the_count_exact() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_threads_joining_and_leaving_keep_the_count_exact() {
         let (hub, _) = hub(16, 4);
-        std::thread::scope(|s| {
-            for _ in 0..8 {
-                let hub = hub.clone();
-                s.spawn(move || {
-                    for _ in 0..2_000 {
-                        if let Some(slot) = hub.reserve() {
-                            let c = slot.connect();
-                            hub.broadcast("x");
-                            drop(c);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    let hub = hub.clone();
+                    let listener = &listener;
+                    let runtime = runtime.clone();
+                    s.spawn(move || {
+                        let _runtime = runtime.enter();
+                        for _ in 0..200 {
+                            if let Some(slot) = hub.reserve() {
+                                // Any accepted socket will do as this client's.
+                                let peer =
+                                    std::net::TcpStream::connect(listener.local_addr().unwrap())
+                                        .unwrap();
+                                let (socket, _) = listener.accept().unwrap();
+                                socket.set_nonblocking(true).unwrap();
+                                let socket = tokio::net::TcpStream::from_std(socket).unwrap();
+                                let c = slot.connect(socket.into_split().1);
+                                hub.broadcast("x");
+                                drop(c);
+                                drop(peer);
+                            } else {
+                                hub.broadcast("y");
+                            }
                         }
-                    }
-                });
-            }
+                    });
+                }
+            });
         });
         assert_eq!(hub.len(), 0);
         assert_eq!(hub.inner.live.load(Ordering::Acquire), 0);

@@ -10,6 +10,7 @@ pub mod discover;
 mod error;
 pub mod events;
 pub mod figures;
+mod frame;
 pub mod hub;
 pub mod live;
 pub mod live_service;

@@ -6,24 +6,38 @@
 //! one over the client cap too (503); a client that sends a malformed or oversized message is
 //! closed and counted; none of that disturbs the other clients.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use hyper::server::conn::http1;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use mpm_core::metrics::Registry;
 use parking_lot::RwLock;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::Error;
-use crate::hub::{Client, Hub};
+use crate::frame;
+use crate::hub::{Client, Hub, Slot};
 
 /// The dashboard page: HTML, CSS and script in one file, fetching nothing from the network.
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
@@ -49,17 +63,12 @@ pub struct Server {
 impl Server {
     /// Binds `addr` and serves `state` on the current Tokio runtime.
     pub async fn bind(addr: SocketAddr, state: AppState) -> Result<Self, Error> {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
-        // Small frames go out at once: Nagle's algorithm would hold an event back while the
-        // previous one is unacknowledged.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let app = Router::new()
             .route("/", get(dashboard))
             .route("/ws", get(upgrade))
@@ -68,13 +77,7 @@ impl Server {
             .route("/health", get(|| async { "ok\n" }))
             .with_state(state);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(serve(listener, app, stopped));
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -104,6 +107,64 @@ impl Drop for Server {
             task.abort();
         }
     }
+}
+
+/// Accepts connections until `stopped`, serving each over HTTP/1.1 (with upgrades); then asks
+/// the open ones to finish and waits for them. A WebSocket client, once upgraded, lives on its
+/// own until it disconnects.
+///
+/// Connections are served by hyper directly (rather than through `axum::serve`) so that an
+/// upgraded connection is the plain `TcpStream` again: the hub writes broadcast frames straight
+/// to the socket.
+async fn serve(listener: TcpListener, app: Router, mut stopped: oneshot::Receiver<()>) {
+    let (closing_tx, closing) = watch::channel(());
+    let mut connections = JoinSet::new();
+    loop {
+        let tcp = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) if is_connection_error(&e) => continue,
+                // Out of descriptors or memory: give the others time to close some.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small frames go out at once: Nagle's algorithm would hold an event back while the
+        // previous one is unacknowledged.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = closing.clone();
+        connections.spawn(async move {
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closing.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = closing_tx.send(());
+    while connections.join_next().await.is_some() {}
+}
+
+/// Errors of one incoming connection (not of the listener): skip it and go on.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }
 
 async fn dashboard() -> Html<&'static str> {
@@ -151,73 +212,114 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
 }
 
-async fn upgrade(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if !same_origin(&headers) {
+/// The `Sec-WebSocket-Key` of a WebSocket upgrade request (RFC 6455 §4.2.1), or `None` when
+/// the request is not one.
+fn websocket_key(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    (has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket") && version)
+        .then(|| headers.get(header::SEC_WEBSOCKET_KEY))
+        .flatten()
+}
+
+async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {
+    let headers = request.headers();
+    let Some(key) = websocket_key(headers) else {
+        return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade\n").into_response();
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    if !same_origin(headers) {
         state.hub.refuse_origin();
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused\n").into_response();
     }
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "the connection cannot be upgraded\n",
+        )
+            .into_response();
+    };
     let Some(slot) = state.hub.reserve() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many clients\n").into_response();
     };
     let max = state.hub.limits().max_message_bytes.get();
     let hello = state.figures.read().clone();
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| serve_client(socket, slot.connect(), hello))
+    tokio::spawn(async move {
+        // A failed upgrade (the client went away) or a connection that is not a plain TCP
+        // stream ends here, freeing the place.
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return;
+        };
+        serve_client(parts.io.into_inner(), parts.read_buf, slot, hello, max).await;
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
-/// One client's connection: its outbox goes out, its messages come in.
-async fn serve_client(socket: WebSocket, mut client: Client, hello: String) {
-    let (mut sink, mut stream) = socket.split();
+/// One client's connection: the hub writes to it, its messages come in.
+async fn serve_client(tcp: TcpStream, read_buf: Bytes, slot: Slot, hello: String, max: usize) {
+    let (read, write) = tcp.into_split();
+    let client = slot.connect(write);
     let hub = client.hub().clone();
     let id = client.id();
-    hub.send_to(
-        id,
-        Message::Text(format!("{{\"type\":\"figures\",\"figures\":{hello}}}").into()),
-    );
-    let writer = async {
-        while let Some(message) = client.outbox.recv().await {
-            if sink.send(message).await.is_err() {
-                return;
-            }
-        }
-        // The hub dropped this client (too slow): say why.
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: close_code::POLICY,
-                reason: "too slow".into(),
-            })))
-            .await;
-    };
+    hub.send_to(id, &format!("{{\"type\":\"figures\",\"figures\":{hello}}}"));
+    // The library zeroes its whole read buffer before each read: one the size of the largest
+    // message rather than its default 128 KiB.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(max)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let mut stream = WebSocketStream::from_partially_read(
+        Inbound {
+            read,
+            client: &client,
+        },
+        read_buf.to_vec(),
+        Role::Server,
+        Some(config),
+    )
+    .await;
     let reader = async {
         while let Some(message) = stream.next().await {
             match message {
                 Ok(Message::Text(text)) => match reply(text.as_str()) {
                     Some(answer) => {
-                        if !hub.send_to(id, Message::Text(answer.into())) {
+                        if !hub.send_to(id, &answer) {
                             return None;
                         }
                     }
                     None => {
                         hub.count_malformed();
-                        return Some(CloseFrame {
-                            code: close_code::POLICY,
-                            reason: "malformed message".into(),
-                        });
+                        return Some((frame::POLICY, "malformed message"));
                     }
                 },
-                Ok(Message::Ping(_) | Message::Pong(_)) => {}
-                Ok(Message::Close(_)) => return None,
+                // The library answers pings and a close by itself, on the next read: after a
+                // close, that read writes the answer and ends the stream.
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_)) => {
+                }
                 Ok(Message::Binary(_)) => {
                     hub.count_malformed();
-                    return Some(CloseFrame {
-                        code: close_code::UNSUPPORTED,
-                        reason: "binary messages are not part of the protocol".into(),
-                    });
+                    return Some((
+                        frame::UNSUPPORTED,
+                        "binary messages are not part of the protocol",
+                    ));
                 }
                 Err(_) => {
                     // An oversized or broken frame: the connection cannot go on.
@@ -229,11 +331,51 @@ async fn serve_client(socket: WebSocket, mut client: Client, hello: String) {
         None
     };
     let close = tokio::select! {
-        () = writer => None,
+        // Dropped as too slow (its close frame queued last), or its socket failed.
+        () = client.write_out() => return,
         close = reader => close,
     };
-    if let Some(frame) = close {
-        let _ = sink.send(Message::Close(Some(frame))).await;
+    client.close(close);
+    client.write_out().await;
+}
+
+/// A client's connection as its WebSocket reader sees it: reads come from the socket, and the
+/// library's own writes (answers to pings and closes) go through the hub, in order with
+/// everything else the client is sent.
+struct Inbound<'a> {
+    read: OwnedReadHalf,
+    client: &'a Client,
+}
+
+impl AsyncRead for Inbound<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Inbound<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(if self.client.send_raw(buf) {
+            Ok(buf.len())
+        } else {
+            Err(io::ErrorKind::BrokenPipe.into())
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

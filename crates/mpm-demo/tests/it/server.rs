@@ -182,3 +182,90 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
+
+/// The WebSocket library's own answers (a pong to a ping, the close handshake) go out through
+/// the hub in order with the broadcasts, and a message sent with the upgrade request, before the
+/// server answered it, is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_answers_and_early_messages_go_through_the_hub() {
+    let (server, hub, _registry) = start(Limits::default()).await;
+    let mut socket = connect(&server).await;
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    hub.broadcast("after the ping");
+    let mut pong = None;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("no error");
+        match m {
+            Message::Pong(p) => pong = Some(p.to_vec()),
+            Message::Text(t) if t.as_str() == "after the ping" => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The pong may go out before or after the broadcast; it does go out, whole.
+    if pong.is_none() {
+        match next_any(&mut socket).await {
+            Message::Pong(p) => pong = Some(p.to_vec()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pong.as_deref(), Some(&b"are you there"[..]));
+    socket.close(None).await.unwrap();
+    match next_any(&mut socket).await {
+        Message::Close(_) => {}
+        other => panic!("no close answer: {other:?}"),
+    }
+
+    // A ping sent in the same write as the upgrade request.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let masked_ping = {
+        // {"type":"ping","id":5}, masked with a zero key (RFC 6455 §5.3).
+        let payload = br#"{"type":"ping","id":5}"#;
+        let mut f = vec![0x81, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr()
+    )
+    .into_bytes();
+    request.extend_from_slice(&masked_ping);
+    tcp.write_all(&request).await.unwrap();
+    let mut seen = Vec::new();
+    let expected = br#"{"type":"pong","id":5}"#;
+    while !seen.windows(expected.len()).any(|w| w == expected) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before the pong: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101"));
+    assert!(
+        String::from_utf8_lossy(&seen).contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the accept key of RFC 6455's example"
+    );
+}
+
+async fn next_any(socket: &mut Socket) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
+        .expect("no error")
+}
