@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Where a timed step ran out of time.
+#[derive(Clone, Copy)]
 pub(crate) enum Expired {
     /// The step's own timeout.
     Step,
@@ -34,7 +35,19 @@ pub(crate) async fn bounded<F: Future>(
         (Some(s), Some(d)) if d <= s => (d, Expired::Deadline),
         (Some(s), Some(_)) => (s, Expired::Step),
     };
-    tokio::time::timeout_at(end, fut).await.map_err(|_| which)
+    // The timer is boxed: this path waits on I/O anyway, and a `Sleep` in place would make
+    // every future that holds this one larger (each get's, moved on every call).
+    let mut sleep = Box::pin(tokio::time::sleep_until(end));
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(which)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// An acquire's deadline, fixed the first time it is needed: the fast path never reads the

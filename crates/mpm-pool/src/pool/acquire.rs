@@ -4,7 +4,7 @@
 
 use std::future::{Future, poll_fn};
 use std::panic::Location;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -125,7 +125,10 @@ impl<M: Manager> Inner<M> {
                     let reservation = Reservation(self);
                     let started = *waited_since.get_or_insert_with(Instant::now);
                     deadline.at(started);
-                    match self.create_entry(&mut deadline, timeout).await {
+                    // Boxed, as the waits below: creating is rare and slow beside an allocation, and
+                    // the futures of this cold path would otherwise make every get's future (moved
+                    // and copied on each get) several times larger.
+                    match Box::pin(self.create_entry(&mut deadline, timeout)).await {
                         Ok(entry) => {
                             std::mem::forget(reservation);
                             self.slots.lock().created_lent();
@@ -146,7 +149,10 @@ impl<M: Manager> Inner<M> {
                             else {
                                 return Err(Error::circuit_open(refused, now));
                             };
-                            if tokio::time::timeout_at(d, b.wait(refused)).await.is_err() {
+                            if Box::pin(tokio::time::timeout_at(d, b.wait(refused)))
+                                .await
+                                .is_err()
+                            {
                                 self.count_timeout(Stage::Acquire);
                                 return Err(Error::circuit_open(refused, Instant::now()));
                             }
@@ -169,7 +175,7 @@ impl<M: Manager> Inner<M> {
                                 (None, _) => return Err(e),
                                 (Some(d), _) if now + pause >= d => return Err(e),
                                 (Some(_), _) => {
-                                    tokio::time::sleep(pause).await;
+                                    Box::pin(tokio::time::sleep(pause)).await;
                                     kept = Some(reservation);
                                 }
                             }
@@ -209,14 +215,16 @@ impl<M: Manager> Inner<M> {
         let end = start.and_then(|start| deadline.at(start));
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
         let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
-        let mut timer = pin!(None::<tokio::time::Sleep>);
+        // Boxed when armed (rarely: near the deadline, or with no maintenance task), so that
+        // a wait's future stays small.
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // The sweep was told when to wake this waiter as it joined the queue (a time that
         // errs early, from the coarse clock); without a deadline far enough away, or a task
         // that ticks on time, the waiter uses its own timer from the start.
         if let (Some(start), Some(d)) = (start, end)
             && margin.is_none_or(|m| start + m >= d || !self.ticks_on_time(start))
         {
-            timer.set(Some(tokio::time::sleep_until(d)));
+            timer = Some(Box::pin(tokio::time::sleep_until(d)));
         }
         let mut first = true;
         poll_fn(|cx| {
@@ -239,7 +247,7 @@ impl<M: Manager> Inner<M> {
                     // reason: arm the timer, or ask the sweep again.
                     let now = Instant::now();
                     if margin.is_none_or(|m| now + m >= d) || !self.ticks_on_time(now) {
-                        timer.set(Some(tokio::time::sleep_until(d)));
+                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
                     } else {
                         let at = wake_at(d);
                         let mut slots = self.slots.lock();
@@ -253,8 +261,8 @@ impl<M: Manager> Inner<M> {
             if self.closed.load(Ordering::Acquire) {
                 return Poll::Ready(Err(Error::Closed));
             }
-            if let Some(sleep) = timer.as_mut().as_pin_mut()
-                && sleep.poll(cx).is_ready()
+            if let Some(sleep) = timer.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
             {
                 // An object may have been handed over just now: take it rather than waste it.
                 queued.key = None;
