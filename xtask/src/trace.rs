@@ -167,6 +167,7 @@ fn adaptive_config(spec: &str) -> Result<crate::policy::Config> {
             "hits" => c.hit_sample_shift = v.parse().with_context(bad)?,
             "seed" => c.sample_seed = v.parse().with_context(bad)?,
             "thin" => c.thin_duel_hits = v.parse().with_context(bad)?,
+            "sketch" => c.sketch_shrink = v.parse().with_context(bad)?,
             "bar" => c.bar_victims = v.parse().with_context(bad)?,
             "filter" => {
                 c.forced = match v {

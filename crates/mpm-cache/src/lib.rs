@@ -163,7 +163,9 @@
 //! Speed beside quick_cache, moka and `std::fs` comes from `cargo xtask bench cache`; hit
 //! ratios on real traces beside quick_cache, moka and exact LRU from `cargo xtask trace`. The
 //! L1's options ([`DEFAULT_HOT_ALLOCATION`], [`DEFAULT_GHOST_ALLOCATION`]) were chosen on those
-//! replays.
+//! replays. [`Admission::Adaptive`] (opt-in, [`MemoryTierBuilder::admission`]) adds a frequency
+//! filter that sampled shadow caches switch on for loops and scans and off for recency-heavy
+//! workloads; the replays show it as `mpm-adapt`.
 //!
 //! # Feature flags
 //!

@@ -33,6 +33,10 @@ pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 /// records fill.
 pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 
+/// The fewest entries a shard holds under [`Admission::Adaptive`] when the shard count is not
+/// set.
+const MIN_ADAPTIVE_SHARD: usize = 128;
+
 /// The deadline of an entry that never expires (the largest 62-bit value).
 const NEVER: u64 = u64::MAX >> 2;
 
@@ -490,8 +494,23 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             .estimated_items_capacity(estimated)
             .hot_allocation(hot)
             .ghost_allocation(ghost);
-        if let Some(s) = self.shards {
-            opts.shards(s);
+        match (self.shards, self.admission) {
+            (Some(s), _) => {
+                opts.shards(s);
+            }
+            (None, Admission::Adaptive) => {
+                // The filter compares a key with its shard's last victim, and small shards
+                // make that a poor stand-in: at least MIN_ADAPTIVE_SHARD entries per shard
+                // (quick_cache's own floor is 32).
+                let mut s = std::thread::available_parallelism()
+                    .map_or(4, |n| n.get() * 4)
+                    .next_power_of_two();
+                while s > 1 && estimated / s < MIN_ADAPTIVE_SHARD {
+                    s /= 2;
+                }
+                opts.shards(s);
+            }
+            (None, _) => {}
         }
         let opts = opts.build().map_err(|e| Error::InvalidConfig {
             what: e.to_string(),

@@ -12,7 +12,8 @@
 //!   only if the key's estimated frequency beats the last evicted key's. quick_cache does not say
 //!   which key an insert will evict, so the key it evicted last (reported by its `Lifecycle`
 //!   hook) stands for the next victim.
-//! - Two shadow quick_caches (one always filtering, one never) see only the keys whose hash falls
+//! - One shadow quick_cache per dueling mode (by default: admit all, TinyLFU, TinyLFU admitting
+//!   ties) sees only the keys whose hash falls
 //!   in a sample (1 in 2^s, chosen so a shadow holds about `shadow_entries` keys) and have the
 //!   main capacity scaled by the same rate. They store only keys, no values.
 //! - Every `window` sampled accesses the main cache takes the mode of the shadow that scored
@@ -55,13 +56,16 @@ pub(crate) struct Config {
     pub(crate) cold_victims_only: bool,
     /// One admission mode, no dueling; `None` adapts.
     pub(crate) forced: Option<Admission>,
-    /// A hit counts in the sketch one time in `2^hit_sample_shift` (a miss always counts).
+    /// A hit counts in the sketch one time in `2^hit_sample_shift` (a miss always counts), or
+    /// every time where every key is sampled.
     pub(crate) hit_sample_shift: u32,
     /// Which sample of the keys the shadows see (any value; to check the choice is robust).
     pub(crate) sample_seed: u64,
     /// Whether a hit reaches the shadows only when it is counted in the sketch (one hit in
     /// `2^hit_sample_shift`), as a concurrent cache does to keep its hot get cheap.
     pub(crate) thin_duel_hits: bool,
+    /// The sketch has `1 / 2^sketch_shrink` word (16 counters) per entry.
+    pub(crate) sketch_shrink: u32,
 }
 
 impl Default for Config {
@@ -69,7 +73,7 @@ impl Default for Config {
         Self {
             hot_allocation: 0.97,
             ghost_allocation: 1.0,
-            shadow_entries: 1024,
+            shadow_entries: 512,
             window_per_entry: 2,
             margin_percent: 0,
             memory_shift: 3,
@@ -78,8 +82,9 @@ impl Default for Config {
             forced: None,
             cold_victims_only: false,
             sample_seed: 0,
-            hit_sample_shift: 0,
+            hit_sample_shift: 4,
             thin_duel_hits: false,
+            sketch_shrink: 0,
         }
     }
 }
@@ -221,7 +226,7 @@ impl Adaptive {
         Self {
             main: Filtered::new(capacity, &config),
             shadows,
-            sketch: FrequencySketch::new(capacity),
+            sketch: FrequencySketch::sized(capacity, config.sketch_shrink),
             sample_mask: (1u64 << shift) - 1,
             sample_seed: config.sample_seed,
             sampled: 0,
@@ -231,7 +236,11 @@ impl Adaptive {
             admission: config.forced.unwrap_or(0),
             switches: 0,
             hits: 0,
-            hit_mask: (1u32 << config.hit_sample_shift.min(16)) - 1,
+            // Where every key is sampled, every hit is hashed anyway: all count.
+            hit_mask: match shift {
+                0 => 0,
+                _ => (1u32 << config.hit_sample_shift.min(16)) - 1,
+            },
             thin_duel_hits: config.thin_duel_hits,
         }
     }
@@ -324,7 +333,7 @@ mod tests {
         };
         let mut a = Adaptive::new(100, config);
         let mut q = Filtered::new(100, &config);
-        let sketch = FrequencySketch::new(100);
+        let sketch = FrequencySketch::sized(100, 0);
         for i in 0..20_000u64 {
             let k = (i * i) % 777;
             assert_eq!(a.access(k), q.access(k, mix(k), 0, &sketch), "access {i}");

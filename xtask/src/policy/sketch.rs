@@ -20,9 +20,10 @@ const SEEDS: [u64; 4] = [
 ];
 
 impl FrequencySketch {
-    /// A sketch for a cache of `capacity` entries: one word (16 counters) per entry.
-    pub(crate) fn new(capacity: usize) -> Self {
-        let words = capacity.max(16).next_power_of_two();
+    /// A sketch for a cache of `capacity` entries with `1 / 2^shrink` word (16 counters) per
+    /// entry.
+    pub(crate) fn sized(capacity: usize, shrink: u32) -> Self {
+        let words = (capacity >> shrink.min(8)).max(16).next_power_of_two();
         Self {
             table: vec![0; words],
             mask: words as u64 - 1,
@@ -85,7 +86,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_at_fifteen() {
-        let mut s = FrequencySketch::new(1024);
+        let mut s = FrequencySketch::sized(1024, 0);
         for _ in 0..5 {
             s.increment(42);
         }
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn aging_halves_the_counts() {
-        let mut s = FrequencySketch::new(16);
+        let mut s = FrequencySketch::sized(16, 0);
         for _ in 0..8 {
             s.increment(7);
         }

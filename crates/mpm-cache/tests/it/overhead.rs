@@ -27,6 +27,19 @@ fn ours(inserts: usize) -> Box<dyn std::any::Any> {
     Box::new(t)
 }
 
+fn adaptive(inserts: usize) -> Box<dyn std::any::Any> {
+    let t: MemoryTier<u64, u64> = MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(N).unwrap())
+        .default_ttl(Some(std::time::Duration::from_secs(60)))
+        .admission(mpm_cache::Admission::Adaptive)
+        .build()
+        .unwrap();
+    for k in 0..inserts as u64 {
+        t.insert(k, k);
+    }
+    Box::new(t)
+}
+
 fn bare(inserts: usize) -> Box<dyn std::any::Any> {
     let c: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(N);
     for k in 0..inserts as u64 {
@@ -47,9 +60,11 @@ fn l1_overhead_per_entry_beyond_key_and_value() {
     // After three times the capacity, evictions have filled the ghost records too.
     let churned = per_entry(3 * N, &ours) - payload;
     let bare_churned = per_entry(3 * N, &bare) - payload;
+    let adaptive_churned = per_entry(3 * N, &adaptive) - payload;
     eprintln!(
         "overhead bytes per entry: filled once mpm {full:.1} (quick_cache {bare_full:.1}); \
-         after churn mpm {churned:.1} (quick_cache {bare_churned:.1})"
+         after churn mpm {churned:.1}, with adaptive admission {adaptive_churned:.1} \
+         (quick_cache {bare_churned:.1})"
     );
     assert!(full <= 64.0, "overhead {full:.1} bytes per entry");
     // The ghost records (one per resident entry at the default ghost allocation) roughly
