@@ -163,6 +163,7 @@ mod slots;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod stats;
+mod task;
 mod unwind;
 mod waiters;
 

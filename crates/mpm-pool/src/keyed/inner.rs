@@ -4,7 +4,7 @@ use std::future::{Future, poll_fn};
 use std::hash::Hash;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -15,13 +15,14 @@ use tokio::time::Instant;
 use super::KeyedStatus;
 use super::config::KeyedConfig;
 use super::guards::Waiting;
-use super::maintenance::{MaintenanceEnded, maintain};
+use super::maintenance::maintain;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
 use super::state::{Evicted, Grant, KEntry, State, cancel, dispatch, forget_one, retain_keys};
 use crate::error::{Error, Stage};
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
+use crate::task::{Maintained, spawn_unless_running};
 use crate::unwind;
 use crate::waiters::Woken;
 
@@ -57,23 +58,11 @@ where
         let Some(interval) = self.config.maintenance_interval else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         if self.state.lock().closed {
             return;
         }
-        if self
-            .ticking
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            // Made here, not in the task: a task dropped before its first poll (its runtime
-            // shut down first) still clears the flag.
-            let ended = MaintenanceEnded(Arc::downgrade(self));
-            let stop = Arc::clone(&self.stop);
-            runtime.spawn(maintain(Arc::downgrade(self), stop, interval, ended));
-        }
+        let stop = Arc::clone(&self.stop);
+        spawn_unless_running(self, |weak, ended| maintain(weak, stop, interval, ended));
     }
 
     /// The acquire deadline passed during `stage`: counted as an acquire timeout.
@@ -263,5 +252,15 @@ where
             // A panic in `close` has already dropped the object: nothing more to do.
             let _ = unwind::call("close", || self.manager.close(&key, e.obj));
         }
+    }
+}
+
+impl<K, M> Maintained for Inner<K, M>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    M: KeyedManager<K>,
+{
+    fn ticking(&self) -> &AtomicBool {
+        &self.ticking
     }
 }

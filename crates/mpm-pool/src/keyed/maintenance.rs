@@ -1,7 +1,6 @@
 //! The keyed pool's maintenance task: idle objects past their timeout, and empty keys.
 
 use std::hash::Hash;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::inner::Inner;
 use super::manager::KeyedManager;
+use crate::task::TaskEnded;
 
 /// The maintenance task: a pass every `interval` until the pool is closed or dropped. It
 /// holds the pool only weakly (and only during a pass), and `stop` wakes it at once on
@@ -17,7 +17,7 @@ pub(super) async fn maintain<K, M>(
     weak: Weak<Inner<K, M>>,
     stop: Arc<Notify>,
     interval: Duration,
-    ended: MaintenanceEnded<K, M>,
+    ended: TaskEnded<Inner<K, M>>,
 ) where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
@@ -37,17 +37,5 @@ pub(super) async fn maintain<K, M>(
             return;
         }
         inner.maintain_once();
-    }
-}
-
-/// Runs when the maintenance task ends for any reason (returned, or dropped with its
-/// runtime): marks it gone, so that the next `get` starts another on its own runtime.
-pub(super) struct MaintenanceEnded<K, M: KeyedManager<K>>(pub(super) Weak<Inner<K, M>>);
-
-impl<K, M: KeyedManager<K>> Drop for MaintenanceEnded<K, M> {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.ticking.store(false, Ordering::Release);
-        }
     }
 }

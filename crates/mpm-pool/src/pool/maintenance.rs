@@ -3,7 +3,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use crate::deadline::{Deadline, bounded};
 use crate::error::{Error, Stage};
 use crate::manager::Manager;
 use crate::stats::CloseReason;
+use crate::task::{Maintained, TaskEnded, spawn_unless_running};
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
@@ -33,19 +34,7 @@ impl<M: Manager> Inner<M> {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self
-            .ticking
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            // The guard is made here, not in the task: a task dropped before its first poll
-            // (its runtime shut down first) still clears the flag.
-            let ended = MaintenanceEnded(Arc::downgrade(self));
-            runtime.spawn(maintain(Arc::downgrade(self), interval, ended));
-        }
+        spawn_unless_running(self, |weak, ended| maintain(weak, interval, ended));
     }
 
     /// Creates one idle object if fewer than `min_idle` are idle and there is room (it goes
@@ -240,7 +229,7 @@ pub(super) fn clock_tick(config: &Config) -> Duration {
 pub(super) async fn maintain<M: Manager>(
     weak: Weak<Inner<M>>,
     interval: Duration,
-    ended: MaintenanceEnded<M>,
+    ended: TaskEnded<Inner<M>>,
 ) {
     let _ended = ended;
     let mut next_pass = Instant::now();
@@ -280,18 +269,16 @@ pub(super) async fn maintain<M: Manager>(
     }
 }
 
-/// Runs when the maintenance task ends for any reason (returned, panicked, or dropped with
-/// its runtime): marks it gone and wakes the swept waiters, which then use their own timers.
-pub(super) struct MaintenanceEnded<M: Manager>(Weak<Inner<M>>);
+impl<M: Manager> Maintained for Inner<M> {
+    fn ticking(&self) -> &AtomicBool {
+        &self.ticking
+    }
 
-impl<M: Manager> Drop for MaintenanceEnded<M> {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.ticking.store(false, Ordering::Release);
-            let woken = inner.slots.lock().wake_all();
-            for waiter in woken {
-                waiter.wake();
-            }
+    /// Wakes the swept waiters, which then use their own timers.
+    fn task_ended(&self) {
+        let woken = self.slots.lock().wake_all();
+        for waiter in woken {
+            waiter.wake();
         }
     }
 }
