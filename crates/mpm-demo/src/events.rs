@@ -58,8 +58,8 @@ struct Event {
 ///
 /// The clients run on a thread and runtime of their own, as they would on other machines: the
 /// service's runtime does the service's work (one frame per event, written to each client's
-/// socket), the clients' runtime reads. Each client takes its arrival time as soon as a frame is read,
-/// before it parses the event.
+/// socket), the clients' runtime reads. Each client takes its arrival time as soon as a frame
+/// is read, before it parses the event.
 pub async fn measure(addr: SocketAddr, hub: &Hub, plan: EventPlan) -> Result<EventFigures, Error> {
     let base = Instant::now();
     let arrivals = Arc::new(Arrivals::default());

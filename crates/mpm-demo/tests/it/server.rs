@@ -269,3 +269,20 @@ async fn next_any(socket: &mut Socket) -> Message {
         .expect("the socket is open")
         .expect("no error")
 }
+
+#[tokio::test]
+async fn a_plain_request_for_the_feed_is_not_upgraded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, hub, _registry) = start(Limits::default()).await;
+    let addr = server.addr();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(hub.is_empty());
+}
