@@ -43,7 +43,7 @@
 //! `get` leaves the queue (passing on what it was handed), frees its reserved place and closes
 //! an object it was checking.
 //! A panic in a manager method ([`crate::unwind`]) closes that object and ends the `get` with
-//! [`Error::ManagerPanicked`](crate::Error::ManagerPanicked).
+//! [`Error::ManagerPanicked`].
 //!
 //! The files: [`builder`] (settings), [`inner`] (shared state and status), [`acquire`] (the
 //! path above), [`release`] (giving back and closing), [`maintenance`] (the task, the clock's

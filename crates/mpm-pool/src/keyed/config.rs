@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Settings of a [`KeyedPool`], set through its [`KeyedBuilder`].
+/// Settings of a [`KeyedPool`](super::KeyedPool), set through its [`KeyedBuilder`](super::KeyedBuilder).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyedConfig {
     /// The most objects for one key (default 1, as a connection per client).
@@ -20,13 +20,13 @@ pub(crate) struct KeyedConfig {
     pub(crate) skip_validation_within: Duration,
     /// The background maintenance task closes objects idle this long or longer, and drops
     /// keys left without objects (default 10 min). `None` keeps idle objects until they are
-    /// evicted at the total cap or [`KeyedPool::evict_idle`] is called.
+    /// evicted at the total cap or [`KeyedPool::evict_idle`](super::KeyedPool::evict_idle) is called.
     pub(crate) idle_timeout: Option<Duration>,
     /// How often the background maintenance task runs (default 30 s; each period is
     /// shortened by a random 0-10%, as the plain pool's keepalive is, so that pools made
     /// together do not run their passes in step; zero is raised to 1 ms). `None` switches
     /// the task off. The task is started only when the pool is made inside a Tokio runtime
-    /// (outside one, call [`KeyedPool::run_maintenance`] yourself). It holds the pool
+    /// (outside one, call [`KeyedPool::run_maintenance`](super::KeyedPool::run_maintenance) yourself). It holds the pool
     /// weakly and ends as soon as the pool is closed, or once the last pool handle and the
     /// last lent object are dropped.
     pub(crate) maintenance_interval: Option<Duration>,

@@ -1,4 +1,4 @@
-//! [`KeyedManager`]: what a [`KeyedPool`] asks of its objects, given their key.
+//! [`KeyedManager`]: what a [`KeyedPool`](super::KeyedPool) asks of its objects, given their key.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! [`KeyedObject`]: an object lent by a [`KeyedPool`], returned when dropped.
+//! [`KeyedObject`]: an object lent by a [`KeyedPool`](super::KeyedPool), returned when dropped.
 
 use std::fmt;
 use std::hash::Hash;

@@ -22,7 +22,7 @@ use crate::stats::{CloseReason, Status};
 pub(crate) struct Entry<T> {
     pub(super) obj: T,
     pub(super) id: u64,
-    /// When the jittered maximum lifetime ends ([`NEVER`] without one).
+    /// When the jittered maximum lifetime ends ([`NEVER`](crate::clock::NEVER) without one).
     pub(super) expires: Ms,
     /// When a user last returned it.
     pub(super) last_used: Ms,

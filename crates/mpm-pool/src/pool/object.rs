@@ -1,4 +1,4 @@
-//! [`Object`]: an object lent out by a [`Pool`], returned when dropped.
+//! [`Object`]: an object lent out by a [`Pool`](crate::Pool), returned when dropped.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
