@@ -91,8 +91,9 @@ pub(crate) fn mix(hash: u64) -> u64 {
 }
 
 /// A count-min sketch of 4-bit counters that ages (Caffeine's layout: sixteen counters per
-/// word, four per key, the estimate is their minimum; every `10 x capacity` additions all
-/// counters halve). Lock-free: every word is a relaxed atomic.
+/// word, a key's four counters in one block of eight words, a cache line, two words per row;
+/// the estimate is their minimum; every `10 x capacity` additions all counters halve).
+/// Lock-free: every word is a relaxed atomic.
 pub(crate) struct Sketch {
     table: Box<[AtomicU64]>,
     mask: u64,
@@ -100,19 +101,12 @@ pub(crate) struct Sketch {
     period: u32,
 }
 
-const SEEDS: [u64; 4] = [
-    0xc3a5_c85c_97cb_3127,
-    0xb492_b66f_be98_f273,
-    0x9ae1_6a3b_2f90_404f,
-    0xcbf2_9ce4_8422_2325,
-];
-
 impl Sketch {
     pub(crate) fn new(capacity: usize) -> Self {
         let words = capacity.clamp(16, 1 << 26).next_power_of_two();
         Self {
             table: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            mask: words as u64 - 1,
+            mask: (words / 8) as u64 - 1,
             additions: AtomicU32::new(0),
             period: u32::try_from(capacity.max(16))
                 .unwrap_or(u32::MAX / 10)
@@ -120,11 +114,19 @@ impl Sketch {
         }
     }
 
+    /// The word and the bit offset of each row's counter for `hash` (already mixed).
     #[inline]
-    fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
-        let h = (hash ^ SEEDS[row]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+        let block = ((hash & self.mask) as usize) << 3;
+        let h = hash.rotate_right(32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let h = h ^ (h >> 29);
-        ((h & self.mask) as usize, ((h >> 60) as u32) << 2)
+        std::array::from_fn(|row| {
+            let r = h >> (row << 3);
+            (
+                block + (row << 1) + (r & 1) as usize,
+                ((r >> 1) & 15) as u32 * 4,
+            )
+        })
     }
 
     /// Counts one access of the key with this hash.
@@ -134,8 +136,7 @@ impl Sketch {
     /// saturates at 15 and never carries into its neighbour.
     pub(crate) fn increment(&self, hash: u64) {
         let mut added = false;
-        for row in 0..4 {
-            let (i, shift) = self.slot(hash, row);
+        for (i, shift) in self.slots(hash) {
             let w = self.table[i].load(Relaxed);
             if (w >> shift) & 0xf < 15 {
                 self.table[i].store(w + (1 << shift), Relaxed);
@@ -159,11 +160,9 @@ impl Sketch {
 
     /// The estimated number of recent accesses of the key with this hash (0 to 15).
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
-        (0..4)
-            .map(|row| {
-                let (i, shift) = self.slot(hash, row);
-                ((self.table[i].load(Relaxed) >> shift) & 0xf) as u8
-            })
+        self.slots(hash)
+            .into_iter()
+            .map(|(i, shift)| ((self.table[i].load(Relaxed) >> shift) & 0xf) as u8)
             .min()
             .unwrap_or(0)
     }

@@ -37,21 +37,23 @@ pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 /// set.
 const MIN_ADAPTIVE_SHARD: usize = 128;
 
-/// The deadline of an entry that never expires (the largest 62-bit value).
-const NEVER: u64 = u64::MAX >> 2;
+/// The deadline of an entry that never expires (the largest 61-bit value).
+const NEVER: u64 = u64::MAX >> 3;
 
 /// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
 #[derive(Clone)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    /// The deadline on the tier's clock in the low 62 bits ([`NEVER`] when none), the pin in
-    /// the top bit, and below it whether the adaptive admission samples the key (its hits are
-    /// replayed in the shadow caches): one word per entry for all three.
+    /// The deadline on the tier's clock in the low 61 bits ([`NEVER`] when none), the pin in
+    /// the top bit, below it whether the adaptive admission samples the key (its hits are
+    /// replayed in the shadow caches), and below that whether the tier admits adaptively (so a
+    /// hit on the default tier tests a bit it has loaded already): one word per entry.
     meta: u64,
 }
 
 const PIN: u64 = 1 << 63;
 const SAMPLED: u64 = 1 << 62;
+const ADAPTIVE: u64 = 1 << 61;
 
 impl<V> Slot<V> {
     fn new(value: V, deadline: u64, pinned: bool) -> Self {
@@ -533,7 +535,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         );
         let adaptive = match self.admission {
             Admission::All => None,
-            Admission::Adaptive => Some(Adaptive::new(estimated, cache.num_shards())),
+            Admission::Adaptive => Some(Box::new(Adaptive::new(estimated, cache.num_shards()))),
         };
         Ok(MemoryTier {
             inner: Arc::new(Inner {
@@ -561,7 +563,7 @@ struct Inner<K, V, S> {
     shared: Arc<Shared<K, V>>,
     capacity: u64,
     /// The adaptive admission policy, with [`Admission::Adaptive`].
-    adaptive: Option<Adaptive>,
+    adaptive: Option<Box<Adaptive>>,
     /// The tier's hasher, for the admission policy's hashes.
     hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
@@ -585,6 +587,18 @@ where
         let (_, expired) = self.shared.ledger.expired(self.clock.now_ms());
         self.cache.weight().saturating_sub(expired)
     }
+}
+
+/// A hit under [`Admission::Adaptive`], kept out of line so the default tier's hot get stays
+/// as short as it was.
+#[cold]
+#[inline(never)]
+fn adaptive_hit<Q, S>(a: &Adaptive, hasher: &S, key: &Q, sampled: bool)
+where
+    Q: Hash + ?Sized,
+    S: BuildHasher,
+{
+    a.on_hit(sampled, || hasher.hash_one(key));
 }
 
 /// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
@@ -679,8 +693,10 @@ where
         match inner.cache.get(key) {
             Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
                 inner.stats.hits.inc();
-                if let Some(a) = &inner.adaptive {
-                    a.on_hit(slot.sampled(), || inner.hasher.hash_one(key));
+                if slot.meta & ADAPTIVE != 0
+                    && let Some(a) = &inner.adaptive
+                {
+                    adaptive_hit(a, &inner.hasher, key, slot.sampled());
                 }
                 Some(slot.value)
             }
@@ -794,8 +810,8 @@ where
                     shared.report(&key, &slot, RemovalCause::Capacity);
                     return;
                 }
-                Verdict::Sampled => slot.meta |= SAMPLED,
-                Verdict::Admitted => {}
+                Verdict::Sampled => slot.meta |= ADAPTIVE | SAMPLED,
+                Verdict::Admitted => slot.meta |= ADAPTIVE,
             }
         }
         let entered = shared.ledger_key(&key, &slot);
