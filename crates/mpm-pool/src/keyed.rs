@@ -201,9 +201,9 @@ where
         if !inner.ticking.load(Ordering::Relaxed) {
             inner.ensure_maintenance();
         }
-        // Fixed now: a keyed `get` starts its count at the call.
+        // Fixed the first time it is needed (a wait, or a step that does not finish at once),
+        // as the plain pool's: a get served from an idle object never reads the clock for it.
         let mut deadline = Deadline::new(timeout);
-        deadline.at(Instant::now());
         loop {
             let step = {
                 let mut s = inner.state.lock();
