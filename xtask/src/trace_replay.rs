@@ -223,15 +223,13 @@ pub(crate) fn replay(
         }
         hits.fetch_add(n, Ordering::Relaxed);
     };
-    if threads <= 1 {
-        run();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(run);
-            }
-        });
-    }
+    // Fresh threads even for one: mpm's adaptive admission counts hits per thread (a
+    // thread-local tick), so a replay must not inherit the count of the one before it.
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(run);
+        }
+    });
     Ok(pct(hits.into_inner(), keys.len()))
 }
 
