@@ -363,7 +363,7 @@ where
             let mut s = self.inner.state.lock();
             s.closed = true;
             s.open.clear();
-            // Every waiter looks again, finds the pool closed and leaves its line.
+            // Every waiter leaves its line, looks again and finds the pool closed.
             s.wake_all(&mut woken);
             let mut removed = 0;
             for (key, slots) in s.keys.iter_mut() {
@@ -374,7 +374,7 @@ where
                 }
             }
             s.total -= removed;
-            s.keys.retain(|_, k| k.size > 0 || !k.waiters.is_empty());
+            s.keys.retain(|_, k| k.size > 0);
         }
         woken.wake_all(std::task::Waker::wake);
         self.inner.stop.notify_one();

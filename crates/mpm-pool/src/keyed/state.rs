@@ -85,10 +85,11 @@ impl<K, T, W> State<K, T, W> {
         self.keys.values().map(|k| k.waiters.len()).sum()
     }
 
-    /// What wakes every waiter not yet served (the pool closed): each looks again.
+    /// Empties every key's line and returns what wakes the waiters in them (the pool
+    /// closed): each looks again, finds the pool closed and leaves the slab.
     pub(super) fn wake_all(&mut self, woken: &mut Woken<W>) {
-        for slots in self.keys.values() {
-            for &id in &slots.waiters {
+        for slots in self.keys.values_mut() {
+            for id in slots.waiters.drain(..) {
                 woken.push(self.waiters.take_waker(id));
             }
         }
@@ -266,6 +267,10 @@ pub(super) fn dispatch<K: Clone + Eq + Hash, T, W>(
     evicted: &mut Evicted<K, T>,
     woken: &mut Woken<W>,
 ) {
+    if s.closed {
+        // Nothing is handed out any more: the waiters leave with `Closed`.
+        return;
+    }
     loop {
         // The released key's first waiter, if there is an idle object for it.
         let local = key.and_then(|k| {

@@ -721,3 +721,24 @@ async fn returning_a_keyed_object_is_allocation_free_and_so_is_a_warm_get() {
         "get and drop allocated"
     );
 }
+
+/// A caller waiting when the pool closes is told so, even if an object comes back before it
+/// looks again: the place that object frees is handed to nobody.
+#[tokio::test]
+async fn a_waiter_gets_closed_even_if_an_object_comes_back_after_the_close() {
+    let pool = pool(1, 1);
+    let held = pool.get(k("a")).await.unwrap();
+    let p = pool.clone();
+    // On the same key: the returned object frees that key's own place.
+    let waiter = tokio::spawn(async move { p.get(k("a")).await.map(|o| o.1) });
+    while pool.status().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    pool.close();
+    // Returned (and closed) before the waiter runs again.
+    drop(held);
+    let got = waiter.await.unwrap();
+    assert!(matches!(got, Err(Error::Closed)), "{got:?}");
+    assert_eq!(pool.status().total, 0);
+    assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
+}
