@@ -381,8 +381,9 @@ mod tests {
     //! A shuttle model of the keyed bookkeeping: threads on three keys take, wait in their
     //! key's line or for room in the total, create (one failing once), discard and return
     //! objects through the state's functions in every interleaving shuttle picks, one of
-    //! them giving up its wait. The counts must balance at every step and at the end, every
-    //! patient caller is served, and nobody is left waiting.
+    //! them giving up its wait, and in a second model a thread closing the pool. The counts
+    //! must balance at every step and at the end, every patient caller is served (or told the
+    //! pool closed), nobody is left waiting, and a closed pool keeps nothing.
 
     use super::{Evicted, Grant, KEntry, State, cancel, dispatch, enqueue, forget_one, try_serve};
     use crate::keyed::config::KeyedConfig;
@@ -415,6 +416,9 @@ mod tests {
         fn get(&self, key: u8, give_up: bool) -> Option<Grant<u32>> {
             let c = &self.config;
             let mut s = self.state.lock().unwrap();
+            if s.closed {
+                return None;
+            }
             let mut evicted: Evicted<u8, u32> = Vec::new();
             let id = match try_serve(&mut s, c, &key, &mut evicted) {
                 Some(g) => {
@@ -428,7 +432,7 @@ mod tests {
                     check(&s, c);
                     return Some(g);
                 }
-                if give_up {
+                if give_up || s.closed {
                     // As the wait's drop guard: a grant that raced in is passed on.
                     let mut woken = Woken::default();
                     let mut local = None;
@@ -459,7 +463,7 @@ mod tests {
             let mut evicted = Vec::new();
             let mut woken = Woken::default();
             let mut local = None;
-            if discard {
+            if discard || s.closed {
                 forget_one(&mut s, c, &key);
             } else if let Some(slots) = s.keys.get_mut(&key) {
                 slots.idle.push_back(KEntry {
@@ -511,7 +515,27 @@ mod tests {
         }
     }
 
-    fn model() {
+    /// As `KeyedPool::close`.
+    fn close(pool: &Pool) {
+        let mut s = pool.state.lock().unwrap();
+        s.closed = true;
+        s.open.clear();
+        s.wake_all(&mut Woken::default());
+        let mut removed = 0;
+        for slots in s.keys.values_mut() {
+            while slots.idle.pop_front().is_some() {
+                slots.size -= 1;
+                removed += 1;
+            }
+        }
+        s.total -= removed;
+        s.keys.retain(|_, k| k.size > 0);
+        check(&s, &pool.config);
+        drop(s);
+        pool.changed.notify_all();
+    }
+
+    fn model(closing: bool) {
         let pool = Arc::new(Pool {
             state: Mutex::new(State::new()),
             changed: Condvar::new(),
@@ -532,9 +556,16 @@ mod tests {
             threads.push(shuttle::thread::spawn(move || {
                 for _ in 0..2 {
                     let served = user(&pool, key, fail_create, discard, give_up);
-                    assert!(served || give_up, "a patient caller was not served");
+                    assert!(
+                        served || give_up || closing,
+                        "a patient caller was not served"
+                    );
                 }
             }));
+        }
+        if closing {
+            let pool = Arc::clone(&pool);
+            threads.push(shuttle::thread::spawn(move || close(&pool)));
         }
         for t in threads {
             t.join().unwrap();
@@ -544,11 +575,21 @@ mod tests {
         assert_eq!(s.waiting(), 0);
         let idle: usize = s.keys.values().map(|k| k.idle.len()).sum();
         assert_eq!(idle, s.total, "every object is back");
+        if closing {
+            assert_eq!(s.total, 0, "a closed pool keeps nothing");
+            assert!(s.keys.is_empty());
+        }
     }
 
     #[test]
     fn keyed_bookkeeping_balances_in_every_interleaving_explored() {
-        shuttle::check_random(model, 2_000);
-        shuttle::check_pct(model, 2_000, 3);
+        shuttle::check_random(|| model(false), 2_000);
+        shuttle::check_pct(|| model(false), 2_000, 3);
+    }
+
+    #[test]
+    fn a_closed_keyed_pool_serves_nobody_and_keeps_nothing() {
+        shuttle::check_random(|| model(true), 2_000);
+        shuttle::check_pct(|| model(true), 2_000, 3);
     }
 }
