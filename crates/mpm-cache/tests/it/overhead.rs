@@ -73,4 +73,10 @@ fn l1_overhead_per_entry_beyond_key_and_value() {
         churned <= bare_churned + 32.0,
         "{churned:.1} against {bare_churned:.1}"
     );
+    // Adaptive admission adds its sketch (a word of 16 counters per entry, rounded up to a
+    // power of two) and three shadow caches of at most 1,024 keys: about 11 bytes here.
+    assert!(
+        adaptive_churned <= churned + 16.0,
+        "adaptive {adaptive_churned:.1} against {churned:.1}"
+    );
 }
