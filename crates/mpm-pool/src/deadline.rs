@@ -62,11 +62,6 @@ impl Deadline {
         Deadline { timeout, at: None }
     }
 
-    /// The deadline if the count has started.
-    pub(crate) fn started(&self) -> Option<Instant> {
-        self.at
-    }
-
     /// The deadline, starting the count at `now` if it has not started.
     pub(crate) fn at(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.timeout?;

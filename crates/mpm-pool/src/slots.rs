@@ -66,12 +66,10 @@ impl<T, W> Slots<T, W> {
     }
 
     /// Takes an idle object (it becomes lent), reserves a place for a new one, or queues the
-    /// caller behind those already waiting; a queued caller is given at once what wakes it
-    /// and when the sweep must, from `waiter` (called under the same lock), so that its
-    /// first look after joining needs no lock.
-    pub(crate) fn take(&mut self, mode: QueueMode, waiter: impl FnOnce() -> (W, Ms)) -> Take<T> {
+    /// caller behind those already waiting.
+    pub(crate) fn take(&mut self, mode: QueueMode) -> Take<T> {
         let taken = if !self.queue.is_empty() {
-            Take::Wait(self.enqueue(waiter))
+            Take::Wait(self.enqueue())
         } else {
             let popped = match mode {
                 QueueMode::Fifo => self.idle.pop_front(),
@@ -87,18 +85,15 @@ impl<T, W> Slots<T, W> {
                     self.creating += 1;
                     Take::Reserved
                 }
-                None => Take::Wait(self.enqueue(waiter)),
+                None => Take::Wait(self.enqueue()),
             }
         };
         self.check();
         taken
     }
 
-    fn enqueue(&mut self, waiter: impl FnOnce() -> (W, Ms)) -> usize {
+    fn enqueue(&mut self) -> usize {
         let key = self.waiters.insert(0);
-        let (waker, wake_at) = waiter();
-        self.waiters.set_waker(key, |_| false, || waker);
-        self.waiters.set_wake_at(key, wake_at);
         self.queue.push_back(key);
         key
     }
@@ -373,7 +368,7 @@ mod tests {
         /// As `Inner::acquire`: a grant, or `None` if this waiter gave up (`give_up`).
         fn get(&self, give_up: bool) -> Option<Grant<u32>> {
             let mut s = self.slots.lock().unwrap();
-            let key = match s.take(QueueMode::Fifo, || ((), crate::clock::NEVER)) {
+            let key = match s.take(QueueMode::Fifo) {
                 Take::Idle(t) => return Some(Grant::Object(t)),
                 Take::Reserved => return Some(Grant::Room),
                 Take::Wait(key) => key,

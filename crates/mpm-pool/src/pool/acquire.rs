@@ -53,23 +53,7 @@ impl<M: Manager> Inner<M> {
                     std::mem::forget(reservation);
                     Take::Reserved
                 }
-                None => {
-                    // The context's waker goes into the queue with the caller if it must
-                    // wait (this `poll_fn` never suspends).
-                    let mode = self.config.queue_mode;
-                    poll_fn(|cx| {
-                        Poll::Ready(self.slots.lock().take(mode, || {
-                            let wake_at = self.first_wake_at(timeout, &deadline);
-                            if wake_at != NEVER && self.sweep_due.load(Ordering::Relaxed) > wake_at
-                            {
-                                // Under the lock of `slots`, as every publication.
-                                self.sweep_due.fetch_min(wake_at, Ordering::AcqRel);
-                            }
-                            (cx.waker().clone(), wake_at)
-                        }))
-                    })
-                    .await
-                }
+                None => self.slots.lock().take(self.config.queue_mode),
             };
             let grant = match taken {
                 Take::Idle(entry) => Grant::Object(entry),
@@ -215,34 +199,47 @@ impl<M: Manager> Inner<M> {
         let end = start.and_then(|start| deadline.at(start));
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
         let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
+        // When the sweep must wake this waiter, if it can count on the sweep.
+        let mut publish = match (start, end, margin) {
+            (Some(now), Some(d), Some(margin)) if now + margin < d && self.ticks_on_time(now) => {
+                Some(wake_at(d))
+            }
+            _ => None,
+        };
         // Boxed when armed (rarely: near the deadline, or with no maintenance task), so that
         // a wait's future stays small.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        // The sweep was told when to wake this waiter as it joined the queue (a time that
-        // errs early, from the coarse clock); without a deadline far enough away, or a task
-        // that ticks on time, the waiter uses its own timer from the start.
-        if let (Some(start), Some(d)) = (start, end)
-            && margin.is_none_or(|m| start + m >= d || !self.ticks_on_time(start))
-        {
+        if let (Some(d), None) = (end, publish) {
             timer = Some(Box::pin(tokio::time::sleep_until(d)));
         }
         let mut first = true;
         poll_fn(|cx| {
-            if first {
-                // Its waker went into the queue with it: a grant or a sweep since then has
-                // woken it already, so the first look needs no lock.
-                first = false;
-            } else {
+            {
                 let mut slots = self.slots.lock();
                 if let Some(grant) = slots.granted(key) {
                     queued.key = None;
                     return Poll::Ready(Ok(grant));
                 }
                 slots.set_waker(key, |w| w.will_wake(cx.waker()), || cx.waker().clone());
-                drop(slots);
-                if let Some(d) = end
-                    && timer.is_none()
-                {
+                if let Some(at) = publish.take() {
+                    slots.set_wake_at(key, at);
+                    if self.sweep_due.load(Ordering::Relaxed) > at {
+                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                    }
+                }
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            if let Some(d) = end
+                && timer.is_none()
+            {
+                if first {
+                    // A task that ended before this waiter joined the queue did not wake it.
+                    if !self.ticking.load(Ordering::Acquire) {
+                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                    }
+                } else {
                     // Woken by the sweep (near the deadline), by the task ending, or for no
                     // reason: arm the timer, or ask the sweep again.
                     let now = Instant::now();
@@ -250,17 +247,12 @@ impl<M: Manager> Inner<M> {
                         timer = Some(Box::pin(tokio::time::sleep_until(d)));
                     } else {
                         let at = wake_at(d);
-                        let mut slots = self.slots.lock();
-                        slots.set_wake_at(key, at);
-                        if self.sweep_due.load(Ordering::Relaxed) > at {
-                            self.sweep_due.fetch_min(at, Ordering::AcqRel);
-                        }
+                        self.slots.lock().set_wake_at(key, at);
+                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
                     }
                 }
             }
-            if self.closed.load(Ordering::Acquire) {
-                return Poll::Ready(Err(Error::Closed));
-            }
+            first = false;
             if let Some(sleep) = timer.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()
             {
@@ -275,22 +267,6 @@ impl<M: Manager> Inner<M> {
             Poll::Pending
         })
         .await
-    }
-
-    /// When the sweep must first wake a caller about to join the queue, so that it can arm
-    /// a precise timer near its deadline: two ticks before the deadline, reckoned from the
-    /// coarse clock (which lags, so the time errs early), or [`NEVER`] without a deadline or
-    /// a coarse clock.
-    fn first_wake_at(&self, timeout: Option<Duration>, deadline: &Deadline) -> Ms {
-        let (Some(timeout), Some(tick)) = (timeout, self.clock.tick()) else {
-            return NEVER;
-        };
-        let margin = ms(tick.saturating_mul(2));
-        let end = match deadline.started() {
-            Some(d) => self.clock.at(d),
-            None => self.clock.now().saturating_add(ms(timeout)),
-        };
-        end.saturating_sub(margin)
     }
 
     /// Whether a maintenance task is running and has ticked lately (within four ticks of
