@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use self::config::KeyedConfig;
 use self::guards::{Holding, Reservation};
 use self::inner::Inner;
-use self::state::{Evicted, Grant, KEntry, State, enqueue, try_serve};
+use self::state::{Evicted, Grant, KEntry, Quick, State, enqueue, quick_take, try_serve};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
@@ -205,16 +205,41 @@ where
         // as the plain pool's: a get served from an idle object never reads the clock for it.
         let mut deadline = Deadline::new(timeout);
         loop {
-            let step = {
+            // A caller that must wait joins its key's line with the context's waker, under
+            // the one lock (this `poll_fn` never suspends): its first look needs no lock.
+            let step = std::future::poll_fn(|cx| {
                 let mut s = inner.state.lock();
                 if s.closed {
-                    return Err(Error::Closed);
+                    return std::task::Poll::Ready(None);
+                }
+                match quick_take(&mut s, &key) {
+                    Some(Quick::Idle(e)) => {
+                        return std::task::Poll::Ready(Some(Step::Served(
+                            Grant::Object(e),
+                            Vec::new(),
+                        )));
+                    }
+                    Some(Quick::Queued(id)) => {
+                        s.waiters.set_waker(id, |_| false, || cx.waker().clone());
+                        return std::task::Poll::Ready(Some(Step::Wait(id)));
+                    }
+                    None => {}
                 }
                 let mut evicted = Vec::new();
-                match try_serve(&mut s, &inner.config, &key, &mut evicted) {
-                    Some(g) => Step::Served(g, evicted),
-                    None => Step::Wait(enqueue(&mut s, &inner.config, &key)),
-                }
+                std::task::Poll::Ready(Some(
+                    match try_serve(&mut s, &inner.config, &key, &mut evicted) {
+                        Some(g) => Step::Served(g, evicted),
+                        None => {
+                            let id = enqueue(&mut s, &inner.config, &key);
+                            s.waiters.set_waker(id, |_| false, || cx.waker().clone());
+                            Step::Wait(id)
+                        }
+                    },
+                ))
+            })
+            .await;
+            let Some(step) = step else {
+                return Err(Error::Closed);
             };
             let grant = match step {
                 Step::Served(grant, evicted) => {

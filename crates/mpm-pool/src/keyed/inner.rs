@@ -18,7 +18,9 @@ use super::guards::Waiting;
 use super::maintenance::maintain;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
-use super::state::{Evicted, Grant, KEntry, State, cancel, dispatch, forget_one, retain_keys};
+use super::state::{
+    Evicted, Grant, KEntry, State, cancel, dispatch, forget_one, hand_to_line, retain_keys,
+};
 use crate::error::{Error, Stage};
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
@@ -155,8 +157,13 @@ where
             id: Some(id),
         };
         let mut timer = pin!(deadline.map(tokio::time::sleep_until));
+        let mut first = true;
         poll_fn(|cx| {
-            {
+            if first {
+                // Its waker went into the line with it: a grant (or the close) since then has
+                // woken it already, so the first look needs no lock.
+                first = false;
+            } else {
                 let mut s = self.state.lock();
                 if let Some(grant) = s.waiters.granted(id) {
                     waiting.id = None;
@@ -205,6 +212,10 @@ where
             }
         };
         let broken = broken_reason.is_some();
+        if !broken {
+            // Read before the lock, to keep the state's critical section short.
+            entry.last_used = Instant::now();
+        }
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
         {
@@ -215,7 +226,14 @@ where
                 let reason = broken_reason.unwrap_or(CloseReason::Shutdown);
                 evicted.push((key.clone(), entry, reason));
             } else {
-                entry.last_used = Instant::now();
+                let entry = match hand_to_line(&mut s, &self.config, key, entry, &mut woken) {
+                    Ok(()) => {
+                        drop(s);
+                        woken.wake_all(Waker::wake);
+                        return;
+                    }
+                    Err(entry) => entry,
+                };
                 match s.keys.get_mut(key) {
                     Some(slots) => {
                         slots.idle.push_back(entry);

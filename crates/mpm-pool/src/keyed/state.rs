@@ -164,6 +164,72 @@ pub(super) fn try_serve<K: Clone + Eq + Hash, T, W>(
     serve_now(s, config, key, evicted)
 }
 
+/// What [`quick_take`] did.
+pub(super) enum Quick<T> {
+    /// Took the key's idle object.
+    Idle(KEntry<T>),
+    /// Queued the caller behind the key's waiters, as this waiter id.
+    Queued(usize),
+}
+
+/// The common cases of a get with one lookup: behind the key's waiters if it has any, else
+/// its idle object. `None` if neither applies (then [`try_serve`] and [`enqueue`] decide).
+pub(super) fn quick_take<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
+    key: &K,
+) -> Option<Quick<T>> {
+    let State {
+        keys, waiters, seq, ..
+    } = s;
+    let slots = keys.get_mut(key)?;
+    if slots.waiters.is_empty() {
+        return slots.idle.pop_front().map(Quick::Idle);
+    }
+    // Not the head of its line, so not waiting only for room in the total.
+    let id = waiters.insert(*seq);
+    *seq += 1;
+    slots.waiters.push_back(id);
+    Some(Quick::Queued(id))
+}
+
+/// Returns an object of `key` with one lookup when nobody waits for room in the total: to
+/// the key's first waiter (then the earliest this object can serve, as [`dispatch`] would
+/// find) or to the idle queue. Gives the entry back if that does not apply.
+pub(super) fn hand_to_line<K: Clone + Eq + Hash, T, W>(
+    s: &mut State<K, T, W>,
+    config: &KeyedConfig,
+    key: &K,
+    entry: KEntry<T>,
+    woken: &mut Woken<W>,
+) -> Result<(), KEntry<T>> {
+    if !s.open.is_empty() {
+        return Err(entry);
+    }
+    let State { keys, waiters, .. } = &mut *s;
+    let Some(slots) = keys.get_mut(key) else {
+        return Err(entry);
+    };
+    if !slots.idle.is_empty() {
+        return Err(entry);
+    }
+    let Some(id) = slots.waiters.pop_front() else {
+        // Nobody waits for it: with nobody waiting for room either, dispatch has nothing to do.
+        slots.idle.push_back(entry);
+        return Ok(());
+    };
+    match waiters.serve(id, Grant::Object(entry)) {
+        Ok(waker) => woken.push(waker),
+        // Not reached: every waiter in a line is in the slab.
+        Err(Grant::Object(entry)) => slots.idle.push_back(entry),
+        Err(Grant::Create) => {}
+    }
+    // The next waiter may head the line under the key's cap: then it waits for room.
+    if slots.size < config.max_per_key && !slots.waiters.is_empty() {
+        note_open(s, config, key);
+    }
+    Ok(())
+}
+
 /// Puts a caller on `key` in line; returns its waiter id.
 pub(super) fn enqueue<K: Clone + Eq + Hash, T, W>(
     s: &mut State<K, T, W>,
@@ -385,7 +451,10 @@ mod tests {
     //! must balance at every step and at the end, every patient caller is served (or told the
     //! pool closed), nobody is left waiting, and a closed pool keeps nothing.
 
-    use super::{Evicted, Grant, KEntry, State, cancel, dispatch, enqueue, forget_one, try_serve};
+    use super::{
+        Evicted, Grant, KEntry, Quick, State, cancel, dispatch, enqueue, forget_one, hand_to_line,
+        quick_take, try_serve,
+    };
     use crate::keyed::config::KeyedConfig;
     use crate::waiters::Woken;
     use shuttle::sync::{Condvar, Mutex};
@@ -420,12 +489,19 @@ mod tests {
                 return None;
             }
             let mut evicted: Evicted<u8, u32> = Vec::new();
-            let id = match try_serve(&mut s, c, &key, &mut evicted) {
-                Some(g) => {
+            let id = match quick_take(&mut s, &key) {
+                Some(Quick::Queued(id)) => id,
+                Some(Quick::Idle(e)) => {
                     check(&s, c);
-                    return Some(g);
+                    return Some(Grant::Object(e));
                 }
-                None => enqueue(&mut s, c, &key),
+                None => match try_serve(&mut s, c, &key, &mut evicted) {
+                    Some(g) => {
+                        check(&s, c);
+                        return Some(g);
+                    }
+                    None => enqueue(&mut s, c, &key),
+                },
             };
             loop {
                 if let Some(g) = s.waiters.granted(id) {
@@ -463,13 +539,16 @@ mod tests {
             let mut evicted = Vec::new();
             let mut woken = Woken::default();
             let mut local = None;
+            let entry = KEntry {
+                obj,
+                last_used: Instant::now(),
+            };
             if discard || s.closed {
                 forget_one(&mut s, c, &key);
-            } else if let Some(slots) = s.keys.get_mut(&key) {
-                slots.idle.push_back(KEntry {
-                    obj,
-                    last_used: Instant::now(),
-                });
+            } else if let Err(entry) = hand_to_line(&mut s, c, &key, entry, &mut woken)
+                && let Some(slots) = s.keys.get_mut(&key)
+            {
+                slots.idle.push_back(entry);
                 if !slots.waiters.is_empty() {
                     local = Some(&key);
                 }
