@@ -218,6 +218,12 @@ pub(crate) struct Arena {
     slots: Mutex<Slots>,
 }
 
+// A panic cannot leave an arena half-changed for a caller that catches it: every change under
+// its lock is one push or pop, and the lock does not poison. So a `Counter` stays unwind-safe,
+// as it was when each counter was its own allocation.
+impl std::panic::UnwindSafe for Arena {}
+impl std::panic::RefUnwindSafe for Arena {}
+
 impl Drop for Arena {
     fn drop(&mut self) {
         let blocks = std::mem::take(&mut self.slots.get_mut().blocks);

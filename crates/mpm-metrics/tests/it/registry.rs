@@ -401,3 +401,13 @@ fn a_series_made_after_a_removal_starts_at_zero_and_the_old_handle_stays_apart()
             .contains("jobs_total{q=\"a\"} 3\n")
     );
 }
+
+/// Handles live inside values that callers move across `catch_unwind` (a lazily built value
+/// holds its init metrics): they stay unwind-safe, whatever their storage.
+#[test]
+fn handles_are_unwind_safe() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe + Send + Sync>() {}
+    unwind_safe::<mpm_metrics::Counter>();
+    unwind_safe::<mpm_metrics::Gauge>();
+    unwind_safe::<mpm_metrics::Histogram>();
+}
