@@ -47,13 +47,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The disk tier's store refused an operation (for example a full disk or a read-only
-    /// directory).
-    #[error("disk tier {op} failed on {path}: {message}")]
+    /// A tier's store refused an operation: the disk tier's (for example a full disk or a
+    /// read-only directory) or a remote tier's (a server's error or a timeout).
+    #[error("tier {op} failed on {path}: {message}")]
     Storage {
         /// What was being done.
         op: &'static str,
-        /// The store's file.
+        /// The store's file, or where a remote tier's server is.
         path: PathBuf,
         /// The store's error, rendered.
         message: String,
