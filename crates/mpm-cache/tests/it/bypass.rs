@@ -450,6 +450,15 @@ fn nothing_the_tier_held_comes_back_after_invalidations_and_overwrites_during_a_
     );
 }
 
+/// Counts a writer out when it ends, however it ends.
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Threads write versioned values and remove keys while another flips the tier between
 /// working and failing; afterwards no key may read back anything but its last write. Each key's
 /// operations are serialized by its shard's lock (so "last" is defined); keys of different
@@ -482,6 +491,9 @@ fn stress_a_flapping_tier_never_serves_a_stale_value() {
         for t in 0..4u64 {
             let (c, last, version, writers_left) = (&c, &last, &version, &writers_left);
             s.spawn(move || {
+                // Counted down however the writer ends, so a failed assertion fails the
+                // test instead of leaving the flipper spinning.
+                let _done = DecrementOnDrop(writers_left);
                 for i in 0..3_000u64 {
                     let k = (i * 7 + t * 13) % KEYS;
                     let key = format!("k{k}");
@@ -522,7 +534,6 @@ fn stress_a_flapping_tier_never_serves_a_stale_value() {
                         c.shrink_to(0.5).unwrap();
                     }
                 }
-                writers_left.fetch_sub(1, Ordering::SeqCst);
             });
         }
         s.spawn(|| {
