@@ -188,8 +188,9 @@ where
         let inner = &*self.inner;
         let l2 = inner.l2.as_ref()?;
         let epoch = inner.epoch.load(Ordering::Acquire);
+        let applied = inner.pending.applied();
         let hit = l2.get(key).ok()??;
-        if inner.pending.masks(key, &hit.tags) {
+        if inner.pending.masks(key, &hit.tags) || inner.pending.applied() != applied {
             return None;
         }
         inner.heat.count(key, 1);
@@ -682,12 +683,17 @@ where
             if batch.is_empty() {
                 break;
             }
-            for (key, hit) in batch.iter().zip(l2.get_many(&batch)?) {
-                if let Some(hit) = hit
-                    && !inner.pending.masks(key, &hit.tags)
-                {
-                    found.push((*key, hit));
-                }
+            let applied = inner.pending.applied();
+            let hits: Vec<_> = batch
+                .iter()
+                .zip(l2.get_many(&batch)?)
+                .filter_map(|(key, hit)| hit.map(|hit| (*key, hit)))
+                .filter(|(key, hit)| !inner.pending.masks(key, &hit.tags))
+                .collect();
+            // Compared after the masks were read (as in `get_l2`): a removal applied and
+            // unrecorded while the batch was read leaves none of it known to be current.
+            if inner.pending.applied() == applied {
+                found.extend(hits);
             }
         }
         let mut idx = self.index();

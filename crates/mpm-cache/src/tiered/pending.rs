@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::lock;
 use crate::Error;
@@ -102,6 +102,11 @@ impl Removals {
 pub(super) struct Pending {
     /// Whether `removals` may hold anything: the read path's only cost when it does not.
     any: AtomicBool,
+    /// Bumped (under the lock, before `any` is cleared) each time applied removals are
+    /// dropped from the record: a read of the L2 that overlapped such a drop may have read a
+    /// value the removal then deleted, which the record no longer masks (see
+    /// [`applied`](Self::applied)).
+    applied: AtomicU64,
     removals: Mutex<Removals>,
 }
 
@@ -119,6 +124,15 @@ impl Pending {
         r.add(removal);
         self.any.store(true, Ordering::Release);
         self.apply_locked(&mut r, l2)
+    }
+
+    /// How many times applied removals have left the record. A reader takes this before it
+    /// reads the L2 and compares after: when it moved, a removal may have been applied (and
+    /// unrecorded) between the read and [`masks`](Self::masks), so the value read must not be
+    /// served.
+    #[inline]
+    pub(super) fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
     }
 
     /// How many removals are recorded and not yet applied.
@@ -139,7 +153,11 @@ impl Pending {
     }
 
     fn apply_locked<V>(&self, r: &mut Removals, l2: &dyn Tier<V>) -> Result<(), Error> {
+        let before = r.len();
         let applied = r.apply(l2);
+        if r.len() != before {
+            self.applied.fetch_add(1, Ordering::AcqRel);
+        }
         if r.is_empty() {
             self.any.store(false, Ordering::Release);
         }
