@@ -193,6 +193,20 @@ fn render_10k_counted(c: &mut Criterion) {
     }
 }
 
+/// Thread `t` of `threads` adds `t + 1` to every counter, all threads at once.
+fn add_from_threads<C: Sync>(threads: usize, counters: &[C], add: impl Fn(&C, u64) + Sync) {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let add = &add;
+            s.spawn(move || {
+                for c in counters {
+                    add(c, t as u64 + 1);
+                }
+            });
+        }
+    });
+}
+
 fn render_10k_counted_by(c: &mut Criterion, group: &str, threads: usize) {
     const COMPONENTS: usize = 1000;
     const TIERS: [&str; 9] = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
@@ -219,16 +233,7 @@ fn render_10k_counted_by(c: &mut Criterion, group: &str, threads: usize) {
         });
         keep.push((scope, state));
     }
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let counters = &counters;
-            s.spawn(move || {
-                for c in counters {
-                    c.add(t as u64 + 1);
-                }
-            });
-        }
-    });
+    add_from_threads(threads, &counters, |c, n| c.add(n));
     assert_eq!(registry.collectors(), COMPONENTS);
     let series: usize = registry
         .snapshot()
@@ -274,15 +279,8 @@ fn render_10k_counted_by(c: &mut Criterion, group: &str, threads: usize) {
             .get_or_create(&vec![("name".to_owned(), name)])
             .set(i as i64);
     }
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let counters = &pc_counters;
-            s.spawn(move || {
-                for c in counters {
-                    c.inc_by(t as u64 + 1);
-                }
-            });
-        }
+    add_from_threads(threads, &pc_counters, |c, n| {
+        c.inc_by(n);
     });
     assert_eq!(pc_counters[9].get(), 1 + added);
     let mut pc_buf = String::new();

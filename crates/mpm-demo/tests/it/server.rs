@@ -169,7 +169,8 @@ async fn metrics_and_health_are_served() {
     );
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+/// The whole response to a plain `GET path` (status line, headers, body).
+async fn http_request(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
@@ -179,6 +180,12 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     .unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The body of a `GET path` answered 200.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let response = http_request(addr, path).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
@@ -272,17 +279,8 @@ async fn next_any(socket: &mut Socket) -> Message {
 
 #[tokio::test]
 async fn a_plain_request_for_the_feed_is_not_upgraded() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (server, hub, _registry) = start(Limits::default()).await;
-    let addr = server.addr();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).await.unwrap();
+    let response = http_request(server.addr(), "/ws").await;
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(hub.is_empty());
 }
