@@ -7,6 +7,7 @@ mod config;
 mod fns;
 mod guards;
 mod inner;
+mod locks;
 mod maintenance;
 mod manager;
 mod object;
@@ -23,14 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use self::config::KeyedConfig;
 use self::guards::{Holding, Reservation};
 use self::inner::Inner;
-use self::state::{Evicted, Grant, KEntry, Quick, State, enqueue, quick_take, try_serve};
+use self::state::{Got, Grant, KEntry, Table};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
@@ -107,13 +107,6 @@ impl<K, M: KeyedManager<K>> fmt::Debug for KeyedPool<K, M> {
     }
 }
 
-/// What a caller does after looking at the state.
-enum Step<K, T> {
-    Served(Grant<T>, Evicted<K, T>),
-    /// Queued as this waiter id.
-    Wait(usize),
-}
-
 impl<K, M> KeyedPool<K, M>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
@@ -137,10 +130,11 @@ where
             .maintenance_interval
             .map(|d| d.max(Duration::from_millis(1)));
         let stop = Arc::new(Notify::new());
+        let (max_per_key, max_total) = (config.max_per_key, config.max_total);
         let inner = Arc::new(Inner {
             manager,
             config,
-            state: Mutex::new(State::new()),
+            table: Table::new(max_per_key, max_total),
             metrics,
             stop,
             ticking: AtomicBool::new(false),
@@ -176,7 +170,7 @@ where
 
     /// Objects for `key`: idle, lent and being created.
     pub fn size_of(&self, key: &K) -> usize {
-        self.inner.state.lock().keys.get(key).map_or(0, |k| k.size)
+        self.inner.table.size_of(key)
     }
 
     /// The manager.
@@ -205,52 +199,24 @@ where
         // as the plain pool's: a get served from an idle object never reads the clock for it.
         let mut deadline = Deadline::new(timeout);
         loop {
-            // A caller that must wait joins its key's line with the context's waker, under
-            // the one lock (this `poll_fn` never suspends): its first look needs no lock.
-            let step = std::future::poll_fn(|cx| {
-                let mut s = inner.state.lock();
-                if s.closed {
-                    return std::task::Poll::Ready(None);
-                }
-                match quick_take(&mut s, &key) {
-                    Some(Quick::Idle(e)) => {
-                        return std::task::Poll::Ready(Some(Step::Served(
-                            Grant::Object(e),
-                            Vec::new(),
-                        )));
-                    }
-                    Some(Quick::Queued(id)) => {
-                        s.waiters.set_waker(id, |_| false, || cx.waker().clone());
-                        return std::task::Poll::Ready(Some(Step::Wait(id)));
-                    }
-                    None => {}
-                }
-                let mut evicted = Vec::new();
-                std::task::Poll::Ready(Some(
-                    match try_serve(&mut s, &inner.config, &key, &mut evicted) {
-                        Some(g) => Step::Served(g, evicted),
-                        None => {
-                            let id = enqueue(&mut s, &inner.config, &key);
-                            s.waiters.set_waker(id, |_| false, || cx.waker().clone());
-                            Step::Wait(id)
-                        }
-                    },
-                ))
+            // A caller that must wait joins its key's line with the context's waker (this
+            // `poll_fn` never suspends): its first look needs no lock.
+            let mut evicted = Vec::new();
+            let got = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(inner.table.get(&key, || cx.waker().clone(), &mut evicted))
             })
             .await;
-            let Some(step) = step else {
-                return Err(Error::Closed);
-            };
-            let grant = match step {
-                Step::Served(grant, evicted) => {
-                    inner.close_all(evicted);
-                    grant
-                }
-                Step::Wait(id) => match inner
-                    .wait(&key, id, deadline.at(Instant::now()), timeout)
+            if !evicted.is_empty() {
+                inner.close_all(evicted);
+            }
+            let (slot, grant) = match got {
+                Got::Closed => return Err(Error::Closed),
+                Got::Served(slot, grant) => (slot, grant),
+                Got::Wait(slot, id) => match inner
+                    .wait(&key, &slot, id, deadline.at(Instant::now()), timeout)
                     .await
                 {
-                    Ok(grant) => grant,
+                    Ok(grant) => (slot, grant),
                     Err(e) => {
                         if let (Error::Timeout { .. }, Some(m)) = (&e, &inner.metrics) {
                             m.timeout(Stage::Acquire);
@@ -262,12 +228,13 @@ where
             match grant {
                 Grant::Object(entry) => {
                     if entry.last_used.elapsed() < inner.config.skip_validation_within {
-                        return Ok(inner.lend(key, entry));
+                        return Ok(inner.lend(key, slot, entry));
                     }
                     // Held by a guard: a cancelled validation closes the object.
                     let mut hold = Holding {
                         inner,
                         key: &key,
+                        slot: &slot,
                         entry: Some(entry),
                         reason: CloseReason::Cancelled,
                     };
@@ -308,13 +275,17 @@ where
                     };
                     if ok && let Some(entry) = hold.entry.take() {
                         drop(hold);
-                        return Ok(inner.lend(key, entry));
+                        return Ok(inner.lend(key, slot, entry));
                     }
                     // Not ok: dropping `hold` closes the object, and the loop tries again.
                     drop(hold);
                 }
                 Grant::Create => {
-                    let reservation = Reservation { inner, key: &key };
+                    let reservation = Reservation {
+                        inner,
+                        key: &key,
+                        slot: &slot,
+                    };
                     let created = bounded(
                         unwind::call_async("create", async { inner.manager.create(&key).await }),
                         inner.config.create_timeout,
@@ -338,7 +309,7 @@ where
                                 obj,
                                 last_used: Instant::now(),
                             };
-                            return Ok(inner.lend(key, entry));
+                            return Ok(inner.lend(key, slot, entry));
                         }
                         Ok(Ok(Err(e))) => {
                             if let Some(m) = &inner.metrics {
@@ -376,7 +347,7 @@ where
     /// Closes idle objects unused for `idle_for` or longer, and drops keys left empty.
     /// Returns how many it closed.
     pub fn evict_idle(&self, idle_for: Duration) -> usize {
-        self.inner.evict_idle(idle_for)
+        self.inner.evict_idle(Some(idle_for))
     }
 
     /// Closes the pool: waiters get [`Error::Closed`], idle objects are closed now and lent
@@ -384,23 +355,7 @@ where
     pub fn close(&self) {
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
-        {
-            let mut s = self.inner.state.lock();
-            s.closed = true;
-            s.open.clear();
-            // Every waiter leaves its line, looks again and finds the pool closed.
-            s.wake_all(&mut woken);
-            let mut removed = 0;
-            for (key, slots) in s.keys.iter_mut() {
-                while let Some(e) = slots.idle.pop_front() {
-                    slots.size -= 1;
-                    removed += 1;
-                    evicted.push((key.clone(), e, CloseReason::Shutdown));
-                }
-            }
-            s.total -= removed;
-            s.keys.retain(|_, k| k.size > 0);
-        }
+        self.inner.table.close(&mut evicted, &mut woken);
         woken.wake_all(std::task::Waker::wake);
         self.inner.stop.notify_one();
         self.inner.close_all(evicted);

@@ -4,9 +4,9 @@
 use std::hash::Hash;
 use std::task::Waker;
 
-use super::inner::Inner;
+use super::inner::{Inner, KeySlot};
 use super::manager::KeyedManager;
-use super::state::{Grant, KEntry, cancel, dispatch, forget_one};
+use super::state::KEntry;
 use crate::stats::CloseReason;
 use crate::waiters::Woken;
 
@@ -20,6 +20,7 @@ where
 {
     pub(super) inner: &'a Inner<K, M>,
     pub(super) key: &'a K,
+    pub(super) slot: &'a KeySlot<K, M>,
     pub(super) id: Option<usize>,
 }
 
@@ -32,23 +33,9 @@ where
         let Some(id) = self.id.take() else { return };
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
-        {
-            let mut s = self.inner.state.lock();
-            let config = &self.inner.config;
-            let mut local = None;
-            match cancel(&mut s, config, self.key, id) {
-                None => return,
-                Some(Grant::Object(e)) => match s.keys.get_mut(self.key) {
-                    Some(slots) => {
-                        slots.idle.push_front(e);
-                        local = Some(self.key);
-                    }
-                    None => evicted.push((self.key.clone(), e, CloseReason::Shutdown)),
-                },
-                Some(Grant::Create) => forget_one(&mut s, config, self.key),
-            }
-            dispatch(&mut s, config, local, &mut evicted, &mut woken);
-        }
+        self.inner
+            .table
+            .give_up(self.key, self.slot, id, &mut evicted, &mut woken);
         woken.wake_all(Waker::wake);
         self.inner.close_all(evicted);
     }
@@ -62,6 +49,7 @@ where
 {
     pub(super) inner: &'a Inner<K, M>,
     pub(super) key: &'a K,
+    pub(super) slot: &'a KeySlot<K, M>,
     pub(super) entry: Option<KEntry<M::Object>>,
     /// Why the entry is closed if the guard still holds it when dropped.
     pub(super) reason: CloseReason,
@@ -74,7 +62,8 @@ where
 {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.inner.close_lent(self.key, entry, self.reason);
+            self.inner
+                .close_lent(self.key, self.slot, entry, self.reason);
         }
     }
 }
@@ -84,20 +73,13 @@ pub(super) struct Reservation<'a, K: Clone + Eq + Hash + Send + Sync + 'static, 
 {
     pub(super) inner: &'a Inner<K, M>,
     pub(super) key: &'a K,
+    pub(super) slot: &'a KeySlot<K, M>,
 }
 
 impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop
     for Reservation<'_, K, M>
 {
     fn drop(&mut self) {
-        let mut evicted = Vec::new();
-        let mut woken = Woken::default();
-        {
-            let mut s = self.inner.state.lock();
-            forget_one(&mut s, &self.inner.config, self.key);
-            dispatch(&mut s, &self.inner.config, None, &mut evicted, &mut woken);
-        }
-        woken.wake_all(Waker::wake);
-        self.inner.close_all(evicted);
+        self.inner.forget(self.key, self.slot, Vec::new());
     }
 }

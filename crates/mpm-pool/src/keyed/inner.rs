@@ -8,19 +8,17 @@ use std::sync::atomic::AtomicBool;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::KeyedStatus;
 use super::config::KeyedConfig;
 use super::guards::Waiting;
+use super::locks::ParkingLot;
 use super::maintenance::maintain;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
-use super::state::{
-    Evicted, Grant, KEntry, State, cancel, dispatch, forget_one, hand_to_line, retain_keys,
-};
+use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
 use crate::error::{Error, Stage};
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
@@ -28,10 +26,13 @@ use crate::task::{Maintained, spawn_unless_running};
 use crate::unwind;
 use crate::waiters::Woken;
 
+/// A key's state, as the pool keeps it.
+pub(super) type KeySlot<K, M> = Slot<<M as KeyedManager<K>>::Object, Waker, ParkingLot>;
+
 pub(super) struct Inner<K, M: KeyedManager<K>> {
     pub(super) manager: M,
     pub(super) config: KeyedConfig,
-    pub(super) state: Mutex<State<K, M::Object, Waker>>,
+    pub(super) table: Table<K, M::Object, Waker, ParkingLot>,
     pub(super) metrics: Option<KeyedMetrics>,
     /// Stops the maintenance task (on close, and when the pool is dropped).
     pub(super) stop: Arc<Notify>,
@@ -60,7 +61,7 @@ where
         let Some(interval) = self.config.maintenance_interval else {
             return;
         };
-        if self.state.lock().closed {
+        if self.table.is_closed() {
             return;
         }
         let stop = Arc::clone(&self.stop);
@@ -83,63 +84,32 @@ where
     }
 
     pub(super) fn status(&self) -> KeyedStatus {
-        let s = self.state.lock();
-        let idle = s.keys.values().map(|k| k.idle.len()).sum();
+        let c = self.table.counts();
         KeyedStatus {
-            keys: s.keys.values().filter(|k| k.size > 0).count(),
-            total: s.total,
-            idle,
-            in_use: s.total.saturating_sub(idle),
-            waiting: s.waiting(),
+            keys: c.keys,
+            total: c.total,
+            idle: c.idle,
+            in_use: c.total.saturating_sub(c.idle),
+            waiting: c.waiting,
         }
     }
 
-    pub(super) fn evict_idle(&self, idle_for: Duration) -> usize {
-        let now = Instant::now();
+    /// Closes idle objects unused for `idle_for` or longer (none if `None`) and drops keys
+    /// left empty; returns how many it closed.
+    pub(super) fn evict_idle(&self, idle_for: Option<Duration>) -> usize {
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
-        {
-            let mut s = self.state.lock();
-            let mut removed = 0;
-            for (key, slots) in s.keys.iter_mut() {
-                while slots
-                    .idle
-                    .front()
-                    .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
-                {
-                    if let Some(e) = slots.idle.pop_front() {
-                        slots.size -= 1;
-                        removed += 1;
-                        evicted.push((key.clone(), e, CloseReason::Idle));
-                    }
-                }
-            }
-            s.total -= removed;
-            retain_keys(&mut s);
-            dispatch(&mut s, &self.config, None, &mut evicted, &mut woken);
-        }
+        let n = self
+            .table
+            .evict_idle(Instant::now(), idle_for, &mut evicted, &mut woken);
         woken.wake_all(Waker::wake);
-        let n = evicted
-            .iter()
-            .filter(|(_, _, r)| *r == CloseReason::Idle)
-            .count();
         self.close_all(evicted);
         n
     }
 
     /// One maintenance pass: idle objects past the idle timeout, then empty keys.
     pub(super) fn maintain_once(&self) -> usize {
-        match self.config.idle_timeout {
-            Some(idle_for) => self.evict_idle(idle_for),
-            None => {
-                {
-                    let mut s = self.state.lock();
-                    retain_keys(&mut s);
-                }
-                self.status();
-                0
-            }
-        }
+        self.evict_idle(self.config.idle_timeout)
     }
 
     /// Waits in `key`'s line as waiter `id` until it is handed an object or room (or the
@@ -147,6 +117,7 @@ where
     pub(super) async fn wait(
         &self,
         key: &K,
+        slot: &KeySlot<K, M>,
         id: usize,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
@@ -154,6 +125,7 @@ where
         let mut waiting = Waiting {
             inner: self,
             key,
+            slot,
             id: Some(id),
         };
         let mut timer = pin!(deadline.map(tokio::time::sleep_until));
@@ -164,24 +136,25 @@ where
                 // woken it already, so the first look needs no lock.
                 first = false;
             } else {
-                let mut s = self.state.lock();
-                if let Some(grant) = s.waiters.granted(id) {
-                    waiting.id = None;
-                    return Poll::Ready(Ok(grant));
-                }
-                if s.closed {
+                match self
+                    .table
+                    .look(slot, id, |w| w.will_wake(cx.waker()), || cx.waker().clone())
+                {
+                    Look::Granted(grant) => {
+                        waiting.id = None;
+                        return Poll::Ready(Ok(grant));
+                    }
                     // The guard takes the waiter out of its line.
-                    return Poll::Ready(Err(Error::Closed));
+                    Look::Closed => return Poll::Ready(Err(Error::Closed)),
+                    Look::Pending => {}
                 }
-                s.waiters
-                    .set_waker(id, |w| w.will_wake(cx.waker()), || cx.waker().clone());
             }
             if let Some(sleep) = timer.as_mut().as_pin_mut()
                 && sleep.poll(cx).is_ready()
             {
                 // A grant may have been handed over just now: take it rather than waste it.
                 waiting.id = None;
-                let grant = cancel(&mut self.state.lock(), &self.config, key, id);
+                let grant = self.table.cancel(key, slot, id);
                 return Poll::Ready(grant.ok_or(Error::Timeout {
                     stage: Stage::Acquire,
                     timeout: timeout.unwrap_or_default(),
@@ -192,16 +165,28 @@ where
         .await
     }
 
-    pub(super) fn lend(self: &Arc<Self>, key: K, entry: KEntry<M::Object>) -> KeyedObject<K, M> {
+    pub(super) fn lend(
+        self: &Arc<Self>,
+        key: K,
+        slot: KeySlot<K, M>,
+        entry: KEntry<M::Object>,
+    ) -> KeyedObject<K, M> {
         KeyedObject {
             key,
+            slot,
             entry: Some(entry),
             pool: Arc::clone(self),
             discard: false,
         }
     }
 
-    pub(super) fn release(&self, key: &K, mut entry: KEntry<M::Object>, discard: bool) {
+    pub(super) fn release(
+        &self,
+        key: &K,
+        slot: &KeySlot<K, M>,
+        mut entry: KEntry<M::Object>,
+        discard: bool,
+    ) {
         let broken_reason = if discard {
             Some(CloseReason::Discarded)
         } else {
@@ -211,55 +196,38 @@ where
                 Err(_) => Some(CloseReason::Panicked),
             }
         };
-        let broken = broken_reason.is_some();
-        if !broken {
-            // Read before the lock, to keep the state's critical section short.
-            entry.last_used = Instant::now();
+        if let Some(reason) = broken_reason {
+            self.close_lent(key, slot, entry, reason);
+            return;
         }
+        // Read before the lock, to keep the key's critical section short.
+        entry.last_used = Instant::now();
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
-        {
-            let mut s = self.state.lock();
-            let mut local = None;
-            if broken || s.closed {
-                forget_one(&mut s, &self.config, key);
-                let reason = broken_reason.unwrap_or(CloseReason::Shutdown);
-                evicted.push((key.clone(), entry, reason));
-            } else {
-                let entry = match hand_to_line(&mut s, &self.config, key, entry, &mut woken) {
-                    Ok(()) => {
-                        drop(s);
-                        woken.wake_all(Waker::wake);
-                        return;
-                    }
-                    Err(entry) => entry,
-                };
-                match s.keys.get_mut(key) {
-                    Some(slots) => {
-                        slots.idle.push_back(entry);
-                        if !slots.waiters.is_empty() {
-                            local = Some(key);
-                        }
-                    }
-                    None => evicted.push((key.clone(), entry, CloseReason::Shutdown)),
-                }
-            }
-            dispatch(&mut s, &self.config, local, &mut evicted, &mut woken);
+        self.table
+            .release(key, slot, entry, &mut evicted, &mut woken);
+        woken.wake_all(Waker::wake);
+        if !evicted.is_empty() {
+            self.close_all(evicted);
         }
+    }
+
+    /// A lent object (or a reserved place, with no entry) leaves the pool.
+    pub(super) fn forget(&self, key: &K, slot: &KeySlot<K, M>, mut evicted: Evicted<K, M::Object>) {
+        let mut woken = Woken::default();
+        self.table.forget(key, slot, &mut evicted, &mut woken);
         woken.wake_all(Waker::wake);
         self.close_all(evicted);
     }
 
-    pub(super) fn close_lent(&self, key: &K, entry: KEntry<M::Object>, reason: CloseReason) {
-        let mut evicted = vec![(key.clone(), entry, reason)];
-        let mut woken = Woken::default();
-        {
-            let mut s = self.state.lock();
-            forget_one(&mut s, &self.config, key);
-            dispatch(&mut s, &self.config, None, &mut evicted, &mut woken);
-        }
-        woken.wake_all(Waker::wake);
-        self.close_all(evicted);
+    pub(super) fn close_lent(
+        &self,
+        key: &K,
+        slot: &KeySlot<K, M>,
+        entry: KEntry<M::Object>,
+        reason: CloseReason,
+    ) {
+        self.forget(key, slot, vec![(key.clone(), entry, reason)]);
     }
 
     pub(super) fn close_all(&self, evicted: Evicted<K, M::Object>) {

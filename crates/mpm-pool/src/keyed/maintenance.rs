@@ -33,7 +33,7 @@ pub(super) async fn maintain<K, M>(
             return;
         }
         let Some(inner) = weak.upgrade() else { return };
-        if inner.state.lock().closed {
+        if inner.table.is_closed() {
             return;
         }
         inner.maintain_once();

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use super::inner::Inner;
+use super::inner::{Inner, KeySlot};
 use super::manager::KeyedManager;
 use super::state::KEntry;
 
@@ -29,6 +29,8 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
 {
     pub(super) key: K,
+    /// The key's state: its object goes back there without a lookup.
+    pub(super) slot: KeySlot<K, M>,
     pub(super) entry: Option<KEntry<M::Object>>,
     pub(super) pool: Arc<Inner<K, M>>,
     pub(super) discard: bool,
@@ -49,7 +51,8 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> KeyedObje
 impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop for KeyedObject<K, M> {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.pool.release(&self.key, entry, self.discard);
+            self.pool
+                .release(&self.key, &self.slot, entry, self.discard);
         }
     }
 }

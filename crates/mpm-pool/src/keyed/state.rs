@@ -1,16 +1,39 @@
 //! The keys, their idle objects and lines of waiters, and the rules that hand out objects
 //! and room first come, first served across keys: what keys add to a pool. The waiters
 //! themselves, the hand-off and the giving up are the [`Waiters`] both pools share: a key's
-//! line holds waiter ids, a grant is handed straight to the waiter and it is woken. The
-//! state is plain data, generic over what wakes a waiter, so the same code runs in the pool
-//! and under the model checker in the tests.
+//! line holds waiter ids, a grant is handed straight to the waiter and it is woken.
+//!
+//! # Locks
+//!
+//! Each key has its own lock over its idle objects, its size and its line of waiters, and the
+//! keys sit in a map behind a readers-writer lock. What spans keys (the total, and the order
+//! in which waiters wait for room in it) sits behind one more lock, the room's. The common
+//! cases take only the map's read lock and one key's lock, as a pool per key would: a get
+//! that finds an idle object, a get that queues behind its key's line (or at its key's cap),
+//! and a release that hands its object to its key's first waiter or leaves it idle. Anything
+//! that changes a size or the total (a creation, an object closed, an eviction at the total
+//! cap), a waiter that gives up, and a release while somebody waits for room in the total
+//! takes the room's lock first. Locks are taken in the order room, map, keys; only the room's
+//! holder holds two keys' locks at once, and nobody waits for the map while holding a key.
+//!
+//! A release must not leave an object idle while somebody waits for room that evicting it
+//! would give. The room's holder sets `contended` before it looks at any key and clears it
+//! when it leaves with nobody waiting for room; a release reads it under its key's lock, so
+//! either the room's holder sees the idle object when it looks at that key, or the release
+//! sees `contended` and takes the room's lock (whose holder then hands the object on).
+//!
+//! The state is generic over the locks and over what wakes a waiter, so the same code runs
+//! in the pool and under the model checker in the tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::ops::DerefMut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use super::config::KeyedConfig;
+use super::locks::{Lock, Locking, ReadWrite};
 use crate::stats::CloseReason;
 use crate::waiters::{Waiters, Woken};
 
@@ -25,650 +48,997 @@ pub(super) enum Grant<T> {
     Create,
 }
 
-pub(super) struct KeySlots<T> {
+/// One key: its idle objects, its size and its line of waiters.
+pub(super) struct KeyState<T, W> {
     pub(super) idle: VecDeque<KEntry<T>>,
     /// Idle, lent and being created.
     pub(super) size: usize,
     /// The ids of the key's waiters, first come first. A key with waiters stays in the map
     /// even with no objects (its waiters wait for room in the total).
-    pub(super) waiters: VecDeque<usize>,
+    pub(super) line: VecDeque<usize>,
+    /// The key's waiters, by id.
+    pub(super) waiters: Waiters<Grant<T>, W>,
 }
 
-impl<T> KeySlots<T> {
-    pub(super) fn new() -> Self {
-        KeySlots {
+impl<T, W> KeyState<T, W> {
+    fn new() -> Self {
+        KeyState {
             idle: VecDeque::new(),
             size: 0,
-            waiters: VecDeque::new(),
+            line: VecDeque::new(),
+            waiters: Waiters::default(),
         }
     }
 
     /// The first waiter's arrival, if the key is under its own cap with nothing idle: the
     /// waiter waits only for room in the total.
-    pub(super) fn open_head<G, W>(&self, max_per_key: usize, all: &Waiters<G, W>) -> Option<u64> {
+    fn open_head(&self, max_per_key: usize) -> Option<u64> {
         if self.idle.is_empty() && self.size < max_per_key {
-            self.waiters.front().and_then(|&id| all.seq(id))
+            self.line.front().and_then(|&id| self.waiters.seq(id))
         } else {
             None
         }
     }
+
+    /// Neither objects nor waiters in line: the key can go.
+    fn is_empty(&self) -> bool {
+        self.size == 0 && self.line.is_empty()
+    }
+
+    /// Puts a caller in line with what wakes it; returns its waiter id.
+    fn enqueue(&mut self, seq: u64, waker: W) -> usize {
+        let id = self.waiters.insert(seq);
+        self.waiters.set_waker(id, |_| false, || waker);
+        self.line.push_back(id);
+        id
+    }
 }
 
-pub(super) struct State<K, T, W> {
-    pub(super) keys: HashMap<K, KeySlots<T>>,
-    pub(super) total: usize,
-    /// The next waiter's arrival number.
-    pub(super) seq: u64,
+/// A key's state behind its lock, shared by the map, its lent objects and its waiters.
+pub(super) type Slot<T, W, L> = Arc<<L as Locking>::Mutex<KeyState<T, W>>>;
+
+/// What spans keys, behind the room's lock.
+struct Room<T, W, L: Locking> {
+    /// Objects in total: idle, lent and being created.
+    total: usize,
     /// Keys whose first waiter waits for room in the total, by that waiter's arrival: the
     /// order in which freed room is handed out across keys. Entries go stale (the waiter
     /// served or gone, the key at its own cap again) and are checked when read.
-    pub(super) open: VecDeque<(u64, K)>,
-    pub(super) closed: bool,
-    /// Every key's waiters, by id.
-    pub(super) waiters: Waiters<Grant<T>, W>,
+    open: VecDeque<(u64, Slot<T, W, L>)>,
 }
 
-impl<K, T, W> State<K, T, W> {
-    pub(super) fn new() -> Self {
-        State {
-            keys: HashMap::new(),
-            total: 0,
-            seq: 0,
-            open: VecDeque::new(),
-            closed: false,
-            waiters: Waiters::default(),
+/// Objects taken out of the state, to close once the locks are released, and why.
+pub(super) type Evicted<K, T> = Vec<(K, KEntry<T>, CloseReason)>;
+
+/// What a get found.
+pub(super) enum Got<T, W, L: Locking> {
+    /// Served: an idle object or a reserved place, on this key.
+    Served(Slot<T, W, L>, Grant<T>),
+    /// In line on this key as this waiter id.
+    Wait(Slot<T, W, L>, usize),
+    /// The pool is closed.
+    Closed,
+}
+
+/// A waiter's look at its grant.
+pub(super) enum Look<T> {
+    Granted(Grant<T>),
+    Closed,
+    Pending,
+}
+
+/// A snapshot of the counts.
+pub(super) struct Counts {
+    pub(super) keys: usize,
+    pub(super) total: usize,
+    pub(super) idle: usize,
+    pub(super) waiting: usize,
+}
+
+/// The keyed pool's state: the keys' map, the room and the flags read without a lock.
+pub(super) struct Table<K, T, W, L: Locking> {
+    max_per_key: usize,
+    max_total: usize,
+    keys: L::RwLock<HashMap<K, Slot<T, W, L>>>,
+    room: L::Mutex<Room<T, W, L>>,
+    /// Somebody waits, or may be about to wait, for room in the total: a release takes the
+    /// room's lock (see the module doc).
+    contended: AtomicBool,
+    closed: AtomicBool,
+    /// The next waiter's arrival number.
+    seq: AtomicU64,
+}
+
+impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
+    pub(super) fn new(max_per_key: usize, max_total: usize) -> Self {
+        Table {
+            max_per_key,
+            max_total,
+            keys: ReadWrite::new(HashMap::new()),
+            room: Lock::new(Room {
+                total: 0,
+                open: VecDeque::new(),
+            }),
+            contended: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
         }
     }
 
-    /// Callers waiting and not yet served.
-    pub(super) fn waiting(&self) -> usize {
-        self.keys.values().map(|k| k.waiters.len()).sum()
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
-    /// Empties every key's line and returns what wakes the waiters in them (the pool
-    /// closed): each looks again, finds the pool closed and leaves the slab.
-    pub(super) fn wake_all(&mut self, woken: &mut Woken<W>) {
-        for slots in self.keys.values_mut() {
-            for id in slots.waiters.drain(..) {
-                woken.push(self.waiters.take_waker(id));
+    /// Takes the room's lock and says so to releases (before looking at any key).
+    fn enter(&self) -> impl DerefMut<Target = Room<T, W, L>> + '_ {
+        let room = self.room.lock();
+        self.contended.store(true, Ordering::SeqCst);
+        room
+    }
+
+    /// Before the room's lock is released: drops the keys of `empties` left with neither
+    /// objects nor waiters, and lets releases go by without the room's lock again if nobody
+    /// waits for room.
+    fn leave(&self, room: &Room<T, W, L>, empties: &[K]) {
+        if !empties.is_empty() {
+            let mut map = self.keys.write();
+            for key in empties {
+                if map.get(key).is_some_and(|slot| slot.lock().is_empty()) {
+                    map.remove(key);
+                }
+            }
+        }
+        self.contended
+            .store(!room.open.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Gets an object for `key`: its idle object, a reserved place (after evicting another
+    /// key's idle object at the total cap), or a place in its line, woken by `waker`.
+    pub(super) fn get(
+        &self,
+        key: &K,
+        waker: impl FnOnce() -> W,
+        evicted: &mut Evicted<K, T>,
+    ) -> Got<T, W, L> {
+        {
+            let map = self.keys.read();
+            if let Some(slot) = map.get(key) {
+                let mut k = slot.lock();
+                if self.is_closed() {
+                    return Got::Closed;
+                }
+                // Behind the key's waiters, or at the key's cap with nothing idle: in line,
+                // not waiting for room in the total (its key has no room of its own).
+                if !k.line.is_empty() || (k.idle.is_empty() && k.size >= self.max_per_key) {
+                    let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                    let id = k.enqueue(seq, waker());
+                    return Got::Wait(Arc::clone(slot), id);
+                }
+                if let Some(e) = k.idle.pop_front() {
+                    return Got::Served(Arc::clone(slot), Grant::Object(e));
+                }
+            }
+        }
+        self.get_slow(key, waker, evicted)
+    }
+
+    /// A get that may need room in the total, or a new key.
+    fn get_slow(
+        &self,
+        key: &K,
+        waker: impl FnOnce() -> W,
+        evicted: &mut Evicted<K, T>,
+    ) -> Got<T, W, L> {
+        let mut room = self.enter();
+        if self.is_closed() {
+            self.leave(&room, &[]);
+            return Got::Closed;
+        }
+        let existing = self.keys.read().get(key).cloned();
+        let slot = existing.unwrap_or_else(|| {
+            let mut map = self.keys.write();
+            Arc::clone(
+                map.entry(key.clone())
+                    .or_insert_with(|| Arc::new(Lock::new(KeyState::new()))),
+            )
+        });
+        let mut empties = Vec::new();
+        let got = {
+            let map = self.keys.read();
+            // Every waiter left in line after a dispatch could not be served; a waiter on the
+            // same key came first, so a new caller on that key queues behind it.
+            let quick = {
+                let mut k = slot.lock();
+                if !k.line.is_empty() || (k.idle.is_empty() && k.size >= self.max_per_key) {
+                    None
+                } else if let Some(e) = k.idle.pop_front() {
+                    Some(Grant::Object(e))
+                } else if room.total < self.max_total {
+                    k.size += 1;
+                    room.total += 1;
+                    Some(Grant::Create)
+                } else {
+                    None
+                }
+            };
+            let grant = match quick {
+                Some(g) => Some(g),
+                None => {
+                    let under_cap = {
+                        let k = slot.lock();
+                        k.line.is_empty() && k.idle.is_empty() && k.size < self.max_per_key
+                    };
+                    if under_cap {
+                        self.evict_for(&mut room, &map, &slot, evicted, &mut empties)
+                    } else {
+                        None
+                    }
+                }
+            };
+            match grant {
+                Some(g) => Got::Served(Arc::clone(&slot), g),
+                None => {
+                    let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                    let id = slot.lock().enqueue(seq, waker());
+                    note_open(&mut room, &slot, self.max_per_key);
+                    Got::Wait(Arc::clone(&slot), id)
+                }
+            }
+        };
+        self.leave(&room, &empties);
+        got
+    }
+
+    /// At the total cap, closes the idle object unused longest among the other keys to make
+    /// room for one on `slot` (reserved); `None` if there is none.
+    fn evict_for(
+        &self,
+        room: &mut Room<T, W, L>,
+        map: &HashMap<K, Slot<T, W, L>>,
+        slot: &Slot<T, W, L>,
+        evicted: &mut Evicted<K, T>,
+        empties: &mut Vec<K>,
+    ) -> Option<Grant<T>> {
+        loop {
+            let mut best: Option<(&K, &Slot<T, W, L>, Instant)> = None;
+            for (k, s) in map {
+                if Arc::ptr_eq(s, slot) {
+                    continue;
+                }
+                let at = s.lock().idle.front().map(|e| e.last_used);
+                if let Some(at) = at
+                    && best.is_none_or(|(_, _, b)| at < b)
+                {
+                    best = Some((k, s, at));
+                }
+            }
+            let (victim, vslot, _) = best?;
+            let taken = {
+                let mut v = vslot.lock();
+                let e = v.idle.pop_front();
+                if e.is_some() {
+                    v.size -= 1;
+                }
+                e.map(|e| (e, v.is_empty()))
+            };
+            // A get took it meanwhile: look again.
+            let Some((e, gone)) = taken else { continue };
+            if gone {
+                empties.push(victim.clone());
+            } else {
+                // The victim's own waiters (later than the one served) now wait for room.
+                note_open(room, vslot, self.max_per_key);
+            }
+            evicted.push((victim.clone(), e, CloseReason::Evicted));
+            slot.lock().size += 1;
+            return Some(Grant::Create);
+        }
+    }
+
+    /// Serves `slot` now if it can: its idle object, or a reserved place (after evicting
+    /// another key's idle object at the total cap).
+    fn serve_now(
+        &self,
+        room: &mut Room<T, W, L>,
+        map: &HashMap<K, Slot<T, W, L>>,
+        slot: &Slot<T, W, L>,
+        evicted: &mut Evicted<K, T>,
+        empties: &mut Vec<K>,
+    ) -> Option<Grant<T>> {
+        {
+            let mut k = slot.lock();
+            if let Some(e) = k.idle.pop_front() {
+                return Some(Grant::Object(e));
+            }
+            if k.size >= self.max_per_key {
+                return None;
+            }
+            if room.total < self.max_total {
+                k.size += 1;
+                room.total += 1;
+                return Some(Grant::Create);
+            }
+        }
+        self.evict_for(room, map, slot, evicted, empties)
+    }
+
+    /// Serves `slot`'s first waiter if it can; says whether it did.
+    fn serve_first(
+        &self,
+        room: &mut Room<T, W, L>,
+        map: &HashMap<K, Slot<T, W, L>>,
+        slot: &Slot<T, W, L>,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+        empties: &mut Vec<K>,
+    ) -> bool {
+        if slot.lock().line.is_empty() {
+            return false;
+        }
+        let Some(grant) = self.serve_now(room, map, slot, evicted, empties) else {
+            return false;
+        };
+        {
+            let mut k = slot.lock();
+            let KeyState {
+                line,
+                waiters,
+                idle,
+                size,
+                ..
+            } = &mut *k;
+            // Every waiter in a line is in the slab (one that gives up leaves its line too),
+            // and only the room's holder takes a line's first waiter while it waits for room.
+            let served = match line.pop_front() {
+                Some(id) => waiters.serve(id, grant),
+                None => Err(grant),
+            };
+            match served {
+                Ok(waker) => woken.push(waker),
+                Err(g) => {
+                    // Not reached: nothing was handed, so take it back and say so.
+                    match g {
+                        Grant::Object(e) => idle.push_front(e),
+                        Grant::Create => {
+                            *size -= 1;
+                            room.total -= 1;
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        note_open(room, slot, self.max_per_key);
+        true
+    }
+
+    /// Hands what can be handed to the waiters, first come first served across keys:
+    /// `local`'s waiters if an object of it went idle, and those waiting for room in the
+    /// total. Waiters that cannot be served stay in line; those served are added to `woken`.
+    fn dispatch(
+        &self,
+        room: &mut Room<T, W, L>,
+        map: &HashMap<K, Slot<T, W, L>>,
+        local: Option<&Slot<T, W, L>>,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+        empties: &mut Vec<K>,
+    ) {
+        if self.is_closed() {
+            // Nothing is handed out any more: the waiters leave with `Closed`.
+            return;
+        }
+        loop {
+            // The released key's first waiter, if there is an idle object for it.
+            let first = local.and_then(|slot| {
+                let k = slot.lock();
+                if k.idle.is_empty() {
+                    return None;
+                }
+                k.line.front().and_then(|&id| k.waiters.seq(id))
+            });
+            let open = first_open(room, self.max_per_key);
+            let served = match (first, open, local) {
+                (Some(l), Some((o, oslot)), Some(local)) if o < l => {
+                    self.serve_first(room, map, &oslot, evicted, woken, empties)
+                        || self.serve_first(room, map, local, evicted, woken, empties)
+                }
+                (Some(_), _, Some(local)) => {
+                    self.serve_first(room, map, local, evicted, woken, empties)
+                }
+                (None, Some((_, oslot)), _) => {
+                    self.serve_first(room, map, &oslot, evicted, woken, empties)
+                }
+                _ => false,
+            };
+            if !served {
+                return;
             }
         }
     }
-}
 
-/// Objects taken out of the state under the lock, to close after it, and why.
-pub(super) type Evicted<K, T> = Vec<(K, KEntry<T>, CloseReason)>;
-
-/// Serves `key` now if it can: its idle object, or a reserved place (after evicting another
-/// key's idle object at the total cap).
-pub(super) fn serve_now<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    evicted: &mut Evicted<K, T>,
-) -> Option<Grant<T>> {
-    if let Some(slots) = s.keys.get_mut(key) {
-        if let Some(e) = slots.idle.pop_front() {
-            return Some(Grant::Object(e));
+    /// Waiter `id` of `slot` looks for its grant; else sets what wakes it (`same` says
+    /// whether the one it has is that already).
+    pub(super) fn look(
+        &self,
+        slot: &Slot<T, W, L>,
+        id: usize,
+        same: impl Fn(&W) -> bool,
+        make: impl FnOnce() -> W,
+    ) -> Look<T> {
+        let mut k = slot.lock();
+        if let Some(grant) = k.waiters.granted(id) {
+            return Look::Granted(grant);
         }
-        if slots.size >= config.max_per_key {
-            return None;
+        if self.is_closed() {
+            return Look::Closed;
         }
+        k.waiters.set_waker(id, same, make);
+        Look::Pending
     }
-    if s.total >= config.max_total {
-        // Evict the idle object unused longest among the other keys.
-        let victim = s
-            .keys
-            .iter()
-            .filter(|(k, v)| *k != key && !v.idle.is_empty())
-            .min_by_key(|(_, v)| v.idle.front().map(|e| e.last_used))
-            .map(|(k, _)| k.clone())?;
-        let slots = s.keys.get_mut(&victim)?;
-        let e = slots.idle.pop_front()?;
-        slots.size -= 1;
-        let gone = slots.size == 0 && slots.waiters.is_empty();
-        s.total -= 1;
-        if gone {
-            s.keys.remove(&victim);
+
+    /// Waiter `id` on `key` leaves: its key's line (and the key goes if left with neither
+    /// objects nor waiters); a grant it had not picked up yet comes back for it to use.
+    pub(super) fn cancel(&self, key: &K, slot: &Slot<T, W, L>, id: usize) -> Option<Grant<T>> {
+        let mut room = self.enter();
+        let mut empties = Vec::new();
+        let grant = self.leave_line(&mut room, key, slot, id, &mut empties);
+        self.leave(&room, &empties);
+        grant
+    }
+
+    fn leave_line(
+        &self,
+        room: &mut Room<T, W, L>,
+        key: &K,
+        slot: &Slot<T, W, L>,
+        id: usize,
+        empties: &mut Vec<K>,
+    ) -> Option<Grant<T>> {
+        let mut k = slot.lock();
+        let grant = k.waiters.remove(id)?;
+        if grant.is_none() {
+            if let Some(at) = k.line.iter().position(|&w| w == id) {
+                k.line.remove(at);
+            }
+            if k.is_empty() {
+                empties.push(key.clone());
+            } else {
+                // The next waiter may now head the key's line and wait for room in the total.
+                drop(k);
+                note_open(room, slot, self.max_per_key);
+            }
+        }
+        grant
+    }
+
+    /// Waiter `id` on `key` gives up (cancelled, timed out, or the pool closed): it leaves
+    /// its line, and an object or room it was handed meanwhile goes to the next waiter.
+    pub(super) fn give_up(
+        &self,
+        key: &K,
+        slot: &Slot<T, W, L>,
+        id: usize,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+    ) {
+        let mut room = self.enter();
+        let mut empties = Vec::new();
+        let grant = self.leave_line(&mut room, key, slot, id, &mut empties);
+        let mut local = None;
+        match grant {
+            None => {}
+            Some(Grant::Object(e)) => {
+                if self.is_closed() {
+                    self.forget_locked(&mut room, key, slot, &mut empties);
+                    evicted.push((key.clone(), e, CloseReason::Shutdown));
+                } else {
+                    slot.lock().idle.push_front(e);
+                    local = Some(slot);
+                }
+            }
+            Some(Grant::Create) => self.forget_locked(&mut room, key, slot, &mut empties),
+        }
+        {
+            let map = self.keys.read();
+            self.dispatch(&mut room, &map, local, evicted, woken, &mut empties);
+        }
+        self.leave(&room, &empties);
+    }
+
+    /// Gives back a lent object of `key`: to the key's first waiter, else idle (and to those
+    /// waiting for room in the total if they come first); closed if the pool is.
+    pub(super) fn release(
+        &self,
+        key: &K,
+        slot: &Slot<T, W, L>,
+        entry: KEntry<T>,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+    ) {
+        {
+            let mut k = slot.lock();
+            if !self.contended.load(Ordering::SeqCst) && !self.is_closed() {
+                // Nobody waits for room in the total: so the key's first waiter, if any,
+                // waits at its key's cap, and still will once served.
+                let KeyState {
+                    line,
+                    waiters,
+                    idle,
+                    ..
+                } = &mut *k;
+                match line.pop_front() {
+                    Some(id) => match waiters.serve(id, Grant::Object(entry)) {
+                        Ok(waker) => woken.push(waker),
+                        // Not reached: every waiter in a line is in the slab.
+                        Err(Grant::Object(e)) => idle.push_back(e),
+                        Err(Grant::Create) => {}
+                    },
+                    None => idle.push_back(entry),
+                }
+                return;
+            }
+        }
+        let mut room = self.enter();
+        let mut empties = Vec::new();
+        if self.is_closed() {
+            self.forget_locked(&mut room, key, slot, &mut empties);
+            evicted.push((key.clone(), entry, CloseReason::Shutdown));
         } else {
-            // The victim's own waiters (later than the one served) now wait for room.
-            note_open(s, config, &victim);
+            let waiting = {
+                let mut k = slot.lock();
+                k.idle.push_back(entry);
+                !k.line.is_empty()
+            };
+            let map = self.keys.read();
+            let local = waiting.then_some(slot);
+            self.dispatch(&mut room, &map, local, evicted, woken, &mut empties);
         }
-        evicted.push((victim, e, CloseReason::Evicted));
+        self.leave(&room, &empties);
     }
-    let slots = s.keys.entry(key.clone()).or_insert_with(KeySlots::new);
-    slots.size += 1;
-    s.total += 1;
-    Some(Grant::Create)
-}
 
-/// Serves a new caller: only if nobody waiting could be served first.
-pub(super) fn try_serve<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    evicted: &mut Evicted<K, T>,
-) -> Option<Grant<T>> {
-    // Every waiter left in line after a dispatch could not be served; a waiter on the same
-    // key came first, so a new caller on that key queues behind it. Waiters on other keys
-    // wait for room in the total only when there is neither room nor an idle object to
-    // evict, and then the new caller cannot be served either.
-    if let Some(slots) = s.keys.get_mut(key) {
-        if !slots.waiters.is_empty() {
-            return None;
+    /// One object of `key` (lent or reserved) left the pool: its place goes to the waiters.
+    pub(super) fn forget(
+        &self,
+        key: &K,
+        slot: &Slot<T, W, L>,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+    ) {
+        let mut room = self.enter();
+        let mut empties = Vec::new();
+        self.forget_locked(&mut room, key, slot, &mut empties);
+        {
+            let map = self.keys.read();
+            self.dispatch(&mut room, &map, None, evicted, woken, &mut empties);
         }
-        if let Some(e) = slots.idle.pop_front() {
-            return Some(Grant::Object(e));
-        }
+        self.leave(&room, &empties);
     }
-    serve_now(s, config, key, evicted)
-}
 
-/// What [`quick_take`] did.
-pub(super) enum Quick<T> {
-    /// Took the key's idle object.
-    Idle(KEntry<T>),
-    /// Queued the caller behind the key's waiters, as this waiter id.
-    Queued(usize),
-}
-
-/// The common cases of a get with one lookup: behind the key's waiters if it has any, else
-/// its idle object. `None` if neither applies (then [`try_serve`] and [`enqueue`] decide).
-pub(super) fn quick_take<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    key: &K,
-) -> Option<Quick<T>> {
-    let State {
-        keys, waiters, seq, ..
-    } = s;
-    let slots = keys.get_mut(key)?;
-    if slots.waiters.is_empty() {
-        return slots.idle.pop_front().map(Quick::Idle);
-    }
-    // Not the head of its line, so not waiting only for room in the total.
-    let id = waiters.insert(*seq);
-    *seq += 1;
-    slots.waiters.push_back(id);
-    Some(Quick::Queued(id))
-}
-
-/// Returns an object of `key` with one lookup when nobody waits for room in the total: to
-/// the key's first waiter (then the earliest this object can serve, as [`dispatch`] would
-/// find) or to the idle queue. Gives the entry back if that does not apply.
-pub(super) fn hand_to_line<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    entry: KEntry<T>,
-    woken: &mut Woken<W>,
-) -> Result<(), KEntry<T>> {
-    if !s.open.is_empty() {
-        return Err(entry);
-    }
-    let State { keys, waiters, .. } = &mut *s;
-    let Some(slots) = keys.get_mut(key) else {
-        return Err(entry);
-    };
-    if !slots.idle.is_empty() {
-        return Err(entry);
-    }
-    let Some(id) = slots.waiters.pop_front() else {
-        // Nobody waits for it: with nobody waiting for room either, dispatch has nothing to do.
-        slots.idle.push_back(entry);
-        return Ok(());
-    };
-    match waiters.serve(id, Grant::Object(entry)) {
-        Ok(waker) => woken.push(waker),
-        // Not reached: every waiter in a line is in the slab.
-        Err(Grant::Object(entry)) => slots.idle.push_back(entry),
-        Err(Grant::Create) => {}
-    }
-    // The next waiter may head the line under the key's cap: then it waits for room.
-    if slots.size < config.max_per_key && !slots.waiters.is_empty() {
-        note_open(s, config, key);
-    }
-    Ok(())
-}
-
-/// Puts a caller on `key` in line; returns its waiter id.
-pub(super) fn enqueue<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-) -> usize {
-    let seq = s.seq;
-    s.seq += 1;
-    let id = s.waiters.insert(seq);
-    let slots = s.keys.entry(key.clone()).or_insert_with(KeySlots::new);
-    slots.waiters.push_back(id);
-    if slots.open_head(config.max_per_key, &s.waiters) == Some(seq) {
-        // The newest arrival: it goes at the back.
-        s.open.push_back((seq, key.clone()));
-    }
-    id
-}
-
-/// The waiter `id` on `key` gives up: it leaves its key's line (and the key goes if left
-/// with neither objects nor waiters), and a grant it had not picked up yet comes back for
-/// the caller to pass on.
-pub(super) fn cancel<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    id: usize,
-) -> Option<Grant<T>> {
-    let grant = s.waiters.remove(id)?;
-    if grant.is_none()
-        && let Some(slots) = s.keys.get_mut(key)
-    {
-        if let Some(at) = slots.waiters.iter().position(|&w| w == id) {
-            slots.waiters.remove(at);
-        }
-        if slots.size == 0 && slots.waiters.is_empty() {
-            s.keys.remove(key);
+    /// One object of `key` left the pool. A count that would go below zero is a bookkeeping
+    /// bug: caught in debug builds (the tests), saturated in release builds.
+    fn forget_locked(
+        &self,
+        room: &mut Room<T, W, L>,
+        key: &K,
+        slot: &Slot<T, W, L>,
+        empties: &mut Vec<K>,
+    ) {
+        debug_assert!(room.total > 0, "keyed pool total underflow");
+        room.total = room.total.saturating_sub(1);
+        let mut k = slot.lock();
+        debug_assert!(k.size > 0, "keyed pool: an object left a key that has none");
+        k.size = k.size.saturating_sub(1);
+        if k.is_empty() {
+            empties.push(key.clone());
         } else {
-            // The next waiter may now head the key's line and wait for room in the total.
-            note_open(s, config, key);
+            drop(k);
+            note_open(room, slot, self.max_per_key);
         }
     }
-    grant
+
+    /// Closes the state: every waiter leaves its line and is woken (to find the pool closed),
+    /// idle objects go to `evicted`, and keys left empty are dropped.
+    pub(super) fn close(&self, evicted: &mut Evicted<K, T>, woken: &mut Woken<W>) {
+        let mut room = self.enter();
+        self.closed.store(true, Ordering::SeqCst);
+        room.open.clear();
+        let mut empties = Vec::new();
+        {
+            let map = self.keys.read();
+            for (key, slot) in map.iter() {
+                let mut k = slot.lock();
+                let KeyState {
+                    line,
+                    waiters,
+                    idle,
+                    size,
+                } = &mut *k;
+                for id in line.drain(..) {
+                    woken.push(waiters.take_waker(id));
+                }
+                while let Some(e) = idle.pop_front() {
+                    *size -= 1;
+                    room.total -= 1;
+                    evicted.push((key.clone(), e, CloseReason::Shutdown));
+                }
+                if k.is_empty() {
+                    empties.push(key.clone());
+                }
+            }
+        }
+        self.leave(&room, &empties);
+    }
+
+    /// Closes the idle objects unused for `idle_for` or longer at `now` and drops the keys
+    /// left empty; the room goes to the waiters. Returns how many it closed.
+    pub(super) fn evict_idle(
+        &self,
+        now: Instant,
+        idle_for: Option<std::time::Duration>,
+        evicted: &mut Evicted<K, T>,
+        woken: &mut Woken<W>,
+    ) -> usize {
+        let mut room = self.enter();
+        let mut empties = Vec::new();
+        let mut removed = 0;
+        {
+            let map = self.keys.read();
+            for (key, slot) in map.iter() {
+                let mut k = slot.lock();
+                if let Some(idle_for) = idle_for {
+                    while k
+                        .idle
+                        .front()
+                        .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
+                    {
+                        if let Some(e) = k.idle.pop_front() {
+                            k.size -= 1;
+                            removed += 1;
+                            evicted.push((key.clone(), e, CloseReason::Idle));
+                        }
+                    }
+                }
+                if k.is_empty() {
+                    empties.push(key.clone());
+                }
+            }
+            room.total -= removed;
+            self.dispatch(&mut room, &map, None, evicted, woken, &mut empties);
+        }
+        self.leave(&room, &empties);
+        removed
+    }
+
+    /// The counts, each key's under its lock.
+    pub(super) fn counts(&self) -> Counts {
+        let room = self.room.lock();
+        let map = self.keys.read();
+        let mut c = Counts {
+            keys: 0,
+            total: room.total,
+            idle: 0,
+            waiting: 0,
+        };
+        for slot in map.values() {
+            let k = slot.lock();
+            c.keys += usize::from(k.size > 0);
+            c.idle += k.idle.len();
+            c.waiting += k.line.len();
+        }
+        c
+    }
+
+    /// Objects for `key`: idle, lent and being created.
+    pub(super) fn size_of(&self, key: &K) -> usize {
+        self.keys.read().get(key).map_or(0, |slot| slot.lock().size)
+    }
+
+    /// Runs `f` on every key's state (for the tests' checks).
+    #[cfg(test)]
+    fn each_key(&self, mut f: impl FnMut(&KeyState<T, W>)) -> usize {
+        let room = self.room.lock();
+        for slot in self.keys.read().values() {
+            f(&slot.lock());
+        }
+        room.total
+    }
 }
 
-/// Notes `key`'s first waiter in the order of those waiting for room in the total, if it
+/// Notes `slot`'s first waiter in the order of those waiting for room in the total, if it
 /// waits only for that.
-pub(super) fn note_open<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-) {
-    let Some(slots) = s.keys.get(key) else {
-        return;
-    };
-    if let Some(seq) = slots.open_head(config.max_per_key, &s.waiters) {
-        let at = s.open.partition_point(|(n, _)| *n < seq);
-        if s.open.get(at).is_none_or(|(n, _)| *n != seq) {
-            s.open.insert(at, (seq, key.clone()));
-        }
+fn note_open<T, W, L: Locking>(room: &mut Room<T, W, L>, slot: &Slot<T, W, L>, max_per_key: usize) {
+    let head = slot.lock().open_head(max_per_key);
+    if let Some(seq) = head {
+        insert_open(room, seq, slot);
+    }
+}
+
+fn insert_open<T, W, L: Locking>(room: &mut Room<T, W, L>, seq: u64, slot: &Slot<T, W, L>) {
+    let at = room.open.partition_point(|(n, _)| *n < seq);
+    if room.open.get(at).is_none_or(|(n, _)| *n != seq) {
+        room.open.insert(at, (seq, Arc::clone(slot)));
     }
 }
 
 /// The earliest waiter that waits only for room in the total: its arrival and key. Drops
 /// stale entries on the way.
-pub(super) fn first_open<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-) -> Option<(u64, K)> {
+fn first_open<T, W, L: Locking>(
+    room: &mut Room<T, W, L>,
+    max_per_key: usize,
+) -> Option<(u64, Slot<T, W, L>)> {
     loop {
-        let (seq, key) = s.open.front()?;
-        let head = s
-            .keys
-            .get(key)
-            .and_then(|slots| slots.open_head(config.max_per_key, &s.waiters));
+        let (seq, slot) = room.open.front()?;
         let seq = *seq;
+        let head = slot.lock().open_head(max_per_key);
         match head {
-            Some(h) if h == seq => return s.open.front().cloned(),
+            Some(h) if h == seq => return room.open.front().cloned(),
             Some(h) => {
                 // The key's first waiter went away; the next one takes its place in order.
-                if let Some((_, key)) = s.open.pop_front() {
-                    let at = s.open.partition_point(|(n, _)| *n < h);
-                    if s.open.get(at).is_none_or(|(n, _)| *n != h) {
-                        s.open.insert(at, (h, key));
-                    }
+                if let Some((_, slot)) = room.open.pop_front() {
+                    insert_open(room, h, &slot);
                 }
             }
             None => {
-                s.open.pop_front();
+                room.open.pop_front();
             }
         }
     }
-}
-
-/// Hands what can be handed to the waiters, first come first served across keys: `key`'s
-/// waiters if an object of `key` went idle, and those waiting for room in the total.
-/// Waiters that cannot be served stay in line; those served are added to `woken`.
-pub(super) fn dispatch<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: Option<&K>,
-    evicted: &mut Evicted<K, T>,
-    woken: &mut Woken<W>,
-) {
-    if s.closed {
-        // Nothing is handed out any more: the waiters leave with `Closed`.
-        return;
-    }
-    loop {
-        // The released key's first waiter, if there is an idle object for it.
-        let local = key.and_then(|k| {
-            let slots = s.keys.get(k)?;
-            if slots.idle.is_empty() {
-                return None;
-            }
-            slots.waiters.front().and_then(|&id| s.waiters.seq(id))
-        });
-        let open = first_open(s, config);
-        let served = match (local, open) {
-            (Some(l), Some((o, okey))) if o < l => {
-                serve_first(s, config, &okey, evicted, woken)
-                    || key.is_some_and(|k| serve_first(s, config, k, evicted, woken))
-            }
-            (Some(_), _) => key.is_some_and(|k| serve_first(s, config, k, evicted, woken)),
-            (None, Some((_, okey))) => serve_first(s, config, &okey, evicted, woken),
-            (None, None) => false,
-        };
-        if !served {
-            return;
-        }
-    }
-}
-
-/// Serves `key`'s first waiter if it can; says whether it did.
-pub(super) fn serve_first<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    evicted: &mut Evicted<K, T>,
-    woken: &mut Woken<W>,
-) -> bool {
-    if s.keys.get(key).is_none_or(|slots| slots.waiters.is_empty()) {
-        return false;
-    }
-    let Some(grant) = serve_now(s, config, key, evicted) else {
-        return false;
-    };
-    let id = s
-        .keys
-        .get_mut(key)
-        .and_then(|slots| slots.waiters.pop_front());
-    let served = match id {
-        // Every waiter in a line is in the slab (one that gives up leaves its line too).
-        Some(id) => s.waiters.serve(id, grant),
-        None => Err(grant),
-    };
-    match served {
-        Ok(waker) => woken.push(waker),
-        Err(grant) => {
-            // Not reached: nothing was handed, so take it back and say so.
-            undo(s, config, key, grant);
-            return false;
-        }
-    }
-    note_open(s, config, key);
-    true
-}
-
-/// Takes back a grant that was not handed over.
-pub(super) fn undo<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-    grant: Grant<T>,
-) {
-    match grant {
-        Grant::Object(e) => {
-            if let Some(slots) = s.keys.get_mut(key) {
-                slots.idle.push_front(e);
-            }
-        }
-        Grant::Create => forget_one(s, config, key),
-    }
-}
-
-/// One object of `key` (lent or reserved) left the pool. A count that would go below zero
-/// is a bookkeeping bug: caught in debug builds (the tests), saturated in release builds.
-pub(super) fn forget_one<K: Clone + Eq + Hash, T, W>(
-    s: &mut State<K, T, W>,
-    config: &KeyedConfig,
-    key: &K,
-) {
-    debug_assert!(s.total > 0, "keyed pool total underflow");
-    debug_assert!(
-        s.keys.get(key).is_some_and(|k| k.size > 0),
-        "keyed pool: an object left a key that has none"
-    );
-    s.total = s.total.saturating_sub(1);
-    if let Some(slots) = s.keys.get_mut(key) {
-        slots.size = slots.size.saturating_sub(1);
-        if slots.size == 0 && slots.waiters.is_empty() {
-            s.keys.remove(key);
-        } else {
-            note_open(s, config, key);
-        }
-    }
-}
-
-/// Drops the keys left with neither objects nor waiters.
-pub(super) fn retain_keys<K, T, W>(s: &mut State<K, T, W>) {
-    s.keys.retain(|_, k| k.size > 0 || !k.waiters.is_empty());
 }
 
 #[cfg(test)]
 mod tests {
-    //! A shuttle model of the keyed bookkeeping: threads on three keys take, wait in their
-    //! key's line or for room in the total, create (one failing once), discard and return
-    //! objects through the state's functions in every interleaving shuttle picks, one of
-    //! them giving up its wait, and in a second model a thread closing the pool. The counts
-    //! must balance at every step and at the end, every patient caller is served (or told the
-    //! pool closed), nobody is left waiting, and a closed pool keeps nothing.
+    //! A shuttle model of the keyed bookkeeping, on the pool's own code with shuttle's locks:
+    //! threads on three keys (two on one key) take, wait in their key's line or for room in
+    //! the total, create (one failing once), discard and return objects in every
+    //! interleaving shuttle picks, one of them giving up its wait; in further models a
+    //! thread closes the pool, or runs a maintenance pass. What wakes a waiter is a channel
+    //! it blocks on, so a wake-up that is lost leaves it blocked for ever, which shuttle
+    //! reports as a deadlock. The counts must balance at every step and at the end, every
+    //! patient caller is served (or told the pool closed), nobody is left waiting, and a
+    //! closed pool keeps nothing.
 
-    use super::{
-        Evicted, Grant, KEntry, Quick, State, cancel, dispatch, enqueue, forget_one, hand_to_line,
-        quick_take, try_serve,
-    };
-    use crate::keyed::config::KeyedConfig;
+    use super::{Evicted, Got, Grant, KEntry, KeyState, Look, Slot, Table};
+    use crate::keyed::locks::{Lock, Locking, ReadWrite};
     use crate::waiters::Woken;
-    use shuttle::sync::{Condvar, Mutex};
+    use shuttle::sync::mpsc::{Receiver, Sender, channel};
     use std::sync::Arc;
     use tokio::time::Instant;
 
-    /// The pool's lock and a condition variable standing in for the wakers (`W = ()`: every
-    /// change wakes everyone, who look again).
-    struct Pool {
-        state: Mutex<State<u8, u32, ()>>,
-        changed: Condvar,
-        config: KeyedConfig,
+    /// shuttle's locks.
+    struct Shuttle;
+
+    impl Locking for Shuttle {
+        type Mutex<T> = shuttle::sync::Mutex<T>;
+        type RwLock<T> = shuttle::sync::RwLock<T>;
     }
 
-    fn check(s: &State<u8, u32, ()>, config: &KeyedConfig) {
-        let sizes: usize = s.keys.values().map(|k| k.size).sum();
-        assert_eq!(sizes, s.total, "the keys' sizes add up to the total");
-        assert!(s.total <= config.max_total);
-        for k in s.keys.values() {
-            assert!(k.size <= config.max_per_key);
-            assert!(k.idle.len() <= k.size);
-            assert!(k.size > 0 || !k.waiters.is_empty(), "an empty key stayed");
+    impl<T> Lock<T> for shuttle::sync::Mutex<T> {
+        type Guard<'a>
+            = shuttle::sync::MutexGuard<'a, T>
+        where
+            Self: 'a;
+        fn new(value: T) -> Self {
+            shuttle::sync::Mutex::new(value)
+        }
+        fn lock(&self) -> Self::Guard<'_> {
+            shuttle::sync::Mutex::lock(self).expect("not poisoned")
         }
     }
 
-    impl Pool {
-        /// As `KeyedPool::get_timeout`: a grant, or `None` if this waiter gave up.
-        fn get(&self, key: u8, give_up: bool) -> Option<Grant<u32>> {
-            let c = &self.config;
-            let mut s = self.state.lock().unwrap();
-            if s.closed {
-                return None;
-            }
-            let mut evicted: Evicted<u8, u32> = Vec::new();
-            let id = match quick_take(&mut s, &key) {
-                Some(Quick::Queued(id)) => id,
-                Some(Quick::Idle(e)) => {
-                    check(&s, c);
-                    return Some(Grant::Object(e));
-                }
-                None => match try_serve(&mut s, c, &key, &mut evicted) {
-                    Some(g) => {
-                        check(&s, c);
-                        return Some(g);
-                    }
-                    None => enqueue(&mut s, c, &key),
-                },
+    impl<T> ReadWrite<T> for shuttle::sync::RwLock<T> {
+        type Read<'a>
+            = shuttle::sync::RwLockReadGuard<'a, T>
+        where
+            Self: 'a;
+        type Write<'a>
+            = shuttle::sync::RwLockWriteGuard<'a, T>
+        where
+            Self: 'a;
+        fn new(value: T) -> Self {
+            shuttle::sync::RwLock::new(value)
+        }
+        fn read(&self) -> Self::Read<'_> {
+            shuttle::sync::RwLock::read(self).expect("not poisoned")
+        }
+        fn write(&self) -> Self::Write<'_> {
+            shuttle::sync::RwLock::write(self).expect("not poisoned")
+        }
+    }
+
+    type Pool = Table<u8, u32, Sender<()>, Shuttle>;
+    type KeySlot = Slot<u32, Sender<()>, Shuttle>;
+
+    fn wake(woken: Woken<Sender<()>>) {
+        woken.wake_all(|tx| {
+            let _ = tx.send(());
+        });
+    }
+
+    /// The counts balance: the keys' sizes add up to the total, both caps hold, and no key
+    /// is left with neither objects nor waiters.
+    fn check(pool: &Pool) {
+        let mut sizes = 0;
+        let total = pool.each_key(|k: &KeyState<u32, Sender<()>>| {
+            sizes += k.size;
+            assert!(k.size <= pool.max_per_key);
+            assert!(k.idle.len() <= k.size);
+            assert!(!k.is_empty(), "an empty key stayed");
+        });
+        assert_eq!(sizes, total, "the keys' sizes add up to the total");
+        assert!(total <= pool.max_total);
+    }
+
+    /// As `KeyedPool::get_timeout`: a grant, or `None` if this waiter gave up (at its first
+    /// look, if `give_up`) or the pool closed.
+    fn get(
+        pool: &Pool,
+        key: u8,
+        give_up: bool,
+        (tx, rx): &(Sender<()>, Receiver<()>),
+    ) -> Option<(KeySlot, Grant<u32>)> {
+        let mut evicted: Evicted<u8, u32> = Vec::new();
+        let got = pool.get(&key, || tx.clone(), &mut evicted);
+        check(pool);
+        let (slot, id) = match got {
+            Got::Closed => return None,
+            Got::Served(slot, g) => return Some((slot, g)),
+            Got::Wait(slot, id) => (slot, id),
+        };
+        loop {
+            let look = if give_up {
+                Look::Closed
+            } else {
+                pool.look(&slot, id, |_| false, || tx.clone())
             };
-            loop {
-                if let Some(g) = s.waiters.granted(id) {
-                    check(&s, c);
-                    return Some(g);
+            match look {
+                Look::Granted(g) => return Some((slot, g)),
+                Look::Pending => {
+                    let _ = rx.recv();
                 }
-                if give_up || s.closed {
+                Look::Closed => {
                     // As the wait's drop guard: a grant that raced in is passed on.
                     let mut woken = Woken::default();
-                    let mut local = None;
-                    match cancel(&mut s, c, &key, id) {
-                        None => {}
-                        Some(Grant::Object(e)) => {
-                            if let Some(slots) = s.keys.get_mut(&key) {
-                                slots.idle.push_front(e);
-                                local = Some(&key);
-                            }
-                        }
-                        Some(Grant::Create) => forget_one(&mut s, c, &key),
-                    }
-                    dispatch(&mut s, c, local, &mut evicted, &mut woken);
-                    check(&s, c);
-                    drop(s);
-                    self.changed.notify_all();
+                    pool.give_up(&key, &slot, id, &mut evicted, &mut woken);
+                    wake(woken);
+                    check(pool);
                     return None;
                 }
-                s = self.changed.wait(s).unwrap();
             }
         }
+    }
 
-        /// As `Inner::release` and `Inner::close_lent`.
-        fn put(&self, key: u8, obj: u32, discard: bool) {
-            let c = &self.config;
-            let mut s = self.state.lock().unwrap();
-            let mut evicted = Vec::new();
-            let mut woken = Woken::default();
-            let mut local = None;
+    /// As `Inner::release` and `Inner::close_lent`.
+    fn put(pool: &Pool, key: u8, slot: &KeySlot, obj: u32, discard: bool) {
+        let mut evicted = Vec::new();
+        let mut woken = Woken::default();
+        if discard {
+            pool.forget(&key, slot, &mut evicted, &mut woken);
+        } else {
             let entry = KEntry {
                 obj,
                 last_used: Instant::now(),
             };
-            if discard || s.closed {
-                forget_one(&mut s, c, &key);
-            } else if let Err(entry) = hand_to_line(&mut s, c, &key, entry, &mut woken)
-                && let Some(slots) = s.keys.get_mut(&key)
-            {
-                slots.idle.push_back(entry);
-                if !slots.waiters.is_empty() {
-                    local = Some(&key);
-                }
-            }
-            dispatch(&mut s, c, local, &mut evicted, &mut woken);
-            check(&s, c);
-            drop(s);
-            self.changed.notify_all();
+            pool.release(&key, slot, entry, &mut evicted, &mut woken);
         }
-
-        /// A failed creation frees its place (as the reservation guard).
-        fn fail_create(&self, key: u8) {
-            let c = &self.config;
-            let mut s = self.state.lock().unwrap();
-            forget_one(&mut s, c, &key);
-            dispatch(&mut s, c, None, &mut Vec::new(), &mut Woken::default());
-            check(&s, c);
-            drop(s);
-            self.changed.notify_all();
-        }
+        wake(woken);
+        check(pool);
     }
 
     /// One user of `key`: `fail_create` makes its first creation fail, `discard` closes what
-    /// it got, `give_up` leaves a wait at its first look.
-    fn user(pool: &Pool, key: u8, fail_create: bool, discard: bool, give_up: bool) -> bool {
+    /// it got, `give_up` leaves a wait at its first look. Says whether it was served.
+    fn user(
+        pool: &Pool,
+        key: u8,
+        (fail_create, discard, give_up): (bool, bool, bool),
+        chan: &(Sender<()>, Receiver<()>),
+    ) -> bool {
         let mut failed_once = false;
         loop {
-            match pool.get(key, give_up) {
+            match get(pool, key, give_up, chan) {
                 None => return false,
-                Some(Grant::Object(e)) => {
-                    pool.put(key, e.obj, discard);
+                Some((slot, Grant::Object(e))) => {
+                    put(pool, key, &slot, e.obj, discard);
                     return true;
                 }
-                Some(Grant::Create) if fail_create && !failed_once => {
+                Some((slot, Grant::Create)) if fail_create && !failed_once => {
+                    // A failed creation frees its place (as the reservation guard).
                     failed_once = true;
-                    pool.fail_create(key);
+                    let mut woken = Woken::default();
+                    pool.forget(&key, &slot, &mut Vec::new(), &mut woken);
+                    wake(woken);
+                    check(pool);
                 }
-                Some(Grant::Create) => {
-                    pool.put(key, 7, discard);
+                Some((slot, Grant::Create)) => {
+                    put(pool, key, &slot, 7, discard);
                     return true;
                 }
             }
         }
     }
 
-    /// As `KeyedPool::close`.
-    fn close(pool: &Pool) {
-        let mut s = pool.state.lock().unwrap();
-        s.closed = true;
-        s.open.clear();
-        s.wake_all(&mut Woken::default());
-        let mut removed = 0;
-        for slots in s.keys.values_mut() {
-            while slots.idle.pop_front().is_some() {
-                slots.size -= 1;
-                removed += 1;
-            }
-        }
-        s.total -= removed;
-        s.keys.retain(|_, k| k.size > 0);
-        check(&s, &pool.config);
-        drop(s);
-        pool.changed.notify_all();
+    /// What else runs beside the users.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Beside {
+        Nothing,
+        /// `KeyedPool::close`.
+        Close,
+        /// A maintenance pass that closes every idle object.
+        Maintenance,
     }
 
-    fn model(closing: bool) {
-        let pool = Arc::new(Pool {
-            state: Mutex::new(State::new()),
-            changed: Condvar::new(),
-            config: KeyedConfig {
-                max_per_key: 1,
-                max_total: 2,
-                ..KeyedConfig::default()
-            },
-        });
+    fn model(beside: Beside, max_per_key: usize, max_total: usize) {
+        let pool: Arc<Pool> = Arc::new(Table::new(max_per_key, max_total));
         let mut threads = Vec::new();
-        for (key, fail_create, discard, give_up) in [
-            (0, false, false, false),
-            (1, true, false, false),
-            (2, false, true, false),
-            (0, false, false, true),
+        for (key, behaviour) in [
+            (0, (false, false, false)),
+            (1, (true, false, false)),
+            (2, (false, true, false)),
+            (0, (false, false, true)),
+            (0, (false, false, false)),
         ] {
             let pool = Arc::clone(&pool);
             threads.push(shuttle::thread::spawn(move || {
+                let chan = channel();
                 for _ in 0..2 {
-                    let served = user(&pool, key, fail_create, discard, give_up);
+                    let served = user(&pool, key, behaviour, &chan);
                     assert!(
-                        served || give_up || closing,
+                        served || behaviour.2 || beside == Beside::Close,
                         "a patient caller was not served"
                     );
                 }
             }));
         }
-        if closing {
+        if beside != Beside::Nothing {
             let pool = Arc::clone(&pool);
-            threads.push(shuttle::thread::spawn(move || close(&pool)));
+            threads.push(shuttle::thread::spawn(move || {
+                let mut evicted = Vec::new();
+                let mut woken = Woken::default();
+                if beside == Beside::Close {
+                    pool.close(&mut evicted, &mut woken);
+                } else {
+                    let idle_for = Some(std::time::Duration::ZERO);
+                    pool.evict_idle(Instant::now(), idle_for, &mut evicted, &mut woken);
+                }
+                wake(woken);
+                check(&pool);
+            }));
         }
         for t in threads {
-            t.join().unwrap();
+            t.join().expect("a model thread panicked");
         }
-        let s = pool.state.lock().unwrap();
-        check(&s, &pool.config);
-        assert_eq!(s.waiting(), 0);
-        let idle: usize = s.keys.values().map(|k| k.idle.len()).sum();
-        assert_eq!(idle, s.total, "every object is back");
-        if closing {
-            assert_eq!(s.total, 0, "a closed pool keeps nothing");
-            assert!(s.keys.is_empty());
+        check(&pool);
+        let counts = pool.counts();
+        assert_eq!(counts.waiting, 0);
+        assert_eq!(counts.idle, counts.total, "every object is back");
+        if beside == Beside::Close {
+            assert_eq!(counts.total, 0, "a closed pool keeps nothing");
+            assert_eq!(
+                ReadWrite::read(&pool.keys).len(),
+                0,
+                "a closed pool keeps no key"
+            );
         }
+    }
+
+    fn explore(f: fn()) {
+        shuttle::check_random(f, 1_500);
+        shuttle::check_pct(f, 1_500, 3);
     }
 
     #[test]
     fn keyed_bookkeeping_balances_in_every_interleaving_explored() {
-        shuttle::check_random(|| model(false), 2_000);
-        shuttle::check_pct(|| model(false), 2_000, 3);
+        explore(|| model(Beside::Nothing, 1, 2));
+        explore(|| model(Beside::Nothing, 2, 3));
     }
 
     #[test]
     fn a_closed_keyed_pool_serves_nobody_and_keeps_nothing() {
-        shuttle::check_random(|| model(true), 2_000);
-        shuttle::check_pct(|| model(true), 2_000, 3);
+        explore(|| model(Beside::Close, 1, 2));
+    }
+
+    #[test]
+    fn a_maintenance_pass_beside_the_users_keeps_the_counts() {
+        explore(|| model(Beside::Maintenance, 1, 2));
     }
 }
