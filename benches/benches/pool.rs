@@ -1,15 +1,20 @@
 //! mpm-pool beside deadpool (managed) and bb8, with no-op managers on a 2-worker Tokio runtime.
 //! deadpool runs twice: with the same 30 s wait timeout as ours and bb8's (`deadpool`), and with
-//! its default of none (`deadpool_no_timeout`), which reads no clock and sets no timer per get.
+//! its default of none (`deadpool_no_timeout`), which reads no clock and sets no timer per get;
+//! ours runs without a timeout too (`mpm_no_timeout`), to show what the timeout costs.
 //!
-//! The criterion groups run the pools one after another, so a busy spell of a shared machine
-//! moves their ratios (hold mode most, where every get waits); the interleaved pass
-//! (`pool_interleaved`) runs the pools in turns, round by round, and its median ratios are the
-//! ones to quote.
+//! The criterion groups of get-and-drop run the pools one after another, so a busy spell of a
+//! shared machine moves their ratios; the interleaved pass (`pool_interleaved`) runs the pools
+//! in turns, round by round, and its median ratios are the ones to quote.
 //!
 //! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
 //!   loop; one element is one get-and-drop.
-//! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object.
+//! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object. Every get
+//!   but a few waits, so a busy spell moves these figures most: each criterion iteration of a
+//!   pool is one round of [`HOLD_ROUND`] cycles run in turn with one round of every other pool
+//!   (whose times it drops), the rounds the interleaved pass runs, so both passes measure the
+//!   same thing the same way (criterion reports the median over its samples, the interleaved
+//!   pass the median of eleven rounds).
 //! - `keyed_get_drop/<keys>x<tasks>`: mpm's `KeyedPool` (one object per key) beside what a
 //!   user would otherwise write, a map from key to a deadpool pool of one object behind a
 //!   read-write lock; task `i` uses key `i % keys`.
@@ -26,11 +31,17 @@ use std::hint::black_box;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use tokio::runtime::Runtime;
 
 /// (objects, tasks) pairs.
 const SHAPES: [(usize, usize); 3] = [(4, 16), (8, 32), (16, 64)];
+
+/// Get-and-hold cycles in one round of hold mode, in the criterion group and the interleaved
+/// pass alike.
+const HOLD_ROUND: u64 = 50_000;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -164,6 +175,13 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
             .build()
             .await
             .expect("mpm pool");
+        let mpm_no_timeout = mpm_pool::Pool::builder(Noop)
+            .max_size(size)
+            .min_idle(objects)
+            .acquire_timeout(None)
+            .build()
+            .await
+            .expect("mpm pool without a timeout");
         let mpm_stats = mpm_pool::Pool::builder(Noop)
             .max_size(size)
             .min_idle(objects)
@@ -203,6 +221,7 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
             ("deadpool", AnyPool::Deadpool(deadpool)),
             ("bb8", AnyPool::Bb8(bb8)),
             ("deadpool_no_timeout", AnyPool::Deadpool(deadpool_default)),
+            ("mpm_no_timeout", AnyPool::Mpm(mpm_no_timeout)),
         ]
     })
 }
@@ -255,9 +274,9 @@ fn run(rt: &Runtime, pool: &AnyPool, tasks: usize, total: u64, hold: bool) -> Du
     })
 }
 
-fn group(c: &mut Criterion, name: &str, hold: bool) {
+fn get_drop(c: &mut Criterion) {
     let rt = runtime();
-    let mut g = c.benchmark_group(name);
+    let mut g = c.benchmark_group("pool_get_drop");
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
     g.sample_size(10);
@@ -267,19 +286,44 @@ fn group(c: &mut Criterion, name: &str, hold: bool) {
             // The shape is criterion's parameter, so results of one shape sit side by side.
             let id = BenchmarkId::new(label, format!("{objects}x{tasks}"));
             g.bench_function(id, |b| {
-                b.iter_custom(|iters| run(&rt, &pool, tasks, iters.max(tasks as u64), hold))
+                b.iter_custom(|iters| run(&rt, &pool, tasks, iters.max(tasks as u64), false))
             });
         }
     }
     g.finish();
 }
 
-fn get_drop(c: &mut Criterion) {
-    group(c, "pool_get_drop", false);
-}
-
+/// Hold mode: one iteration of a pool is its round of [`HOLD_ROUND`] cycles, run in turn with
+/// a round of every other pool (their times dropped), as in the interleaved pass.
 fn hold(c: &mut Criterion) {
-    group(c, "pool_hold", true);
+    let rt = runtime();
+    let mut g = c.benchmark_group("pool_hold");
+    g.sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(HOLD_ROUND));
+    for (objects, tasks) in SHAPES {
+        let pools = pools(&rt, objects);
+        for (i, (label, _)) in pools.iter().enumerate() {
+            let id = BenchmarkId::new(*label, format!("{objects}x{tasks}"));
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut mine = Duration::ZERO;
+                    for _ in 0..iters {
+                        for (j, (_, pool)) in pools.iter().enumerate() {
+                            let took = run(&rt, pool, tasks, HOLD_ROUND, true);
+                            if j == i {
+                                mine += took;
+                            }
+                        }
+                    }
+                    mine
+                })
+            });
+        }
+    }
+    g.finish();
 }
 
 /// (keys, tasks) pairs of the keyed group: every task its own key, and four and eight tasks
@@ -545,7 +589,7 @@ fn fairness(_: &mut Criterion) {
     }
 }
 
-/// Get-and-drop (400,000 cycles) and hold mode (100,000) with the pools taking turns, eleven
+/// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`]) with the pools taking turns, eleven
 /// rounds each, so that a
 /// noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
 /// (to deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8,
@@ -561,7 +605,7 @@ fn interleaved(_: &mut Criterion) {
         .chain(SHAPES.iter().map(|&s| ("hold", true, s)))
     {
         let pools = pools(&rt, objects);
-        let total = if hold { 100_000 } else { 400_000 };
+        let total = if hold { HOLD_ROUND } else { 400_000 };
         let medians = interleaved_medians(pools.len(), |i| {
             let took = run(&rt, &pools[i].1, tasks, total, hold);
             total as f64 / took.as_secs_f64() / 1e6
@@ -571,13 +615,15 @@ fn interleaved(_: &mut Criterion) {
             .zip(&medians)
             .map(|((label, _), m)| format!("{label} {m:.2} Mops/s"))
             .collect();
-        let (mpm, stats, deadpool, bb8, deadpool_default) =
-            (medians[0], medians[1], medians[2], medians[3], medians[4]);
+        let (mpm, stats, deadpool, bb8, deadpool_default, mpm_no_timeout) = (
+            medians[0], medians[1], medians[2], medians[3], medians[4], medians[5],
+        );
         println!(
-            "pool_interleaved/{mode}/{objects}x{tasks}: {}; mpm/deadpool {:.2}x (without its timeout {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
+            "pool_interleaved/{mode}/{objects}x{tasks}: {}; mpm/deadpool {:.2}x (without its timeout {:.2}x; both without {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
             line.join(", "),
             mpm / deadpool,
             mpm / deadpool_default,
+            mpm_no_timeout / deadpool_default,
             mpm / bb8,
             (1.0 - stats / mpm) * 100.0
         );
