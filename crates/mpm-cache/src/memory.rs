@@ -670,7 +670,10 @@ where
 {
     /// The live value for `key`, counting a hit or a miss. An expired entry is removed and
     /// reported to the listener as [`RemovalCause::Expired`].
-    #[inline]
+    ///
+    /// Always inlined: out of line, the call cost the default tier's hot get about 16 of its
+    /// 218 instructions under callgrind.
+    #[inline(always)]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
