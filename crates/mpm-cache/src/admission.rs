@@ -95,7 +95,8 @@ pub(crate) fn mix(hash: u64) -> u64 {
 /// the estimate is their minimum; every `10 x capacity` additions all counters halve).
 /// Lock-free: every word is a relaxed atomic.
 pub(crate) struct Sketch {
-    table: Box<[AtomicU64]>,
+    /// Blocks of eight words, a cache line each.
+    table: Box<[[AtomicU64; 8]]>,
     mask: u64,
     additions: AtomicU32,
     period: u32,
@@ -105,7 +106,9 @@ impl Sketch {
     pub(crate) fn new(capacity: usize) -> Self {
         let words = capacity.clamp(16, 1 << 26).next_power_of_two();
         Self {
-            table: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            table: (0..words / 8)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
             mask: (words / 8) as u64 - 1,
             additions: AtomicU32::new(0),
             period: u32::try_from(capacity.max(16))
@@ -114,19 +117,18 @@ impl Sketch {
         }
     }
 
-    /// The word and the bit offset of each row's counter for `hash` (already mixed).
+    /// The block of `hash` (already mixed) and, per row, the index of its counter's word in
+    /// the block (two words per row) and the counter's bit offset in the word.
     #[inline]
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
-        let block = ((hash & self.mask) as usize) << 3;
+    fn slots(&self, hash: u64) -> (&[AtomicU64; 8], [(usize, u32); 4]) {
+        let block = &self.table[(hash & self.mask) as usize];
         let h = hash.rotate_right(32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let h = h ^ (h >> 29);
-        std::array::from_fn(|row| {
+        let slots = std::array::from_fn(|row| {
             let r = h >> (row << 3);
-            (
-                block + (row << 1) + (r & 1) as usize,
-                ((r >> 1) & 15) as u32 * 4,
-            )
-        })
+            ((row << 1) | (r & 1) as usize, ((r >> 1) & 15) as u32 * 4)
+        });
+        (block, slots)
     }
 
     /// Counts one access of the key with this hash.
@@ -135,11 +137,12 @@ impl Sketch {
     /// once may lose one of the counts, which an estimate can afford; a counter still
     /// saturates at 15 and never carries into its neighbour.
     pub(crate) fn increment(&self, hash: u64) {
+        let (block, slots) = self.slots(hash);
         let mut added = false;
-        for (i, shift) in self.slots(hash) {
-            let w = self.table[i].load(Relaxed);
+        for (i, shift) in slots {
+            let w = block[i].load(Relaxed);
             if (w >> shift) & 0xf < 15 {
-                self.table[i].store(w + (1 << shift), Relaxed);
+                block[i].store(w + (1 << shift), Relaxed);
                 added = true;
             }
         }
@@ -160,16 +163,18 @@ impl Sketch {
 
     /// The estimated number of recent accesses of the key with this hash (0 to 15).
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
-        self.slots(hash)
+        let (block, slots) = self.slots(hash);
+        slots
             .into_iter()
-            .map(|(i, shift)| ((self.table[i].load(Relaxed) >> shift) & 0xf) as u8)
+            .map(|(i, shift)| ((block[i].load(Relaxed) >> shift) & 0xf) as u8)
             .min()
             .unwrap_or(0)
     }
 
     /// Halves every counter (the one thread whose addition reached the period does it).
+    #[cold]
     fn age(&self) {
-        for w in self.table.iter() {
+        for w in self.table.iter().flatten() {
             w.store((w.load(Relaxed) >> 1) & 0x7777_7777_7777_7777, Relaxed);
         }
     }
@@ -351,20 +356,23 @@ impl Adaptive {
         (hash >> 40) & self.sample_mask == 0
     }
 
-    /// A hit on a key that is `sampled` (so said its slot): one hit in [`HIT_SAMPLE`] per
-    /// thread is counted in the sketch, and a sampled key's hit goes to the shadows. `hash`
-    /// (the tier's hash of the key) is called only then.
-    #[inline]
-    pub(crate) fn on_hit(&self, sampled: bool, hash: impl FnOnce() -> u64) {
+    /// Counts a hit on this thread; whether it is the one in [`HIT_SAMPLE`] to count in the
+    /// sketch. Inline in the tier's get, so that most hits on an adaptive tier make no call.
+    #[inline(always)]
+    pub(crate) fn tick(&self) -> bool {
         let n = HITS.with(|h| {
             let n = h.get().wrapping_add(1);
             h.set(n);
             n
         });
-        let count = n & self.hit_mask == 0;
-        if sampled || count {
-            self.counted_hit(sampled, count, mix(hash()));
-        }
+        n & self.hit_mask == 0
+    }
+
+    /// A hit with work to do: `count`ed in the sketch (see [`tick`](Self::tick)), or on a key
+    /// that is `sampled` (so said its slot), whose hit goes to the shadows. `hash` is the
+    /// tier's hash of the key.
+    pub(crate) fn on_hit(&self, sampled: bool, count: bool, hash: u64) {
+        self.counted_hit(sampled, count, mix(hash));
     }
 
     #[cold]
@@ -422,6 +430,13 @@ impl Adaptive {
         }
     }
 
+    /// Whether the filter is on: only then does the tier say which key it evicted (while every
+    /// insert enters, the victims are not used, and the evicted key's hash is not computed).
+    #[inline]
+    pub(crate) fn filtering(&self) -> bool {
+        self.mode.load(Relaxed) != 0
+    }
+
     /// The tier evicted the key with this (tier) hash to make room: it is full, and that key
     /// stands for the next victim.
     pub(crate) fn evicted(&self, hash: u64) {
@@ -468,6 +483,9 @@ impl Adaptive {
             && best.score > current
             && best.mode != now
         {
+            // Victims recorded in an earlier filtering spell are stale (none are recorded
+            // while every insert enters): inserts enter until the next eviction names one.
+            self.room();
             self.mode.store(best.mode, Relaxed);
             self.switches.fetch_add(1, Relaxed);
         }
@@ -530,5 +548,20 @@ mod tests {
         }
         assert_ne!(a.mode(), 0);
         assert!(a.switches() >= 1);
+    }
+
+    #[test]
+    fn turning_the_filter_on_forgets_the_victims_of_an_earlier_spell() {
+        let a = Adaptive::new(100, 1);
+        // A victim recorded before (the tier records none while every insert enters).
+        a.evicted(12_345);
+        assert!(a.victims.iter().any(|v| v.load(Relaxed) != 0));
+        for i in 0..40_000u64 {
+            a.duel(mix(i % 1_000));
+        }
+        assert!(a.filtering());
+        // No eviction since the switch: the stale victim is gone, so the next insert enters.
+        assert!(a.victims.iter().all(|v| v.load(Relaxed) == 0));
+        assert_ne!(a.admit(999_999, false, || false), Verdict::Refused);
     }
 }

@@ -589,16 +589,18 @@ where
     }
 }
 
-/// A hit under [`Admission::Adaptive`], kept out of line so the default tier's hot get stays
-/// as short as it was.
+/// A hit under [`Admission::Adaptive`] with work to do (one in [`HIT_SAMPLE`] per thread, and
+/// the hits on sampled keys), kept out of line so the hot get stays short.
+///
+/// [`HIT_SAMPLE`]: crate::admission::HIT_SAMPLE
 #[cold]
 #[inline(never)]
-fn adaptive_hit<Q, S>(a: &Adaptive, hasher: &S, key: &Q, sampled: bool)
+fn adaptive_hit<Q, S>(a: &Adaptive, hasher: &S, key: &Q, sampled: bool, count: bool)
 where
     Q: Hash + ?Sized,
     S: BuildHasher,
 {
-    a.on_hit(sampled, || hasher.hash_one(key));
+    a.on_hit(sampled, count, hasher.hash_one(key));
 }
 
 /// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
@@ -699,7 +701,10 @@ where
                 if slot.meta & ADAPTIVE != 0
                     && let Some(a) = &inner.adaptive
                 {
-                    adaptive_hit(a, &inner.hasher, key, slot.sampled());
+                    let count = a.tick();
+                    if count || slot.sampled() {
+                        adaptive_hit(a, &inner.hasher, key, slot.sampled(), count);
+                    }
                 }
                 Some(slot.value)
             }
@@ -839,6 +844,7 @@ where
             }
         }
         if let Some(a) = &inner.adaptive
+            && a.filtering()
             && let Some((k, _, _)) = evicted
                 .items
                 .iter()
