@@ -14,7 +14,7 @@ use crate::trace_replay::{Policy, Settings, replay};
 pub(crate) const USAGE: &str = "cargo xtask trace [--trace PATH]... [--dir DIR] \
 [--filter TEXT[,TEXT...]] [--format cache2k|scarab|lirs|arc|csv[:COL]] \
 [--capacity N|P%[,...]] [--quick] [--threads N] [--jobs N] [--json] \
-[--hot-allocation F] [--ghost-allocation F] [--mpm-only] \
+[--hot-allocation F] [--ghost-allocation F] [--mpm-only] [--hash-seed N] \
 [--adaptive KNOB=VALUE[,...]] (knobs: hot, ghost, shadow, window, margin, bar, modes=0:1:2, filter=auto|off|on|N)";
 
 /// The shared traces the adaptive policy's knobs were tuned on (all six: the shadow size and
@@ -122,7 +122,19 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             "--jobs" => o.jobs = positive(a, &value(a)?)?,
             "--hot-allocation" => o.settings.hot_allocation = fraction(a, value(a)?)?,
             "--ghost-allocation" => o.settings.ghost_allocation = fraction(a, value(a)?)?,
-            "--adaptive" => o.settings.adaptive = adaptive_config(&value(a)?)?,
+            "--adaptive" => {
+                let seed = o.settings.adaptive.hash_seed;
+                o.settings.adaptive = adaptive_config(&value(a)?)?;
+                o.settings.adaptive.hash_seed = seed;
+            }
+            // Another draw of the hash collisions of the adaptive policies (mpm-adapt and the
+            // prototype): how much of a cell's figure is luck. The peers keep theirs.
+            "--hash-seed" => {
+                let v = value(a)?;
+                let seed: u64 = v.parse().with_context(|| format!("bad {a} {v:?}"))?;
+                o.settings.hash_seed = seed;
+                o.settings.adaptive.hash_seed = seed;
+            }
             "--json" => o.json = true,
             "--mpm-only" => o.mpm_only = true,
             "-h" | "--help" => {
@@ -619,6 +631,41 @@ mod tests {
         assert!(parse(&args(&["--dir", d, "--filter", "none"])).is_err());
         assert!(parse(&args(&["--bogus"])).is_err());
         assert!(parse(&args(&["--dir", d, "--threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn a_hash_seed_reaches_both_adaptive_policies_and_seed_zero_is_the_fixed_hasher() {
+        use std::hash::BuildHasher;
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lirs-a.trace"), "").unwrap();
+        let d = dir.path().to_str().unwrap();
+        let o = parse(&args(&[
+            "--dir",
+            d,
+            "--hash-seed",
+            "3",
+            "--adaptive",
+            "window=4",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.settings.hash_seed, 3);
+        assert_eq!(o.settings.adaptive.hash_seed, 3);
+        assert_eq!(o.settings.adaptive.window_per_entry, 4);
+        assert!(parse(&args(&["--dir", d, "--hash-seed", "x"])).is_err());
+        let fixed = crate::policy::Fixed::default();
+        let seeded = crate::trace_replay::Seeded;
+        assert_eq!(seeded(0).hash_one(42u64), fixed.hash_one(42u64));
+        assert_ne!(seeded(1).hash_one(42u64), fixed.hash_one(42u64));
+        // Another seed is another replay of the adaptive policies (the trace is a skewed one,
+        // where the prototype's figure moves with its sketch's collisions).
+        let keys = skewed();
+        let mut settings = Settings::default();
+        let base = replay(&keys, Policy::Adaptive, 40, 1, &settings).unwrap();
+        settings.adaptive.hash_seed = 7;
+        let other = replay(&keys, Policy::Adaptive, 40, 1, &settings).unwrap();
+        assert_ne!(base, other);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub(crate) struct Settings {
     pub(crate) ghost_allocation: Option<f64>,
     /// The adaptive prototype's knobs.
     pub(crate) adaptive: policy::Config,
+    /// The hash seed of mpm's L1 with adaptive admission (0: the fixed hasher every policy
+    /// uses); the prototype's is `adaptive.hash_seed`.
+    pub(crate) hash_seed: u64,
 }
 
 /// One cache, shared by the replay threads: looks a key up, inserts it on a miss, says whether
@@ -70,7 +73,25 @@ trait Access: Sync {
     fn access(&self, key: u64, text: &str) -> bool;
 }
 
-struct Mpm(mpm_cache::TieredCache<(), Fixed>);
+/// SipHash with fixed keys, the seed (if not 0) hashed first: [`Fixed`] for seed 0, and for
+/// another seed another draw of the hash collisions in mpm's adaptive admission (its sketch and
+/// its sample derive from the tier's hash).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seeded(pub(crate) u64);
+
+impl std::hash::BuildHasher for Seeded {
+    type Hasher = std::hash::DefaultHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        let mut h = std::hash::DefaultHasher::new();
+        if self.0 != 0 {
+            std::hash::Hasher::write_u64(&mut h, self.0);
+        }
+        h
+    }
+}
+
+struct Mpm(mpm_cache::TieredCache<(), Seeded>);
 
 impl Access for Mpm {
     fn access(&self, key: u64, text: &str) -> bool {
@@ -131,15 +152,15 @@ fn build(policy: Policy, cap: usize, settings: &Settings) -> Result<Box<dyn Acce
         Policy::Mpm | Policy::MpmAdaptive => {
             // As a service would run it: the L1 of a `TieredCache` (no L2) with a default TTL
             // and statistics.
-            let admission = match policy {
-                Policy::MpmAdaptive => mpm_cache::Admission::Adaptive,
-                _ => mpm_cache::Admission::All,
+            let (admission, seed) = match policy {
+                Policy::MpmAdaptive => (mpm_cache::Admission::Adaptive, settings.hash_seed),
+                _ => (mpm_cache::Admission::All, 0),
             };
             let mut l1 = mpm_cache::MemoryTier::builder()
                 .admission(admission)
                 .max_entries(NonZeroUsize::new(cap).context("capacity must be at least 1")?)
                 .default_ttl(Some(Duration::from_secs(86_400)))
-                .hasher(Fixed::default());
+                .hasher(Seeded(seed));
             if let Some(h) = settings.hot_allocation {
                 l1 = l1.hot_allocation(h);
             }

@@ -66,6 +66,10 @@ pub(crate) struct Config {
     pub(crate) thin_duel_hits: bool,
     /// The sketch has `1 / 2^sketch_shrink` word (16 counters) per entry.
     pub(crate) sketch_shrink: u32,
+    /// Mixed into every key before it is hashed for the sketch, the sample and the victims
+    /// (0: none): another seed is another draw of the hash collisions, to see how much of a
+    /// figure is luck.
+    pub(crate) hash_seed: u64,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             hit_sample_shift: 4,
             thin_duel_hits: false,
             sketch_shrink: 0,
+            hash_seed: 0,
         }
     }
 }
@@ -122,6 +127,8 @@ struct Filtered {
     bar: usize,
     /// Whether only keys evicted from the cold queue stand for the next victim.
     cold_only: bool,
+    /// [`Config::hash_seed`].
+    seed: u64,
 }
 
 impl Filtered {
@@ -139,6 +146,7 @@ impl Filtered {
             known: 0,
             bar: config.bar_victims.clamp(1, VICTIMS),
             cold_only: config.cold_victims_only,
+            seed: config.hash_seed,
         }
     }
 
@@ -178,7 +186,7 @@ impl Filtered {
             false => evicted.0.or(evicted.1),
         };
         if let Some(k) = evicted {
-            self.victims[self.next] = mix(k);
+            self.victims[self.next] = mix(k ^ self.seed);
             self.next = (self.next + 1) % VICTIMS;
             self.known = (self.known + 1).min(VICTIMS);
         }
@@ -203,6 +211,7 @@ pub(crate) struct Adaptive {
     hits: u32,
     hit_mask: u32,
     thin_duel_hits: bool,
+    hash_seed: u64,
 }
 
 impl Adaptive {
@@ -242,13 +251,14 @@ impl Adaptive {
                 _ => (1u32 << config.hit_sample_shift.min(16)) - 1,
             },
             thin_duel_hits: config.thin_duel_hits,
+            hash_seed: config.hash_seed,
         }
     }
 
     /// Looks `key` up; inserts it on a miss if admitted. Returns whether it hit.
     #[inline]
     pub(crate) fn access(&mut self, key: u64) -> bool {
-        let hash = mix(key);
+        let hash = mix(key ^ self.hash_seed);
         let hit = self.main.cache.get(&key).is_some();
         // Every miss counts in the sketch; a hit counts one time in 2^hit_sample_shift, which
         // keeps the hot get path cheap.
