@@ -56,6 +56,16 @@ pub const OPS: &[Op] = &[
         run: cache_l1_insert_evict,
     },
     Op {
+        name: "cache.l1_hot_get_adaptive",
+        what: "get a resident key from the L1 memory tier with adaptive admission (TTL on)",
+        run: cache_l1_hot_get_adaptive,
+    },
+    Op {
+        name: "cache.l1_insert_evict_adaptive",
+        what: "insert a fresh key into a full L1 memory tier with adaptive admission",
+        run: cache_l1_insert_evict_adaptive,
+    },
+    Op {
         name: "pool.get_drop",
         what: "get an object from a pool of 4 and drop it, one task",
         run: pool_get_drop,
@@ -152,17 +162,36 @@ const HOT: u64 = 1_024;
 /// instruction count of an insert by a few percent from run to run.
 type FixedHasher = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
 
-fn memory_tier() -> mpm_cache::MemoryTier<u64, u64, FixedHasher> {
+fn memory_tier(admission: mpm_cache::Admission) -> mpm_cache::MemoryTier<u64, u64, FixedHasher> {
     mpm_cache::MemoryTier::builder()
         .max_entries(NonZeroUsize::new(ENTRIES).expect("not zero"))
         .default_ttl(Some(Duration::from_secs(300)))
+        .admission(admission)
         .hasher(FixedHasher::default())
         .build()
         .expect("a memory tier")
 }
 
 fn cache_l1_hot_get(n: u64) {
-    let tier = memory_tier();
+    l1_hot_get(mpm_cache::Admission::All, n);
+}
+
+fn cache_l1_hot_get_adaptive(n: u64) {
+    l1_hot_get(mpm_cache::Admission::Adaptive, n);
+}
+
+fn cache_l1_insert_evict(n: u64) {
+    l1_insert_evict(mpm_cache::Admission::All, n);
+}
+
+fn cache_l1_insert_evict_adaptive(n: u64) {
+    l1_insert_evict(mpm_cache::Admission::Adaptive, n);
+}
+
+/// Hits on `HOT` resident keys in turn. With adaptive admission one key in 16 is sampled (its
+/// hits go to the shadow caches) and one hit in 16 is counted in the sketch.
+fn l1_hot_get(admission: mpm_cache::Admission, n: u64) {
+    let tier = memory_tier(admission);
     for k in 0..HOT {
         tier.insert(k, k);
     }
@@ -174,8 +203,11 @@ fn cache_l1_hot_get(n: u64) {
     });
 }
 
-fn cache_l1_insert_evict(n: u64) {
-    let tier = memory_tier();
+/// Fresh keys into a full tier: every insert evicts one entry. With adaptive admission fresh
+/// keys never hit, so the filter stays off; every insert is counted in the sketch and one in
+/// 16 (the sampled keys) replays in the shadow caches.
+fn l1_insert_evict(admission: mpm_cache::Admission, n: u64) {
+    let tier = memory_tier(admission);
     for k in 0..ENTRIES as u64 * 2 {
         tier.insert(k, k);
     }
