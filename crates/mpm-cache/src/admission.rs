@@ -25,7 +25,7 @@
 //! (`cargo xtask trace`), with hits counted one in [`HIT_SAMPLE`].
 
 use std::cell::Cell;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -80,14 +80,91 @@ thread_local! {
     static HITS: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The 64-bit hash the sketch and the sampling use (splitmix64's finalizer over the tier's
-/// hash).
+/// Counts a hit on an adaptive tier on this thread; whether it is the one in [`HIT_SAMPLE`] to
+/// count in the sketch (counting every hit where every key is sampled measured worse on the
+/// loop trace at 10%). Inline in the tier's get, so that most hits make no call.
+#[inline(always)]
+pub(crate) fn tick() -> bool {
+    let n = HITS.with(|h| {
+        let n = h.get().wrapping_add(1);
+        h.set(n);
+        n
+    });
+    n & (HIT_SAMPLE - 1) == 0
+}
+
+/// splitmix64's finalizer: every bit of the result depends on every bit of `hash`.
 #[inline]
 pub(crate) fn mix(hash: u64) -> u64 {
     let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// The hasher of the admission policy's keys: a multiply and a shift per word, seeded, then
+/// [`mix`]. Far cheaper than the tier's hasher (SipHash by default), which a hit would otherwise
+/// run a second time (quick_cache does not hand its hash out); a `u64` key maps one to one.
+/// Its seed comes from the tier's hasher, so a seeded tier hasher reseeds the policy too.
+/// Collisions only blur frequency estimates, which are lossy anyway.
+struct KeyHasher(u64);
+
+/// An odd constant (2^64 / golden ratio).
+const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl KeyHasher {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        let h = (self.0 ^ w).wrapping_mul(MUL);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length of the tail apart "a" from "a\0".
+        self.word(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.word(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, n: u16) {
+        self.word(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.word(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.word(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.word(n as u64);
+    }
 }
 
 /// A count-min sketch of 4-bit counters that ages (Caffeine's layout: sixteen counters per
@@ -138,15 +215,15 @@ impl Sketch {
     /// saturates at 15 and never carries into its neighbour.
     pub(crate) fn increment(&self, hash: u64) {
         let (block, slots) = self.slots(hash);
-        let mut added = false;
+        let mut added = 0;
         for (i, shift) in slots {
             let w = block[i].load(Relaxed);
-            if (w >> shift) & 0xf < 15 {
-                block[i].store(w + (1 << shift), Relaxed);
-                added = true;
-            }
+            // 1 unless the counter is saturated; the word is stored either way (no branch).
+            let inc = u64::from((w >> shift) & 0xf != 0xf);
+            block[i].store(w + (inc << shift), Relaxed);
+            added |= inc;
         }
-        if added {
+        if added != 0 {
             let n = self.additions.load(Relaxed) + 1;
             self.additions.store(n, Relaxed);
             // One thread claims the aging.
@@ -299,10 +376,8 @@ pub(crate) struct Adaptive {
     mode: AtomicU8,
     /// A hash `h` is sampled when `h >> 40 & sample_mask == 0`.
     sample_mask: u64,
-    /// A thread counts a hit in the sketch when its hit count `& hit_mask` is 0: one in
-    /// [`HIT_SAMPLE`] (counting every hit where every key is sampled measured worse on the
-    /// loop trace at 10%).
-    hit_mask: u32,
+    /// The seed of [`hash`](Self::hash).
+    seed: u64,
     duel: Mutex<Duel>,
     /// Hashes of sampled hits (0: empty), and the next position to write.
     ring: Box<[AtomicU64]>,
@@ -311,8 +386,9 @@ pub(crate) struct Adaptive {
 }
 
 impl Adaptive {
-    /// The policy for a tier of about `entries` entries in `shards` quick_cache shards.
-    pub(crate) fn new(entries: usize, shards: usize) -> Self {
+    /// The policy for a tier of about `entries` entries in `shards` quick_cache shards, its
+    /// key hashes seeded with `seed`.
+    pub(crate) fn new(entries: usize, shards: usize, seed: u64) -> Self {
         let shards = shards.max(1).next_power_of_two();
         let entries = entries.max(1);
         let mut shift = 0;
@@ -329,7 +405,7 @@ impl Adaptive {
             shard_mask: shards as u64 - 1,
             mode: AtomicU8::new(0),
             sample_mask: (1u64 << shift) - 1,
-            hit_mask: HIT_SAMPLE - 1,
+            seed,
             duel: Mutex::new(Duel {
                 shadows: MODES
                     .iter()
@@ -345,6 +421,14 @@ impl Adaptive {
         }
     }
 
+    /// The policy's hash of a key (for the sketch, the sampling and the shadows).
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        let mut h = KeyHasher(self.seed);
+        key.hash(&mut h);
+        h.finish()
+    }
+
     #[inline]
     fn victim(&self, tier_hash: u64) -> &AtomicU64 {
         let shard = tier_hash.rotate_right(usize::BITS / 2) & self.shard_mask;
@@ -356,27 +440,11 @@ impl Adaptive {
         (hash >> 40) & self.sample_mask == 0
     }
 
-    /// Counts a hit on this thread; whether it is the one in [`HIT_SAMPLE`] to count in the
-    /// sketch. Inline in the tier's get, so that most hits on an adaptive tier make no call.
-    #[inline(always)]
-    pub(crate) fn tick(&self) -> bool {
-        let n = HITS.with(|h| {
-            let n = h.get().wrapping_add(1);
-            h.set(n);
-            n
-        });
-        n & self.hit_mask == 0
-    }
-
-    /// A hit with work to do: `count`ed in the sketch (see [`tick`](Self::tick)), or on a key
-    /// that is `sampled` (so said its slot), whose hit goes to the shadows. `hash` is the
-    /// tier's hash of the key.
-    pub(crate) fn on_hit(&self, sampled: bool, count: bool, hash: u64) {
-        self.counted_hit(sampled, count, mix(hash));
-    }
-
+    /// A hit with work to do: `count`ed in the sketch (see [`tick`]), or on a key that is
+    /// `sampled` (so said its slot), whose hit goes to the shadows. `hash` is the policy's
+    /// [`hash`](Self::hash) of the key.
     #[cold]
-    fn counted_hit(&self, sampled: bool, count: bool, hash: u64) {
+    pub(crate) fn on_hit(&self, sampled: bool, count: bool, hash: u64) {
         if count {
             self.sketch.increment(hash);
         }
@@ -403,11 +471,16 @@ impl Adaptive {
         d.tail = head;
     }
 
-    /// An insert (`hash` is the tier's hash of its key; `pinned` ones are never refused);
+    /// An insert (`hash` is the policy's [`hash`](Self::hash) of its key, `tier_hash` gives
+    /// the tier's, asked for only while the filter is on; `pinned` ones are never refused);
     /// `present` says whether the key is in the tier (an update is never refused).
-    pub(crate) fn admit(&self, hash: u64, pinned: bool, present: impl FnOnce() -> bool) -> Verdict {
-        let victim = self.victim(hash).load(Relaxed);
-        let hash = mix(hash);
+    pub(crate) fn admit(
+        &self,
+        hash: u64,
+        tier_hash: impl FnOnce() -> u64,
+        pinned: bool,
+        present: impl FnOnce() -> bool,
+    ) -> Verdict {
         self.sketch.increment(hash);
         let sampled = self.sampled(hash);
         if sampled {
@@ -416,12 +489,15 @@ impl Adaptive {
         let mode = self.mode.load(Relaxed);
         let admitted = pinned
             || mode == 0
-            || victim == 0
-            || admits(
-                mode,
-                self.sketch.estimate(hash),
-                self.sketch.estimate(victim),
-            )
+            || {
+                let victim = self.victim(tier_hash()).load(Relaxed);
+                victim == 0
+                    || admits(
+                        mode,
+                        self.sketch.estimate(hash),
+                        self.sketch.estimate(victim),
+                    )
+            }
             || present();
         match (admitted, sampled) {
             (false, _) => Verdict::Refused,
@@ -437,10 +513,10 @@ impl Adaptive {
         self.mode.load(Relaxed) != 0
     }
 
-    /// The tier evicted the key with this (tier) hash to make room: it is full, and that key
-    /// stands for the next victim.
-    pub(crate) fn evicted(&self, hash: u64) {
-        self.victim(hash).store(mix(hash).max(1), Relaxed);
+    /// The tier evicted the key with this tier hash and policy [`hash`](Self::hash) to make
+    /// room: its shard is full, and that key stands for the next victim there.
+    pub(crate) fn evicted(&self, tier_hash: u64, hash: u64) {
+        self.victim(tier_hash).store(hash.max(1), Relaxed);
     }
 
     /// Entries left the tier other than by eviction (removed, expired, cleared, shrunk): it
@@ -542,7 +618,7 @@ mod tests {
     fn the_mode_follows_the_shadow_that_hits_more() {
         // A loop over 1,000 keys in a policy for 100: the filter keeps part of the loop, so a
         // filtering mode wins.
-        let a = Adaptive::new(100, 1);
+        let a = Adaptive::new(100, 1, 0);
         for i in 0..40_000u64 {
             a.duel(mix(i % 1_000));
         }
@@ -552,9 +628,9 @@ mod tests {
 
     #[test]
     fn turning_the_filter_on_forgets_the_victims_of_an_earlier_spell() {
-        let a = Adaptive::new(100, 1);
+        let a = Adaptive::new(100, 1, 0);
         // A victim recorded before (the tier records none while every insert enters).
-        a.evicted(12_345);
+        a.evicted(12_345, 6_789);
         assert!(a.victims.iter().any(|v| v.load(Relaxed) != 0));
         for i in 0..40_000u64 {
             a.duel(mix(i % 1_000));
@@ -562,6 +638,9 @@ mod tests {
         assert!(a.filtering());
         // No eviction since the switch: the stale victim is gone, so the next insert enters.
         assert!(a.victims.iter().all(|v| v.load(Relaxed) == 0));
-        assert_ne!(a.admit(999_999, false, || false), Verdict::Refused);
+        assert_ne!(
+            a.admit(999_999, || 999_999, false, || false),
+            Verdict::Refused
+        );
     }
 }

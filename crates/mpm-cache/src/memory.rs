@@ -1,7 +1,7 @@
 //! `MemoryTier`: the L1, a quick_cache with TTL, weights, pinning and an eviction listener.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use mpm_metrics::{Registry, Scope};
 
 use crate::Error;
 use crate::admission::{
-    ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
+    self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
 };
 use crate::clock::Clock;
 use crate::ledger::Ledger;
@@ -535,7 +535,13 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         );
         let adaptive = match self.admission {
             Admission::All => None,
-            Admission::Adaptive => Some(Box::new(Adaptive::new(estimated, cache.num_shards()))),
+            Admission::Adaptive => Some(Box::new(Adaptive::new(
+                estimated,
+                cache.num_shards(),
+                // A seed drawn from the tier's hasher (the hash of nothing): a seeded (or
+                // fixed) tier hasher makes the policy's hashes seeded (or fixed) too.
+                self.hasher.build_hasher().finish(),
+            ))),
         };
         Ok(MemoryTier {
             inner: Arc::new(Inner {
@@ -564,7 +570,8 @@ struct Inner<K, V, S> {
     capacity: u64,
     /// The adaptive admission policy, with [`Admission::Adaptive`].
     adaptive: Option<Box<Adaptive>>,
-    /// The tier's hasher, for the admission policy's hashes.
+    /// The tier's hasher: the admission policy's victims are kept per quick_cache shard, which
+    /// this hash picks.
     hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
     _scope: Option<Scope>,
@@ -595,12 +602,11 @@ where
 /// [`HIT_SAMPLE`]: crate::admission::HIT_SAMPLE
 #[cold]
 #[inline(never)]
-fn adaptive_hit<Q, S>(a: &Adaptive, hasher: &S, key: &Q, sampled: bool, count: bool)
+fn adaptive_hit<Q>(a: &Adaptive, key: &Q, sampled: bool, count: bool)
 where
     Q: Hash + ?Sized,
-    S: BuildHasher,
 {
-    a.on_hit(sampled, count, hasher.hash_one(key));
+    a.on_hit(sampled, count, a.hash(key));
 }
 
 /// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
@@ -701,12 +707,12 @@ where
         match inner.cache.get(key) {
             Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
                 inner.stats.hits.inc();
-                if slot.meta & ADAPTIVE != 0
-                    && let Some(a) = &inner.adaptive
-                {
-                    let count = a.tick();
-                    if count || slot.sampled() {
-                        adaptive_hit(a, &inner.hasher, key, slot.sampled(), count);
+                if slot.meta & ADAPTIVE != 0 {
+                    let count = admission::tick();
+                    if (count || slot.sampled())
+                        && let Some(a) = &inner.adaptive
+                    {
+                        adaptive_hit(a, key, slot.sampled(), count);
                     }
                 }
                 Some(slot.value)
@@ -812,9 +818,12 @@ where
         inner.stats.inserts.inc();
         let mut slot = Slot::new(value, deadline, pinned);
         if let Some(a) = &inner.adaptive {
-            let verdict = a.admit(inner.hasher.hash_one(&key), pinned, || {
-                inner.cache.contains_key(&key)
-            });
+            let verdict = a.admit(
+                a.hash(&key),
+                || inner.hasher.hash_one(&key),
+                pinned,
+                || inner.cache.contains_key(&key),
+            );
             match verdict {
                 Verdict::Refused => {
                     // As if it entered and was evicted at once.
@@ -855,7 +864,7 @@ where
                 .chain(evicted.first.iter())
                 .find(|e| e.2 == RemovalCause::Capacity)
         {
-            a.evicted(inner.hasher.hash_one(k));
+            a.evicted(inner.hasher.hash_one(k), a.hash(k));
         }
         if let Some((k, slot, cause)) = evicted.first.take() {
             shared.report(&k, &slot, cause);

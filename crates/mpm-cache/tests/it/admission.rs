@@ -25,7 +25,10 @@ fn tier(cap: usize, admission: Admission) -> (MemoryTier<u64, u64, Fixed>, Log) 
 }
 
 /// Looks every key up and inserts it on a miss; returns the hit ratio in percent.
-fn replay(t: &MemoryTier<u64, u64, Fixed>, keys: impl Iterator<Item = u64>) -> f64 {
+fn replay<S>(t: &MemoryTier<u64, u64, S>, keys: impl Iterator<Item = u64>) -> f64
+where
+    S: std::hash::BuildHasher + Clone,
+{
     let (mut hits, mut n) = (0usize, 0usize);
     for k in keys {
         n += 1;
@@ -57,14 +60,44 @@ fn skewed(n: usize) -> Vec<u64> {
         .collect()
 }
 
+/// SipHash with fixed keys and a seed written first: another seed is another draw of the hash
+/// collisions in the adaptive policy (its seed comes from the tier's hasher).
+#[derive(Clone, Copy, Default)]
+struct Seeded(u64);
+
+impl std::hash::BuildHasher for Seeded {
+    type Hasher = std::hash::DefaultHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hasher::write_u64(&mut h, self.0);
+        h
+    }
+}
+
 #[test]
 fn on_a_loop_larger_than_the_tier_the_filter_keeps_part_of_it() {
-    let (all, _) = tier(100, Admission::All);
-    let (adaptive, _) = tier(100, Admission::Adaptive);
-    replay(&all, looping(10));
-    replay(&adaptive, looping(10));
-    let all = replay(&all, looping(30));
-    let adaptive = replay(&adaptive, looping(30));
+    // One tier of 100 decides on its whole key space, so a single draw of the hash collisions
+    // decides the figure: over 40 seeds the adaptive tier hit 9.3% on average, but a quarter
+    // of the draws came out at or below quick_cache's 9.0%. The mean over eight draws is what
+    // is asserted.
+    let draws = 8;
+    let (mut all, mut adaptive) = (0.0, 0.0);
+    for seed in 1..=draws {
+        let build = |admission| -> MemoryTier<u64, u64, Seeded> {
+            MemoryTier::builder()
+                .max_entries(NonZeroUsize::new(100).unwrap())
+                .admission(admission)
+                .hasher(Seeded(seed))
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (build(Admission::All), build(Admission::Adaptive));
+        replay(&a, looping(10));
+        replay(&b, looping(10));
+        all += replay(&a, looping(30)) / draws as f64;
+        adaptive += replay(&b, looping(30)) / draws as f64;
+    }
     // At best 100 of every 1,000 accesses hit.
     assert!(
         adaptive > 7.0,
