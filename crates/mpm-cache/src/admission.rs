@@ -213,6 +213,7 @@ impl Sketch {
     /// Plain loads and stores, no read-modify-write: two threads counting into one word at
     /// once may lose one of the counts, which an estimate can afford; a counter still
     /// saturates at 15 and never carries into its neighbour.
+    #[inline]
     pub(crate) fn increment(&self, hash: u64) {
         let (block, slots) = self.slots(hash);
         let mut added = 0;
