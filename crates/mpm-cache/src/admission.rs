@@ -328,15 +328,21 @@ impl Shadow {
         }
     }
 
-    /// Replays one access; counts a hit.
-    fn access(&mut self, hash: u64, sketch: &Sketch) {
+    /// Replays one access; counts a hit. `estimate` is the key's estimate in the sketch, once
+    /// a shadow has asked for it (the shadows of one access share it).
+    fn access(&mut self, hash: u64, sketch: &Sketch, estimate: &mut Option<u8>) {
         if self.cache.get(&hash).is_some() {
             self.score += 1;
             return;
         }
-        if let Some(v) = self.victim
+        if self.mode != 0
+            && let Some(v) = self.victim
             && self.cache.weight() >= self.cache.capacity()
-            && !admits(self.mode, sketch.estimate(hash), sketch.estimate(v))
+            && !admits(
+                self.mode,
+                *estimate.get_or_insert_with(|| sketch.estimate(hash)),
+                sketch.estimate(v),
+            )
         {
             return;
         }
@@ -542,8 +548,9 @@ impl Adaptive {
 
     /// One sampled access in every shadow; at the end of a window, the mode.
     fn replay(&self, d: &mut Duel, hash: u64) {
+        let mut estimate = None;
         for s in &mut d.shadows {
-            s.access(hash, &self.sketch);
+            s.access(hash, &self.sketch, &mut estimate);
         }
         d.sampled += 1;
         if d.sampled < d.window {
