@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::unwind::{self, Panicked};
+
 /// Where a timed step ran out of time.
 #[derive(Clone, Copy)]
 pub(crate) enum Expired {
@@ -26,6 +28,34 @@ pub(crate) async fn bounded<F: Future>(
     if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
         return Ok(v);
     }
+    bounded_pending(fut, step, deadline).await
+}
+
+/// A call of the manager's async `method` (make `fut` with an `async` block around the
+/// call), bounded as [`bounded`] and catching a panic as [`unwind::call_async`]. The first
+/// poll, which usually finishes it (a recycle or validate with nothing to do), runs inline;
+/// the timer and the layers of the slow path are set up only if it is pending.
+pub(crate) async fn bounded_call<F: Future>(
+    method: &'static str,
+    fut: F,
+    step: Option<Duration>,
+    deadline: &mut Deadline,
+) -> Result<Result<F::Output, Panicked>, Expired> {
+    let mut fut = pin!(fut);
+    if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(unwind::poll(method, fut.as_mut(), cx))).await
+    {
+        return Ok(v);
+    }
+    bounded_pending(unwind::call_async(method, fut), step, deadline).await
+}
+
+/// [`bounded`] after its first poll found `fut` pending.
+async fn bounded_pending<F: Future>(
+    fut: F,
+    step: Option<Duration>,
+    deadline: &mut Deadline,
+) -> Result<F::Output, Expired> {
+    let mut fut = pin!(fut);
     let now = Instant::now();
     let step_end = step.map(|s| now + s);
     let (end, which) = match (step_end, deadline.at(now)) {
@@ -60,6 +90,11 @@ pub(crate) struct Deadline {
 impl Deadline {
     pub(crate) fn new(timeout: Option<Duration>) -> Self {
         Deadline { timeout, at: None }
+    }
+
+    /// Whether the count has started.
+    pub(crate) fn started(&self) -> bool {
+        self.at.is_some()
     }
 
     /// The deadline, starting the count at `now` if it has not started.

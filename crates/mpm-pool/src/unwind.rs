@@ -33,6 +33,19 @@ pub(crate) fn call<R>(method: &'static str, f: impl FnOnce() -> R) -> Result<R, 
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| Panicked::new(method, &*p))
 }
 
+/// Polls `fut`, a call of the manager's async `method`, once, catching a panic.
+pub(crate) fn poll<F: Future + ?Sized>(
+    method: &'static str,
+    fut: std::pin::Pin<&mut F>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Result<F::Output, Panicked>> {
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(p) => Poll::Ready(Err(Panicked::new(method, &*p))),
+    }
+}
+
 /// Awaits `fut`, a call of the manager's async `method`, catching a panic in any poll. Make
 /// the future with an `async` block around the call, so that a panic in the call itself is
 /// caught too.
@@ -41,12 +54,5 @@ pub(crate) async fn call_async<F: Future>(
     fut: F,
 ) -> Result<F::Output, Panicked> {
     let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(Panicked::new(method, &*p))),
-        },
-    )
-    .await
+    poll_fn(|cx| poll(method, fut.as_mut(), cx)).await
 }

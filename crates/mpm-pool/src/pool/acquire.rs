@@ -18,7 +18,7 @@ use super::object::Object;
 
 use crate::backoff::{backoff, jitter};
 use crate::clock::{Ms, NEVER, ms};
-use crate::deadline::{Deadline, Expired, bounded};
+use crate::deadline::{Deadline, Expired, bounded, bounded_call};
 use crate::error::{Error, Stage};
 use crate::manager::Manager;
 use crate::slots::{Grant, Take};
@@ -196,13 +196,23 @@ impl<M: Manager> Inner<M> {
         } else {
             None
         };
+        let fresh = !deadline.started();
         let end = start.and_then(|start| deadline.at(start));
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
         let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
-        // When the sweep must wake this waiter, if it can count on the sweep.
-        let mut publish = match (start, end, margin) {
-            (Some(now), Some(d), Some(margin)) if now + margin < d && self.ticks_on_time(now) => {
-                Some(wake_at(d))
+        // When the sweep must wake this waiter, if it can count on the sweep (in
+        // milliseconds, the clock read above converted once).
+        let mut publish = match (start, end, timeout, margin) {
+            (Some(now), Some(d), Some(timeout), Some(margin)) => {
+                let now_ms = self.clock.at(now);
+                let end_ms = if fresh {
+                    now_ms.saturating_add(ms(timeout))
+                } else {
+                    self.clock.at(d)
+                };
+                let margin = ms(margin);
+                (now_ms.saturating_add(margin) < end_ms && self.ticks_on_time_ms(now_ms))
+                    .then(|| end_ms.saturating_sub(margin))
             }
             _ => None,
         };
@@ -272,9 +282,13 @@ impl<M: Manager> Inner<M> {
     /// Whether a maintenance task is running and has ticked lately (within four ticks of
     /// `now`), so that waiters can count on its sweep.
     pub(super) fn ticks_on_time(&self, now: Instant) -> bool {
+        self.ticks_on_time_ms(self.clock.at(now))
+    }
+
+    /// [`Inner::ticks_on_time`] with `now` in [`Ms`].
+    pub(super) fn ticks_on_time_ms(&self, now: Ms) -> bool {
         self.ticking.load(Ordering::Acquire)
-            && self.clock.at(now).saturating_sub(self.clock.now())
-                <= self.clock.lag.saturating_mul(4)
+            && now.saturating_sub(self.clock.now()) <= self.clock.lag.saturating_mul(4)
     }
 
     /// Recycles a used entry and validates it unless it was alive recently. `Ok(true)`: hand
@@ -291,8 +305,9 @@ impl<M: Manager> Inner<M> {
         };
         if entry.dirty {
             let obj = &mut entry.obj;
-            match bounded(
-                unwind::call_async("recycle", async { self.manager.recycle(obj).await }),
+            match bounded_call(
+                "recycle",
+                async { self.manager.recycle(obj).await },
                 self.config.recycle_timeout,
                 deadline,
             )
@@ -325,8 +340,9 @@ impl<M: Manager> Inner<M> {
             .saturating_sub(entry.last_alive);
         if idle_for >= self.skip_window {
             let obj = &mut entry.obj;
-            match bounded(
-                unwind::call_async("validate", async { self.manager.validate(obj).await }),
+            match bounded_call(
+                "validate",
+                async { self.manager.validate(obj).await },
                 self.config.validate_timeout,
                 deadline,
             )
