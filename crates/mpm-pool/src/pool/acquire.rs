@@ -186,7 +186,7 @@ impl<M: Manager> Inner<M> {
         timeout: Option<Duration>,
         waited_since: &mut Option<Instant>,
         deadline: &mut Deadline,
-    ) -> Result<Grant<Entry<M::Object>>, Error<M::Error>> {
+    ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
         let Some(key) = queued.key else {
             return Err(Error::Closed);
         };
@@ -380,7 +380,7 @@ impl<M: Manager> Inner<M> {
         &self,
         deadline: &mut Deadline,
         timeout: Option<Duration>,
-    ) -> Result<Entry<M::Object>, Error<M::Error>> {
+    ) -> Result<Box<Entry<M::Object>>, Error<M::Error>> {
         let breaker = self.config.breaker.as_ref();
         if let Some(b) = breaker
             && let Err(refused) = b.begin()
@@ -447,7 +447,7 @@ impl<M: Manager> Inner<M> {
             m.create_time.record_duration(finished - started);
         }
         let now = self.clock.at(finished);
-        Ok(Entry {
+        Ok(Box::new(Entry {
             obj,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             expires: self
@@ -457,12 +457,12 @@ impl<M: Manager> Inner<M> {
             last_used: now,
             last_alive: now,
             dirty: false,
-        })
+        }))
     }
 
     pub(super) fn lend(
         self: &Arc<Self>,
-        entry: Entry<M::Object>,
+        entry: Box<Entry<M::Object>>,
         waited_since: Option<Instant>,
         at: &'static Location<'static>,
         now: Ms,

@@ -27,7 +27,7 @@ impl<M: Manager> Drop for Queued<'_, M> {
 
 impl<M: Manager> Inner<M> {
     /// Passes on a grant its waiter did not use.
-    pub(super) fn pass_on(&self, grant: Option<Grant<Entry<M::Object>>>) {
+    pub(super) fn pass_on(&self, grant: Option<Grant<Box<Entry<M::Object>>>>) {
         match grant {
             Some(Grant::Object(entry)) => self.put_back(entry),
             Some(Grant::Room) => drop(Reservation(self)),
@@ -56,7 +56,7 @@ impl<M: Manager> Drop for Reservation<'_, M> {
 /// Holds a lent entry being checked; closes it on drop (a cancelled acquire).
 pub(super) struct Checking<'a, M: Manager> {
     pub(super) inner: &'a Inner<M>,
-    pub(super) entry: Option<Entry<M::Object>>,
+    pub(super) entry: Option<Box<Entry<M::Object>>>,
 }
 
 impl<M: Manager> Drop for Checking<'_, M> {

@@ -14,7 +14,7 @@ pub(super) type Timer = quanta::Instant;
 /// An object lent out by a [`Pool`](super::Pool); it goes back when dropped (synchronously, without
 /// allocating). Dereferences to the manager's object.
 pub struct Object<M: Manager> {
-    pub(super) entry: Option<Entry<M::Object>>,
+    pub(super) entry: Option<Box<Entry<M::Object>>>,
     /// When it was lent, if the pool records metrics.
     pub(super) timer: Option<Timer>,
     pub(super) pool: Arc<Inner<M>>,

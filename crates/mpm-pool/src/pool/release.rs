@@ -11,7 +11,12 @@ use crate::unwind;
 impl<M: Manager> Inner<M> {
     /// A lent object comes back (synchronous, allocation-free): to the first waiter if there
     /// is one, else to the idle queue.
-    pub(super) fn release(&self, mut entry: Entry<M::Object>, timer: Option<Timer>, discard: bool) {
+    pub(super) fn release(
+        &self,
+        mut entry: Box<Entry<M::Object>>,
+        timer: Option<Timer>,
+        discard: bool,
+    ) {
         let now = self.clock.now();
         if let (Some(m), Some(t)) = (&self.metrics, timer) {
             m.in_use_time.record_duration(t.elapsed());
@@ -48,7 +53,7 @@ impl<M: Manager> Inner<M> {
 
     /// Puts a lent entry back: to the first waiter or the idle queue (closed instead above
     /// the maximum, after a shrink).
-    pub(super) fn put_back(&self, entry: Entry<M::Object>) {
+    pub(super) fn put_back(&self, entry: Box<Entry<M::Object>>) {
         let put = self.slots.lock().put(entry);
         match put {
             Err(entry) => self.close_lent(entry, CloseReason::Shutdown),
@@ -63,7 +68,7 @@ impl<M: Manager> Inner<M> {
 
     /// Closes a lent entry: it leaves the pool's count, and its place goes to the first
     /// waiter.
-    pub(super) fn close_lent(&self, entry: Entry<M::Object>, reason: CloseReason) {
+    pub(super) fn close_lent(&self, entry: Box<Entry<M::Object>>, reason: CloseReason) {
         let waiter = self.slots.lock().forget_lent();
         if let Some(waiter) = waiter {
             waiter.wake();
@@ -82,7 +87,7 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Closes an entry that is no longer counted.
-    pub(super) fn close_object(&self, entry: Entry<M::Object>, reason: CloseReason) {
+    pub(super) fn close_object(&self, entry: Box<Entry<M::Object>>, reason: CloseReason) {
         // A panic in `close` has already dropped the object: nothing more to do.
         let _ = unwind::call("close", || self.manager.close(entry.obj));
         if let Some(m) = &self.metrics {
