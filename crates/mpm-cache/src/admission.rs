@@ -481,6 +481,7 @@ impl Adaptive {
     /// An insert (`hash` is the policy's [`hash`](Self::hash) of its key, `tier_hash` gives
     /// the tier's, asked for only while the filter is on; `pinned` ones are never refused);
     /// `present` says whether the key is in the tier (an update is never refused).
+    #[inline]
     pub(crate) fn admit(
         &self,
         hash: u64,
