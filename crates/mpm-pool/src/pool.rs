@@ -168,7 +168,7 @@ impl<M: Manager> Pool<M> {
             None => (None, None),
         };
         let inner = Arc::new(Inner {
-            slots: CachePadded::new(Mutex::new(Slots::new(config.max_size))),
+            slots: CachePadded::new(inner::SlotsLock::new(Slots::new(config.max_size))),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             wake: Notify::new(),

@@ -51,17 +51,27 @@ impl<M: Manager> Inner<M> {
             let taken = match kept.take() {
                 Some(reservation) => {
                     std::mem::forget(reservation);
-                    Take::Reserved
+                    Some(Take::Reserved)
                 }
-                None => self.slots.lock().take(self.config.queue_mode),
+                // Others wait (the hint): join them in the wait's first poll.
+                None if self.slots.queued.load(Ordering::Relaxed) => None,
+                None => {
+                    let mut slots = self.slots.lock();
+                    let taken = slots.take(self.config.queue_mode);
+                    self.slots.hint(&slots);
+                    Some(taken)
+                }
             };
             let grant = match taken {
-                Take::Idle(entry) => Grant::Object(entry),
-                Take::Reserved => Grant::Room,
-                Take::Wait(key) => {
+                Some(Take::Idle(entry)) => Grant::Object(entry),
+                Some(Take::Reserved) => Grant::Room,
+                Some(Take::Wait(_)) | None => {
                     let queued = Queued {
                         inner: self,
-                        key: Some(key),
+                        key: match taken {
+                            Some(Take::Wait(key)) => Some(key),
+                            _ => None,
+                        },
                     };
                     let grant = self
                         .wait(queued, timeout, &mut waited_since, &mut deadline)
@@ -171,7 +181,8 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Waits in the queue until the caller is handed an object or room (or the pool closes,
-    /// or the deadline passes).
+    /// or the deadline passes). Without a key in `queued` the caller has not joined the queue
+    /// yet: the first poll takes what is free, or joins and registers the waker, under one lock.
     ///
     /// With maintenance on, a wait sets no timer of its own until its deadline is within two
     /// clock ticks: its place in the queue says when it must be woken (`sweep_due` keeps the
@@ -187,9 +198,7 @@ impl<M: Manager> Inner<M> {
         waited_since: &mut Option<Instant>,
         deadline: &mut Deadline,
     ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
-        let Some(key) = queued.key else {
-            return Err(Error::Closed);
-        };
+        let mut joined = queued.key;
         // The clock is read only if a timeout or the statistics need it.
         let start = if timeout.is_some() || self.metrics.is_some() {
             Some(*waited_since.get_or_insert_with(Instant::now))
@@ -224,12 +233,30 @@ impl<M: Manager> Inner<M> {
         }
         let mut first = true;
         poll_fn(|cx| {
-            {
+            let key = {
                 let mut slots = self.slots.lock();
-                if let Some(grant) = slots.granted(key) {
-                    queued.key = None;
-                    return Poll::Ready(Ok(grant));
-                }
+                let key = match joined {
+                    Some(key) => {
+                        if let Some(grant) = slots.granted(key) {
+                            queued.key = None;
+                            return Poll::Ready(Ok(grant));
+                        }
+                        key
+                    }
+                    None => {
+                        let taken = slots.take(self.config.queue_mode);
+                        self.slots.hint(&slots);
+                        match taken {
+                            Take::Idle(entry) => return Poll::Ready(Ok(Grant::Object(entry))),
+                            Take::Reserved => return Poll::Ready(Ok(Grant::Room)),
+                            Take::Wait(key) => {
+                                queued.key = Some(key);
+                                joined = Some(key);
+                                key
+                            }
+                        }
+                    }
+                };
                 slots.set_waker(key, |w| w.will_wake(cx.waker()), || cx.waker().clone());
                 if let Some(at) = publish.take() {
                     slots.set_wake_at(key, at);
@@ -237,7 +264,8 @@ impl<M: Manager> Inner<M> {
                         self.sweep_due.fetch_min(at, Ordering::AcqRel);
                     }
                 }
-            }
+                key
+            };
             if self.closed.load(Ordering::Acquire) {
                 return Poll::Ready(Err(Error::Closed));
             }

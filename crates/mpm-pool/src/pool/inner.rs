@@ -1,8 +1,9 @@
 //! The pool's shared state ([`Inner`]), each lent or idle [`Entry`], and its status.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -38,6 +39,41 @@ pub(crate) struct Entry<T> {
 /// The slots of a pool of `M`'s objects, woken through Tokio's wakers.
 pub(crate) type PoolSlots<M> = Slots<Box<Entry<<M as Manager>::Object>>, Waker>;
 
+/// The lock of a pool's slots, with a hint on its cache line: whether callers were queued
+/// when a get last released the lock. A get that sees it set joins the queue and registers
+/// its waker under one lock, in its wait's first poll, instead of one lock to join and
+/// another to register. The hint is read without the lock and may be stale either way
+/// (returns do not update it): that costs only the extra lock, or a needless clock read and
+/// poll once a line of waiters has been served (that get finds an idle object or room and
+/// takes it in the same poll, and clears the hint).
+#[repr(C)]
+pub(crate) struct SlotsLock<M: Manager> {
+    /// The hint, first: the lock word follows on the same line.
+    pub(super) queued: AtomicBool,
+    pub(super) lock: Mutex<PoolSlots<M>>,
+}
+
+impl<M: Manager> SlotsLock<M> {
+    pub(super) fn new(slots: PoolSlots<M>) -> Self {
+        SlotsLock {
+            queued: AtomicBool::new(false),
+            lock: Mutex::new(slots),
+        }
+    }
+
+    /// Updates the hint from `slots` (locked).
+    pub(super) fn hint(&self, slots: &PoolSlots<M>) {
+        self.queued.store(slots.waiting() > 0, Ordering::Relaxed);
+    }
+}
+
+impl<M: Manager> Deref for SlotsLock<M> {
+    type Target = Mutex<PoolSlots<M>>;
+    fn deref(&self) -> &Self::Target {
+        &self.lock
+    }
+}
+
 /// An object being held (a lease), for leak detection.
 pub(super) struct Lease {
     pub(super) since: Ms,
@@ -52,7 +88,7 @@ pub(crate) struct Inner<M: Manager> {
     pub(super) manager: M,
     pub(super) config: Config,
     /// Idle objects, counts and the queue of waiters, which returned objects are handed to.
-    pub(super) slots: CachePadded<Mutex<PoolSlots<M>>>,
+    pub(super) slots: CachePadded<SlotsLock<M>>,
     pub(super) closed: AtomicBool,
     pub(super) next_id: AtomicU64,
     /// Wakes the maintenance task (an object was closed, or the pool closed).

@@ -788,3 +788,43 @@ async fn a_returned_object_goes_to_the_first_waiter_and_a_cancelled_waiter_passe
     assert_eq!((s.size, s.idle, s.in_use, s.waiting), (1, 1, 0, 0), "{s:?}");
     assert_eq!(m.created.load(Ordering::SeqCst), 1);
 }
+
+/// A get that follows a line of waiters (the pool's hint says callers wait, though the last
+/// was served) takes the idle object in its first poll, and one that finds nothing free joins
+/// the line and is served first come, first served.
+#[tokio::test]
+async fn a_get_after_a_line_of_waiters_takes_the_idle_object_at_once() {
+    let pool = Pool::builder(TestManager::new())
+        .max_size(nz(1))
+        .min_idle(1)
+        .build()
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let first = tokio::spawn({
+        let pool = pool.clone();
+        async move { *pool.get().await.unwrap() }
+    });
+    while pool.status().waiting < 1 {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move { *pool.get().await.unwrap() }
+    });
+    while pool.status().waiting < 2 {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    first.await.unwrap();
+    second.await.unwrap();
+    assert_eq!(pool.status().waiting, 0);
+    assert_eq!(pool.status().idle, 1);
+    let mut get = std::pin::pin!(pool.get());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let std::task::Poll::Ready(got) = get.as_mut().poll(&mut cx) else {
+        panic!("the idle object was not taken in the first poll");
+    };
+    let _object = got.unwrap();
+    assert_eq!(pool.status().in_use, 1);
+}
