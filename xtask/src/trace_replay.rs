@@ -75,7 +75,7 @@ trait Access: Sync {
 
 /// SipHash with fixed keys, the seed (if not 0) hashed first: [`Fixed`] for seed 0, and for
 /// another seed another draw of the hash collisions in mpm's adaptive admission (its sketch and
-/// its sample derive from the tier's hash).
+/// its sample hash keys with a seed drawn from the tier's hasher).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Seeded(pub(crate) u64);
 
