@@ -51,7 +51,11 @@ impl<G, W> Waiters<G, W> {
         };
         match self.free.pop() {
             Some(id) => {
-                self.slab[id] = Some(waiter);
+                // A freed place holds `None`: nothing to drop, so the old value is not read
+                // (an assignment would load it to drop it, a cache miss when the waiter that
+                // left it ran on another core).
+                debug_assert!(self.slab[id].is_none(), "a freed waiter place is empty");
+                std::mem::forget(self.slab[id].replace(waiter));
                 id
             }
             None => {
