@@ -85,7 +85,9 @@
 //!   Registering and cancelling a timer per wait cost a third of a contended acquire, and
 //!   waking every waiter on every tick instead put a burst of needless wake-ups ahead of the
 //!   waiters being served; the acquire timeout still ends the wait on time. With maintenance
-//!   off, each wait sets its timer.
+//!   off, each wait sets its timer. A wait's deadline starts at a time read from the TSC
+//!   (through `quanta`), which each tick keeps in step with Tokio's clock (Tokio's clock
+//!   itself is read while it is paused, in tests, or when ticks are late).
 //! - A maintenance pass closes idle objects that broke while idle (the manager's
 //!   [`Manager::is_broken`], such as a PostgreSQL connection the server terminated) and
 //!   refills `min_idle` in the same pass; a close anywhere else wakes the task to refill at

@@ -199,9 +199,19 @@ impl<M: Manager> Inner<M> {
         deadline: &mut Deadline,
     ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
         let mut joined = queued.key;
-        // The clock is read only if a timeout or the statistics need it.
+        // The clock is read only if a timeout or the statistics need it: from the TSC while
+        // the task ticks on time (then known in milliseconds too), else Tokio's.
+        let mut start_ms = None;
         let start = if timeout.is_some() || self.metrics.is_some() {
-            Some(*waited_since.get_or_insert_with(Instant::now))
+            Some(
+                *waited_since.get_or_insert_with(|| match self.clock.fast_now() {
+                    Some((now, now_ms)) => {
+                        start_ms = Some(now_ms);
+                        now
+                    }
+                    None => Instant::now(),
+                }),
+            )
         } else {
             None
         };
@@ -213,14 +223,21 @@ impl<M: Manager> Inner<M> {
         // milliseconds, the clock read above converted once).
         let mut publish = match (start, end, timeout, margin) {
             (Some(now), Some(d), Some(timeout), Some(margin)) => {
-                let now_ms = self.clock.at(now);
+                // Read from the TSC, the time itself says that the task ticks on time.
+                let (now_ms, on_time) = match start_ms {
+                    Some(now_ms) => (now_ms, self.ticking.load(Ordering::Acquire)),
+                    None => {
+                        let now_ms = self.clock.at(now);
+                        (now_ms, self.ticks_on_time_ms(now_ms))
+                    }
+                };
                 let end_ms = if fresh {
                     now_ms.saturating_add(ms(timeout))
                 } else {
                     self.clock.at(d)
                 };
                 let margin = ms(margin);
-                (now_ms.saturating_add(margin) < end_ms && self.ticks_on_time_ms(now_ms))
+                (now_ms.saturating_add(margin) < end_ms && on_time)
                     .then(|| end_ms.saturating_sub(margin))
             }
             _ => None,

@@ -187,6 +187,7 @@ impl<M: Manager> Inner<M> {
     /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
     /// wakes the waiters whose time it is to check their deadlines.
     pub(super) fn tick(&self) {
+        self.clock.calibrate();
         let now = self.clock.precise();
         if now >= self.sweep_due.load(Ordering::Acquire) {
             let mut slots = self.slots.lock();
