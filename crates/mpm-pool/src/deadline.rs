@@ -31,16 +31,22 @@ pub(crate) async fn bounded<F: Future>(
     bounded_pending(fut, step, deadline).await
 }
 
-/// A call of the manager's async `method` (make `fut` with an `async` block around the
-/// call), bounded as [`bounded`] and catching a panic as [`unwind::call_async`]. The first
+/// A call of the manager's async `method` (`call` makes its future), bounded as [`bounded`]
+/// and catching a panic, in the call or in any poll, as [`unwind::call_async`]. The first
 /// poll, which usually finishes it (a recycle or validate with nothing to do), runs inline;
-/// the timer and the layers of the slow path are set up only if it is pending.
+/// the timer and the layers of the slow path are set up only if it is pending. The future is
+/// made here rather than passed in, so that it is not moved (a small future's move stalled on
+/// the stores that had just made it).
 pub(crate) async fn bounded_call<F: Future>(
     method: &'static str,
-    fut: F,
+    call: impl FnOnce() -> F,
     step: Option<Duration>,
     deadline: &mut Deadline,
 ) -> Result<Result<F::Output, Panicked>, Expired> {
+    let fut = match unwind::call(method, call) {
+        Ok(fut) => fut,
+        Err(panicked) => return Ok(Err(panicked)),
+    };
     let mut fut = pin!(fut);
     if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(unwind::poll(method, fut.as_mut(), cx))).await
     {

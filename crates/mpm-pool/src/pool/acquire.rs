@@ -66,15 +66,12 @@ impl<M: Manager> Inner<M> {
                 Some(Take::Idle(entry)) => Grant::Object(entry),
                 Some(Take::Reserved) => Grant::Room,
                 Some(Take::Wait(_)) | None => {
-                    let queued = Queued {
-                        inner: self,
-                        key: match taken {
-                            Some(Take::Wait(key)) => Some(key),
-                            _ => None,
-                        },
+                    let key = match taken {
+                        Some(Take::Wait(key)) => Some(key),
+                        _ => None,
                     };
                     let grant = self
-                        .wait(queued, timeout, &mut waited_since, &mut deadline)
+                        .wait(key, timeout, &mut waited_since, &mut deadline)
                         .await?;
                     if self.closed.load(Ordering::Acquire) {
                         self.pass_on(Some(grant));
@@ -181,7 +178,7 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Waits in the queue until the caller is handed an object or room (or the pool closes,
-    /// or the deadline passes). Without a key in `queued` the caller has not joined the queue
+    /// or the deadline passes). Without a `key` the caller has not joined the queue
     /// yet: the first poll takes what is free, or joins and registers the waker, under one lock.
     ///
     /// With maintenance on, a wait sets no timer of its own until its deadline is within two
@@ -193,12 +190,14 @@ impl<M: Manager> Inner<M> {
     /// runtime, or its runtime is stalled) a wait uses its own timer from the start.
     pub(super) async fn wait(
         &self,
-        mut queued: Queued<'_, M>,
+        key: Option<usize>,
         timeout: Option<Duration>,
         waited_since: &mut Option<Instant>,
         deadline: &mut Deadline,
     ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
-        let mut joined = queued.key;
+        // Leaves the queue if this wait is dropped.
+        let mut queued = Queued { inner: self, key };
+        let mut joined = key;
         // The clock is read only if a timeout or the statistics need it: from the TSC while
         // the task ticks on time (then known in milliseconds too), else Tokio's.
         let mut start_ms = None;
@@ -352,7 +351,7 @@ impl<M: Manager> Inner<M> {
             let obj = &mut entry.obj;
             match bounded_call(
                 "recycle",
-                async { self.manager.recycle(obj).await },
+                || self.manager.recycle(obj),
                 self.config.recycle_timeout,
                 deadline,
             )
@@ -387,7 +386,7 @@ impl<M: Manager> Inner<M> {
             let obj = &mut entry.obj;
             match bounded_call(
                 "validate",
-                async { self.manager.validate(obj).await },
+                || self.manager.validate(obj),
                 self.config.validate_timeout,
                 deadline,
             )
@@ -505,6 +504,9 @@ impl<M: Manager> Inner<M> {
         }))
     }
 
+    // Inline, so that the object is built where the get's future returns it (returned from a
+    // call, it was copied out with loads that stalled on the call's stores).
+    #[inline(always)]
     pub(super) fn lend(
         self: &Arc<Self>,
         entry: Box<Entry<M::Object>>,
