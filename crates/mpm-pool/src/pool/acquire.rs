@@ -249,6 +249,9 @@ impl<M: Manager> Inner<M> {
         }
         let mut first = true;
         poll_fn(|cx| {
+            // The first poll registers the waker: cloned before the lock (the clone touches the
+            // task's header), so that the lock is held for less.
+            let mut waker = first.then(|| cx.waker().clone());
             let key = {
                 let mut slots = self.slots.lock();
                 let key = match joined {
@@ -273,7 +276,11 @@ impl<M: Manager> Inner<M> {
                         }
                     }
                 };
-                slots.set_waker(key, |w| w.will_wake(cx.waker()), || cx.waker().clone());
+                slots.set_waker(
+                    key,
+                    |w| w.will_wake(cx.waker()),
+                    || waker.take().unwrap_or_else(|| cx.waker().clone()),
+                );
                 if let Some(at) = publish.take() {
                     slots.set_wake_at(key, at);
                     if self.sweep_due.load(Ordering::Relaxed) > at {
