@@ -219,7 +219,7 @@ impl<M: Manager> Inner<M> {
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
         let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
         // When the sweep must wake this waiter, if it can count on the sweep (in
-        // milliseconds, the clock read above converted once).
+        // milliseconds: as read from the TSC, or Tokio's reading converted once).
         let mut publish = match (start, end, timeout, margin) {
             (Some(now), Some(d), Some(timeout), Some(margin)) => {
                 // Read from the TSC, the time itself says that the task ticks on time.
