@@ -15,6 +15,15 @@
 //!   (whose times it drops), the rounds the interleaved pass runs, so both passes measure the
 //!   same thing the same way (criterion reports the median over its samples, the interleaved
 //!   pass the median of eleven rounds).
+//!
+//!   On a 2-core machine hold mode has two regimes, whatever the pool: about 0.9 M cycles/s
+//!   while both workers share the tasks, 2.5 to 3.1 M while, by Tokio's scheduling, nearly
+//!   all of them run on one worker (no wake-up crosses a core). A regime lasts seconds, so a
+//!   whole criterion benchmark can fall in one and its peer's in the other (deadpool without
+//!   its timeout once read 2.6 M against our 0.9 M in one run, and the other way round in
+//!   the next). Pinning the two workers to separate cores does not prevent it. Quote the
+//!   interleaved pass, whose rounds take turns; one process pinned to one core
+//!   (`taskset -c 0`) shows the single-worker regime for every pool.
 //! - `keyed_get_drop/<keys>x<tasks>`: mpm's `KeyedPool` (one object per key) beside what a
 //!   user would otherwise write, a map from key to a deadpool pool of one object behind a
 //!   read-write lock; task `i` uses key `i % keys`.
