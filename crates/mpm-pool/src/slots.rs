@@ -26,6 +26,18 @@ pub(crate) enum Take<T> {
     Wait(usize),
 }
 
+impl<T> Take<T> {
+    /// What the caller is given, or the key it waits under.
+    #[inline]
+    pub(crate) fn into_grant(self) -> Result<Grant<T>, usize> {
+        match self {
+            Take::Idle(entry) => Ok(Grant::Object(entry)),
+            Take::Reserved => Ok(Grant::Room),
+            Take::Wait(key) => Err(key),
+        }
+    }
+}
+
 /// What a waiter is given.
 #[derive(Debug)]
 pub(crate) enum Grant<T> {

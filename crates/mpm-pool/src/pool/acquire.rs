@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::guards::{AbandonTrial, Checking, Queued, Reservation};
-use super::inner::{Entry, Inner, Lease};
+use super::inner::{Entry, Inner, Lease, PoolSlots};
 use super::object::Object;
 
 use crate::backoff::{backoff, jitter};
@@ -55,21 +55,13 @@ impl<M: Manager> Inner<M> {
                 }
                 // Others wait (the hint): join them in the wait's first poll.
                 None if self.slots.queued.load(Ordering::Relaxed) => None,
-                None => {
-                    let mut slots = self.slots.lock();
-                    let taken = slots.take(self.config.queue_mode);
-                    self.slots.hint(&slots);
-                    Some(taken)
-                }
+                None => Some(self.take_hinted(&mut self.slots.lock())),
             };
-            let grant = match taken {
-                Some(Take::Idle(entry)) => Grant::Object(entry),
-                Some(Take::Reserved) => Grant::Room,
-                Some(Take::Wait(_)) | None => {
-                    let key = match taken {
-                        Some(Take::Wait(key)) => Some(key),
-                        _ => None,
-                    };
+            let grant = match taken.map(Take::into_grant) {
+                Some(Ok(grant)) => grant,
+                waiting => {
+                    // Joined under a key, or (the hint) to join in the wait's first poll.
+                    let key = waiting.and_then(Result::err);
                     let grant = self
                         .wait(key, timeout, &mut waited_since, &mut deadline)
                         .await?;
@@ -262,19 +254,14 @@ impl<M: Manager> Inner<M> {
                         }
                         key
                     }
-                    None => {
-                        let taken = slots.take(self.config.queue_mode);
-                        self.slots.hint(&slots);
-                        match taken {
-                            Take::Idle(entry) => return Poll::Ready(Ok(Grant::Object(entry))),
-                            Take::Reserved => return Poll::Ready(Ok(Grant::Room)),
-                            Take::Wait(key) => {
-                                queued.key = Some(key);
-                                joined = Some(key);
-                                key
-                            }
+                    None => match self.take_hinted(&mut slots).into_grant() {
+                        Ok(grant) => return Poll::Ready(Ok(grant)),
+                        Err(key) => {
+                            queued.key = Some(key);
+                            joined = Some(key);
+                            key
                         }
-                    }
+                    },
                 };
                 slots.set_waker(
                     key,
@@ -328,6 +315,15 @@ impl<M: Manager> Inner<M> {
             Poll::Pending
         })
         .await
+    }
+
+    /// Takes an idle object or room from the locked `slots`, or joins their queue, and
+    /// updates the hint that callers are queued.
+    #[inline]
+    fn take_hinted(&self, slots: &mut PoolSlots<M>) -> Take<Box<Entry<M::Object>>> {
+        let taken = slots.take(self.config.queue_mode);
+        self.slots.hint(slots);
+        taken
     }
 
     /// Whether a maintenance task is running and has ticked lately (within four ticks of

@@ -13,6 +13,22 @@ fn builder(m: &Arc<TestManager>) -> Builder<Arc<TestManager>> {
     Pool::builder(Arc::clone(m)).maintenance_interval(None)
 }
 
+/// A task that gets an object from `pool` and gives back its id.
+fn spawn_get<M>(pool: &Pool<M>) -> tokio::task::JoinHandle<Result<u64, Error<M::Error>>>
+where
+    M: Manager<Object = u64> + 'static,
+{
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.get().await.map(|o| *o) })
+}
+
+/// Yields until `n` callers wait in `pool`'s queue.
+async fn until_waiting<M: Manager>(pool: &Pool<M>, n: usize) {
+    while pool.status().waiting < n {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
 async fn a_returned_object_is_reused() {
     let m = TestManager::new();
@@ -307,9 +323,7 @@ async fn waiters_are_served_in_arrival_order() {
             drop(o);
         }));
         // Each waiter is queued before the next one starts.
-        while pool.status().waiting < i + 1 {
-            tokio::task::yield_now().await;
-        }
+        until_waiting(&pool, i + 1).await;
     }
     drop(held);
     for t in tasks {
@@ -760,17 +774,9 @@ async fn a_returned_object_goes_to_the_first_waiter_and_a_cancelled_waiter_passe
     let pool = builder(&m).max_size(nz(1)).build().await.unwrap();
     let held = pool.get().await.unwrap();
     let id = *held;
-    let first = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(|o| *o) }
-    });
-    let second = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(|o| *o) }
-    });
-    while pool.status().waiting < 2 {
-        tokio::task::yield_now().await;
-    }
+    let first = spawn_get(&pool);
+    let second = spawn_get(&pool);
+    until_waiting(&pool, 2).await;
     // Handed straight to the first waiter: it never shows as idle, and a new get queues
     // behind the waiters instead of taking it.
     drop(held);
@@ -801,23 +807,13 @@ async fn a_get_after_a_line_of_waiters_takes_the_idle_object_at_once() {
         .await
         .unwrap();
     let held = pool.get().await.unwrap();
-    let first = tokio::spawn({
-        let pool = pool.clone();
-        async move { *pool.get().await.unwrap() }
-    });
-    while pool.status().waiting < 1 {
-        tokio::task::yield_now().await;
-    }
-    let second = tokio::spawn({
-        let pool = pool.clone();
-        async move { *pool.get().await.unwrap() }
-    });
-    while pool.status().waiting < 2 {
-        tokio::task::yield_now().await;
-    }
+    let first = spawn_get(&pool);
+    until_waiting(&pool, 1).await;
+    let second = spawn_get(&pool);
+    until_waiting(&pool, 2).await;
     drop(held);
-    first.await.unwrap();
-    second.await.unwrap();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
     assert_eq!(pool.status().waiting, 0);
     assert_eq!(pool.status().idle, 1);
     let mut get = std::pin::pin!(pool.get());
