@@ -25,7 +25,7 @@
 //! (`cargo xtask trace`), with hits counted one in [`HIT_SAMPLE`].
 
 use std::cell::Cell;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -100,71 +100,6 @@ pub(crate) fn mix(hash: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-/// The hasher of the admission policy's keys: a multiply and a shift per word, seeded, then
-/// [`mix`]. Far cheaper than the tier's hasher (SipHash by default), which a hit would otherwise
-/// run a second time (quick_cache does not hand its hash out); a `u64` key maps one to one.
-/// Its seed comes from the tier's hasher, so a seeded tier hasher reseeds the policy too.
-/// Collisions only blur frequency estimates, which are lossy anyway.
-struct KeyHasher(u64);
-
-/// An odd constant (2^64 / golden ratio).
-const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl KeyHasher {
-    #[inline]
-    fn word(&mut self, w: u64) {
-        let h = (self.0 ^ w).wrapping_mul(MUL);
-        self.0 = h ^ (h >> 32);
-    }
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        mix(self.0)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0; 8];
-            w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        let mut w = [0; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        // The length of the tail apart "a" from "a\0".
-        self.word(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-    }
-
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.word(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, n: u16) {
-        self.word(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.word(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.word(n);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.word(n as u64);
-    }
 }
 
 /// A count-min sketch of 4-bit counters that ages (Caffeine's layout: sixteen counters per
@@ -388,8 +323,8 @@ pub(crate) struct Adaptive {
     mode: AtomicU8,
     /// A hash `h` is sampled when `h >> 40 & sample_mask == 0`.
     sample_mask: u64,
-    /// The seed of [`hash`](Self::hash).
-    seed: u64,
+    /// The seeded hasher of [`hash`](Self::hash).
+    seed: foldhash::fast::FixedState,
     duel: Mutex<Duel>,
     /// Hashes of sampled hits (0: empty), and the next position to write.
     ring: Box<[AtomicU64]>,
@@ -417,7 +352,7 @@ impl Adaptive {
             shard_mask: shards as u64 - 1,
             mode: AtomicU8::new(0),
             sample_mask: (1u64 << shift) - 1,
-            seed,
+            seed: foldhash::fast::FixedState::with_seed(seed),
             duel: Mutex::new(Duel {
                 shadows: MODES
                     .iter()
@@ -433,12 +368,14 @@ impl Adaptive {
         }
     }
 
-    /// The policy's hash of a key (for the sketch, the sampling and the shadows).
+    /// The policy's hash of a key (for the sketch, the sampling and the shadows): foldhash's
+    /// fast hasher, seeded, then [`mix`]. Far cheaper than the tier's hasher (SipHash by
+    /// default), which a hit would otherwise run a second time (quick_cache does not hand its
+    /// hash out); the seed comes from the tier's hasher, so a seeded tier hasher reseeds the
+    /// policy too. Collisions only blur frequency estimates, which are lossy anyway.
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        let mut h = KeyHasher(self.seed);
-        key.hash(&mut h);
-        h.finish()
+        mix(self.seed.hash_one(key))
     }
 
     #[inline]
