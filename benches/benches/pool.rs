@@ -1,4 +1,5 @@
-//! mpm-pool beside deadpool (managed) and bb8, with no-op managers on a 2-worker Tokio runtime.
+//! mpm-pool beside deadpool (managed) and bb8, with no-op managers on a 2-worker Tokio runtime
+//! (hold mode on one thread, see below).
 //! deadpool runs twice: with the same 30 s wait timeout as ours and bb8's (`deadpool`), and with
 //! its default of none (`deadpool_no_timeout`), which reads no clock and sets no timer per get;
 //! ours runs without a timeout too (`mpm_no_timeout`), to show what the timeout costs.
@@ -9,21 +10,28 @@
 //!
 //! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
 //!   loop; one element is one get-and-drop.
-//! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object. Every get
-//!   but a few waits, so a busy spell moves these figures most: each criterion iteration of a
-//!   pool is one round of [`HOLD_ROUND`] cycles run in turn with one round of every other pool
-//!   (whose times it drops), the rounds the interleaved pass runs, so both passes measure the
-//!   same thing the same way (criterion reports the median over its samples, the interleaved
-//!   pass the median of eleven rounds).
+//! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object, on a
+//!   current-thread Tokio runtime. Every get but a few waits, so a busy spell moves these
+//!   figures most: each criterion iteration of a pool is one round of [`HOLD_ROUND`] cycles
+//!   run in turn with one round of every other pool (whose times it drops), the rounds the
+//!   interleaved pass runs, so both passes measure the same thing the same way (criterion
+//!   reports the median over its samples, the interleaved pass the median of eleven rounds).
 //!
-//!   On a 2-core machine hold mode has two regimes, whatever the pool: about 0.9 M cycles/s
-//!   while both workers share the tasks, 2.5 to 3.1 M while, by Tokio's scheduling, nearly
-//!   all of them run on one worker (no wake-up crosses a core). A regime lasts seconds, so a
-//!   whole criterion benchmark can fall in one and its peer's in the other (deadpool without
-//!   its timeout once read 2.6 M against our 0.9 M in one run, and the other way round in
-//!   the next). Pinning the two workers to separate cores does not prevent it. Quote the
-//!   interleaved pass, whose rounds take turns; one process pinned to one core
-//!   (`taskset -c 0`) shows the single-worker regime for every pool.
+//!   Hold mode runs on one thread because on a 2-core machine a 2-worker runtime has two
+//!   regimes of hold mode, whatever the pool: about 0.9 M cycles/s while both workers share
+//!   the tasks, 2.5 to 3.1 M while, by Tokio's scheduling, nearly all of them run on one
+//!   worker (no wake-up crosses a core), and a regime lasts seconds, so a whole criterion
+//!   benchmark fell in one and its peer's in the other (deadpool without its timeout once read
+//!   2.6 M against our 0.9 M in one run, and the other way round in the next), and ratios
+//!   of the interleaved pass moved from 0.9x to 1.5x between runs. Pinning the two workers to
+//!   separate cores did not prevent it. On one thread the pools' costs per cycle are compared
+//!   (the scheduler's, the waker's and the pool's, with no wake-up across cores). A round is
+//!   timed by the time its thread spent on a CPU (Linux's schedstat; wall time elsewhere), so
+//!   that other processes on a shared machine, which took a third of the wall time of some
+//!   rounds and none of others, do not move the figures; in hold mode every task is always
+//!   ready to run, so no pool's round has idle time that this would hide. The interleaved pass
+//!   also prints hold mode on the 2-worker runtime in wall time (`hold_2_workers`), to watch,
+//!   not to quote.
 //! - `keyed_get_drop/<keys>x<tasks>`: mpm's `KeyedPool` (one object per key) beside what a
 //!   user would otherwise write, a map from key to a deadpool pool of one object behind a
 //!   read-write lock; task `i` uses key `i % keys`.
@@ -55,6 +63,14 @@ const HOLD_ROUND: u64 = 50_000;
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
+/// The runtime of hold mode: one thread (see the module doc).
+fn hold_runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime")
@@ -283,6 +299,26 @@ fn run(rt: &Runtime, pool: &AnyPool, tasks: usize, total: u64, hold: bool) -> Du
     })
 }
 
+/// The time this thread has spent on a CPU, from Linux's `/proc/thread-self/schedstat` (after
+/// a yield, which brings the running thread's figure up to date), where it can be read.
+fn thread_cpu_time() -> Option<Duration> {
+    std::thread::yield_now();
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// One round of hold mode ([`HOLD_ROUND`] cycles) on the one-thread runtime: the time its
+/// thread spent on a CPU, or the wall time where that cannot be read.
+fn hold_round(rt: &Runtime, pool: &AnyPool, tasks: usize) -> Duration {
+    let before = thread_cpu_time();
+    let wall = run(rt, pool, tasks, HOLD_ROUND, true);
+    match (before, thread_cpu_time()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => wall,
+    }
+}
+
 fn get_drop(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("pool_get_drop");
@@ -302,10 +338,10 @@ fn get_drop(c: &mut Criterion) {
     g.finish();
 }
 
-/// Hold mode: one iteration of a pool is its round of [`HOLD_ROUND`] cycles, run in turn with
-/// a round of every other pool (their times dropped), as in the interleaved pass.
+/// Hold mode, on one thread: one iteration of a pool is its round of [`HOLD_ROUND`] cycles, run
+/// in turn with a round of every other pool (their times dropped), as in the interleaved pass.
 fn hold(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = hold_runtime();
     let mut g = c.benchmark_group("pool_hold");
     g.sampling_mode(SamplingMode::Flat);
     g.warm_up_time(Duration::from_millis(500));
@@ -321,7 +357,7 @@ fn hold(c: &mut Criterion) {
                     let mut mine = Duration::ZERO;
                     for _ in 0..iters {
                         for (j, (_, pool)) in pools.iter().enumerate() {
-                            let took = run(&rt, pool, tasks, HOLD_ROUND, true);
+                            let took = hold_round(&rt, pool, tasks);
                             if j == i {
                                 mine += took;
                             }
@@ -598,25 +634,37 @@ fn fairness(_: &mut Criterion) {
     }
 }
 
-/// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`]) with the pools taking turns, eleven
-/// rounds each, so that a
-/// noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
+/// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`]; on one thread as the criterion
+/// group, then on the 2-worker runtime) with the pools taking turns, eleven rounds each, so that
+/// a noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
 /// (to deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8,
 /// and of statistics on to off).
 fn interleaved(_: &mut Criterion) {
-    if !selected("pool_interleaved") {
+    // A filter such as `pool_interleaved/hold` runs the hold passes alone.
+    let selected = |mode: &str| selected(&format!("pool_interleaved/{mode}"));
+    if !["get_drop", "hold"].into_iter().any(selected) {
         return;
     }
-    let rt = runtime();
-    for (mode, hold, (objects, tasks)) in SHAPES
+    let two_workers = runtime();
+    let one_thread = hold_runtime();
+    let passes = [
+        ("get_drop", false, &two_workers),
+        ("hold", true, &one_thread),
+        ("hold_2_workers", true, &two_workers),
+    ];
+    for (mode, hold, rt, (objects, tasks)) in passes
         .iter()
-        .map(|&s| ("get_drop", false, s))
-        .chain(SHAPES.iter().map(|&s| ("hold", true, s)))
+        .filter(|(mode, ..)| selected(mode))
+        .flat_map(|&(mode, hold, rt)| SHAPES.iter().map(move |&s| (mode, hold, rt, s)))
     {
-        let pools = pools(&rt, objects);
+        let pools = pools(rt, objects);
         let total = if hold { HOLD_ROUND } else { 400_000 };
         let medians = interleaved_medians(pools.len(), |i| {
-            let took = run(&rt, &pools[i].1, tasks, total, hold);
+            let took = if mode == "hold" {
+                hold_round(rt, &pools[i].1, tasks)
+            } else {
+                run(rt, &pools[i].1, tasks, total, hold)
+            };
             total as f64 / took.as_secs_f64() / 1e6
         });
         let line: Vec<String> = pools

@@ -71,6 +71,11 @@ pub const OPS: &[Op] = &[
         run: pool_get_drop,
     },
     Op {
+        name: "pool.hold",
+        what: "one get, yield while holding, drop: 32 tasks on a pool of 8, one thread",
+        run: pool_hold,
+    },
+    Op {
         name: "memory_opt.default_80kb",
         what: "optimize a generated 80 KB memory file, default profile, one thread",
         run: memory_opt_default_80kb,
@@ -250,6 +255,45 @@ fn pool_get_drop(n: u64) {
             for _ in 0..n {
                 let o = pool.get().await.expect("an object");
                 black_box(&*o);
+            }
+        })
+    });
+}
+
+/// Hold mode of the pool bench on one thread: 32 tasks share 8 objects, each yields once while
+/// it holds one, so nearly every get waits; `n` cycles in all.
+fn pool_hold(n: u64) {
+    const TASKS: u64 = 32;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let pool = rt.block_on(async {
+        let pool = mpm_pool::Pool::builder(Noop)
+            .max_size(std::num::NonZeroUsize::MIN.saturating_add(7))
+            .min_idle(8)
+            .build()
+            .await
+            .expect("a pool");
+        black_box(&*pool.get().await.expect("an object"));
+        pool
+    });
+    measured(1, || {
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..n.div_ceil(TASKS) {
+                            let o = pool.get().await.expect("an object");
+                            tokio::task::yield_now().await;
+                            black_box(&*o);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("a task");
             }
         })
     });
