@@ -533,6 +533,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 shared: Arc::clone(&shared),
             },
         );
+        cache.reserve(initial_reserve(estimated, ghost, cache.num_shards()));
         let adaptive = match self.admission {
             Admission::All => None,
             Admission::Adaptive => Some(Box::new(Adaptive::new(
@@ -557,6 +558,38 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             }),
         })
     }
+}
+
+/// Entries to reserve in a new tier (`Cache::reserve`) so that, growing by doubling, each
+/// shard's slab ends up holding at most its residents and ghost records with almost no room to
+/// spare, instead of up to twice that.
+///
+/// quick_cache keeps residents and ghost records in one vector per shard, which grows by
+/// doubling from where the last reservation left it: without one, a shard of 12,500 entries
+/// and as many ghosts (25,000 slots) grows to 32,768. Reserving `full / 2^k` slots makes the
+/// doublings land on `full`; `k` is chosen so that the first reservation is small (between 128
+/// and 255 slots a shard, or the whole shard if it is smaller), so an empty tier costs no more
+/// than before. quick_cache's `reserve(n)` gives each shard `n / shards` slots and as many
+/// more for ghosts, up to the shard's ghost capacity.
+fn initial_reserve(estimated: usize, ghost_allocation: f64, shards: usize) -> usize {
+    let shards = shards.max(1);
+    // As quick_cache sizes a shard (`sync::Cache::with_options` and `CacheShard::new`).
+    let items = estimated.div_ceil(shards);
+    let ghosts = (items as f64 * ghost_allocation) as usize;
+    let full = items.saturating_add(ghosts);
+    let mut step = 1;
+    while full / (step * 2) >= 128 {
+        step *= 2;
+    }
+    // The slab's first size: every doubling after it stays at or below `full` but the last.
+    let target = full.div_ceil(step);
+    // `a` entries reserve `a + min(a, ghosts)` slots.
+    let per_shard = if target > 2 * ghosts {
+        target - ghosts
+    } else {
+        target.div_ceil(2)
+    };
+    per_shard.saturating_mul(shards)
 }
 
 type SlotCache<K, V, S> = Cache<K, Slot<V>, SlotWeighter<K, V>, S, SlotLifecycle<K, V>>;
@@ -1042,5 +1075,53 @@ where
             .filter(|(_, s)| s.deadline() == NEVER || now <= s.deadline())
             .map(|(k, s)| (k, s.value))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initial_reserve;
+
+    /// The slots a shard's slab holds once it has grown by doubling from the reservation to
+    /// `full` (quick_cache's `reserve(n)`: `n / shards` slots a shard, and as many more for
+    /// ghosts up to the shard's ghost capacity).
+    fn grown(estimated: usize, ghost: f64, shards: usize) -> (usize, usize, usize) {
+        let items = estimated.div_ceil(shards);
+        let ghosts = (items as f64 * ghost) as usize;
+        let full = items + ghosts;
+        let a = initial_reserve(estimated, ghost, shards).div_ceil(shards);
+        let first = a + a.min(ghosts);
+        let mut cap = first;
+        while cap < full {
+            cap *= 2;
+        }
+        (first, cap, full)
+    }
+
+    #[test]
+    fn the_reservation_doubles_onto_the_residents_and_ghosts() {
+        for estimated in [
+            1,
+            31,
+            100,
+            1_000,
+            10_000,
+            12_345,
+            100_000,
+            1 << 20,
+            3_000_017,
+        ] {
+            for ghost in [0.0, 0.5, 1.0] {
+                for shards in [1, 4, 8, 64] {
+                    let (first, cap, full) = grown(estimated, ghost, shards);
+                    // A small first reservation, and at most 2% to spare at the end.
+                    assert!(first <= 257, "{estimated} {ghost} {shards}: {first}");
+                    assert!(
+                        cap as f64 <= full as f64 * 1.02 + 1.0,
+                        "{estimated} {ghost} {shards}: {cap} for {full}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -74,16 +74,19 @@ fn l1_overhead_per_entry_beyond_key_and_value() {
          (quick_cache {bare_churned:.1})"
     );
     assert!(full <= 64.0, "overhead {full:.1} bytes per entry");
-    // The ghost records (one per resident entry at the default ghost allocation) roughly
-    // double it; never more than 32 bytes above bare quick_cache with its own defaults.
+    // The ghost records (one per resident entry at the default ghost allocation, against
+    // quick_cache's one per two) roughly double it. The tier reserves its slabs so that they
+    // grow onto the residents and ghosts (bare quick_cache's grow by doubling past them): no
+    // more than bare quick_cache with its own defaults (84.1 against 102.0 when measured).
     assert!(
-        churned <= bare_churned + 32.0,
+        churned <= bare_churned,
         "{churned:.1} against {bare_churned:.1}"
     );
     // Adaptive admission adds its sketch (a word of 16 counters per entry, rounded up to a
-    // power of two) and three shadow caches of at most 1,024 keys: about 11 bytes here.
+    // power of two) and three shadow caches of at most 1,024 keys: about 10 bytes here, and
+    // at most a tenth above bare quick_cache (93.8 when measured).
     assert!(
-        adaptive_churned <= churned + 16.0,
-        "adaptive {adaptive_churned:.1} against {churned:.1}"
+        adaptive_churned <= churned + 16.0 && adaptive_churned <= bare_churned * 1.1,
+        "adaptive {adaptive_churned:.1} against {churned:.1} (quick_cache {bare_churned:.1})"
     );
 }
