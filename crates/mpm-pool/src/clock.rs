@@ -25,25 +25,27 @@ pub(crate) fn ms(d: Duration) -> Ms {
 /// err on the optimistic side add `lag`.
 ///
 /// A wait must start its deadline at a precise time, and reading the system clock (or Tokio's)
-/// there cost about a tenth of a contended get. So each tick also sets the offset from the
-/// TSC (through `quanta`, as the statistics' timers) to Tokio's clock, and [`Clock::fast_now`]
-/// reads Tokio's time from the TSC while ticks come on time. A tick that finds Tokio's clock
-/// frozen (paused, in tests: two readings in a row are equal) clears the offset, so that
-/// waits read Tokio's clock, which alone moves when the tests advance it.
+/// there cost about a tenth of a contended get. So each tick also reads Tokio's clock and the
+/// TSC (through `quanta`, as the statistics' timers) together, and [`Clock::fast_now`] reads
+/// Tokio's time as that reading plus the TSC's count since, while ticks come on time. A tick
+/// that finds Tokio's clock frozen (paused, in tests: two readings in a row are equal) forgets
+/// its reading, so that waits read Tokio's clock, which alone moves when the tests advance it.
 pub(crate) struct Clock {
     pub(crate) epoch: Instant,
     pub(crate) coarse: Option<AtomicU64>,
     pub(crate) lag: Ms,
-    /// The TSC at the epoch.
-    tsc_epoch: quanta::Instant,
-    /// Tokio's nanoseconds since `epoch` minus the TSC's since `tsc_epoch` (wrapping), as of
-    /// the last tick, or [`UNSET`].
-    offset: AtomicU64,
-    /// The TSC's nanoseconds since `tsc_epoch` at the tick that set `offset`.
-    offset_at: AtomicU64,
+    /// The TSC (or the fastest clock `quanta` finds), read raw: a read through
+    /// `quanta::Instant::now` also looks up a thread-local override and a global clock.
+    tsc: quanta::Clock,
+    /// Tokio's nanoseconds since `epoch` at the last tick that set them, or [`UNSET`].
+    tick_ns: AtomicU64,
+    /// The raw TSC reading taken with `tick_ns`.
+    tick_raw: AtomicU64,
+    /// How long after a tick (in nanoseconds: four ticks) its reading still serves.
+    fresh_ns: u64,
 }
 
-/// No offset from the TSC to Tokio's clock: read Tokio's.
+/// No reading of Tokio's clock to count the TSC from: read Tokio's.
 const UNSET: u64 = u64::MAX;
 
 fn ns(d: Duration) -> u64 {
@@ -52,50 +54,56 @@ fn ns(d: Duration) -> u64 {
 
 impl Clock {
     pub(crate) fn new(tick: Option<Duration>) -> Self {
+        let lag = tick.map_or(0, ms);
         Clock {
             epoch: Instant::now(),
             coarse: tick.map(|_| AtomicU64::new(0)),
-            lag: tick.map_or(0, ms),
-            tsc_epoch: quanta::Instant::now(),
-            offset: AtomicU64::new(UNSET),
-            offset_at: AtomicU64::new(0),
+            lag,
+            tsc: quanta::Clock::new(),
+            tick_ns: AtomicU64::new(UNSET),
+            tick_raw: AtomicU64::new(0),
+            fresh_ns: lag.saturating_mul(4).saturating_mul(1_000_000),
         }
     }
 
-    /// Sets the offset from the TSC to Tokio's clock (a tick of the maintenance task), or
-    /// clears it if Tokio's clock is frozen.
+    /// Reads Tokio's clock and the TSC together (a tick of the maintenance task), or forgets
+    /// the last such reading if Tokio's clock is frozen.
     pub(crate) fn calibrate(&self) {
         let before = Instant::now();
-        let tsc = quanta::Instant::now();
+        let raw = self.tsc.raw();
         let after = Instant::now();
         if after == before {
-            self.offset.store(UNSET, Ordering::Relaxed);
+            self.tick_ns.store(UNSET, Ordering::Relaxed);
             return;
         }
         if after - before > Duration::from_micros(20) {
-            // Interrupted between the readings: keep the last offset.
+            // Interrupted between the readings: keep the last ones.
             return;
         }
-        let tokio_ns = ns(before.saturating_duration_since(self.epoch));
-        let tsc_ns = ns(tsc.duration_since(self.tsc_epoch));
-        self.offset_at.store(tsc_ns, Ordering::Relaxed);
-        self.offset
-            .store(tokio_ns.wrapping_sub(tsc_ns), Ordering::Relaxed);
+        // The time first, the raw reading after it (released): a reader that sees the new raw
+        // reading sees the new time too, and one that sees the new time with an older raw
+        // reading counts from an earlier TSC, so reads a later time, never an earlier one.
+        self.tick_ns.store(
+            ns(before.saturating_duration_since(self.epoch)),
+            Ordering::Relaxed,
+        );
+        self.tick_raw.store(raw, Ordering::Release);
     }
 
-    /// Tokio's time read from the TSC, as an instant and in [`Ms`], if a tick set the
-    /// offset within the last four ticks.
-    pub(crate) fn fast_now(&self) -> Option<(Instant, Ms)> {
-        let offset = self.offset.load(Ordering::Relaxed);
-        if offset == UNSET {
+    /// Tokio's time read from the TSC, in nanoseconds after `epoch` (see [`Clock::instant`])
+    /// and in [`Ms`], if a tick read both within the last four ticks.
+    pub(crate) fn fast_now(&self) -> Option<(u64, Ms)> {
+        // The raw reading first (see `calibrate`).
+        let tick_raw = self.tick_raw.load(Ordering::Acquire);
+        let tick_ns = self.tick_ns.load(Ordering::Relaxed);
+        if tick_ns == UNSET {
             return None;
         }
-        let tsc_ns = ns(quanta::Instant::now().duration_since(self.tsc_epoch));
-        let since_tick = tsc_ns.saturating_sub(self.offset_at.load(Ordering::Relaxed));
-        if since_tick > self.lag.saturating_mul(4).saturating_mul(1_000_000) {
+        let since_tick = self.tsc.delta_as_nanos(tick_raw, self.tsc.raw());
+        if since_tick > self.fresh_ns {
             return None;
         }
-        let tokio_ns = tsc_ns.wrapping_add(offset);
+        let tokio_ns = tick_ns.saturating_add(since_tick);
         let now_ms = tokio_ns / 1_000_000;
         // A sanity check against the coarse clock (never ahead of Tokio's, and refreshed by
         // the same ticks), so that a bad reading cannot set a deadline far off.
@@ -108,7 +116,12 @@ impl Clock {
         {
             return None;
         }
-        Some((self.epoch + Duration::from_nanos(tokio_ns), now_ms))
+        Some((tokio_ns, now_ms))
+    }
+
+    /// The instant `ns` nanoseconds after `epoch`.
+    pub(crate) fn instant(&self, ns: u64) -> Instant {
+        self.epoch + Duration::from_nanos(ns)
     }
 
     pub(crate) fn at(&self, t: Instant) -> Ms {
@@ -126,11 +139,9 @@ impl Clock {
         now
     }
 
-    /// How often the coarse clock is refreshed (and waiters swept), if there is one.
-    pub(crate) fn tick(&self) -> Option<Duration> {
-        self.coarse
-            .as_ref()
-            .map(|_| Duration::from_millis(self.lag.max(1)))
+    /// How often (in [`Ms`]) the coarse clock is refreshed (and waiters swept), if there is one.
+    pub(crate) fn tick(&self) -> Option<Ms> {
+        self.coarse.as_ref().map(|_| self.lag.max(1))
     }
 
     /// The coarse time if there is one, else the precise time.
@@ -149,15 +160,15 @@ mod tests {
     use tokio::time::Instant;
 
     #[tokio::test]
-    async fn the_fast_clock_reads_tokio_time_once_a_tick_set_its_offset() {
+    async fn the_fast_clock_reads_tokio_time_once_a_tick_read_it() {
         let clock = Clock::new(Some(Duration::from_millis(100)));
-        assert!(clock.fast_now().is_none(), "no offset before a tick");
-        // A calibration interrupted between its readings keeps the last offset: try again.
+        assert!(clock.fast_now().is_none(), "no reading before a tick");
+        // A calibration interrupted between its readings keeps the last ones: try again.
         let (at, at_ms) = loop {
             clock.calibrate();
             clock.precise();
-            if let Some(read) = clock.fast_now() {
-                break read;
+            if let Some((ns, ms)) = clock.fast_now() {
+                break (clock.instant(ns), ms);
             }
         };
         let now = Instant::now();

@@ -87,25 +87,80 @@ async fn bounded_pending<F: Future>(
 }
 
 /// An acquire's deadline, fixed the first time it is needed: the fast path never reads the
-/// clock.
+/// clock. A wait that read its start from the TSC leaves it in nanoseconds, made an instant
+/// only if a timer or a later step needs the deadline (most waits end with an object first).
 pub(crate) struct Deadline {
     timeout: Option<Duration>,
     at: Option<Instant>,
+    /// A start not yet made an instant: nanoseconds after an epoch.
+    from: Option<(Instant, u64)>,
 }
 
 impl Deadline {
     pub(crate) fn new(timeout: Option<Duration>) -> Self {
-        Deadline { timeout, at: None }
+        Deadline {
+            timeout,
+            at: None,
+            from: None,
+        }
     }
 
     /// Whether the count has started.
     pub(crate) fn started(&self) -> bool {
-        self.at.is_some()
+        self.at.is_some() || self.from.is_some()
+    }
+
+    /// Starts the count at `ns` nanoseconds after `epoch`, if it has not started (and there
+    /// is a timeout).
+    pub(crate) fn start_at(&mut self, epoch: Instant, ns: u64) {
+        if self.timeout.is_some() && !self.started() {
+            self.from = Some((epoch, ns));
+        }
+    }
+
+    /// The deadline, if the count has started.
+    pub(crate) fn instant(&mut self) -> Option<Instant> {
+        let timeout = self.timeout?;
+        if let Some((epoch, ns)) = self.from.take() {
+            self.at = Some(epoch + Duration::from_nanos(ns) + timeout);
+        }
+        self.at
     }
 
     /// The deadline, starting the count at `now` if it has not started.
     pub(crate) fn at(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.timeout?;
-        Some(*self.at.get_or_insert(now + timeout))
+        match self.instant() {
+            Some(at) => Some(at),
+            None => Some(*self.at.insert(now + timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Deadline;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_start_left_in_nanoseconds_fixes_the_deadline_as_an_instant_would() {
+        let epoch = Instant::now();
+        let timeout = Duration::from_millis(250);
+        let mut d = Deadline::new(Some(timeout));
+        assert!(!d.started());
+        assert_eq!(d.instant(), None, "not started");
+        d.start_at(epoch, 1_500_000);
+        assert!(d.started());
+        let at = epoch + Duration::from_nanos(1_500_000) + timeout;
+        // A later start neither moves it nor does a later `at`.
+        d.start_at(epoch, 9_000_000_000);
+        assert_eq!(d.at(epoch + Duration::from_secs(9)), Some(at));
+        assert_eq!(d.instant(), Some(at));
+
+        let mut none = Deadline::new(None);
+        none.start_at(epoch, 1);
+        assert!(!none.started(), "no timeout, no deadline");
+        assert_eq!(none.at(epoch), None);
     }
 }

@@ -191,43 +191,44 @@ impl<M: Manager> Inner<M> {
         let mut queued = Queued { inner: self, key };
         let mut joined = key;
         // The clock is read only if a timeout or the statistics need it: from the TSC while
-        // the task ticks on time (then known in milliseconds too), else Tokio's.
-        let mut start_ms = None;
-        let start = if timeout.is_some() || self.metrics.is_some() {
-            Some(
-                *waited_since.get_or_insert_with(|| match self.clock.fast_now() {
-                    Some((now, now_ms)) => {
-                        start_ms = Some(now_ms);
-                        now
-                    }
-                    None => Instant::now(),
-                }),
-            )
-        } else {
-            None
-        };
+        // the task ticks on time (then known in milliseconds, and made an instant only if
+        // the statistics or a timer need one), else Tokio's.
         let fresh = !deadline.started();
-        let end = start.and_then(|start| deadline.at(start));
+        let mut now_ms = None;
+        let mut on_time = false;
+        if timeout.is_some() || self.metrics.is_some() {
+            match self.clock.fast_now() {
+                Some((ns, read_ms)) => {
+                    if self.metrics.is_some() {
+                        waited_since.get_or_insert_with(|| self.clock.instant(ns));
+                    }
+                    deadline.start_at(self.clock.epoch, ns);
+                    // Read from the TSC, the time itself says that the task ticks on time.
+                    now_ms = Some(read_ms);
+                    on_time = self.ticking.load(Ordering::Acquire);
+                }
+                None => {
+                    let now = Instant::now();
+                    waited_since.get_or_insert(now);
+                    deadline.at(now);
+                    let read_ms = self.clock.at(now);
+                    now_ms = Some(read_ms);
+                    on_time = self.ticks_on_time_ms(read_ms);
+                }
+            }
+        }
+        // Two ticks: a waiter whose deadline is nearer arms its own timer.
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
-        let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.map_or(0, ms));
+        let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.unwrap_or(0));
         // When the sweep must wake this waiter, if it can count on the sweep (in
         // milliseconds: as read from the TSC, or Tokio's reading converted once).
-        let mut publish = match (start, end, timeout, margin) {
-            (Some(now), Some(d), Some(timeout), Some(margin)) => {
-                // Read from the TSC, the time itself says that the task ticks on time.
-                let (now_ms, on_time) = match start_ms {
-                    Some(now_ms) => (now_ms, self.ticking.load(Ordering::Acquire)),
-                    None => {
-                        let now_ms = self.clock.at(now);
-                        (now_ms, self.ticks_on_time_ms(now_ms))
-                    }
-                };
+        let mut publish = match (now_ms, timeout, margin) {
+            (Some(now_ms), Some(timeout), Some(margin)) => {
                 let end_ms = if fresh {
                     now_ms.saturating_add(ms(timeout))
                 } else {
-                    self.clock.at(d)
+                    deadline.instant().map_or(NEVER, |d| self.clock.at(d))
                 };
-                let margin = ms(margin);
                 (now_ms.saturating_add(margin) < end_ms && on_time)
                     .then(|| end_ms.saturating_sub(margin))
             }
@@ -236,7 +237,9 @@ impl<M: Manager> Inner<M> {
         // Boxed when armed (rarely: near the deadline, or with no maintenance task), so that
         // a wait's future stays small.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        if let (Some(d), None) = (end, publish) {
+        if publish.is_none()
+            && let Some(d) = deadline.instant()
+        {
             timer = Some(Box::pin(tokio::time::sleep_until(d)));
         }
         let mut first = true;
@@ -279,19 +282,22 @@ impl<M: Manager> Inner<M> {
             if self.closed.load(Ordering::Acquire) {
                 return Poll::Ready(Err(Error::Closed));
             }
-            if let Some(d) = end
-                && timer.is_none()
-            {
+            // The deadline is made an instant here only if a timer or the sweep needs it.
+            if timer.is_none() && deadline.started() {
                 if first {
                     // A task that ended before this waiter joined the queue did not wake it.
-                    if !self.ticking.load(Ordering::Acquire) {
+                    if !self.ticking.load(Ordering::Acquire)
+                        && let Some(d) = deadline.instant()
+                    {
                         timer = Some(Box::pin(tokio::time::sleep_until(d)));
                     }
-                } else {
+                } else if let Some(d) = deadline.instant() {
                     // Woken by the sweep (near the deadline), by the task ending, or for no
                     // reason: arm the timer, or ask the sweep again.
                     let now = Instant::now();
-                    if margin.is_none_or(|m| now + m >= d) || !self.ticks_on_time(now) {
+                    if margin.is_none_or(|m| now + Duration::from_millis(m) >= d)
+                        || !self.ticks_on_time(now)
+                    {
                         timer = Some(Box::pin(tokio::time::sleep_until(d)));
                     } else {
                         let at = wake_at(d);
