@@ -254,20 +254,36 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
 /// Eleven rounds in which each of `n` pools takes its turn (`rate(i)` runs pool `i` once and
 /// returns its throughput), so that a busy spell of the machine hits all of them alike; returns
 /// each pool's median.
-fn interleaved_medians(n: usize, mut rate: impl FnMut(usize) -> f64) -> Vec<f64> {
+fn interleaved_medians(n: usize, rate: impl FnMut(usize) -> f64) -> Vec<f64> {
+    interleaved_rates(n, 11, rate)
+        .into_iter()
+        .map(middle)
+        .collect()
+}
+
+/// `rounds` rounds in which each of `n` pools takes its turn (`rate(i)` runs pool `i` once and
+/// returns its throughput); returns each pool's throughputs, round by round.
+fn interleaved_rates(n: usize, rounds: usize, mut rate: impl FnMut(usize) -> f64) -> Vec<Vec<f64>> {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..11 {
+    for _ in 0..rounds {
         for (i, r) in rates.iter_mut().enumerate() {
             r.push(rate(i));
         }
     }
     rates
-        .into_iter()
-        .map(|mut r| {
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect()
+}
+
+/// The median.
+fn middle(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The median over rounds of the ratio of `a`'s throughput to `b`'s in the same round: the
+/// load of a shared machine changes within a pass, and two rounds run one shortly after the
+/// other share more of it than two medians over the pass do.
+fn paired(a: &[f64], b: &[f64]) -> f64 {
+    middle(a.iter().zip(b).map(|(a, b)| a / b).collect())
 }
 
 /// Spawns `tasks` tasks made by `task` at once and returns the wall time until all are done.
@@ -635,10 +651,11 @@ fn fairness(_: &mut Criterion) {
 }
 
 /// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`]; on one thread as the criterion
-/// group, then on the 2-worker runtime) with the pools taking turns, eleven rounds each, so that
-/// a noisy neighbour hits all of them alike: prints each pool's median throughput and our ratios
-/// (to deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8,
-/// and of statistics on to off).
+/// group, then on the 2-worker runtime) with the pools taking turns, eleven rounds each (hold
+/// mode 21), so that a noisy neighbour hits all of them alike: prints each pool's median
+/// throughput and our ratios, each the median over rounds of the ratio within a round (to
+/// deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8, and of
+/// statistics on to off).
 fn interleaved(_: &mut Criterion) {
     // A filter such as `pool_interleaved/hold` runs the hold passes alone.
     let selected = |mode: &str| selected(&format!("pool_interleaved/{mode}"));
@@ -659,7 +676,9 @@ fn interleaved(_: &mut Criterion) {
     {
         let pools = pools(rt, objects);
         let total = if hold { HOLD_ROUND } else { 400_000 };
-        let medians = interleaved_medians(pools.len(), |i| {
+        // Hold rounds are short: more of them.
+        let rounds = if hold { 21 } else { 11 };
+        let rates = interleaved_rates(pools.len(), rounds, |i| {
             let took = if mode == "hold" {
                 hold_round(rt, &pools[i].1, tasks)
             } else {
@@ -669,20 +688,20 @@ fn interleaved(_: &mut Criterion) {
         });
         let line: Vec<String> = pools
             .iter()
-            .zip(&medians)
-            .map(|((label, _), m)| format!("{label} {m:.2} Mops/s"))
+            .zip(&rates)
+            .map(|((label, _), r)| format!("{label} {:.2} Mops/s", middle(r.clone())))
             .collect();
-        let (mpm, stats, deadpool, bb8, deadpool_default, mpm_no_timeout) = (
-            medians[0], medians[1], medians[2], medians[3], medians[4], medians[5],
-        );
+        let [mpm, stats, deadpool, bb8, deadpool_default, mpm_no_timeout] = &rates[..] else {
+            unreachable!("six pools");
+        };
         println!(
-            "pool_interleaved/{mode}/{objects}x{tasks}: {}; mpm/deadpool {:.2}x (without its timeout {:.2}x; both without {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
+            "pool_interleaved/{mode}/{objects}x{tasks}: {} (medians of {rounds} rounds); ratios (medians over rounds): mpm/deadpool {:.2}x (without its timeout {:.2}x; both without {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
             line.join(", "),
-            mpm / deadpool,
-            mpm / deadpool_default,
-            mpm_no_timeout / deadpool_default,
-            mpm / bb8,
-            (1.0 - stats / mpm) * 100.0
+            paired(mpm, deadpool),
+            paired(mpm, deadpool_default),
+            paired(mpm_no_timeout, deadpool_default),
+            paired(mpm, bb8),
+            (1.0 - paired(stats, mpm)) * 100.0
         );
     }
 }
