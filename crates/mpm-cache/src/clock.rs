@@ -95,14 +95,24 @@ impl Clock {
     }
 
     /// The deadline `ttl` from now, in this clock's milliseconds (rounded up, saturating).
+    #[cfg(test)]
     pub(crate) fn deadline(&self, ttl: Duration) -> u64 {
-        // u64 arithmetic: a u128 division costs more than the rest of an insert's bookkeeping.
-        let ms = ttl
-            .as_secs()
-            .saturating_mul(1_000)
-            .saturating_add(u64::from(ttl.subsec_nanos().div_ceil(1_000_000)));
+        self.deadline_in(millis(ttl))
+    }
+
+    /// The deadline `ms` milliseconds (from [`millis`]) from now, saturating.
+    #[inline]
+    pub(crate) fn deadline_in(&self, ms: u64) -> u64 {
         self.now_ms().saturating_add(ms)
     }
+}
+
+/// `ttl` in whole milliseconds, rounded up and saturating.
+pub(crate) fn millis(ttl: Duration) -> u64 {
+    // u64 arithmetic: a u128 division costs more than the rest of an insert's bookkeeping.
+    ttl.as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(u64::from(ttl.subsec_nanos().div_ceil(1_000_000)))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::Error;
 use crate::admission::{
     self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
 };
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::ledger::Ledger;
 use crate::metrics::{self, SizeGauges, Target};
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
@@ -549,6 +549,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 cache,
                 clock: self.clock,
                 default_ttl: self.default_ttl,
+                default_ttl_ms: self.default_ttl.map(clock::millis),
                 stats: self.stats,
                 shared,
                 capacity: weight_capacity,
@@ -598,6 +599,8 @@ struct Inner<K, V, S> {
     cache: SlotCache<K, V, S>,
     clock: Clock,
     default_ttl: Option<Duration>,
+    /// The default TTL in milliseconds, converted once rather than at every insert.
+    default_ttl_ms: Option<u64>,
     stats: TierStats,
     shared: Arc<Shared<K, V>>,
     capacity: u64,
@@ -832,24 +835,25 @@ where
 
     /// Inserts with the tier's default TTL.
     pub fn insert(&self, key: K, value: V) {
-        self.put(key, value, self.inner.default_ttl, false);
+        self.put(key, value, self.inner.default_ttl_ms, false);
     }
 
     /// Inserts with `ttl`; `None` means the entry never expires (not "the default").
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Option<Duration>) {
-        self.put(key, value, ttl, false);
+        self.put(key, value, ttl.map(clock::millis), false);
     }
 
     /// Inserts an entry that capacity eviction and [`shrink_to`](Self::shrink_to) never remove
     /// (TTL and invalidation still do). Pinned entries still count toward the bounds.
     pub fn insert_pinned(&self, key: K, value: V, ttl: Option<Duration>) {
-        self.put(key, value, ttl, true);
+        self.put(key, value, ttl.map(clock::millis), true);
     }
 
-    fn put(&self, key: K, value: V, ttl: Option<Duration>, pinned: bool) {
+    /// Inserts with a TTL of `ttl_ms` milliseconds (`None`: never expires).
+    fn put(&self, key: K, value: V, ttl_ms: Option<u64>, pinned: bool) {
         let inner = &*self.inner;
         let shared = &*inner.shared;
-        let deadline = ttl.map_or(NEVER, |t| inner.clock.deadline(t));
+        let deadline = ttl_ms.map_or(NEVER, |ms| inner.clock.deadline_in(ms));
         inner.stats.inserts.inc();
         let mut slot = Slot::new(value, deadline, pinned);
         if let Some(a) = &inner.adaptive {

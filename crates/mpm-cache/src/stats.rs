@@ -75,6 +75,7 @@ impl StatsSnapshot {
 }
 
 impl TierStats {
+    #[inline]
     pub(crate) fn removed(&self, cause: RemovalCause) {
         match cause {
             RemovalCause::Capacity => self.evicted_capacity.inc(),
