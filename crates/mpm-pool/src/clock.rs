@@ -92,6 +92,7 @@ impl Clock {
 
     /// Tokio's time read from the TSC, in nanoseconds after `epoch` (see [`Clock::instant`])
     /// and in [`Ms`], if a tick read both within the last four ticks.
+    #[inline]
     pub(crate) fn fast_now(&self) -> Option<(u64, Ms)> {
         // The raw reading first (see `calibrate`).
         let tick_raw = self.tick_raw.load(Ordering::Acquire);
@@ -140,11 +141,13 @@ impl Clock {
     }
 
     /// How often (in [`Ms`]) the coarse clock is refreshed (and waiters swept), if there is one.
+    #[inline]
     pub(crate) fn tick(&self) -> Option<Ms> {
         self.coarse.as_ref().map(|_| self.lag.max(1))
     }
 
     /// The coarse time if there is one, else the precise time.
+    #[inline]
     pub(crate) fn now(&self) -> Ms {
         match &self.coarse {
             Some(c) => c.load(Ordering::Relaxed),
