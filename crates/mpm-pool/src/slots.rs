@@ -79,6 +79,7 @@ impl<T, W> Slots<T, W> {
 
     /// Takes an idle object (it becomes lent), reserves a place for a new one, or queues the
     /// caller behind those already waiting.
+    #[inline]
     pub(crate) fn take(&mut self, mode: QueueMode) -> Take<T> {
         let taken = if !self.queue.is_empty() {
             Take::Wait(self.enqueue())
@@ -104,6 +105,7 @@ impl<T, W> Slots<T, W> {
         taken
     }
 
+    #[inline]
     fn enqueue(&mut self) -> usize {
         let key = self.waiters.insert(0);
         self.queue.push_back(key);
@@ -151,6 +153,7 @@ impl<T, W> Slots<T, W> {
     /// Returns a lent object: to the first waiter if any (it stays lent), else to the idle
     /// queue; `Ok` holds what wakes the waiter served. Hands it back if the pool is above its
     /// maximum (after a shrink): the caller then closes it and calls [`Slots::forget_lent`].
+    #[inline]
     pub(crate) fn put(&mut self, t: T) -> Result<Option<W>, T> {
         if self.size > self.max {
             return Err(t);

@@ -42,6 +42,7 @@ impl<G, W> Default for Waiters<G, W> {
 
 impl<G, W> Waiters<G, W> {
     /// A new waiter that arrived `seq`-th; returns its id.
+    #[inline]
     pub(crate) fn insert(&mut self, seq: u64) -> usize {
         let waiter = Waiter {
             waker: None,

@@ -11,6 +11,7 @@ use crate::unwind;
 impl<M: Manager> Inner<M> {
     /// A lent object comes back (synchronous, allocation-free): to the first waiter if there
     /// is one, else to the idle queue.
+    #[inline]
     pub(super) fn release(
         &self,
         mut entry: Box<Entry<M::Object>>,
@@ -53,6 +54,7 @@ impl<M: Manager> Inner<M> {
 
     /// Puts a lent entry back: to the first waiter or the idle queue (closed instead above
     /// the maximum, after a shrink).
+    #[inline]
     pub(super) fn put_back(&self, entry: Box<Entry<M::Object>>) {
         let put = self.slots.lock().put(entry);
         match put {
