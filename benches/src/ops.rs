@@ -233,21 +233,28 @@ impl mpm_pool::Manager for Noop {
     }
 }
 
-fn pool_get_drop(n: u64) {
+/// A current-thread runtime and on it a pool of `size` [`Noop`] objects, all created and one
+/// lent and returned once.
+fn noop_pool(size: usize) -> (tokio::runtime::Runtime, mpm_pool::Pool<Noop>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
     let pool = rt.block_on(async {
         let pool = mpm_pool::Pool::builder(Noop)
-            .max_size(std::num::NonZeroUsize::MIN.saturating_add(3))
-            .min_idle(4)
+            .max_size(std::num::NonZeroUsize::new(size).expect("a size above 0"))
+            .min_idle(size)
             .build()
             .await
             .expect("a pool");
         black_box(&*pool.get().await.expect("an object"));
         pool
     });
+    (rt, pool)
+}
+
+fn pool_get_drop(n: u64) {
+    let (rt, pool) = noop_pool(4);
     // The whole loop runs inside `measured` once; the difference of two counts is still per
     // get-and-drop.
     measured(1, || {
@@ -264,20 +271,7 @@ fn pool_get_drop(n: u64) {
 /// it holds one, so nearly every get waits; `n` cycles in all.
 fn pool_hold(n: u64) {
     const TASKS: u64 = 32;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime");
-    let pool = rt.block_on(async {
-        let pool = mpm_pool::Pool::builder(Noop)
-            .max_size(std::num::NonZeroUsize::MIN.saturating_add(7))
-            .min_idle(8)
-            .build()
-            .await
-            .expect("a pool");
-        black_box(&*pool.get().await.expect("an object"));
-        pool
-    });
+    let (rt, pool) = noop_pool(8);
     measured(1, || {
         rt.block_on(async {
             let tasks: Vec<_> = (0..TASKS)

@@ -574,6 +574,15 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
     }
 }
 
+/// A shard's ghost records and its residents plus ghosts, as quick_cache sizes a shard of a
+/// tier of `estimated` entries in `shards` shards (`sync::Cache::with_options` and
+/// `CacheShard::new`).
+fn shard_slots(estimated: usize, ghost_allocation: f64, shards: usize) -> (usize, usize) {
+    let items = estimated.div_ceil(shards);
+    let ghosts = (items as f64 * ghost_allocation) as usize;
+    (ghosts, items.saturating_add(ghosts))
+}
+
 /// Entries to reserve in a new tier (`Cache::reserve`) so that, growing by doubling, each
 /// shard's slab ends up holding at most its residents and ghost records with almost no room to
 /// spare, instead of up to twice that.
@@ -587,10 +596,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
 /// more for ghosts, up to the shard's ghost capacity.
 fn initial_reserve(estimated: usize, ghost_allocation: f64, shards: usize) -> usize {
     let shards = shards.max(1);
-    // As quick_cache sizes a shard (`sync::Cache::with_options` and `CacheShard::new`).
-    let items = estimated.div_ceil(shards);
-    let ghosts = (items as f64 * ghost_allocation) as usize;
-    let full = items.saturating_add(ghosts);
+    let (ghosts, full) = shard_slots(estimated, ghost_allocation, shards);
     let mut step = 1;
     while full / (step * 2) >= 128 {
         step *= 2;
@@ -1099,15 +1105,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::initial_reserve;
+    use super::{initial_reserve, shard_slots};
 
     /// The slots a shard's slab holds once it has grown by doubling from the reservation to
     /// `full` (quick_cache's `reserve(n)`: `n / shards` slots a shard, and as many more for
     /// ghosts up to the shard's ghost capacity).
     fn grown(estimated: usize, ghost: f64, shards: usize) -> (usize, usize, usize) {
-        let items = estimated.div_ceil(shards);
-        let ghosts = (items as f64 * ghost) as usize;
-        let full = items + ghosts;
+        let (ghosts, full) = shard_slots(estimated, ghost, shards);
         let a = initial_reserve(estimated, ghost, shards).div_ceil(shards);
         let first = a + a.min(ghosts);
         let mut cap = first;

@@ -194,36 +194,39 @@ impl<M: Manager> Inner<M> {
         // the task ticks on time (then known in milliseconds, and made an instant only if
         // the statistics or a timer need one), else Tokio's.
         let fresh = !deadline.started();
-        let mut now_ms = None;
-        let mut on_time = false;
+        let mut start = None;
         if timeout.is_some() || self.metrics.is_some() {
-            match self.clock.fast_now() {
+            start = Some(match self.clock.fast_now() {
                 Some((ns, read_ms)) => {
                     if self.metrics.is_some() {
                         waited_since.get_or_insert_with(|| self.clock.instant(ns));
                     }
                     deadline.start_at(self.clock.epoch, ns);
-                    // Read from the TSC, the time itself says that the task ticks on time.
-                    now_ms = Some(read_ms);
-                    on_time = self.ticking.load(Ordering::Acquire);
+                    WaitStart::Tsc(read_ms)
                 }
                 None => {
                     let now = Instant::now();
                     waited_since.get_or_insert(now);
                     deadline.at(now);
-                    let read_ms = self.clock.at(now);
-                    now_ms = Some(read_ms);
-                    on_time = self.ticks_on_time_ms(read_ms);
+                    WaitStart::Tokio(now)
                 }
-            }
+            });
         }
         // Two ticks: a waiter whose deadline is nearer arms its own timer.
         let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
         let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.unwrap_or(0));
         // When the sweep must wake this waiter, if it can count on the sweep (in
         // milliseconds: as read from the TSC, or Tokio's reading converted once).
-        let mut publish = match (now_ms, timeout, margin) {
-            (Some(now_ms), Some(timeout), Some(margin)) => {
+        let mut publish = match (start, timeout, margin) {
+            (Some(start), Some(timeout), Some(margin)) => {
+                let (now_ms, on_time) = match start {
+                    // Read from the TSC, the time itself says that the task ticks on time.
+                    WaitStart::Tsc(now_ms) => (now_ms, self.ticking.load(Ordering::Acquire)),
+                    WaitStart::Tokio(now) => {
+                        let now_ms = self.clock.at(now);
+                        (now_ms, self.ticks_on_time_ms(now_ms))
+                    }
+                };
                 let end_ms = if fresh {
                     now_ms.saturating_add(ms(timeout))
                 } else {
@@ -550,4 +553,12 @@ impl<M: Manager> Inner<M> {
             discard: false,
         }
     }
+}
+
+/// Where a wait read its start: from the TSC while the maintenance task ticks on time (in
+/// [`Ms`]), else from Tokio's clock (made [`Ms`] only if the sweep is to wake the wait).
+#[derive(Clone, Copy)]
+enum WaitStart {
+    Tsc(Ms),
+    Tokio(Instant),
 }
