@@ -19,6 +19,20 @@ pub(crate) fn ms(d: Duration) -> Ms {
         .min(NEVER - 1)
 }
 
+/// How often the maintenance task refreshes a coarse clock: often enough for a
+/// skip-validation window of `skip_window` and leak detection at `leak` to stay within a few
+/// percent (at most 100 ms, at least 1 ms).
+pub(crate) fn tick_for(skip_window: Duration, leak: Option<Duration>) -> Duration {
+    let mut tick = Duration::from_millis(100);
+    if !skip_window.is_zero() {
+        tick = tick.min(skip_window / 4);
+    }
+    if let Some(leak) = leak {
+        tick = tick.min(leak / 20);
+    }
+    tick.max(Duration::from_millis(1))
+}
+
 /// The pool's clock in milliseconds. With maintenance on, the hot path reads a coarse value
 /// that the maintenance task refreshes every `lag` (and every precise read moves forward), so
 /// getting and returning an object never calls the system clock. Comparisons that must not

@@ -2,11 +2,14 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::{Clock, Ms, NEVER, ms};
+use crate::task::Maintained;
 use crate::unwind::{self, Panicked};
 
 /// Where a timed step ran out of time.
@@ -135,6 +138,91 @@ impl Deadline {
             None => Some(*self.at.insert(now + timeout)),
         }
     }
+}
+
+/// Where a wait read its start: from the TSC while the maintenance task ticks on time (in
+/// [`Ms`]), else from Tokio's clock (made [`Ms`] only if the sweep is to wake the wait).
+#[derive(Clone, Copy)]
+pub(crate) enum WaitStart {
+    Tsc(Ms),
+    Tokio(Instant),
+}
+
+/// Starts a wait's deadline (if its count has not started) and reads the wait's start: from
+/// the TSC while the maintenance task ticks on time (then known in milliseconds, and made an
+/// instant only if the statistics or a timer need one), else from Tokio's clock. `since`, the
+/// statistics' start of the wait, is set from the TSC only if `stats` (from Tokio's, always).
+#[inline]
+pub(crate) fn start_wait(
+    clock: &Clock,
+    deadline: &mut Deadline,
+    stats: bool,
+    since: &mut Option<Instant>,
+) -> WaitStart {
+    match clock.fast_now() {
+        Some((ns, read_ms)) => {
+            if stats {
+                since.get_or_insert_with(|| clock.instant(ns));
+            }
+            deadline.start_at(clock.epoch, ns);
+            WaitStart::Tsc(read_ms)
+        }
+        None => {
+            let now = Instant::now();
+            since.get_or_insert(now);
+            deadline.at(now);
+            WaitStart::Tokio(now)
+        }
+    }
+}
+
+/// Two ticks of the coarse clock: a waiter whose deadline is nearer arms its own timer.
+#[inline]
+fn margin(clock: &Clock) -> Option<Ms> {
+    clock.tick().map(|tick| tick.saturating_mul(2))
+}
+
+/// When `pool`'s sweep must wake a wait that started at `start` with `timeout` (`fresh`: its
+/// deadline was started by this wait, so it ends `timeout` after `start`), if it can count on
+/// the sweep: a maintenance task ticks on time and the deadline is more than two ticks away.
+/// `None`: the wait arms its own timer.
+#[inline]
+pub(crate) fn sweep_wake_at<T: Maintained>(
+    pool: &T,
+    start: WaitStart,
+    timeout: Duration,
+    fresh: bool,
+    deadline: &mut Deadline,
+) -> Option<Ms> {
+    let clock = pool.clock();
+    let margin = margin(clock)?;
+    let (now_ms, on_time) = match start {
+        // Read from the TSC, the time itself says that the task ticks on time.
+        WaitStart::Tsc(now_ms) => (now_ms, pool.ticking().load(Ordering::Acquire)),
+        WaitStart::Tokio(now) => {
+            let now_ms = clock.at(now);
+            (now_ms, pool.ticks_on_time_ms(now_ms))
+        }
+    };
+    let end_ms = if fresh {
+        now_ms.saturating_add(ms(timeout))
+    } else {
+        deadline.instant().map_or(NEVER, |d| clock.at(d))
+    };
+    (now_ms.saturating_add(margin) < end_ms && on_time).then(|| end_ms.saturating_sub(margin))
+}
+
+/// A waiter with deadline `d` woke unserved (by the sweep near its deadline, by the task
+/// ending, or for no reason): when the sweep must wake it again, or `None` if it must arm its
+/// own timer (the deadline is within two ticks, or no task ticks on time).
+pub(crate) fn sweep_again_at<T: Maintained>(pool: &T, d: Instant) -> Option<Ms> {
+    let clock = pool.clock();
+    let now = Instant::now();
+    let margin = margin(clock)?;
+    if now + Duration::from_millis(margin) >= d || !pool.ticks_on_time(now) {
+        return None;
+    }
+    Some(clock.at(d).saturating_sub(margin))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ mod fns;
 mod guards;
 mod inner;
 mod locks;
-mod maintenance;
 mod manager;
 mod object;
 mod state;
@@ -21,9 +20,10 @@ pub use object::KeyedObject;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -31,6 +31,7 @@ use self::config::KeyedConfig;
 use self::guards::{Holding, Reservation};
 use self::inner::Inner;
 use self::state::{Got, Grant, KEntry, Table};
+use crate::clock::{Clock, NEVER, ms, tick_for};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
@@ -129,15 +130,21 @@ where
         config.maintenance_interval = config
             .maintenance_interval
             .map(|d| d.max(Duration::from_millis(1)));
-        let stop = Arc::new(Notify::new());
         let (max_per_key, max_total) = (config.max_per_key, config.max_total);
         let inner = Arc::new(Inner {
             manager,
-            config,
             table: Table::new(max_per_key, max_total),
             metrics,
-            stop,
+            wake: Notify::new(),
             ticking: AtomicBool::new(false),
+            clock: Clock::new(
+                config
+                    .maintenance_interval
+                    .map(|_| tick_for(config.skip_validation_within, None)),
+            ),
+            sweep_due: CachePadded::new(AtomicU64::new(NEVER)),
+            skip_window: ms(config.skip_validation_within),
+            config,
         });
         if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
             m.collect(&inner, g, |inner| {
@@ -212,22 +219,27 @@ where
             let (slot, grant) = match got {
                 Got::Closed => return Err(Error::Closed),
                 Got::Served(slot, grant) => (slot, grant),
-                Got::Wait(slot, id) => match inner
-                    .wait(&key, &slot, id, deadline.at(Instant::now()), timeout)
-                    .await
-                {
-                    Ok(grant) => (slot, grant),
-                    Err(e) => {
-                        if let (Error::Timeout { .. }, Some(m)) = (&e, &inner.metrics) {
-                            m.timeout(Stage::Acquire);
+                Got::Wait(slot, id) => {
+                    match inner.wait(&key, &slot, id, &mut deadline, timeout).await {
+                        Ok(grant) => (slot, grant),
+                        Err(e) => {
+                            if let (Error::Timeout { .. }, Some(m)) = (&e, &inner.metrics) {
+                                m.timeout(Stage::Acquire);
+                            }
+                            return Err(e);
                         }
-                        return Err(e);
                     }
-                },
+                }
             };
             match grant {
                 Grant::Object(entry) => {
-                    if entry.last_used.elapsed() < inner.config.skip_validation_within {
+                    // The coarse clock may lag by `lag`: count that against the window.
+                    let idle_for = inner
+                        .clock
+                        .now()
+                        .saturating_add(inner.clock.lag)
+                        .saturating_sub(entry.last_used);
+                    if idle_for < inner.skip_window {
                         return Ok(inner.lend(key, slot, entry));
                     }
                     // Held by a guard: a cancelled validation closes the object.
@@ -307,7 +319,7 @@ where
                             }
                             let entry = KEntry {
                                 obj,
-                                last_used: Instant::now(),
+                                last_used: inner.clock.precise(),
                             };
                             return Ok(inner.lend(key, slot, entry));
                         }
@@ -357,7 +369,7 @@ where
         let mut woken = Woken::default();
         self.inner.table.close(&mut evicted, &mut woken);
         woken.wake_all(std::task::Waker::wake);
-        self.inner.stop.notify_one();
+        self.inner.wake.notify_one();
         self.inner.close_all(evicted);
     }
 }

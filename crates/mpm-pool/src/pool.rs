@@ -76,14 +76,13 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::clock::{Clock, NEVER, ms};
+use crate::clock::{Clock, NEVER, ms, tick_for};
 use crate::config::Config;
 use crate::error::{ConfigError, Error};
 use crate::manager::Manager;
 use crate::metrics::PoolMetrics;
 use crate::slots::Slots;
 use crate::stats::Status;
-use maintenance::clock_tick;
 
 /// An async pool of objects made by a [`Manager`]: FIFO-fair waiters, validation, lifetimes,
 /// leak detection and one background maintenance task. Cloning shares the pool; dropping the
@@ -179,7 +178,11 @@ impl<M: Manager> Pool<M> {
                 .leak_threshold
                 .map(|_| Mutex::new(HashMap::with_capacity(config.max_size.min(1024)))),
             metrics,
-            clock: Clock::new(config.maintenance.map(|_| clock_tick(&config))),
+            clock: Clock::new(
+                config
+                    .maintenance
+                    .map(|_| tick_for(config.skip_validation_within, config.leak_threshold)),
+            ),
             skip_window: ms(config.skip_validation_within),
             refill_backoff: Mutex::new((0, 0)),
             manager,

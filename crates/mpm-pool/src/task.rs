@@ -1,21 +1,95 @@
-//! The maintenance task's life, shared by both pools: at most one task per pool, marked
-//! running while it lives ([`Maintained::ticking`]) and marked gone by a guard however it ends
-//! (returned, panicked, or dropped with its runtime), so that the next acquire starts a new
-//! one on its own runtime ([`spawn_unless_running`]). No deadline depends on the task; this
-//! only brings its work (the coarse clock, the sweep, idle and lifetime passes) back.
+//! The maintenance task, shared by both pools: its life and its loop.
+//!
+//! At most one task per pool, marked running while it lives ([`Maintained::ticking`]) and
+//! marked gone by a guard however it ends (returned, panicked, or dropped with its runtime),
+//! so that the next acquire starts a new one on its own runtime ([`spawn_unless_running`]).
+//! No deadline depends on the task; this only brings its work back.
+//!
+//! The loop ([`maintain`]) is the same for both pools: every tick of the coarse clock it
+//! refreshes the clock and sweeps the waiters whose wake time has come ([`Maintained::tick`]),
+//! and every pass interval (or when woken) it runs the pool's pass, ticking on beside it
+//! however long the pass takes. What a pass does is the pool's own.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
 
-/// A pool with a maintenance task.
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::clock::{Clock, Ms, NEVER};
+use crate::unwind;
+
+/// A pool with a maintenance task, a coarse clock and waiters the task sweeps.
 pub(crate) trait Maintained: Send + Sync + 'static {
     /// Set while a maintenance task is running.
     fn ticking(&self) -> &AtomicBool;
 
     /// Called once the task has ended and `ticking` is clear: waiters that counted on the
     /// task are woken to use their own timers.
-    fn task_ended(&self) {}
+    fn task_ended(&self);
+
+    /// The pool's clock.
+    fn clock(&self) -> &Clock;
+
+    /// When (in [`Ms`]) the earliest waiter must be woken by the sweep, or [`NEVER`]: a tick
+    /// looks at the waiters only once this time has come. A waiter sets its wake time under
+    /// its queue's lock, then lowers this to it.
+    fn sweep_due(&self) -> &AtomicU64;
+
+    /// Wakes the waiters whose wake time is at or before `now` (each then looks at its
+    /// deadline); returns the earliest wake time of the others.
+    fn sweep(&self, now: Ms) -> Ms;
+
+    /// Whether the pool was closed (the task then ends).
+    fn is_closed(&self) -> bool;
+
+    /// Wakes the task for a pass now.
+    fn wake(&self) -> &Notify;
+
+    /// Whether the task runs a pass as soon as it starts (else after the first interval).
+    const PASS_AT_START: bool;
+
+    /// How long the task waits between passes, given the configured interval.
+    fn pass_interval(&self, interval: Duration) -> Duration {
+        interval
+    }
+
+    /// One maintenance pass.
+    fn pass(&self) -> impl Future<Output = ()> + Send + '_;
+
+    /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
+    /// wakes the waiters whose time it is to check their deadlines.
+    fn tick(&self) {
+        let clock = self.clock();
+        clock.calibrate();
+        let now = clock.precise();
+        let due = self.sweep_due();
+        if now >= due.load(Ordering::Acquire) {
+            // Cleared first and lowered after: a waiter that publishes its wake time while
+            // the sweep runs either is seen by it or lowers the mark after the clearing, so
+            // no publication is lost.
+            due.store(NEVER, Ordering::SeqCst);
+            let next = self.sweep(now);
+            due.fetch_min(next, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether a maintenance task is running and has ticked lately (within four ticks of
+    /// `now`), so that waiters can count on its sweep.
+    fn ticks_on_time_ms(&self, now: Ms) -> bool {
+        let clock = self.clock();
+        self.ticking().load(Ordering::Acquire)
+            && now.saturating_sub(clock.now()) <= clock.lag.saturating_mul(4)
+    }
+
+    /// [`Maintained::ticks_on_time_ms`] at an instant.
+    fn ticks_on_time(&self, now: Instant) -> bool {
+        self.ticks_on_time_ms(self.clock().at(now))
+    }
 }
 
 /// Runs when the maintenance task ends for any reason: marks it gone.
@@ -30,17 +104,11 @@ impl<T: Maintained> Drop for TaskEnded<T> {
     }
 }
 
-/// Spawns the task made by `task` on the caller's Tokio runtime unless one is running (or
-/// there is no runtime). The task is given the pool weakly and the guard that marks it gone;
-/// the guard is made here, not in the task, so a task dropped before its first poll (its
-/// runtime shut down first) still clears the mark.
-pub(crate) fn spawn_unless_running<T, F>(
-    pool: &Arc<T>,
-    task: impl FnOnce(Weak<T>, TaskEnded<T>) -> F,
-) where
-    T: Maintained,
-    F: Future<Output = ()> + Send + 'static,
-{
+/// Spawns the pool's maintenance task ([`maintain`], a pass every `interval`) on the
+/// caller's Tokio runtime unless one is running (or there is no runtime). The guard that
+/// marks the task gone is made here, not in the task, so a task dropped before its first
+/// poll (its runtime shut down first) still clears the mark.
+pub(crate) fn spawn_unless_running<T: Maintained>(pool: &Arc<T>, interval: Duration) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -50,6 +118,53 @@ pub(crate) fn spawn_unless_running<T, F>(
         .is_ok()
     {
         let ended = TaskEnded(Arc::downgrade(pool));
-        runtime.spawn(task(Arc::downgrade(pool), ended));
+        runtime.spawn(maintain(Arc::downgrade(pool), interval, ended));
+    }
+}
+
+/// The maintenance task: refreshes the coarse clock every tick and runs a pass every
+/// interval (or when woken). It holds only a weak reference between ticks, so it never keeps
+/// a dropped pool alive.
+async fn maintain<T: Maintained>(weak: Weak<T>, interval: Duration, ended: TaskEnded<T>) {
+    let _ended = ended;
+    let mut next_pass = Instant::now();
+    if !T::PASS_AT_START
+        && let Some(inner) = weak.upgrade()
+    {
+        next_pass += inner.pass_interval(interval);
+    }
+    let mut woken = false;
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        inner.tick();
+        let tick = Duration::from_millis(inner.clock().lag.max(1));
+        if woken || now >= next_pass {
+            // The clock ticks and waiters are swept during a pass too, however long it takes.
+            // The manager's calls catch their own panics; this catch keeps the task alive
+            // through anything else.
+            let mut pass = pin!(unwind::call_async("maintenance", inner.pass()));
+            let mut ticker = pin!(async {
+                loop {
+                    tokio::time::sleep(tick).await;
+                    inner.tick();
+                }
+            });
+            poll_fn(|cx| {
+                if pass.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                let _ = ticker.as_mut().poll(cx);
+                Poll::Pending
+            })
+            .await;
+            next_pass = Instant::now() + inner.pass_interval(interval);
+        }
+        let until = (Instant::now() + tick).min(next_pass);
+        let wake = inner.wake().notified();
+        woken = tokio::time::timeout_at(until, wake).await.is_ok();
     }
 }

@@ -2,23 +2,24 @@
 
 use std::future::{Future, poll_fn};
 use std::hash::Hash;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::KeyedStatus;
 use super::config::KeyedConfig;
 use super::guards::Waiting;
 use super::locks::ParkingLot;
-use super::maintenance::maintain;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
 use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
+use crate::clock::{Clock, Ms, ms};
+use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at};
 use crate::error::{Error, Stage};
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
@@ -34,18 +35,19 @@ pub(super) struct Inner<K, M: KeyedManager<K>> {
     pub(super) config: KeyedConfig,
     pub(super) table: Table<K, M::Object, Waker, ParkingLot>,
     pub(super) metrics: Option<KeyedMetrics>,
-    /// Stops the maintenance task (on close, and when the pool is dropped).
-    pub(super) stop: Arc<Notify>,
+    /// Wakes the maintenance task (the pool closed).
+    pub(super) wake: Notify,
     /// A maintenance task is running: set by whoever spawns one, cleared when it ends for
-    /// any reason (its runtime shut down, the pool closed); a `get` that finds it clear
-    /// starts a new one on its own runtime.
+    /// any reason (its runtime shut down, the pool closed, the pool dropped); a `get` that
+    /// finds it clear starts a new one on its own runtime. While it is clear, waits use
+    /// their own timers.
     pub(super) ticking: AtomicBool,
-}
-
-impl<K, M: KeyedManager<K>> Drop for Inner<K, M> {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-    }
+    /// The pool's clock: coarse (ticked by the maintenance task) while the task runs.
+    pub(super) clock: Clock,
+    /// When the earliest waiter in line must be woken by the sweep (the plain pool's).
+    pub(super) sweep_due: CachePadded<AtomicU64>,
+    /// The skip-validation window in milliseconds.
+    pub(super) skip_window: Ms,
 }
 
 impl<K, M> Inner<K, M>
@@ -64,8 +66,7 @@ where
         if self.table.is_closed() {
             return;
         }
-        let stop = Arc::clone(&self.stop);
-        spawn_unless_running(self, |weak, ended| maintain(weak, stop, interval, ended));
+        spawn_unless_running(self, interval);
     }
 
     /// The acquire deadline passed during `stage`: counted as an acquire timeout.
@@ -99,9 +100,10 @@ where
     pub(super) fn evict_idle(&self, idle_for: Option<Duration>) -> usize {
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
+        let now = self.clock.precise();
         let n = self
             .table
-            .evict_idle(Instant::now(), idle_for, &mut evicted, &mut woken);
+            .evict_idle(now, idle_for.map(ms), &mut evicted, &mut woken);
         woken.wake_all(Waker::wake);
         self.close_all(evicted);
         n
@@ -113,13 +115,15 @@ where
     }
 
     /// Waits in `key`'s line as waiter `id` until it is handed an object or room (or the
-    /// pool closes, or `deadline` passes): the hand-off of the waiter queue both pools share.
+    /// pool closes, or the deadline passes): the hand-off of the waiter queue both pools
+    /// share, bounded as the plain pool's waits are: by the maintenance task's sweep while
+    /// the deadline is more than two ticks away and the task ticks on time, else by a timer.
     pub(super) async fn wait(
         &self,
         key: &K,
         slot: &KeySlot<K, M>,
         id: usize,
-        deadline: Option<Instant>,
+        deadline: &mut Deadline,
         timeout: Option<Duration>,
     ) -> Result<Grant<M::Object>, Error<M::Error>> {
         let mut waiting = Waiting {
@@ -128,7 +132,32 @@ where
             slot,
             id: Some(id),
         };
-        let mut timer = pin!(deadline.map(tokio::time::sleep_until));
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        if let Some(timeout) = timeout {
+            let fresh = !deadline.started();
+            let start = start_wait(&self.clock, deadline, false, &mut None);
+            match sweep_wake_at(self, start, timeout, fresh, deadline) {
+                Some(at) => {
+                    // Set after the waiter joined its line: a grant that came meanwhile
+                    // makes this moot, and the waker is in place already.
+                    self.table.set_wake_at(slot, id, at);
+                    if self.sweep_due.load(Ordering::Relaxed) > at {
+                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                    }
+                    // A task that ended before this waiter published did not wake it.
+                    if !self.ticking.load(Ordering::Acquire)
+                        && let Some(d) = deadline.instant()
+                    {
+                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                    }
+                }
+                None => {
+                    if let Some(d) = deadline.instant() {
+                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                    }
+                }
+            }
+        }
         let mut first = true;
         poll_fn(|cx| {
             if first {
@@ -148,9 +177,22 @@ where
                     Look::Closed => return Poll::Ready(Err(Error::Closed)),
                     Look::Pending => {}
                 }
+                if timer.is_none()
+                    && let Some(d) = deadline.instant()
+                {
+                    // Woken by the sweep (near the deadline), by the task ending, or for no
+                    // reason: arm the timer, or ask the sweep again.
+                    match sweep_again_at(self, d) {
+                        None => timer = Some(Box::pin(tokio::time::sleep_until(d))),
+                        Some(at) => {
+                            self.table.set_wake_at(slot, id, at);
+                            self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                        }
+                    }
+                }
             }
-            if let Some(sleep) = timer.as_mut().as_pin_mut()
-                && sleep.poll(cx).is_ready()
+            if let Some(sleep) = timer.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
             {
                 // A grant may have been handed over just now: take it rather than waste it.
                 waiting.id = None;
@@ -201,7 +243,7 @@ where
             return;
         }
         // Read before the lock, to keep the key's critical section short.
-        entry.last_used = Instant::now();
+        entry.last_used = self.clock.now();
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
         self.table
@@ -246,7 +288,49 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     M: KeyedManager<K>,
 {
+    const PASS_AT_START: bool = false;
+
     fn ticking(&self) -> &AtomicBool {
         &self.ticking
+    }
+
+    /// Wakes the waiters in line, which then use their own timers.
+    fn task_ended(&self) {
+        let mut woken = Woken::default();
+        self.table.wake_all(&mut woken);
+        woken.wake_all(Waker::wake);
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn sweep_due(&self) -> &AtomicU64 {
+        &self.sweep_due
+    }
+
+    fn sweep(&self, now: Ms) -> Ms {
+        let mut woken = Woken::default();
+        let next = self.table.sweep(now, &mut woken);
+        woken.wake_all(Waker::wake);
+        next
+    }
+
+    fn is_closed(&self) -> bool {
+        self.table.is_closed()
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// Each period is shortened by a random 0-10%, so that pools made together do not run
+    /// their passes in step.
+    fn pass_interval(&self, interval: Duration) -> Duration {
+        crate::backoff::jitter(interval, 10)
+    }
+
+    async fn pass(&self) {
+        self.maintain_once();
     }
 }

@@ -31,15 +31,15 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tokio::time::Instant;
-
 use super::locks::{Lock, Locking, ReadWrite};
+use crate::clock::{Ms, NEVER};
 use crate::stats::CloseReason;
 use crate::waiters::{Waiters, Woken};
 
 pub(super) struct KEntry<T> {
     pub(super) obj: T,
-    pub(super) last_used: Instant,
+    /// When (on the pool's clock) it was created or last returned.
+    pub(super) last_used: Ms,
 }
 
 /// What a waiter is given: an idle object, or the right to create one (a reserved place).
@@ -300,7 +300,7 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
         empties: &mut Vec<K>,
     ) -> Option<Grant<T>> {
         loop {
-            let mut best: Option<(&K, &Slot<T, W, L>, Instant)> = None;
+            let mut best: Option<(&K, &Slot<T, W, L>, Ms)> = None;
             for (k, s) in map {
                 if Arc::ptr_eq(s, slot) {
                     continue;
@@ -674,8 +674,8 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
     /// left empty; the room goes to the waiters. Returns how many it closed.
     pub(super) fn evict_idle(
         &self,
-        now: Instant,
-        idle_for: Option<std::time::Duration>,
+        now: Ms,
+        idle_for: Option<Ms>,
         evicted: &mut Evicted<K, T>,
         woken: &mut Woken<W>,
     ) -> usize {
@@ -690,7 +690,7 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
                     while k
                         .idle
                         .front()
-                        .is_some_and(|e| now.saturating_duration_since(e.last_used) >= idle_for)
+                        .is_some_and(|e| now.saturating_sub(e.last_used) >= idle_for)
                     {
                         if let Some(e) = k.idle.pop_front() {
                             k.size -= 1;
@@ -708,6 +708,39 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
         }
         self.leave(&room, &empties);
         removed
+    }
+
+    /// Sets when the sweep must wake waiter `id` of `slot`.
+    pub(super) fn set_wake_at(&self, slot: &Slot<T, W, L>, id: usize, at: Ms) {
+        slot.lock().waiters.set_wake_at(id, at);
+    }
+
+    /// The sweep at `now`: what wakes the waiters in line whose wake time has come (each
+    /// then arms its own timer), and the earliest wake time of the others.
+    pub(super) fn sweep(&self, now: Ms, woken: &mut Woken<W>) -> Ms {
+        let mut next = NEVER;
+        for slot in self.keys.read().values() {
+            let mut k = slot.lock();
+            let KeyState { line, waiters, .. } = &mut *k;
+            for &id in line.iter() {
+                match waiters.sweep(id, now) {
+                    Ok(w) => woken.push(w),
+                    Err(at) => next = next.min(at),
+                }
+            }
+        }
+        next
+    }
+
+    /// What wakes every waiter in line (the sweep stopped): each looks at the pool again.
+    pub(super) fn wake_all(&self, woken: &mut Woken<W>) {
+        for slot in self.keys.read().values() {
+            let mut k = slot.lock();
+            let KeyState { line, waiters, .. } = &mut *k;
+            for &id in line.iter() {
+                woken.push(waiters.take_waker(id));
+            }
+        }
     }
 
     /// The counts, each key's under its lock.
@@ -799,11 +832,11 @@ mod tests {
     //! closed pool keeps nothing.
 
     use super::{Evicted, Got, Grant, KEntry, KeyState, Look, Slot, Table};
+    use crate::clock::NEVER;
     use crate::keyed::locks::{Lock, Locking, ReadWrite};
     use crate::waiters::Woken;
     use shuttle::sync::mpsc::{Receiver, Sender, channel};
     use std::sync::Arc;
-    use tokio::time::Instant;
 
     /// shuttle's locks.
     struct Shuttle;
@@ -885,6 +918,8 @@ mod tests {
             Got::Served(slot, g) => return Some((slot, g)),
             Got::Wait(slot, id) => (slot, id),
         };
+        // As a wait that counts on the sweep: its wake time, set after it joined its line.
+        pool.set_wake_at(&slot, id, 5);
         loop {
             let look = if give_up {
                 Look::Closed
@@ -915,10 +950,7 @@ mod tests {
         if discard {
             pool.forget(&key, slot, &mut evicted, &mut woken);
         } else {
-            let entry = KEntry {
-                obj,
-                last_used: Instant::now(),
-            };
+            let entry = KEntry { obj, last_used: 0 };
             pool.release(&key, slot, entry, &mut evicted, &mut woken);
         }
         wake(woken);
@@ -965,6 +997,9 @@ mod tests {
         Close,
         /// A maintenance pass that closes every idle object.
         Maintenance,
+        /// Two sweeps of the waiters, as ticks of the maintenance task (every wake time has
+        /// come): a waiter woken unserved looks again and waits on.
+        Sweep,
     }
 
     fn model(beside: Beside, max_per_key: usize, max_total: usize) {
@@ -996,9 +1031,15 @@ mod tests {
                 let mut woken = Woken::default();
                 if beside == Beside::Close {
                     pool.close(&mut evicted, &mut woken);
+                } else if beside == Beside::Sweep {
+                    for _ in 0..2 {
+                        let mut swept = Woken::default();
+                        let next = pool.sweep(NEVER, &mut swept);
+                        assert_eq!(next, NEVER, "every wake time has come");
+                        wake(swept);
+                    }
                 } else {
-                    let idle_for = Some(std::time::Duration::ZERO);
-                    pool.evict_idle(Instant::now(), idle_for, &mut evicted, &mut woken);
+                    pool.evict_idle(0, Some(0), &mut evicted, &mut woken);
                 }
                 wake(woken);
                 check(&pool);
@@ -1040,5 +1081,10 @@ mod tests {
     #[test]
     fn a_maintenance_pass_beside_the_users_keeps_the_counts() {
         explore(|| model(Beside::Maintenance, 1, 2));
+    }
+
+    #[test]
+    fn sweeps_beside_the_users_lose_no_waiter() {
+        explore(|| model(Beside::Sweep, 1, 2));
     }
 }

@@ -18,7 +18,9 @@ use super::object::Object;
 
 use crate::backoff::{backoff, jitter};
 use crate::clock::{Ms, NEVER, ms};
-use crate::deadline::{Deadline, Expired, bounded, bounded_call};
+use crate::deadline::{
+    Deadline, Expired, bounded, bounded_call, start_wait, sweep_again_at, sweep_wake_at,
+};
 use crate::error::{Error, Stage};
 use crate::manager::Manager;
 use crate::slots::{Grant, Take};
@@ -196,45 +198,17 @@ impl<M: Manager> Inner<M> {
         let fresh = !deadline.started();
         let mut start = None;
         if timeout.is_some() || self.metrics.is_some() {
-            start = Some(match self.clock.fast_now() {
-                Some((ns, read_ms)) => {
-                    if self.metrics.is_some() {
-                        waited_since.get_or_insert_with(|| self.clock.instant(ns));
-                    }
-                    deadline.start_at(self.clock.epoch, ns);
-                    WaitStart::Tsc(read_ms)
-                }
-                None => {
-                    let now = Instant::now();
-                    waited_since.get_or_insert(now);
-                    deadline.at(now);
-                    WaitStart::Tokio(now)
-                }
-            });
+            start = Some(start_wait(
+                &self.clock,
+                deadline,
+                self.metrics.is_some(),
+                waited_since,
+            ));
         }
-        // Two ticks: a waiter whose deadline is nearer arms its own timer.
-        let margin = self.clock.tick().map(|tick| tick.saturating_mul(2));
-        let wake_at = |d: Instant| self.clock.at(d).saturating_sub(margin.unwrap_or(0));
         // When the sweep must wake this waiter, if it can count on the sweep (in
         // milliseconds: as read from the TSC, or Tokio's reading converted once).
-        let mut publish = match (start, timeout, margin) {
-            (Some(start), Some(timeout), Some(margin)) => {
-                let (now_ms, on_time) = match start {
-                    // Read from the TSC, the time itself says that the task ticks on time.
-                    WaitStart::Tsc(now_ms) => (now_ms, self.ticking.load(Ordering::Acquire)),
-                    WaitStart::Tokio(now) => {
-                        let now_ms = self.clock.at(now);
-                        (now_ms, self.ticks_on_time_ms(now_ms))
-                    }
-                };
-                let end_ms = if fresh {
-                    now_ms.saturating_add(ms(timeout))
-                } else {
-                    deadline.instant().map_or(NEVER, |d| self.clock.at(d))
-                };
-                (now_ms.saturating_add(margin) < end_ms && on_time)
-                    .then(|| end_ms.saturating_sub(margin))
-            }
+        let mut publish = match (start, timeout) {
+            (Some(start), Some(timeout)) => sweep_wake_at(self, start, timeout, fresh, deadline),
             _ => None,
         };
         // Boxed when armed (rarely: near the deadline, or with no maintenance task), so that
@@ -297,15 +271,12 @@ impl<M: Manager> Inner<M> {
                 } else if let Some(d) = deadline.instant() {
                     // Woken by the sweep (near the deadline), by the task ending, or for no
                     // reason: arm the timer, or ask the sweep again.
-                    let now = Instant::now();
-                    if margin.is_none_or(|m| now + Duration::from_millis(m) >= d)
-                        || !self.ticks_on_time(now)
-                    {
-                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
-                    } else {
-                        let at = wake_at(d);
-                        self.slots.lock().set_wake_at(key, at);
-                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                    match sweep_again_at(self, d) {
+                        None => timer = Some(Box::pin(tokio::time::sleep_until(d))),
+                        Some(at) => {
+                            self.slots.lock().set_wake_at(key, at);
+                            self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                        }
                     }
                 }
             }
@@ -333,18 +304,6 @@ impl<M: Manager> Inner<M> {
         let taken = slots.take(self.config.queue_mode);
         self.slots.hint(slots);
         taken
-    }
-
-    /// Whether a maintenance task is running and has ticked lately (within four ticks of
-    /// `now`), so that waiters can count on its sweep.
-    pub(super) fn ticks_on_time(&self, now: Instant) -> bool {
-        self.ticks_on_time_ms(self.clock.at(now))
-    }
-
-    /// [`Inner::ticks_on_time`] with `now` in [`Ms`].
-    pub(super) fn ticks_on_time_ms(&self, now: Ms) -> bool {
-        self.ticking.load(Ordering::Acquire)
-            && now.saturating_sub(self.clock.now()) <= self.clock.lag.saturating_mul(4)
     }
 
     /// Recycles a used entry and validates it unless it was alive recently. `Ok(true)`: hand
@@ -553,12 +512,4 @@ impl<M: Manager> Inner<M> {
             discard: false,
         }
     }
-}
-
-/// Where a wait read its start: from the TSC while the maintenance task ticks on time (in
-/// [`Ms`]), else from Tokio's clock (made [`Ms`] only if the sweep is to wake the wait).
-#[derive(Clone, Copy)]
-enum WaitStart {
-    Tsc(Ms),
-    Tokio(Instant),
 }

@@ -1,25 +1,24 @@
-//! The maintenance task: the coarse clock's ticks, the sweep of waiters, and the passes
-//! (leaks, broken and expired idle objects, keepalive, refilling `min_idle`).
+//! The pool's maintenance: its passes (leaks, broken and expired idle objects, keepalive,
+//! refilling `min_idle`) and its sweep of waiters; the task that ticks the clock and runs
+//! them is the one both pools share ([`crate::task`]).
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::sync::Notify;
 
 use super::guards::Reservation;
 use super::inner::Inner;
 use crate::backoff::{backoff, jitter};
-use crate::clock::{Ms, NEVER, ms};
-use crate::config::{Config, LeakReport};
+use crate::clock::{Clock, Ms, NEVER, ms};
+use crate::config::LeakReport;
 use crate::deadline::{Deadline, bounded};
 use crate::error::{Error, Stage};
 use crate::manager::Manager;
 use crate::stats::CloseReason;
-use crate::task::{Maintained, TaskEnded, spawn_unless_running};
+use crate::task::{Maintained, spawn_unless_running};
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
@@ -34,7 +33,7 @@ impl<M: Manager> Inner<M> {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        spawn_unless_running(self, |weak, ended| maintain(weak, interval, ended));
+        spawn_unless_running(self, interval);
     }
 
     /// Creates one idle object if fewer than `min_idle` are idle and there is room (it goes
@@ -183,94 +182,12 @@ impl<M: Manager> Inner<M> {
             }
         }
     }
-
-    /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
-    /// wakes the waiters whose time it is to check their deadlines.
-    pub(super) fn tick(&self) {
-        self.clock.calibrate();
-        let now = self.clock.precise();
-        if now >= self.sweep_due.load(Ordering::Acquire) {
-            let mut slots = self.slots.lock();
-            let (woken, next) = slots.sweep(now);
-            // Under the lock, as the waiters' publications, so none is lost.
-            self.sweep_due.store(next, Ordering::Release);
-            drop(slots);
-            for waiter in woken {
-                waiter.wake();
-            }
-        }
-    }
-
-    /// How long the maintenance task waits between passes.
-    pub(super) fn pass_interval(&self, interval: Duration) -> Duration {
-        match self.config.leak_threshold {
-            Some(t) => interval.min(t / 20),
-            None => interval,
-        }
-        .max(Duration::from_millis(1))
-    }
-}
-
-/// How often the maintenance task refreshes the coarse clock: often enough for the
-/// skip-validation window and leak detection to stay within a few percent.
-pub(super) fn clock_tick(config: &Config) -> Duration {
-    let mut tick = Duration::from_millis(100);
-    if !config.skip_validation_within.is_zero() {
-        tick = tick.min(config.skip_validation_within / 4);
-    }
-    if let Some(leak) = config.leak_threshold {
-        tick = tick.min(leak / 20);
-    }
-    tick.max(Duration::from_millis(1))
-}
-
-/// The maintenance task: refreshes the coarse clock every tick and runs a pass every
-/// interval (or when woken). It holds only a weak reference between ticks, so it never keeps
-/// a dropped pool alive.
-pub(super) async fn maintain<M: Manager>(
-    weak: Weak<Inner<M>>,
-    interval: Duration,
-    ended: TaskEnded<Inner<M>>,
-) {
-    let _ended = ended;
-    let mut next_pass = Instant::now();
-    let mut woken = false;
-    loop {
-        let Some(inner) = weak.upgrade() else { return };
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let now = Instant::now();
-        inner.tick();
-        let tick = Duration::from_millis(inner.clock.lag.max(1));
-        if woken || now >= next_pass {
-            // The clock ticks and waiters are swept during a pass too, however long it takes.
-            // The manager's calls catch their own panics; this catch keeps the task alive
-            // through anything else.
-            let mut pass = pin!(unwind::call_async("maintenance", inner.maintain_once()));
-            let mut ticker = pin!(async {
-                loop {
-                    tokio::time::sleep(tick).await;
-                    inner.tick();
-                }
-            });
-            poll_fn(|cx| {
-                if pass.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-                let _ = ticker.as_mut().poll(cx);
-                Poll::Pending
-            })
-            .await;
-            next_pass = Instant::now() + inner.pass_interval(interval);
-        }
-        let until = (Instant::now() + tick).min(next_pass);
-        let wake = inner.wake.notified();
-        woken = tokio::time::timeout_at(until, wake).await.is_ok();
-    }
 }
 
 impl<M: Manager> Maintained for Inner<M> {
+    /// The first pass reports leaks and refills at once (a task restarted on a new runtime).
+    const PASS_AT_START: bool = true;
+
     fn ticking(&self) -> &AtomicBool {
         &self.ticking
     }
@@ -281,5 +198,42 @@ impl<M: Manager> Maintained for Inner<M> {
         for waiter in woken {
             waiter.wake();
         }
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn sweep_due(&self) -> &AtomicU64 {
+        &self.sweep_due
+    }
+
+    fn sweep(&self, now: Ms) -> Ms {
+        let (woken, next) = self.slots.lock().sweep(now);
+        for waiter in woken {
+            waiter.wake();
+        }
+        next
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// The configured interval, or a twentieth of the leak threshold if that is shorter.
+    fn pass_interval(&self, interval: Duration) -> Duration {
+        match self.config.leak_threshold {
+            Some(t) => interval.min(t / 20),
+            None => interval,
+        }
+        .max(Duration::from_millis(1))
+    }
+
+    fn pass(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.maintain_once()
     }
 }
