@@ -134,6 +134,13 @@ impl Clock {
         Some((tokio_ns, now_ms))
     }
 
+    /// A raw reading of the TSC (or the fastest clock `quanta` finds), to order events finer
+    /// than the coarse clock does (not convertible to time without a tick's reading).
+    #[inline]
+    pub(crate) fn order(&self) -> u64 {
+        self.tsc.raw()
+    }
+
     /// The instant `ns` nanoseconds after `epoch`.
     pub(crate) fn instant(&self, ns: u64) -> Instant {
         self.epoch + Duration::from_nanos(ns)

@@ -320,6 +320,7 @@ where
                             let entry = KEntry {
                                 obj,
                                 last_used: inner.clock.precise(),
+                                order: inner.clock.order(),
                             };
                             return Ok(inner.lend(key, slot, entry));
                         }

@@ -244,6 +244,7 @@ where
         }
         // Read before the lock, to keep the key's critical section short.
         entry.last_used = self.clock.now();
+        entry.order = self.clock.order();
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
         self.table

@@ -38,8 +38,12 @@ use crate::waiters::{Waiters, Woken};
 
 pub(super) struct KEntry<T> {
     pub(super) obj: T,
-    /// When (on the pool's clock) it was created or last returned.
+    /// When (on the pool's coarse clock) it was created or last returned.
     pub(super) last_used: Ms,
+    /// A raw TSC reading taken at the same time ([`Clock::order`](crate::clock::Clock::order)):
+    /// the coarse clock's ticks are too far apart to tell which of two keys' objects has been
+    /// idle longer, which the eviction at the total cap must.
+    pub(super) order: u64,
 }
 
 /// What a waiter is given: an idle object, or the right to create one (a reserved place).
@@ -300,12 +304,12 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
         empties: &mut Vec<K>,
     ) -> Option<Grant<T>> {
         loop {
-            let mut best: Option<(&K, &Slot<T, W, L>, Ms)> = None;
+            let mut best: Option<(&K, &Slot<T, W, L>, u64)> = None;
             for (k, s) in map {
                 if Arc::ptr_eq(s, slot) {
                     continue;
                 }
-                let at = s.lock().idle.front().map(|e| e.last_used);
+                let at = s.lock().idle.front().map(|e| e.order);
                 if let Some(at) = at
                     && best.is_none_or(|(_, _, b)| at < b)
                 {
@@ -950,7 +954,11 @@ mod tests {
         if discard {
             pool.forget(&key, slot, &mut evicted, &mut woken);
         } else {
-            let entry = KEntry { obj, last_used: 0 };
+            let entry = KEntry {
+                obj,
+                last_used: 0,
+                order: 0,
+            };
             pool.release(&key, slot, entry, &mut evicted, &mut woken);
         }
         wake(woken);
