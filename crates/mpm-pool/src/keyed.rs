@@ -28,12 +28,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use self::config::KeyedConfig;
-use self::guards::{Holding, Reservation};
+use self::guards::OnKey;
 use self::inner::Inner;
 use self::state::{Got, Grant, KEntry, Table};
 use crate::clock::{Clock, NEVER, ms, tick_for};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
+use crate::guards::{Checking, Reservation};
 use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
 use crate::stats::CloseReason;
 use crate::unwind;
@@ -243,10 +244,12 @@ where
                         return Ok(inner.lend(key, slot, entry));
                     }
                     // Held by a guard: a cancelled validation closes the object.
-                    let mut hold = Holding {
-                        inner,
-                        key: &key,
-                        slot: &slot,
+                    let mut hold = Checking {
+                        place: OnKey {
+                            inner,
+                            key: &key,
+                            slot: &slot,
+                        },
                         entry: Some(entry),
                         reason: CloseReason::Cancelled,
                     };
@@ -293,11 +296,11 @@ where
                     drop(hold);
                 }
                 Grant::Create => {
-                    let reservation = Reservation {
+                    let reservation = Reservation(OnKey {
                         inner,
                         key: &key,
                         slot: &slot,
-                    };
+                    });
                     let created = bounded(
                         unwind::call_async("create", async { inner.manager.create(&key).await }),
                         inner.config.create_timeout,

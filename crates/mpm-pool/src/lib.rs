@@ -153,6 +153,7 @@ mod clock;
 mod config;
 mod deadline;
 mod error;
+mod guards;
 pub mod keyed;
 pub mod manager;
 mod metrics;

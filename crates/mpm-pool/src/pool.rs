@@ -39,7 +39,8 @@
 //!          +------------> LEND <------------+   (metrics: wait and time in use recorded)
 //! ```
 //!
-//! Every arrow out of a step that can be cancelled runs a guard ([`guards`]): a dropped
+//! Every arrow out of a step that can be cancelled runs a guard (`crate::guards`, shared with
+//! the keyed pool; [`guards`] says what each undoes here): a dropped
 //! `get` leaves the queue (passing on what it was handed), frees its reserved place and closes
 //! an object it was checking.
 //! A panic in a manager method ([`crate::unwind`]) closes that object and ends the `get` with

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::KeyedStatus;
 use super::config::KeyedConfig;
-use super::guards::Waiting;
+use super::guards::OnKey;
 use super::locks::ParkingLot;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
@@ -21,6 +21,7 @@ use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
 use crate::clock::{Clock, Ms, ms};
 use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at};
 use crate::error::{Error, Stage};
+use crate::guards::Queued;
 use crate::metrics::KeyedMetrics;
 use crate::stats::CloseReason;
 use crate::task::{Maintained, spawn_unless_running};
@@ -126,10 +127,12 @@ where
         deadline: &mut Deadline,
         timeout: Option<Duration>,
     ) -> Result<Grant<M::Object>, Error<M::Error>> {
-        let mut waiting = Waiting {
-            inner: self,
-            key,
-            slot,
+        let mut waiting = Queued {
+            place: OnKey {
+                inner: self,
+                key,
+                slot,
+            },
             id: Some(id),
         };
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;

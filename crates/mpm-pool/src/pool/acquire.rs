@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::guards::{AbandonTrial, Checking, Queued, Reservation};
 use super::inner::{Entry, Inner, Lease, PoolSlots};
 use super::object::Object;
 
@@ -22,6 +21,7 @@ use crate::deadline::{
     Deadline, Expired, bounded, bounded_call, start_wait, sweep_again_at, sweep_wake_at,
 };
 use crate::error::{Error, Stage};
+use crate::guards::{AbandonTrial, Checking, Queued, Reservation};
 use crate::manager::Manager;
 use crate::slots::{Grant, Take};
 use crate::stats::CloseReason;
@@ -45,7 +45,7 @@ impl<M: Manager> Inner<M> {
         let mut failures = 0u32;
         // A place kept through the pause after a failed creation, so that the pause holds
         // for every caller (giving it up would hand it to a waiter that creates at once).
-        let mut kept: Option<Reservation<'_, M>> = None;
+        let mut kept: Option<Reservation<&Self>> = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
@@ -95,8 +95,9 @@ impl<M: Manager> Inner<M> {
                         }
                     }
                     let mut checking = Checking {
-                        inner: self,
+                        place: &**self,
                         entry: Some(entry),
+                        reason: CloseReason::Cancelled,
                     };
                     if self
                         .check(&mut checking, now, &mut deadline, timeout)
@@ -107,7 +108,7 @@ impl<M: Manager> Inner<M> {
                     }
                 }
                 Grant::Room => {
-                    let reservation = Reservation(self);
+                    let reservation = Reservation(&**self);
                     let started = *waited_since.get_or_insert_with(Instant::now);
                     deadline.at(started);
                     // Boxed, as the waits below: creating is rare and slow beside an allocation, and
@@ -190,7 +191,10 @@ impl<M: Manager> Inner<M> {
         deadline: &mut Deadline,
     ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
         // Leaves the queue if this wait is dropped.
-        let mut queued = Queued { inner: self, key };
+        let mut queued = Queued {
+            place: self,
+            id: key,
+        };
         let mut joined = key;
         // The clock is read only if a timeout or the statistics need it: from the TSC while
         // the task ticks on time (then known in milliseconds, and made an instant only if
@@ -229,7 +233,7 @@ impl<M: Manager> Inner<M> {
                 let key = match joined {
                     Some(key) => {
                         if let Some(grant) = slots.granted(key) {
-                            queued.key = None;
+                            queued.id = None;
                             return Poll::Ready(Ok(grant));
                         }
                         key
@@ -237,7 +241,7 @@ impl<M: Manager> Inner<M> {
                     None => match self.take_hinted(&mut slots).into_grant() {
                         Ok(grant) => return Poll::Ready(Ok(grant)),
                         Err(key) => {
-                            queued.key = Some(key);
+                            queued.id = Some(key);
                             joined = Some(key);
                             key
                         }
@@ -285,7 +289,7 @@ impl<M: Manager> Inner<M> {
                 && sleep.as_mut().poll(cx).is_ready()
             {
                 // An object may have been handed over just now: take it rather than waste it.
-                queued.key = None;
+                queued.id = None;
                 let grant = self.slots.lock().cancel(key);
                 return Poll::Ready(match grant {
                     Some(grant) => Ok(grant),
@@ -310,7 +314,7 @@ impl<M: Manager> Inner<M> {
     /// it out; `Ok(false)`: it was closed, try the next one.
     pub(super) async fn check(
         &self,
-        checking: &mut Checking<'_, M>,
+        checking: &mut Checking<&Self>,
         now: Ms,
         deadline: &mut Deadline,
         timeout: Option<Duration>,
@@ -384,7 +388,7 @@ impl<M: Manager> Inner<M> {
         Ok(true)
     }
 
-    pub(super) fn close_checking(&self, checking: &mut Checking<'_, M>, reason: CloseReason) {
+    pub(super) fn close_checking(&self, checking: &mut Checking<&Self>, reason: CloseReason) {
         if let Some(entry) = checking.entry.take() {
             self.close_lent(entry, reason);
         }

@@ -1,27 +1,35 @@
-//! Drop guards: each step of an acquire that can be cancelled holds one, so that a
-//! cancelled or failed acquire leaves the queue (passing on what it was handed), frees its
-//! reserved place and closes an object it was checking.
+//! What the shared drop guards ([`crate::guards`]) undo in the plain pool.
 
 use std::sync::atomic::Ordering;
 
 use super::inner::{Entry, Inner};
+use crate::guards::{Place, Reservation};
 use crate::manager::Manager;
 use crate::slots::Grant;
 use crate::stats::CloseReason;
 
-/// Takes a waiter out of the queue on drop unless disarmed (`key` taken): an object or room
-/// it was handed meanwhile goes to the next waiter.
-pub(super) struct Queued<'a, M: Manager> {
-    pub(super) inner: &'a Inner<M>,
-    pub(super) key: Option<usize>,
-}
+impl<M: Manager> Place for &Inner<M> {
+    type Entry = Box<Entry<M::Object>>;
 
-impl<M: Manager> Drop for Queued<'_, M> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let grant = self.inner.slots.lock().cancel(key);
-            self.inner.pass_on(grant);
+    fn give_up(&self, id: usize) {
+        let grant = self.slots.lock().cancel(id);
+        self.pass_on(grant);
+    }
+
+    fn free_reservation(&self) {
+        let waiter = self.slots.lock().cancel_reservation();
+        if let Some(waiter) = waiter {
+            waiter.wake();
         }
+        // No object left the pool, so there is nothing to refill: only a closing pool's
+        // waiters care.
+        if self.closed.load(Ordering::Acquire) {
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn close_lent(&self, entry: Self::Entry, reason: CloseReason) {
+        Inner::close_lent(self, entry, reason);
     }
 }
 
@@ -33,45 +41,5 @@ impl<M: Manager> Inner<M> {
             Some(Grant::Room) => drop(Reservation(self)),
             None => {}
         }
-    }
-}
-
-/// Frees a reserved place on drop unless disarmed (a cancelled or failed creation).
-pub(super) struct Reservation<'a, M: Manager>(pub(super) &'a Inner<M>);
-
-impl<M: Manager> Drop for Reservation<'_, M> {
-    fn drop(&mut self) {
-        let waiter = self.0.slots.lock().cancel_reservation();
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
-        // No object left the pool, so there is nothing to refill: only a closing pool's
-        // waiters care.
-        if self.0.closed.load(Ordering::Acquire) {
-            self.0.drained.notify_waiters();
-        }
-    }
-}
-
-/// Holds a lent entry being checked; closes it on drop (a cancelled acquire).
-pub(super) struct Checking<'a, M: Manager> {
-    pub(super) inner: &'a Inner<M>,
-    pub(super) entry: Option<Box<Entry<M::Object>>>,
-}
-
-impl<M: Manager> Drop for Checking<'_, M> {
-    fn drop(&mut self) {
-        if let Some(entry) = self.entry.take() {
-            self.inner.close_lent(entry, CloseReason::Cancelled);
-        }
-    }
-}
-
-/// Frees a half-open breaker's trial if a creation is cancelled.
-pub(super) struct AbandonTrial<'a>(pub(super) &'a crate::breaker::CircuitBreaker);
-
-impl Drop for AbandonTrial<'_> {
-    fn drop(&mut self) {
-        self.0.record_abandoned();
     }
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::guards::Reservation;
 use super::inner::Inner;
 use crate::backoff::{backoff, jitter};
 use crate::clock::{Clock, Ms, NEVER, ms};
 use crate::config::LeakReport;
 use crate::deadline::{Deadline, bounded};
 use crate::error::{Error, Stage};
+use crate::guards::Reservation;
 use crate::manager::Manager;
 use crate::stats::CloseReason;
 use crate::task::{Maintained, spawn_unless_running};
