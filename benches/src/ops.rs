@@ -66,6 +66,16 @@ pub const OPS: &[Op] = &[
         run: cache_l1_insert_evict_adaptive,
     },
     Op {
+        name: "cache.quick_cache_hot_get",
+        what: "the floor of `cache.l1_hot_get`: get a resident key from a bare quick_cache",
+        run: cache_quick_cache_hot_get,
+    },
+    Op {
+        name: "cache.quick_cache_insert_evict",
+        what: "the floor of `cache.l1_insert_evict`: insert a fresh key into a full bare quick_cache",
+        run: cache_quick_cache_insert_evict,
+    },
+    Op {
         name: "pool.get_drop",
         what: "get an object from a pool of 4 and drop it, one task",
         run: pool_get_drop,
@@ -220,6 +230,45 @@ fn l1_insert_evict(admission: mpm_cache::Admission, n: u64) {
     measured(n, || {
         k += 1;
         tier.insert(black_box(k), k);
+    });
+}
+
+/// A bare quick_cache of `ENTRIES` with its defaults and the same fixed hasher as the tier: the
+/// peer the L1's budgets are ratios of (hot get at most 1.1x, insert at most 1.5x).
+fn quick_cache() -> quick_cache::sync::Cache<u64, u64, quick_cache::UnitWeighter, FixedHasher> {
+    quick_cache::sync::Cache::with(
+        ENTRIES,
+        ENTRIES as u64,
+        quick_cache::UnitWeighter,
+        FixedHasher::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
+}
+
+/// [`l1_hot_get`] on a bare quick_cache.
+fn cache_quick_cache_hot_get(n: u64) {
+    let qc = quick_cache();
+    for k in 0..HOT {
+        qc.insert(k, k);
+    }
+    let mut i = 0;
+    black_box(qc.get(&i));
+    measured(n, || {
+        i = (i + 1) & (HOT - 1);
+        black_box(qc.get(black_box(&i)));
+    });
+}
+
+/// [`l1_insert_evict`] on a bare quick_cache.
+fn cache_quick_cache_insert_evict(n: u64) {
+    let qc = quick_cache();
+    for k in 0..ENTRIES as u64 * 2 {
+        qc.insert(k, k);
+    }
+    let mut k = ENTRIES as u64 * 2;
+    measured(n, || {
+        k += 1;
+        qc.insert(black_box(k), k);
     });
 }
 
