@@ -35,7 +35,7 @@ use crate::clock::{Clock, NEVER, ms, tick_for};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::guards::{Checking, Reservation};
-use crate::metrics::{KeyedFigures, KeyedGauges, KeyedMetrics};
+use crate::metrics::{Figures, Gauges, PoolMetrics};
 use crate::stats::CloseReason;
 use crate::unwind;
 use crate::waiters::Woken;
@@ -123,7 +123,7 @@ where
     pub(crate) fn with_parts(
         manager: M,
         mut config: KeyedConfig,
-        metrics: Option<(KeyedMetrics, KeyedGauges)>,
+        metrics: Option<(PoolMetrics, Gauges)>,
     ) -> Self {
         config.max_per_key = config.max_per_key.max(1);
         config.max_total = config.max_total.max(1);
@@ -150,13 +150,14 @@ where
         if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
             m.collect(&inner, g, |inner| {
                 let s = inner.status();
-                KeyedFigures {
-                    keys: s.keys,
+                Figures {
                     size: s.total,
                     idle: s.idle,
                     in_use: s.in_use,
                     waiters: s.waiting,
                     max_size: inner.config.max_total,
+                    available: None,
+                    keys: Some(s.keys),
                 }
             });
         }
@@ -206,6 +207,8 @@ where
         // Fixed the first time it is needed (a wait, or a step that does not finish at once),
         // as the plain pool's: a get served from an idle object never reads the clock for it.
         let mut deadline = Deadline::new(timeout);
+        // Set when the caller had to wait (for an object or a creation), for the histogram.
+        let mut waited_since: Option<Instant> = None;
         loop {
             // A caller that must wait joins its key's line with the context's waker (this
             // `poll_fn` never suspends): its first look needs no lock.
@@ -221,7 +224,10 @@ where
                 Got::Closed => return Err(Error::Closed),
                 Got::Served(slot, grant) => (slot, grant),
                 Got::Wait(slot, id) => {
-                    match inner.wait(&key, &slot, id, &mut deadline, timeout).await {
+                    match inner
+                        .wait(&key, &slot, id, &mut deadline, timeout, &mut waited_since)
+                        .await
+                    {
                         Ok(grant) => (slot, grant),
                         Err(e) => {
                             if let (Error::Timeout { .. }, Some(m)) = (&e, &inner.metrics) {
@@ -241,7 +247,7 @@ where
                         .saturating_add(inner.clock.lag)
                         .saturating_sub(entry.last_used);
                     if idle_for < inner.skip_window {
-                        return Ok(inner.lend(key, slot, entry));
+                        return Ok(inner.lend(key, slot, entry, waited_since));
                     }
                     // Held by a guard: a cancelled validation closes the object.
                     let mut hold = Checking {
@@ -290,7 +296,7 @@ where
                     };
                     if ok && let Some(entry) = hold.entry.take() {
                         drop(hold);
-                        return Ok(inner.lend(key, slot, entry));
+                        return Ok(inner.lend(key, slot, entry, waited_since));
                     }
                     // Not ok: dropping `hold` closes the object, and the loop tries again.
                     drop(hold);
@@ -301,6 +307,10 @@ where
                         key: &key,
                         slot: &slot,
                     });
+                    if inner.metrics.is_some() {
+                        waited_since.get_or_insert_with(Instant::now);
+                    }
+                    let started = Instant::now();
                     let created = bounded(
                         unwind::call_async("create", async { inner.manager.create(&key).await }),
                         inner.config.create_timeout,
@@ -319,13 +329,14 @@ where
                             std::mem::forget(reservation);
                             if let Some(m) = &inner.metrics {
                                 m.created.inc();
+                                m.create_time.record_duration(started.elapsed());
                             }
                             let entry = KEntry {
                                 obj,
                                 last_used: inner.clock.precise(),
                                 order: inner.clock.order(),
                             };
-                            return Ok(inner.lend(key, slot, entry));
+                            return Ok(inner.lend(key, slot, entry, waited_since));
                         }
                         Ok(Ok(Err(e))) => {
                             if let Some(m) = &inner.metrics {

@@ -52,28 +52,113 @@ fn timeout_counters(scope: &Scope, stages: &[Stage]) -> Result<Vec<Counter>, mpm
         .collect()
 }
 
-/// The counters and histograms of a [`Pool`](crate::Pool); its gauges live in a collector.
+/// Which pool a [`PoolMetrics`] serves: the series are the same, under the scope of each
+/// ([`POOL`] or [`KEYED`]), except that the plain pool alone detects leaks and counts the
+/// gets that could start at once, and the keyed pool adds its number of keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A [`Pool`](crate::Pool).
+    Plain,
+    /// A [`KeyedPool`](crate::keyed::KeyedPool).
+    Keyed,
+}
+
+impl Kind {
+    fn component(self) -> &'static str {
+        match self {
+            Kind::Plain => POOL,
+            Kind::Keyed => KEYED,
+        }
+    }
+
+    /// The reasons this pool closes objects for, in the order of its counters.
+    fn reasons(self) -> &'static [CloseReason] {
+        match self {
+            Kind::Plain => &CloseReason::ALL,
+            Kind::Keyed => &KEYED_REASONS,
+        }
+    }
+
+    /// The stages this pool times, in the order of [`Stage`] (the keyed pool recycles nothing).
+    fn stages(self) -> &'static [Stage] {
+        match self {
+            Kind::Plain => &[
+                Stage::Acquire,
+                Stage::Create,
+                Stage::Validate,
+                Stage::Recycle,
+            ],
+            Kind::Keyed => &[Stage::Acquire, Stage::Create, Stage::Validate],
+        }
+    }
+}
+
+/// The reasons a keyed pool closes objects for, in the order of its counters.
+pub(crate) const KEYED_REASONS: [CloseReason; 9] = [
+    CloseReason::Broken,
+    CloseReason::Discarded,
+    CloseReason::Invalid,
+    CloseReason::Timeout,
+    CloseReason::Idle,
+    CloseReason::Evicted,
+    CloseReason::Cancelled,
+    CloseReason::Shutdown,
+    CloseReason::Panicked,
+];
+
+/// The counters and histograms of either pool ([`Kind`]); its gauges live in a collector.
 pub(crate) struct PoolMetrics {
     /// Held for as long as the pool lives: it keeps the name claimed and the collector on.
     _scope: Scope,
+    kind: Kind,
     pub(crate) created: Counter,
     closed: Vec<Counter>,
     timeouts: Vec<Counter>,
     pub(crate) create_errors: Counter,
-    pub(crate) leaks: Counter,
+    /// The plain pool's: the keyed pool detects no leaks.
+    pub(crate) leaks: Option<Counter>,
     pub(crate) acquire: Histogram,
     pub(crate) in_use_time: Histogram,
     pub(crate) create_time: Histogram,
 }
 
-/// The gauges a collector sets from a pool's [`Status`] at every scrape.
-pub(crate) struct PoolGauges {
+/// What a pool's collector reads at every scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Figures {
+    pub(crate) size: usize,
+    pub(crate) idle: usize,
+    pub(crate) in_use: usize,
+    pub(crate) waiters: usize,
+    pub(crate) max_size: usize,
+    /// The plain pool's gets that could start at once.
+    pub(crate) available: Option<usize>,
+    /// The keyed pool's keys.
+    pub(crate) keys: Option<usize>,
+}
+
+impl From<&Status> for Figures {
+    fn from(s: &Status) -> Self {
+        Figures {
+            size: s.size,
+            idle: s.idle,
+            in_use: s.in_use,
+            waiters: s.waiting,
+            max_size: s.max_size,
+            available: Some(s.available),
+            keys: None,
+        }
+    }
+}
+
+/// The gauges a collector sets from a pool's [`Figures`] at every scrape.
+pub(crate) struct Gauges {
     size: IntGauge,
     idle: IntGauge,
     in_use: IntGauge,
     waiters: IntGauge,
-    available: IntGauge,
     max_size: IntGauge,
+    available: Option<IntGauge>,
+    keys: Option<IntGauge>,
 }
 
 impl PoolMetrics {
@@ -81,10 +166,12 @@ impl PoolMetrics {
     pub(crate) fn register(
         registry: &Registry,
         name: &str,
-    ) -> Result<(Self, PoolGauges), mpm_metrics::Error> {
-        let scope = registry.scope(POOL, name)?;
+        kind: Kind,
+    ) -> Result<(Self, Gauges), mpm_metrics::Error> {
+        let scope = registry.scope(kind.component(), name)?;
         let s = &scope;
-        let gauges = PoolGauges {
+        let plain = kind == Kind::Plain;
+        let gauges = Gauges {
             size: s.int_gauge(
                 "size",
                 "Objects in the pool (idle, lent, being created).",
@@ -93,31 +180,37 @@ impl PoolMetrics {
             idle: s.int_gauge("idle", "Idle objects.", &[])?,
             in_use: s.int_gauge("in_use", "Objects lent out.", &[])?,
             waiters: s.int_gauge("waiters", "Callers waiting for an object.", &[])?,
-            available: s.int_gauge(
-                "available",
-                "Gets that could start without waiting: idle objects plus room to create one (0 while callers wait).",
-                &[],
-            )?,
             max_size: s.int_gauge("max_size", "The pool's maximum size.", &[])?,
+            available: if plain {
+                Some(s.int_gauge(
+                    "available",
+                    "Gets that could start without waiting: idle objects plus room to create one (0 while callers wait).",
+                    &[],
+                )?)
+            } else {
+                None
+            },
+            keys: if plain {
+                None
+            } else {
+                Some(s.int_gauge("keys", "Keys with at least one object.", &[])?)
+            },
         };
         let metrics = PoolMetrics {
+            kind,
             created: s.counter("created_total", "Objects created.", &[])?,
-            closed: closed_counters(s, &CloseReason::ALL)?,
-            timeouts: timeout_counters(
-                s,
-                &[
-                    Stage::Acquire,
-                    Stage::Create,
-                    Stage::Validate,
-                    Stage::Recycle,
-                ],
-            )?,
+            closed: closed_counters(s, kind.reasons())?,
+            timeouts: timeout_counters(s, kind.stages())?,
             create_errors: s.counter("create_errors_total", "Failed creations.", &[])?,
-            leaks: s.counter(
-                "leaks_total",
-                "Objects held past the leak-detection threshold.",
-                &[],
-            )?,
+            leaks: if plain {
+                Some(s.counter(
+                    "leaks_total",
+                    "Objects held past the leak-detection threshold.",
+                    &[],
+                )?)
+            } else {
+                None
+            },
             acquire: s.histogram(
                 "acquire_seconds",
                 "Time a get waited for an object, a place or a creation (0 when an object was free).",
@@ -141,127 +234,20 @@ impl PoolMetrics {
         Ok((metrics, gauges))
     }
 
-    /// Keeps the gauges fresh at every scrape from `status(target)`, for as long as `target`
-    /// and this scope live.
+    /// Keeps the gauges fresh at every scrape from `figures(target)`, for as long as
+    /// `target` and this scope live.
     pub(crate) fn collect<T: Send + Sync + 'static>(
         &self,
         target: &Arc<T>,
-        gauges: PoolGauges,
-        status: impl Fn(&T) -> Status + Send + Sync + 'static,
+        gauges: Gauges,
+        figures: impl Fn(&T) -> Figures + Send + Sync + 'static,
     ) {
         self._scope
-            .collector(target, move |t| gauges.set(&status(t)));
+            .collector(target, move |t| gauges.set(&figures(t)));
     }
 
     pub(crate) fn closed(&self, reason: CloseReason) {
-        if let Some(i) = CloseReason::ALL.iter().position(|r| *r == reason) {
-            self.closed[i].inc();
-        }
-    }
-
-    pub(crate) fn timeout(&self, stage: Stage) {
-        self.timeouts[stage as usize].inc();
-    }
-}
-
-impl PoolGauges {
-    fn set(&self, s: &Status) {
-        self.size.set(gauge_value(s.size));
-        self.idle.set(gauge_value(s.idle));
-        self.in_use.set(gauge_value(s.in_use));
-        self.waiters.set(gauge_value(s.waiting));
-        self.available.set(gauge_value(s.available));
-        self.max_size.set(gauge_value(s.max_size));
-    }
-}
-
-/// The reasons a keyed pool closes objects for, in the order of its counters.
-pub(crate) const KEYED_REASONS: [CloseReason; 9] = [
-    CloseReason::Broken,
-    CloseReason::Discarded,
-    CloseReason::Invalid,
-    CloseReason::Timeout,
-    CloseReason::Idle,
-    CloseReason::Evicted,
-    CloseReason::Cancelled,
-    CloseReason::Shutdown,
-    CloseReason::Panicked,
-];
-
-/// The counters of a [`KeyedPool`](crate::keyed::KeyedPool); its gauges live in a collector.
-pub(crate) struct KeyedMetrics {
-    _scope: Scope,
-    pub(crate) created: Counter,
-    pub(crate) create_errors: Counter,
-    closed: Vec<Counter>,
-    timeouts: Vec<Counter>,
-}
-
-/// What the keyed pool's collector reads at every scrape.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct KeyedFigures {
-    pub(crate) keys: usize,
-    pub(crate) size: usize,
-    pub(crate) idle: usize,
-    pub(crate) in_use: usize,
-    pub(crate) waiters: usize,
-    pub(crate) max_size: usize,
-}
-
-/// The gauges a collector sets from a keyed pool's figures.
-pub(crate) struct KeyedGauges {
-    keys: IntGauge,
-    size: IntGauge,
-    idle: IntGauge,
-    in_use: IntGauge,
-    waiters: IntGauge,
-    max_size: IntGauge,
-}
-
-impl KeyedMetrics {
-    pub(crate) fn register(
-        registry: &Registry,
-        name: &str,
-    ) -> Result<(Self, KeyedGauges), mpm_metrics::Error> {
-        let scope = registry.scope(KEYED, name)?;
-        let s = &scope;
-        let gauges = KeyedGauges {
-            keys: s.int_gauge("keys", "Keys with at least one object.", &[])?,
-            size: s.int_gauge("size", "Objects in the pool, all keys.", &[])?,
-            idle: s.int_gauge("idle", "Idle objects, all keys.", &[])?,
-            in_use: s.int_gauge("in_use", "Objects lent out or being created.", &[])?,
-            waiters: s.int_gauge("waiters", "Callers waiting for an object.", &[])?,
-            max_size: s.int_gauge("max_size", "The most objects in total.", &[])?,
-        };
-        let metrics = KeyedMetrics {
-            created: s.counter("created_total", "Objects created.", &[])?,
-            create_errors: s.counter("create_errors_total", "Failed creations.", &[])?,
-            closed: closed_counters(s, &KEYED_REASONS)?,
-            timeouts: timeout_counters(s, &[Stage::Acquire, Stage::Create, Stage::Validate])?,
-            _scope: scope,
-        };
-        Ok((metrics, gauges))
-    }
-
-    pub(crate) fn collect<T: Send + Sync + 'static>(
-        &self,
-        target: &Arc<T>,
-        gauges: KeyedGauges,
-        figures: impl Fn(&T) -> KeyedFigures + Send + Sync + 'static,
-    ) {
-        self._scope.collector(target, move |t| {
-            let f = figures(t);
-            gauges.keys.set(gauge_value(f.keys));
-            gauges.size.set(gauge_value(f.size));
-            gauges.idle.set(gauge_value(f.idle));
-            gauges.in_use.set(gauge_value(f.in_use));
-            gauges.waiters.set(gauge_value(f.waiters));
-            gauges.max_size.set(gauge_value(f.max_size));
-        });
-    }
-
-    pub(crate) fn closed(&self, reason: CloseReason) {
-        if let Some(i) = KEYED_REASONS.iter().position(|r| *r == reason) {
+        if let Some(i) = self.kind.reasons().iter().position(|r| *r == reason) {
             self.closed[i].inc();
         }
     }
@@ -269,6 +255,22 @@ impl KeyedMetrics {
     pub(crate) fn timeout(&self, stage: Stage) {
         if let Some(c) = self.timeouts.get(stage as usize) {
             c.inc();
+        }
+    }
+}
+
+impl Gauges {
+    fn set(&self, f: &Figures) {
+        self.size.set(gauge_value(f.size));
+        self.idle.set(gauge_value(f.idle));
+        self.in_use.set(gauge_value(f.in_use));
+        self.waiters.set(gauge_value(f.waiters));
+        self.max_size.set(gauge_value(f.max_size));
+        if let (Some(g), Some(v)) = (&self.available, f.available) {
+            g.set(gauge_value(v));
+        }
+        if let (Some(g), Some(v)) = (&self.keys, f.keys) {
+            g.set(gauge_value(v));
         }
     }
 }

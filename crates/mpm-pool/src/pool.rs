@@ -81,7 +81,7 @@ use crate::clock::{Clock, NEVER, ms, tick_for};
 use crate::config::Config;
 use crate::error::{ConfigError, Error};
 use crate::manager::Manager;
-use crate::metrics::PoolMetrics;
+use crate::metrics::{Figures, Kind, PoolMetrics};
 use crate::slots::Slots;
 use crate::stats::Status;
 
@@ -162,7 +162,7 @@ impl<M: Manager> Pool<M> {
     pub(crate) fn from_parts(manager: M, config: Config) -> Result<Self, ConfigError> {
         let (metrics, gauges) = match &config.registry {
             Some((registry, name)) => {
-                let (m, g) = PoolMetrics::register(registry, name)?;
+                let (m, g) = PoolMetrics::register(registry, name, Kind::Plain)?;
                 (Some(m), Some(g))
             }
             None => (None, None),
@@ -190,7 +190,7 @@ impl<M: Manager> Pool<M> {
             config,
         });
         if let (Some(m), Some(g)) = (&inner.metrics, gauges) {
-            m.collect(&inner, g, Inner::status);
+            m.collect(&inner, g, |inner| Figures::from(&inner.status()));
         }
         if inner.config.maintenance.is_some() {
             tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;

@@ -8,7 +8,7 @@ use mpm_metrics::Registry;
 
 use super::{KeyedConfig, KeyedManager, KeyedPool};
 use crate::error::ConfigError;
-use crate::metrics::{KeyedMetrics, Target};
+use crate::metrics::{Kind, PoolMetrics, Target};
 
 /// Settings of a [`KeyedPool`]; made by [`KeyedPool::builder`]. Defaults: one object per key, 50 in total, acquire timeout 30 s, create
 /// timeout 10 s, validate timeout 5 s, skip validation within 500 ms, idle timeout 10 min,
@@ -148,7 +148,7 @@ where
             }
         }
         let metrics = match &self.metrics {
-            Some((registry, name)) => Some(KeyedMetrics::register(registry, name)?),
+            Some((registry, name)) => Some(PoolMetrics::register(registry, name, Kind::Keyed)?),
             None => None,
         };
         Ok(KeyedPool::with_parts(self.manager, self.config, metrics))

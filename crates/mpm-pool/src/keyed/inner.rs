@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::KeyedStatus;
 use super::config::KeyedConfig;
@@ -22,7 +23,7 @@ use crate::clock::{Clock, Ms, ms};
 use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at};
 use crate::error::{Error, Stage};
 use crate::guards::Queued;
-use crate::metrics::KeyedMetrics;
+use crate::metrics::PoolMetrics;
 use crate::stats::CloseReason;
 use crate::task::{Maintained, spawn_unless_running};
 use crate::unwind;
@@ -35,7 +36,7 @@ pub(super) struct Inner<K, M: KeyedManager<K>> {
     pub(super) manager: M,
     pub(super) config: KeyedConfig,
     pub(super) table: Table<K, M::Object, Waker, ParkingLot>,
-    pub(super) metrics: Option<KeyedMetrics>,
+    pub(super) metrics: Option<PoolMetrics>,
     /// Wakes the maintenance task (the pool closed).
     pub(super) wake: Notify,
     /// A maintenance task is running: set by whoever spawns one, cleared when it ends for
@@ -126,6 +127,7 @@ where
         id: usize,
         deadline: &mut Deadline,
         timeout: Option<Duration>,
+        waited_since: &mut Option<Instant>,
     ) -> Result<Grant<M::Object>, Error<M::Error>> {
         let mut waiting = Queued {
             place: OnKey {
@@ -136,9 +138,11 @@ where
             id: Some(id),
         };
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        if let Some(timeout) = timeout {
-            let fresh = !deadline.started();
-            let start = start_wait(&self.clock, deadline, false, &mut None);
+        let stats = self.metrics.is_some();
+        let fresh = !deadline.started();
+        let start = (timeout.is_some() || stats)
+            .then(|| start_wait(&self.clock, deadline, stats, waited_since));
+        if let (Some(start), Some(timeout)) = (start, timeout) {
             match sweep_wake_at(self, start, timeout, fresh, deadline) {
                 Some(at) => {
                     // Set after the waiter joined its line: a grant that came meanwhile
@@ -210,18 +214,29 @@ where
         .await
     }
 
+    /// Lends `entry`; records the wait (0 if the caller did not wait) and starts the
+    /// lease's timer if metrics are on.
     pub(super) fn lend(
         self: &Arc<Self>,
         key: K,
         slot: KeySlot<K, M>,
         entry: KEntry<M::Object>,
+        waited_since: Option<Instant>,
     ) -> KeyedObject<K, M> {
+        let timer = self.metrics.as_ref().map(|m| {
+            match waited_since {
+                Some(t) => m.acquire.record_duration(t.elapsed()),
+                None => m.acquire.record(0),
+            }
+            quanta::Instant::now()
+        });
         KeyedObject {
             key,
             slot,
             entry: Some(entry),
             pool: Arc::clone(self),
             discard: false,
+            timer,
         }
     }
 
@@ -231,7 +246,11 @@ where
         slot: &KeySlot<K, M>,
         mut entry: KEntry<M::Object>,
         discard: bool,
+        timer: Option<quanta::Instant>,
     ) {
+        if let (Some(m), Some(t)) = (&self.metrics, timer) {
+            m.in_use_time.record_duration(t.elapsed());
+        }
         let broken_reason = if discard {
             Some(CloseReason::Discarded)
         } else {

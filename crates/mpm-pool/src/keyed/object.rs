@@ -34,6 +34,8 @@ where
     pub(super) entry: Option<KEntry<M::Object>>,
     pub(super) pool: Arc<Inner<K, M>>,
     pub(super) discard: bool,
+    /// When the lease began, if metrics are on (for the time in use).
+    pub(super) timer: Option<quanta::Instant>,
 }
 
 impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> KeyedObject<K, M> {
@@ -52,7 +54,7 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> Drop for 
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
             self.pool
-                .release(&self.key, &self.slot, entry, self.discard);
+                .release(&self.key, &self.slot, entry, self.discard, self.timer);
         }
     }
 }

@@ -174,8 +174,8 @@ impl<M: Manager> Inner<M> {
                 held_for = ?report.held_for,
                 "pooled object held past the leak-detection threshold"
             );
-            if let Some(m) = &self.metrics {
-                m.leaks.inc();
+            if let Some(leaks) = self.metrics.as_ref().and_then(|m| m.leaks.as_ref()) {
+                leaks.inc();
             }
             if let Some(hook) = &self.config.on_leak {
                 let _ = unwind::call("on_leak", || hook(&report));

@@ -113,6 +113,39 @@ async fn histogram_counts_are_exact_and_gauges_fresh_at_scrape() {
 }
 
 #[tokio::test]
+async fn the_keyed_pool_records_the_same_histograms_exactly() {
+    let registry = Registry::default();
+    let pool = KeyedPool::builder(Sockets)
+        .max_per_key(nz(2))
+        .metrics(&registry, "clients")
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        drop(pool.get(1).await.unwrap());
+    }
+    let held = [pool.get(1).await.unwrap(), pool.get(2).await.unwrap()];
+    let text = registry.render_prometheus();
+    let count = |what: &str| {
+        sample(
+            &text,
+            &format!("mpm_pool_keyed_{what}_seconds_count{{name=\"clients\"}}"),
+        )
+    };
+    assert_eq!(count("acquire"), 7.0, "every get");
+    assert_eq!(count("in_use"), 5.0, "every lease returned");
+    assert_eq!(count("create"), 2.0, "every creation");
+    drop(held);
+    let text = registry.render_prometheus();
+    assert_eq!(
+        sample(
+            &text,
+            "mpm_pool_keyed_in_use_seconds_count{name=\"clients\"}"
+        ),
+        7.0
+    );
+}
+
+#[tokio::test]
 async fn a_name_is_claimed_once_per_registry_and_released_with_the_pool() {
     let registry = Registry::default();
     let first = Pool::builder(TestManager::new())
