@@ -119,7 +119,8 @@ where
         self
     }
 
-    /// How often the maintenance task runs; `None` switches it off.
+    /// How often the maintenance task runs its pass (it ticks the coarse clock and sweeps
+    /// waiters in between); `None` switches it off, and waits then use their own timers.
     pub fn maintenance_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.maintenance_interval = interval;
         self

@@ -22,7 +22,9 @@ pub(crate) struct KeyedConfig {
     /// keys left without objects (default 10 min). `None` keeps idle objects until they are
     /// evicted at the total cap or [`KeyedPool::evict_idle`](super::KeyedPool::evict_idle) is called.
     pub(crate) idle_timeout: Option<Duration>,
-    /// How often the background maintenance task runs (default 30 s; each period is
+    /// How often the background maintenance task runs its pass (default 30 s; between passes
+    /// it ticks the pool's coarse clock and sweeps waiters near their deadlines, as the plain
+    /// pool's task does; each period is
     /// shortened by a random 0-10%, as the plain pool's keepalive is, so that pools made
     /// together do not run their passes in step; zero is raised to 1 ms). `None` switches
     /// the task off. The task is started only when the pool is made inside a Tokio runtime
