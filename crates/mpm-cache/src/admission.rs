@@ -198,9 +198,10 @@ impl Sketch {
     }
 }
 
-/// Passes a hash through: the shadows are keyed by hashes already mixed.
+/// Passes a hash through: the shadows are keyed by hashes already mixed, and the L1's
+/// quick_cache by keys that carry the tier's hash of them.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {

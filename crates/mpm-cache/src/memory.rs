@@ -1,7 +1,7 @@
 //! `MemoryTier`: the L1, a quick_cache with TTL, weights, pinning and an eviction listener.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use mpm_metrics::{Registry, Scope};
 
 use crate::Error;
 use crate::admission::{
-    self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
+    self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, PassThrough,
+    Verdict,
 };
 use crate::clock::{self, Clock};
 use crate::ledger::Ledger;
@@ -87,13 +88,87 @@ pub(crate) struct SlotWeighter<K, V> {
     floor: u64,
 }
 
-impl<K, V> Weighter<K, Slot<V>> for SlotWeighter<K, V> {
+impl<K, V> SlotWeighter<K, V> {
     #[inline]
-    fn weight(&self, key: &K, slot: &Slot<V>) -> u64 {
+    fn weight_of(&self, key: &K, slot: &Slot<V>) -> u64 {
         match &self.weigh {
             None => 1,
             Some(f) => f(key, &slot.value).max(self.floor).max(1),
         }
+    }
+}
+
+impl<K, V> Weighter<Hashed<K>, Slot<V>> for SlotWeighter<K, V> {
+    #[inline]
+    fn weight(&self, key: &Hashed<K>, slot: &Slot<V>) -> u64 {
+        self.weight_of(&key.key, slot)
+    }
+}
+
+/// A key as the L1's quick_cache holds it: with the tier hasher's hash of it, computed once
+/// when the key enters. quick_cache hashes with [`PassThrough`], so the hash it works with is
+/// the same one, but the keys it evicts (which it hashes again to unlink them) and the adaptive
+/// admission's victims cost no second run of the tier's hasher.
+#[derive(Clone)]
+pub(crate) struct Hashed<K> {
+    hash: u64,
+    key: K,
+}
+
+impl<K> Hash for Hashed<K> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<K: PartialEq> PartialEq for Hashed<K> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl<K: Eq> Eq for Hashed<K> {}
+
+/// A borrowed key with its hash, to look a [`Hashed`] key up.
+struct Probe<'a, Q: ?Sized> {
+    hash: u64,
+    key: &'a Q,
+}
+
+impl<Q: ?Sized> Hash for Probe<'_, Q> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<K, Q: Equivalent<K> + ?Sized> Equivalent<Hashed<K>> for Probe<'_, Q> {
+    #[inline]
+    fn equivalent(&self, key: &Hashed<K>) -> bool {
+        self.key.equivalent(&key.key)
+    }
+}
+
+/// A borrowed key and the tier's hasher, to look a [`Hashed`] key up: the key is hashed when
+/// quick_cache asks (inside its lookup, as it would hash the key itself).
+struct Lookup<'a, Q: ?Sized, S> {
+    hasher: &'a S,
+    key: &'a Q,
+}
+
+impl<Q: Hash + ?Sized, S: BuildHasher> Hash for Lookup<'_, Q, S> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hasher.hash_one(self.key));
+    }
+}
+
+impl<K, Q: Equivalent<K> + ?Sized, S> Equivalent<Hashed<K>> for Lookup<'_, Q, S> {
+    #[inline]
+    fn equivalent(&self, key: &Hashed<K>) -> bool {
+        self.key.equivalent(&key.key)
     }
 }
 
@@ -113,7 +188,7 @@ impl<K, V> Shared<K, V> {
     /// The deadline and weight the ledger knows an entry by (`None` if it never expires).
     #[inline]
     fn ledger_key(&self, key: &K, slot: &Slot<V>) -> Option<(u64, u64)> {
-        (slot.deadline() != NEVER).then(|| (slot.deadline(), self.weigher.weight(key, slot)))
+        (slot.deadline() != NEVER).then(|| (slot.deadline(), self.weigher.weight_of(key, slot)))
     }
 
     /// Every entry that leaves the tier, by any cause, passes here exactly once.
@@ -151,8 +226,8 @@ pub(crate) struct SlotLifecycle<K, V> {
 /// shard lock, so a listener may call back into the cache.
 pub(crate) struct Evicted<K, V> {
     /// The first eviction of a request lives inline: most inserts evict exactly one entry.
-    first: Option<(K, Slot<V>, RemovalCause)>,
-    items: Vec<(K, Slot<V>, RemovalCause)>,
+    first: Option<(Hashed<K>, Slot<V>, RemovalCause)>,
+    items: Vec<(Hashed<K>, Slot<V>, RemovalCause)>,
     /// For a request quick_cache starts with a state of its own (`set_capacity`): the tier's
     /// shared parts, so that dropping the state reports the entries.
     shared: Option<Arc<Shared<K, V>>>,
@@ -176,7 +251,7 @@ impl<K, V> Drop for Evicted<K, V> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
-                shared.notify(&k, &slot, cause);
+                shared.notify(&k.key, &slot, cause);
             }
         }
     }
@@ -198,7 +273,7 @@ impl<K: Eq, V> Evicted<K, V> {
     /// quick_cache reports a replaced value through its eviction hook too. An evicted entry
     /// with the inserted key that is still resident after the request was replaced, not
     /// evicted.
-    fn mark_replaced(&mut self, inserted: &K, resident: impl Fn(&K) -> bool) {
+    fn mark_replaced(&mut self, inserted: &Hashed<K>, resident: impl Fn(&Hashed<K>) -> bool) {
         for (k, _, cause) in self.first.iter_mut().chain(self.items.iter_mut()) {
             if *cause == RemovalCause::Capacity && k == inserted && resident(k) {
                 *cause = RemovalCause::Replaced;
@@ -207,15 +282,15 @@ impl<K: Eq, V> Evicted<K, V> {
     }
 }
 
-impl<K, V> Lifecycle<K, Slot<V>> for SlotLifecycle<K, V> {
+impl<K, V> Lifecycle<Hashed<K>, Slot<V>> for SlotLifecycle<K, V> {
     type RequestState = Evicted<K, V>;
 
     #[inline]
-    fn is_pinned(&self, _key: &K, slot: &Slot<V>) -> bool {
+    fn is_pinned(&self, _key: &Hashed<K>, slot: &Slot<V>) -> bool {
         slot.pinned()
     }
 
-    fn on_evict(&self, state: &mut Self::RequestState, key: K, slot: Slot<V>) {
+    fn on_evict(&self, state: &mut Self::RequestState, key: Hashed<K>, slot: Slot<V>) {
         let cause = self.shared.cause_of(&slot);
         if !state.own && state.shared.is_none() {
             state.shared = Some(Arc::clone(&self.shared));
@@ -541,7 +616,7 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         let cache = Cache::with_options(
             opts,
             weigher,
-            self.hasher.clone(),
+            BuildHasherDefault::default(),
             SlotLifecycle {
                 shared: Arc::clone(&shared),
             },
@@ -612,10 +687,16 @@ fn initial_reserve(estimated: usize, ghost_allocation: f64, shards: usize) -> us
     per_shard.saturating_mul(shards)
 }
 
-type SlotCache<K, V, S> = Cache<K, Slot<V>, SlotWeighter<K, V>, S, SlotLifecycle<K, V>>;
+type SlotCache<K, V> = Cache<
+    Hashed<K>,
+    Slot<V>,
+    SlotWeighter<K, V>,
+    BuildHasherDefault<PassThrough>,
+    SlotLifecycle<K, V>,
+>;
 
 struct Inner<K, V, S> {
-    cache: SlotCache<K, V, S>,
+    cache: SlotCache<K, V>,
     clock: Clock,
     default_ttl: Option<Duration>,
     /// The default TTL in milliseconds, converted once rather than at every insert.
@@ -625,8 +706,8 @@ struct Inner<K, V, S> {
     capacity: u64,
     /// The adaptive admission policy, with [`Admission::Adaptive`].
     adaptive: Option<Box<Adaptive>>,
-    /// The tier's hasher: the admission policy's victims are kept per quick_cache shard, which
-    /// this hash picks.
+    /// The tier's hasher: every key's [`Hashed`] hash (quick_cache's shards and buckets, and the
+    /// admission policy's victims per shard).
     hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
     _scope: Option<Scope>,
@@ -761,7 +842,7 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let inner = &*self.inner;
-        match inner.cache.get(key) {
+        match inner.cache.get(&self.probe(key)) {
             Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
                 inner.stats.hits.inc();
                 if slot.meta & ADAPTIVE != 0 {
@@ -787,7 +868,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let slot = self.inner.cache.peek(key)?;
+        let slot = self.inner.cache.peek(&self.probe(key))?;
         self.live(&slot).then_some(slot.value)
     }
 
@@ -797,7 +878,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let slot = self.inner.cache.peek(key)?;
+        let slot = self.inner.cache.peek(&self.probe(key))?;
         if !self.live(&slot) {
             return None;
         }
@@ -811,7 +892,10 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.inner.cache.peek(key).is_some_and(|s| self.live(&s))
+        self.inner
+            .cache
+            .peek(&self.probe(key))
+            .is_some_and(|s| self.live(&s))
     }
 
     /// Whether an entry (live or expired but not yet reclaimed) occupies `key`.
@@ -820,7 +904,16 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.inner.cache.contains_key(key)
+        self.inner.cache.contains_key(&self.probe(key))
+    }
+
+    /// `key` to look up, hashed by the tier's hasher when quick_cache asks.
+    #[inline(always)]
+    fn probe<'a, Q: Hash + ?Sized>(&'a self, key: &'a Q) -> Lookup<'a, Q, S> {
+        Lookup {
+            hasher: &self.inner.hasher,
+            key,
+        }
     }
 
     #[inline]
@@ -833,13 +926,13 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let now = self.inner.clock.now_ms();
-        if let Some((k, slot)) = self
-            .inner
-            .cache
-            .remove_if(key, |s| s.deadline() != NEVER && now > s.deadline())
-        {
+        if let Some((k, slot)) = self.inner.cache.remove_if(&self.probe(key), |s| {
+            s.deadline() != NEVER && now > s.deadline()
+        }) {
             self.made_room();
-            self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+            self.inner
+                .shared
+                .notify(&k.key, &slot, RemovalCause::Expired);
         }
     }
 
@@ -875,12 +968,13 @@ where
         let deadline = ttl_ms.map_or(NEVER, |ms| inner.clock.deadline_in(ms));
         inner.stats.inserts.inc();
         let mut slot = Slot::new(value, deadline, pinned);
+        let hash = inner.hasher.hash_one(&key);
         if let Some(a) = &inner.adaptive {
             let verdict = a.admit(
                 a.hash(&key),
-                || inner.hasher.hash_one(&key),
+                || hash,
                 pinned,
-                || inner.cache.contains_key(&key),
+                || inner.cache.contains_key(&Probe { hash, key: &key }),
             );
             match verdict {
                 Verdict::Refused => {
@@ -893,6 +987,7 @@ where
             }
         }
         let entered = shared.ledger_key(&key, &slot);
+        let key = Hashed { hash, key };
         let inserted = key.clone();
         let mut evicted = Evicted::default();
         evicted.own = true;
@@ -910,7 +1005,7 @@ where
             ledger.add(d, w);
         }
         for (k, slot, _) in evicted.first.iter().chain(evicted.items.iter()) {
-            if let Some((d, w)) = shared.ledger_key(k, slot) {
+            if let Some((d, w)) = shared.ledger_key(&k.key, slot) {
                 ledger.sub(d, w);
             }
         }
@@ -923,13 +1018,13 @@ where
                 .chain(evicted.first.iter())
                 .find(|e| e.2 == RemovalCause::Capacity)
         {
-            a.evicted(inner.hasher.hash_one(k), a.hash(k));
+            a.evicted(k.hash, a.hash(&k.key));
         }
         if let Some((k, slot, cause)) = evicted.first.take() {
-            shared.report(&k, &slot, cause);
+            shared.report(&k.key, &slot, cause);
         }
         for (k, slot, cause) in evicted.items.drain(..) {
-            shared.report(&k, &slot, cause);
+            shared.report(&k.key, &slot, cause);
         }
         evicted.finish();
     }
@@ -939,7 +1034,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let (k, slot) = self.inner.cache.remove(key)?;
+        let (k, slot) = self.inner.cache.remove(&self.probe(key))?;
         self.made_room();
         let live = self.live(&slot);
         let cause = if live {
@@ -947,7 +1042,7 @@ where
         } else {
             RemovalCause::Expired
         };
-        self.inner.shared.notify(&k, &slot, cause);
+        self.inner.shared.notify(&k.key, &slot, cause);
         live.then_some(slot.value)
     }
 
@@ -957,14 +1052,14 @@ where
         for (k, slot) in self.inner.cache.drain() {
             self.inner
                 .shared
-                .notify(&k, &slot, RemovalCause::Invalidated);
+                .notify(&k.key, &slot, RemovalCause::Invalidated);
         }
     }
 
     /// Removes every expired entry now; returns how many. Costs a walk over the whole tier.
     pub fn purge_expired(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        let expired: Vec<K> = self
+        let expired: Vec<Hashed<K>> = self
             .inner
             .cache
             .iter()
@@ -978,7 +1073,9 @@ where
                 .cache
                 .remove_if(&k, |s| s.deadline() != NEVER && now > s.deadline())
             {
-                self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+                self.inner
+                    .shared
+                    .notify(&k.key, &slot, RemovalCause::Expired);
                 n += 1;
             }
         }
@@ -1024,7 +1121,7 @@ where
         self.inner.cache.set_capacity(target.max(1));
         if fraction == 0.0 {
             // A capacity of one entry per shard may remain; drop the unpinned rest.
-            let keys: Vec<K> = self
+            let keys: Vec<Hashed<K>> = self
                 .inner
                 .cache
                 .iter()
@@ -1033,7 +1130,9 @@ where
                 .collect();
             for k in keys {
                 if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| !s.pinned()) {
-                    self.inner.shared.notify(&k, &slot, RemovalCause::Capacity);
+                    self.inner
+                        .shared
+                        .notify(&k.key, &slot, RemovalCause::Capacity);
                 }
             }
         }
@@ -1098,7 +1197,7 @@ where
             .cache
             .iter()
             .filter(|(_, s)| s.deadline() == NEVER || now <= s.deadline())
-            .map(|(k, s)| (k, s.value))
+            .map(|(k, s)| (k.key, s.value))
             .collect()
     }
 }
