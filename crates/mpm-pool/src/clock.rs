@@ -11,6 +11,7 @@ pub(crate) type Ms = u64;
 /// "Never" in [`Ms`].
 pub(crate) const NEVER: Ms = u64::MAX;
 
+#[inline]
 pub(crate) fn ms(d: Duration) -> Ms {
     // Not through `as_millis`: its 128-bit arithmetic costs more, on every contended get.
     d.as_secs()

@@ -34,6 +34,7 @@ pub(crate) fn call<R>(method: &'static str, f: impl FnOnce() -> R) -> Result<R, 
 }
 
 /// Polls `fut`, a call of the manager's async `method`, once, catching a panic.
+#[inline]
 pub(crate) fn poll<F: Future + ?Sized>(
     method: &'static str,
     fut: std::pin::Pin<&mut F>,
