@@ -24,7 +24,7 @@ fn l1(admission: Admission) -> MemoryTier<u64, u64> {
 }
 
 /// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s); also with
-/// the adaptive admission policy (a hit on one key in 16 at this size, the sampled ones, is
+/// the adaptive admission policy (a hit on one key in 32 at this size, the sampled ones, is
 /// queued for the shadow caches, and one hit in 16 is counted in the frequency sketch).
 fn hot_get(c: &mut Criterion) {
     let mut g = c.benchmark_group("l1_hot_get");
@@ -138,7 +138,7 @@ fn tiered_hot_get(c: &mut Criterion) {
 }
 
 /// L1 insert of a fresh key into a full cache (one eviction per insert). With the adaptive
-/// policy every insert is also counted in the sketch, and one in 16 (the sampled keys)
+/// policy every insert is also counted in the sketch, and one in 32 (the sampled keys)
 /// replays in the shadow caches; fresh keys never hit, so the filter stays off and every
 /// insert evicts.
 fn insert(c: &mut Criterion) {

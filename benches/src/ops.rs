@@ -203,7 +203,7 @@ fn cache_l1_insert_evict_adaptive(n: u64) {
     l1_insert_evict(mpm_cache::Admission::Adaptive, n);
 }
 
-/// Hits on `HOT` resident keys in turn. With adaptive admission one key in 16 is sampled (its
+/// Hits on `HOT` resident keys in turn. With adaptive admission one key in 32 is sampled (its
 /// hits go to the shadow caches) and one hit in 16 is counted in the sketch.
 fn l1_hot_get(admission: mpm_cache::Admission, n: u64) {
     let tier = memory_tier(admission);
@@ -220,7 +220,7 @@ fn l1_hot_get(admission: mpm_cache::Admission, n: u64) {
 
 /// Fresh keys into a full tier: every insert evicts one entry. With adaptive admission fresh
 /// keys never hit, so the filter stays off; every insert is counted in the sketch and one in
-/// 16 (the sampled keys) replays in the shadow caches.
+/// 32 (the sampled keys) replays in the shadow caches.
 fn l1_insert_evict(admission: mpm_cache::Admission, n: u64) {
     let tier = memory_tier(admission);
     for k in 0..ENTRIES as u64 * 2 {
