@@ -171,7 +171,8 @@ where
     }
 
     /// Runs one maintenance pass now: closes objects idle for the
-    /// [`idle_timeout`](KeyedBuilder::idle_timeout) or longer and drops keys left empty.
+    /// [`idle_timeout`](KeyedBuilder::idle_timeout) or longer, and idle objects that
+    /// [`KeyedManager::is_broken`] says are broken, and drops keys left empty.
     /// Returns how many objects it closed.
     pub fn run_maintenance(&self) -> usize {
         self.inner.maintain_once()
@@ -374,7 +375,7 @@ where
     /// Closes idle objects unused for `idle_for` or longer, and drops keys left empty.
     /// Returns how many it closed.
     pub fn evict_idle(&self, idle_for: Duration) -> usize {
-        self.inner.evict_idle(Some(idle_for))
+        self.inner.evict_idle(Some(idle_for), false)
     }
 
     /// Closes the pool: waiters get [`Error::Closed`], idle objects are closed now and lent

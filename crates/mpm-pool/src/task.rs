@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{Clock, Ms, NEVER};
+use crate::stats::CloseReason;
 use crate::unwind;
 
 /// A pool with a maintenance task, a coarse clock and waiters the task sweeps.
@@ -89,6 +90,30 @@ pub(crate) trait Maintained: Send + Sync + 'static {
     /// [`Maintained::ticks_on_time_ms`] at an instant.
     fn ticks_on_time(&self, now: Instant) -> bool {
         self.ticks_on_time_ms(self.clock().at(now))
+    }
+}
+
+/// Why a maintenance pass retires an idle object, if it does, written once for both pools'
+/// passes: broken (the manager's synchronous check, `broken`, called only here), past its
+/// lifetime (`expires`, [`NEVER`] without one), or unused for `idle_timeout` or longer while
+/// more objects than the minimum to keep remain (`above_min`).
+#[inline]
+pub(crate) fn retire_idle(
+    broken: impl FnOnce() -> Option<CloseReason>,
+    now: Ms,
+    expires: Ms,
+    last_used: Ms,
+    idle_timeout: Ms,
+    above_min: bool,
+) -> Option<CloseReason> {
+    if let Some(reason) = broken() {
+        Some(reason)
+    } else if now >= expires {
+        Some(CloseReason::Lifetime)
+    } else if above_min && now.saturating_sub(last_used) >= idle_timeout {
+        Some(CloseReason::Idle)
+    } else {
+        None
     }
 }
 

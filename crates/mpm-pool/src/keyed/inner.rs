@@ -19,13 +19,13 @@ use super::locks::ParkingLot;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
 use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
-use crate::clock::{Clock, Ms, ms};
+use crate::clock::{Clock, Ms, NEVER, ms};
 use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at};
 use crate::error::{Error, Stage};
 use crate::guards::Queued;
 use crate::metrics::PoolMetrics;
 use crate::stats::CloseReason;
-use crate::task::{Maintained, spawn_unless_running};
+use crate::task::{Maintained, retire_idle, spawn_unless_running};
 use crate::unwind;
 use crate::waiters::Woken;
 
@@ -97,23 +97,39 @@ where
         }
     }
 
-    /// Closes idle objects unused for `idle_for` or longer (none if `None`) and drops keys
-    /// left empty; returns how many it closed.
-    pub(super) fn evict_idle(&self, idle_for: Option<Duration>) -> usize {
+    /// Closes idle objects unused for `idle_for` or longer (none if `None`), and those the
+    /// manager's synchronous check says are broken if `check` (a maintenance pass, as the
+    /// plain pool's), and drops keys left empty; returns how many it closed.
+    pub(super) fn evict_idle(&self, idle_for: Option<Duration>, check: bool) -> usize {
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
         let now = self.clock.precise();
-        let n = self
-            .table
-            .evict_idle(now, idle_for.map(ms), &mut evicted, &mut woken);
+        let idle_for = idle_for.map_or(NEVER, ms);
+        let n = self.table.evict_idle(
+            |key, e| {
+                let broken = || {
+                    if !check {
+                        return None;
+                    }
+                    match unwind::call("is_broken", || self.manager.is_broken(key, &mut e.obj)) {
+                        Ok(false) => None,
+                        Ok(true) => Some(CloseReason::Broken),
+                        Err(_) => Some(CloseReason::Panicked),
+                    }
+                };
+                retire_idle(broken, now, NEVER, e.last_used, idle_for, true)
+            },
+            &mut evicted,
+            &mut woken,
+        );
         woken.wake_all(Waker::wake);
         self.close_all(evicted);
         n
     }
 
-    /// One maintenance pass: idle objects past the idle timeout, then empty keys.
+    /// One maintenance pass: idle objects broken or past the idle timeout, then empty keys.
     pub(super) fn maintain_once(&self) -> usize {
-        self.evict_idle(self.config.idle_timeout)
+        self.evict_idle(self.config.idle_timeout, true)
     }
 
     /// Waits in `key`'s line as waiter `id` until it is handed an object or room (or the

@@ -23,7 +23,8 @@ pub trait KeyedManager<K>: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
-    /// A cheap synchronous check on release: `true` closes the object. The default says no.
+    /// A cheap synchronous check, on release and on idle objects in each maintenance pass:
+    /// `true` closes the object. The default says no.
     fn is_broken(&self, key: &K, object: &mut Self::Object) -> bool {
         let _ = (key, object);
         false

@@ -674,12 +674,11 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
         self.leave(&room, &empties);
     }
 
-    /// Closes the idle objects unused for `idle_for` or longer at `now` and drops the keys
-    /// left empty; the room goes to the waiters. Returns how many it closed.
+    /// Closes the idle objects for which `retire` gives a reason and drops the keys left
+    /// empty; the room goes to the waiters. Returns how many it closed.
     pub(super) fn evict_idle(
         &self,
-        now: Ms,
-        idle_for: Option<Ms>,
+        mut retire: impl FnMut(&K, &mut KEntry<T>) -> Option<CloseReason>,
         evicted: &mut Evicted<K, T>,
         woken: &mut Woken<W>,
     ) -> usize {
@@ -690,17 +689,19 @@ impl<K: Clone + Eq + Hash, T, W, L: Locking> Table<K, T, W, L> {
             let map = self.keys.read();
             for (key, slot) in map.iter() {
                 let mut k = slot.lock();
-                if let Some(idle_for) = idle_for {
-                    while k
-                        .idle
-                        .front()
-                        .is_some_and(|e| now.saturating_sub(e.last_used) >= idle_for)
-                    {
-                        if let Some(e) = k.idle.pop_front() {
+                let mut i = 0;
+                while i < k.idle.len() {
+                    let reason = match k.idle.get_mut(i) {
+                        Some(e) => retire(key, e),
+                        None => None,
+                    };
+                    match reason.and_then(|r| k.idle.remove(i).map(|e| (e, r))) {
+                        Some((e, reason)) => {
                             k.size -= 1;
                             removed += 1;
-                            evicted.push((key.clone(), e, CloseReason::Idle));
+                            evicted.push((key.clone(), e, reason));
                         }
+                        None => i += 1,
                     }
                 }
                 if k.is_empty() {
@@ -837,6 +838,7 @@ mod tests {
 
     use super::{Evicted, Got, Grant, KEntry, KeyState, Look, Slot, Table};
     use crate::clock::NEVER;
+    use crate::stats::CloseReason;
     use crate::keyed::locks::{Lock, Locking, ReadWrite};
     use crate::waiters::Woken;
     use shuttle::sync::mpsc::{Receiver, Sender, channel};
@@ -1047,7 +1049,7 @@ mod tests {
                         wake(swept);
                     }
                 } else {
-                    pool.evict_idle(0, Some(0), &mut evicted, &mut woken);
+                    pool.evict_idle(|_, _| Some(CloseReason::Idle), &mut evicted, &mut woken);
                 }
                 wake(woken);
                 check(&pool);

@@ -18,7 +18,7 @@ use crate::error::{Error, Stage};
 use crate::guards::Reservation;
 use crate::manager::Manager;
 use crate::stats::CloseReason;
-use crate::task::{Maintained, spawn_unless_running};
+use crate::task::{Maintained, retire_idle, spawn_unless_running};
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
@@ -74,22 +74,26 @@ impl<M: Manager> Inner<M> {
         // (never below min_idle). The refill below replaces them in this same pass.
         let min_idle = self.config.min_idle;
         let idle_timeout = self.config.idle_timeout.map_or(NEVER, ms);
-        let mut broken = Vec::new();
+        let mut reasons = Vec::new();
         let retired = self.slots.lock().remove_idle(|e, size| {
-            if let Some(reason) = self.broken(&mut e.obj) {
-                broken.push((e.id, reason));
-                return true;
+            let reason = retire_idle(
+                || self.broken(&mut e.obj),
+                now,
+                e.expires,
+                e.last_used,
+                idle_timeout,
+                size > min_idle,
+            );
+            if let Some(reason) = reason {
+                reasons.push((e.id, reason));
             }
-            now >= e.expires || (now.saturating_sub(e.last_used) >= idle_timeout && size > min_idle)
+            reason.is_some()
         });
         for entry in retired {
-            let reason = if let Some(&(_, reason)) = broken.iter().find(|(id, _)| *id == entry.id) {
-                reason
-            } else if now >= entry.expires {
-                CloseReason::Lifetime
-            } else {
-                CloseReason::Idle
-            };
+            let reason = reasons
+                .iter()
+                .find(|(id, _)| *id == entry.id)
+                .map_or(CloseReason::Idle, |&(_, reason)| reason);
             self.close_object(entry, reason);
         }
         // Keepalive: validate objects idle for a (jittered) keepalive interval.

@@ -745,3 +745,55 @@ async fn a_waiter_gets_closed_even_if_an_object_comes_back_after_the_close() {
     assert_eq!(pool.status().total, 0);
     assert_eq!(pool.manager().live.load(Ordering::SeqCst), 0);
 }
+
+/// Says every object is broken once `broken` is set.
+#[derive(Default)]
+struct Breakable {
+    broken: std::sync::atomic::AtomicBool,
+    closed: AtomicUsize,
+}
+
+impl KeyedManager<u8> for Breakable {
+    type Object = ();
+    type Error = std::io::Error;
+
+    async fn create(&self, _: &u8) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn is_broken(&self, _: &u8, _: &mut ()) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    fn close(&self, _: &u8, _: ()) {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_maintenance_pass_closes_idle_objects_that_broke_as_the_plain_pools_does() {
+    let registry = mpm_metrics::Registry::default();
+    let pool = KeyedPool::builder(Breakable::default())
+        .max_per_key(nz(2))
+        .idle_timeout(None)
+        .maintenance_interval(None)
+        .metrics(&registry, "breakable")
+        .build()
+        .unwrap();
+    drop(pool.get(1).await.unwrap());
+    drop(pool.get(2).await.unwrap());
+    assert_eq!(pool.run_maintenance(), 0, "nothing broke");
+    pool.manager().broken.store(true, Ordering::SeqCst);
+    assert_eq!(pool.run_maintenance(), 2);
+    assert_eq!(pool.manager().closed.load(Ordering::SeqCst), 2);
+    let s = pool.status();
+    assert_eq!((s.keys, s.total), (0, 0), "{s:?}");
+    assert_eq!(
+        value(
+            &registry.snapshot(),
+            "mpm_pool_keyed_closed_total",
+            &[("name", "breakable"), ("reason", "broken")]
+        ),
+        2.0
+    );
+}
