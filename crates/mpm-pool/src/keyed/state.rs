@@ -838,8 +838,8 @@ mod tests {
 
     use super::{Evicted, Got, Grant, KEntry, KeyState, Look, Slot, Table};
     use crate::clock::NEVER;
-    use crate::stats::CloseReason;
     use crate::keyed::locks::{Lock, Locking, ReadWrite};
+    use crate::stats::CloseReason;
     use crate::waiters::Woken;
     use shuttle::sync::mpsc::{Receiver, Sender, channel};
     use std::sync::Arc;

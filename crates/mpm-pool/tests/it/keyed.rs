@@ -797,3 +797,29 @@ async fn a_maintenance_pass_closes_idle_objects_that_broke_as_the_plain_pools_do
         2.0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_far_from_its_deadline_is_swept_and_times_out_on_time() {
+    // Ticks of 100 ms: a wait with 2 s to go counts on the maintenance task's sweep (no timer
+    // of its own) until two ticks before its deadline, then arms its timer.
+    let pool = KeyedPool::builder(Arc::new(Clients::default()))
+        .max_per_key(nz(1))
+        .acquire_timeout(Some(Duration::from_secs(2)))
+        .skip_validation_within(Duration::from_millis(400))
+        .maintenance_interval(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let held = pool.get(k("a")).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(3), pool.get(k("a")))
+        .await
+        .expect("the wait ends by its deadline, woken by the sweep");
+    assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+        "timed out after {took:?}"
+    );
+    drop(held);
+    assert_eq!(pool.status().waiting, 0);
+}
