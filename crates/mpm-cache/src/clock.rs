@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 /// How often the shared ticker thread refreshes the coarse time.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// The latest reading of any clock, in milliseconds (2^61 - 1, some 73 million years): a
+/// [`ManualClock`] moved further stops there. The L1 keeps a deadline in 61 bits of a word and
+/// takes the largest for "never", so no clock ever passes it.
+pub(crate) const MAX_MS: u64 = u64::MAX >> 3;
+
 /// A millisecond clock read with one relaxed atomic load.
 ///
 /// [`Clock::coarse`] (the default) is driven by one background thread per process that stores the
@@ -26,13 +31,14 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// Moves the clock forward by `by` (rounded down to whole milliseconds).
+    /// Moves the clock forward by `by` (rounded down to whole milliseconds), up to 2^61 - 1
+    /// milliseconds after its start, where it stops.
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         let _ = self
             .now_ms
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                Some(t.saturating_add(ms))
+                Some(t.saturating_add(ms).min(MAX_MS))
             });
     }
 
@@ -55,7 +61,9 @@ fn shared_ticker() -> &'static Arc<AtomicU64> {
             .spawn(move || {
                 loop {
                     std::thread::sleep(TICK);
-                    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let ms = u64::try_from(start.elapsed().as_millis())
+                        .unwrap_or(MAX_MS)
+                        .min(MAX_MS);
                     writer.store(ms, Ordering::Relaxed);
                 }
             });

@@ -38,33 +38,45 @@ pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 /// set.
 const MIN_ADAPTIVE_SHARD: usize = 128;
 
-/// The deadline of an entry that never expires (the largest 61-bit value).
-const NEVER: u64 = u64::MAX >> 3;
+/// The deadline of an entry that never expires (the largest 61-bit value, which no clock
+/// reaches: see [`clock::MAX_MS`]).
+const NEVER: u64 = clock::MAX_MS;
 
 /// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
 #[derive(Clone)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    /// The deadline on the tier's clock in the low 61 bits ([`NEVER`] when none), the pin in
-    /// the top bit, below it whether the adaptive admission samples the key (its hits are
-    /// replayed in the shadow caches), and below that whether the tier admits adaptively (so a
-    /// hit on the default tier tests a bit it has loaded already): one word per entry.
+    /// The deadline on the tier's clock in the high 61 bits ([`NEVER`] when none), and in the
+    /// low three: the pin, whether the adaptive admission samples the key (its hits are
+    /// replayed in the shadow caches), and whether the tier admits adaptively (so a hit on the
+    /// default tier tests a bit it has loaded already): one word per entry. With the deadline on
+    /// top, a hit's expiry test is one shift of the clock and one comparison with the whole
+    /// word, and an entry without a deadline needs no test of its own: no clock reaches
+    /// [`NEVER`].
     meta: u64,
 }
 
-const PIN: u64 = 1 << 63;
-const SAMPLED: u64 = 1 << 62;
-const ADAPTIVE: u64 = 1 << 61;
+const FLAGS: u32 = 3;
+const PIN: u64 = 1;
+const SAMPLED: u64 = 1 << 1;
+const ADAPTIVE: u64 = 1 << 2;
 
 impl<V> Slot<V> {
     fn new(value: V, deadline: u64, pinned: bool) -> Self {
-        let meta = deadline.min(NEVER) | if pinned { PIN } else { 0 };
+        let meta = (deadline.min(NEVER) << FLAGS) | u64::from(pinned);
         Self { value, meta }
     }
 
     #[inline]
     fn deadline(&self) -> u64 {
-        self.meta & NEVER
+        self.meta >> FLAGS
+    }
+
+    /// Whether the entry is live at `now` (a reading of the tier's clock, so at most
+    /// [`NEVER`]): `now <= deadline`, as `now * 8 <= deadline * 8 + flags`.
+    #[inline(always)]
+    fn live_at(&self, now: u64) -> bool {
+        now << FLAGS <= self.meta
     }
 
     #[inline]
@@ -843,7 +855,7 @@ where
     {
         let inner = &*self.inner;
         match inner.cache.get(&self.probe(key)) {
-            Some(slot) if slot.deadline() == NEVER || inner.clock.now_ms() <= slot.deadline() => {
+            Some(slot) if slot.live_at(inner.clock.now_ms()) => {
                 inner.stats.hits.inc();
                 if slot.meta & ADAPTIVE != 0 {
                     // Two branches, each to the call: fewer instructions than combining them.
@@ -918,7 +930,7 @@ where
 
     #[inline]
     fn live(&self, slot: &Slot<V>) -> bool {
-        slot.deadline() == NEVER || self.inner.clock.now_ms() <= slot.deadline()
+        slot.live_at(self.inner.clock.now_ms())
     }
 
     fn reclaim<Q>(&self, key: &Q)
@@ -1204,7 +1216,42 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{initial_reserve, shard_slots};
+    use super::{ADAPTIVE, MemoryTier, NEVER, PIN, SAMPLED, Slot, initial_reserve, shard_slots};
+    use crate::Clock;
+    use std::time::Duration;
+
+    #[test]
+    fn a_slot_is_live_up_to_its_deadline_whatever_its_flags() {
+        for flags in [0, PIN, SAMPLED | ADAPTIVE, PIN | SAMPLED | ADAPTIVE] {
+            for deadline in [0, 1, 7, 1_000, NEVER - 1] {
+                let mut slot = Slot::new((), deadline, false);
+                slot.meta |= flags;
+                assert_eq!(slot.deadline(), deadline);
+                assert!(
+                    slot.live_at(0) && slot.live_at(deadline),
+                    "{deadline} {flags}"
+                );
+                assert!(!slot.live_at(deadline + 1), "{deadline} {flags}");
+            }
+            let mut never = Slot::new((), u64::MAX, false);
+            never.meta |= flags;
+            assert_eq!(never.deadline(), NEVER);
+            assert!(never.live_at(NEVER), "{flags}");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_a_deadline_outlives_the_clock_moved_to_its_end() {
+        let (clock, hand) = Clock::manual();
+        let tier: MemoryTier<u32, u32> = MemoryTier::builder().clock(clock).build().unwrap();
+        tier.insert_with_ttl(1, 1, None);
+        tier.insert_with_ttl(2, 2, Some(Duration::from_secs(1)));
+        hand.advance(Duration::MAX);
+        hand.advance(Duration::MAX);
+        assert_eq!(hand.now_ms(), NEVER);
+        assert_eq!(tier.get(&1), Some(1));
+        assert_eq!(tier.get(&2), None);
+    }
 
     /// The slots a shard's slab holds once it has grown by doubling from the reservation to
     /// `full` (quick_cache's `reserve(n)`: `n / shards` slots a shard, and as many more for
