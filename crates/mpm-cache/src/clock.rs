@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 /// How often the shared ticker thread refreshes the coarse time.
 pub const TICK: Duration = Duration::from_millis(1);
 
-/// The latest reading of any clock, in milliseconds (2^61 - 1, some 73 million years): a
-/// [`ManualClock`] moved further stops there. The L1 keeps a deadline in 61 bits of a word and
+/// The latest reading of any clock, in milliseconds (2^60 - 1, some 36 million years): a
+/// [`ManualClock`] moved further stops there. The L1 keeps a deadline in 60 bits of a word and
 /// takes the largest for "never", so no clock ever passes it.
-pub(crate) const MAX_MS: u64 = u64::MAX >> 3;
+pub(crate) const MAX_MS: u64 = u64::MAX >> 4;
 
 /// A millisecond clock read with one relaxed atomic load.
 ///
@@ -31,7 +31,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// Moves the clock forward by `by` (rounded down to whole milliseconds), up to 2^61 - 1
+    /// Moves the clock forward by `by` (rounded down to whole milliseconds), up to 2^60 - 1
     /// milliseconds after its start, where it stops.
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,55 +38,62 @@ pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 /// set.
 const MIN_ADAPTIVE_SHARD: usize = 128;
 
-/// The deadline of an entry that never expires (the largest 61-bit value, which no clock
+/// The deadline of an entry that never expires (the largest 60-bit value, which no clock
 /// reaches: see [`clock::MAX_MS`]).
 const NEVER: u64 = clock::MAX_MS;
+
+// A slot's word is never zero (see `Slot::meta`): a hit returns no wider than the slot.
+const _: () = assert!(size_of::<Option<Slot<u64>>>() == size_of::<Slot<u64>>());
 
 /// A value as the L1 stores it: the value, its deadline on the tier's clock, and its pin.
 #[derive(Clone)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    /// The deadline on the tier's clock in the high 61 bits ([`NEVER`] when none), and in the
-    /// low three: the pin, whether the adaptive admission samples the key (its hits are
-    /// replayed in the shadow caches), and whether the tier admits adaptively (so a hit on the
-    /// default tier tests a bit it has loaded already): one word per entry. With the deadline on
-    /// top, a hit's expiry test is one shift of the clock and one comparison with the whole
-    /// word, and an entry without a deadline needs no test of its own: no clock reaches
-    /// [`NEVER`].
-    meta: u64,
+    /// The deadline on the tier's clock in the high 60 bits ([`NEVER`] when none), and in the
+    /// low four: the pin, whether the adaptive admission samples the key (its hits are
+    /// replayed in the shadow caches), whether the tier admits adaptively (so a hit on the
+    /// default tier tests a bit it has loaded already), and [`ONE`], always set: one word per
+    /// entry. With the deadline on top, a hit's expiry test is one shift of the clock and one
+    /// comparison with the whole word, and an entry without a deadline needs no test of its
+    /// own: no clock reaches [`NEVER`]. The word is never zero, so that `Option<Slot<V>>`, what
+    /// quick_cache's get returns, is no larger than the slot (for a `u64` value, two registers
+    /// rather than a copy through memory).
+    meta: NonZeroU64,
 }
 
-const FLAGS: u32 = 3;
+const FLAGS: u32 = 4;
 const PIN: u64 = 1;
 const SAMPLED: u64 = 1 << 1;
 const ADAPTIVE: u64 = 1 << 2;
+/// Set in every slot's word, so that it is never zero.
+const ONE: NonZeroU64 = NonZeroU64::new(1 << 3).unwrap();
 
 impl<V> Slot<V> {
     fn new(value: V, deadline: u64, pinned: bool) -> Self {
-        let meta = (deadline.min(NEVER) << FLAGS) | u64::from(pinned);
+        let meta = ONE | (deadline.min(NEVER) << FLAGS) | u64::from(pinned);
         Self { value, meta }
     }
 
     #[inline]
     fn deadline(&self) -> u64 {
-        self.meta >> FLAGS
+        self.meta.get() >> FLAGS
     }
 
     /// Whether the entry is live at `now` (a reading of the tier's clock, so at most
-    /// [`NEVER`]): `now <= deadline`, as `now * 8 <= deadline * 8 + flags`.
+    /// [`NEVER`]): `now <= deadline`, as `now * 16 <= deadline * 16 + flags`.
     #[inline(always)]
     fn live_at(&self, now: u64) -> bool {
-        now << FLAGS <= self.meta
+        now << FLAGS <= self.meta.get()
     }
 
     #[inline]
     fn sampled(&self) -> bool {
-        self.meta & SAMPLED != 0
+        self.meta.get() & SAMPLED != 0
     }
 
     #[inline]
     fn pinned(&self) -> bool {
-        self.meta & PIN != 0
+        self.meta.get() & PIN != 0
     }
 }
 
@@ -857,7 +864,7 @@ where
         match inner.cache.get(&self.probe(key)) {
             Some(slot) if slot.live_at(inner.clock.now_ms()) => {
                 inner.stats.hits.inc();
-                if slot.meta & ADAPTIVE != 0 {
+                if slot.meta.get() & ADAPTIVE != 0 {
                     // Two branches, each to the call: fewer instructions than combining them.
                     if admission::tick() {
                         adaptive_hit(inner.adaptive.as_deref(), key, slot.sampled(), true);
