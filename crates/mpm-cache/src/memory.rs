@@ -86,6 +86,12 @@ impl<V> Slot<V> {
         now << FLAGS <= self.meta.get()
     }
 
+    /// Whether the entry has a deadline and `now` is past it: not [`Slot::live_at`].
+    #[inline(always)]
+    fn expired_at(&self, now: u64) -> bool {
+        !self.live_at(now)
+    }
+
     #[inline]
     fn sampled(&self) -> bool {
         self.meta.get() & SAMPLED != 0
@@ -228,7 +234,7 @@ impl<K, V> Shared<K, V> {
     }
 
     fn cause_of(&self, slot: &Slot<V>) -> RemovalCause {
-        if slot.deadline() != NEVER && self.clock.now_ms() > slot.deadline() {
+        if slot.expired_at(self.clock.now_ms()) {
             RemovalCause::Expired
         } else {
             RemovalCause::Capacity
@@ -945,9 +951,11 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let now = self.inner.clock.now_ms();
-        if let Some((k, slot)) = self.inner.cache.remove_if(&self.probe(key), |s| {
-            s.deadline() != NEVER && now > s.deadline()
-        }) {
+        if let Some((k, slot)) = self
+            .inner
+            .cache
+            .remove_if(&self.probe(key), |s| s.expired_at(now))
+        {
             self.made_room();
             self.inner
                 .shared
@@ -1082,16 +1090,12 @@ where
             .inner
             .cache
             .iter()
-            .filter(|(_, s)| s.deadline() != NEVER && now > s.deadline())
+            .filter(|(_, s)| s.expired_at(now))
             .map(|(k, _)| k)
             .collect();
         let mut n = 0;
         for k in expired {
-            if let Some((k, slot)) = self
-                .inner
-                .cache
-                .remove_if(&k, |s| s.deadline() != NEVER && now > s.deadline())
-            {
+            if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| s.expired_at(now)) {
                 self.inner
                     .shared
                     .notify(&k.key, &slot, RemovalCause::Expired);
