@@ -1,12 +1,12 @@
 //! Deadlines of an acquire and the steps bounded by them, shared by both pools.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::clock::{Clock, Ms, NEVER, ms};
 use crate::task::Maintained;
@@ -74,9 +74,7 @@ async fn bounded_pending<F: Future>(
         (Some(s), Some(d)) if d <= s => (d, Expired::Deadline),
         (Some(s), Some(_)) => (s, Expired::Step),
     };
-    // The timer is boxed: this path waits on I/O anyway, and a `Sleep` in place would make
-    // every future that holds this one larger (each get's, moved on every call).
-    let mut sleep = Box::pin(tokio::time::sleep_until(end));
+    let mut sleep = timer_at(end);
     poll_fn(|cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
@@ -87,6 +85,13 @@ async fn bounded_pending<F: Future>(
         }
     })
     .await
+}
+
+/// A wait's own timer, boxed: it is armed rarely (near the deadline, without a maintenance
+/// task, or on a step that waits on I/O anyway), and a `Sleep` in place would make every
+/// future that holds one larger (each get's, moved on every call).
+pub(crate) fn timer_at(at: Instant) -> Pin<Box<Sleep>> {
+    Box::pin(tokio::time::sleep_until(at))
 }
 
 /// An acquire's deadline, fixed the first time it is needed: the fast path never reads the

@@ -41,6 +41,18 @@ pub(crate) trait Maintained: Send + Sync + 'static {
     /// its queue's lock, then lowers this to it.
     fn sweep_due(&self) -> &AtomicU64;
 
+    /// Lowers [`Maintained::sweep_due`] to `at`, the wake time a waiter has just set under its
+    /// queue's lock. A sweep that cleared the mark before that lock was taken has its clearing
+    /// seen by this load, so skipping the store when the mark is already at or below `at`
+    /// loses no wake-up.
+    #[inline]
+    fn lower_sweep_due(&self, at: Ms) {
+        let due = self.sweep_due();
+        if due.load(Ordering::Relaxed) > at {
+            due.fetch_min(at, Ordering::AcqRel);
+        }
+    }
+
     /// Wakes the waiters whose wake time is at or before `now` (each then looks at its
     /// deadline); returns the earliest wake time of the others.
     fn sweep(&self, now: Ms) -> Ms;

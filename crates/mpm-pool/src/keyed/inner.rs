@@ -20,7 +20,7 @@ use super::manager::KeyedManager;
 use super::object::KeyedObject;
 use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
 use crate::clock::{Clock, Ms, NEVER, ms};
-use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at};
+use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at, timer_at};
 use crate::error::{Error, Stage};
 use crate::guards::Queued;
 use crate::metrics::PoolMetrics;
@@ -164,19 +164,17 @@ where
                     // Set after the waiter joined its line: a grant that came meanwhile
                     // makes this moot, and the waker is in place already.
                     self.table.set_wake_at(slot, id, at);
-                    if self.sweep_due.load(Ordering::Relaxed) > at {
-                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
-                    }
+                    self.lower_sweep_due(at);
                     // A task that ended before this waiter published did not wake it.
                     if !self.ticking.load(Ordering::Acquire)
                         && let Some(d) = deadline.instant()
                     {
-                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                        timer = Some(timer_at(d));
                     }
                 }
                 None => {
                     if let Some(d) = deadline.instant() {
-                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                        timer = Some(timer_at(d));
                     }
                 }
             }
@@ -206,10 +204,10 @@ where
                     // Woken by the sweep (near the deadline), by the task ending, or for no
                     // reason: arm the timer, or ask the sweep again.
                     match sweep_again_at(self, d) {
-                        None => timer = Some(Box::pin(tokio::time::sleep_until(d))),
+                        None => timer = Some(timer_at(d)),
                         Some(at) => {
                             self.table.set_wake_at(slot, id, at);
-                            self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                            self.lower_sweep_due(at);
                         }
                     }
                 }

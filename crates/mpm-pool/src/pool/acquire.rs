@@ -18,13 +18,14 @@ use super::object::Object;
 use crate::backoff::{backoff, jitter};
 use crate::clock::{Ms, NEVER, ms};
 use crate::deadline::{
-    Deadline, Expired, bounded, bounded_call, start_wait, sweep_again_at, sweep_wake_at,
+    Deadline, Expired, bounded, bounded_call, start_wait, sweep_again_at, sweep_wake_at, timer_at,
 };
 use crate::error::{Error, Stage};
 use crate::guards::{AbandonTrial, Checking, Queued, Reservation};
 use crate::manager::Manager;
 use crate::slots::{Grant, Take};
 use crate::stats::CloseReason;
+use crate::task::Maintained;
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
@@ -215,13 +216,11 @@ impl<M: Manager> Inner<M> {
             (Some(start), Some(timeout)) => sweep_wake_at(self, start, timeout, fresh, deadline),
             _ => None,
         };
-        // Boxed when armed (rarely: near the deadline, or with no maintenance task), so that
-        // a wait's future stays small.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
         if publish.is_none()
             && let Some(d) = deadline.instant()
         {
-            timer = Some(Box::pin(tokio::time::sleep_until(d)));
+            timer = Some(timer_at(d));
         }
         let mut first = true;
         poll_fn(|cx| {
@@ -254,9 +253,7 @@ impl<M: Manager> Inner<M> {
                 );
                 if let Some(at) = publish.take() {
                     slots.set_wake_at(key, at);
-                    if self.sweep_due.load(Ordering::Relaxed) > at {
-                        self.sweep_due.fetch_min(at, Ordering::AcqRel);
-                    }
+                    self.lower_sweep_due(at);
                 }
                 key
             };
@@ -270,16 +267,16 @@ impl<M: Manager> Inner<M> {
                     if !self.ticking.load(Ordering::Acquire)
                         && let Some(d) = deadline.instant()
                     {
-                        timer = Some(Box::pin(tokio::time::sleep_until(d)));
+                        timer = Some(timer_at(d));
                     }
                 } else if let Some(d) = deadline.instant() {
                     // Woken by the sweep (near the deadline), by the task ending, or for no
                     // reason: arm the timer, or ask the sweep again.
                     match sweep_again_at(self, d) {
-                        None => timer = Some(Box::pin(tokio::time::sleep_until(d))),
+                        None => timer = Some(timer_at(d)),
                         Some(at) => {
                             self.slots.lock().set_wake_at(key, at);
-                            self.sweep_due.fetch_min(at, Ordering::AcqRel);
+                            self.lower_sweep_due(at);
                         }
                     }
                 }
