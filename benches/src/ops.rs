@@ -86,6 +86,11 @@ pub const OPS: &[Op] = &[
         run: pool_hold,
     },
     Op {
+        name: "pool.hold_stats",
+        what: "`pool.hold` on a pool that records its metrics (acquire and in-use histograms)",
+        run: pool_hold_stats,
+    },
+    Op {
         name: "memory_opt.default_80kb",
         what: "optimize a generated 80 KB memory file, default profile, one thread",
         run: memory_opt_default_80kb,
@@ -285,17 +290,26 @@ impl mpm_pool::Manager for Noop {
 /// A current-thread runtime and on it a pool of `size` [`Noop`] objects, all created and one
 /// lent and returned once.
 fn noop_pool(size: usize) -> (tokio::runtime::Runtime, mpm_pool::Pool<Noop>) {
+    noop_pool_in(size, None)
+}
+
+/// [`noop_pool`], recording its metrics into `registry` if one is given.
+fn noop_pool_in(
+    size: usize,
+    registry: Option<&mpm_metrics::Registry>,
+) -> (tokio::runtime::Runtime, mpm_pool::Pool<Noop>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
     let pool = rt.block_on(async {
-        let pool = mpm_pool::Pool::builder(Noop)
+        let mut builder = mpm_pool::Pool::builder(Noop)
             .max_size(std::num::NonZeroUsize::new(size).expect("a size above 0"))
-            .min_idle(size)
-            .build()
-            .await
-            .expect("a pool");
+            .min_idle(size);
+        if let Some(registry) = registry {
+            builder = builder.metrics(registry, "ops");
+        }
+        let pool = builder.build().await.expect("a pool");
         black_box(&*pool.get().await.expect("an object"));
         pool
     });
@@ -319,8 +333,18 @@ fn pool_get_drop(n: u64) {
 /// Hold mode of the pool bench on one thread: 32 tasks share 8 objects, each yields once while
 /// it holds one, so nearly every get waits; `n` cycles in all.
 fn pool_hold(n: u64) {
+    hold_on(noop_pool(8), n);
+}
+
+/// [`pool_hold`] on a pool that records its metrics.
+fn pool_hold_stats(n: u64) {
+    let registry = mpm_metrics::Registry::default();
+    hold_on(noop_pool_in(8, Some(&registry)), n);
+}
+
+/// `n` cycles of hold mode on `pool` (see [`pool_hold`]).
+fn hold_on((rt, pool): (tokio::runtime::Runtime, mpm_pool::Pool<Noop>), n: u64) {
     const TASKS: u64 = 32;
-    let (rt, pool) = noop_pool(8);
     measured(1, || {
         rt.block_on(async {
             let tasks: Vec<_> = (0..TASKS)

@@ -60,6 +60,30 @@ pub(crate) struct Clock {
     fresh_ns: u64,
 }
 
+/// When a get began to wait, for the acquire-time histogram: a raw TSC reading
+/// ([`Clock::raw`]), taken by a wait that read its start from the TSC anyway (while ticks keep
+/// the TSC in step with Tokio's clock, which is then not paused, so both count the same time),
+/// or Tokio's clock otherwise (paused in tests: then the histogram counts Tokio's time).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Since {
+    /// A raw TSC reading.
+    Raw(u64),
+    /// Tokio's clock.
+    At(Instant),
+}
+
+impl Since {
+    /// Nanoseconds from this start to `raw`, a later raw reading of `clock` (only a start
+    /// read from Tokio's clock reads it again).
+    #[inline]
+    pub(crate) fn nanos_to(self, clock: &Clock, raw: u64) -> u64 {
+        match self {
+            Since::Raw(start) => clock.nanos(start, raw),
+            Since::At(start) => ns(start.elapsed()),
+        }
+    }
+}
+
 /// No reading of Tokio's clock to count the TSC from: read Tokio's.
 const UNSET: u64 = u64::MAX;
 
@@ -105,17 +129,19 @@ impl Clock {
         self.tick_raw.store(raw, Ordering::Release);
     }
 
-    /// Tokio's time read from the TSC, in nanoseconds after `epoch` (see [`Clock::instant`])
-    /// and in [`Ms`], if a tick read both within the last four ticks.
+    /// Tokio's time read from the TSC, in nanoseconds after `epoch`
+    /// and in [`Ms`], with the raw TSC reading it came from (see [`Clock::raw`]), if a tick
+    /// read both within the last four ticks.
     #[inline]
-    pub(crate) fn fast_now(&self) -> Option<(u64, Ms)> {
+    pub(crate) fn fast_now(&self) -> Option<(u64, Ms, u64)> {
         // The raw reading first (see `calibrate`).
         let tick_raw = self.tick_raw.load(Ordering::Acquire);
         let tick_ns = self.tick_ns.load(Ordering::Relaxed);
         if tick_ns == UNSET {
             return None;
         }
-        let since_tick = self.tsc.delta_as_nanos(tick_raw, self.tsc.raw());
+        let raw = self.tsc.raw();
+        let since_tick = self.tsc.delta_as_nanos(tick_raw, raw);
         if since_tick > self.fresh_ns {
             return None;
         }
@@ -132,17 +158,25 @@ impl Clock {
         {
             return None;
         }
-        Some((tokio_ns, now_ms))
+        Some((tokio_ns, now_ms, raw))
     }
 
-    /// A raw reading of the TSC (or the fastest clock `quanta` finds), to order events finer
-    /// than the coarse clock does (not convertible to time without a tick's reading).
+    /// A raw reading of the TSC (or the fastest clock `quanta` finds): to order events finer
+    /// than the coarse clock does, and to time them ([`Clock::nanos`]); not a time of day
+    /// without a tick's reading.
     #[inline]
-    pub(crate) fn order(&self) -> u64 {
+    pub(crate) fn raw(&self) -> u64 {
         self.tsc.raw()
     }
 
+    /// The nanoseconds from one [`Clock::raw`] reading to a later one (0 if it is not later).
+    #[inline]
+    pub(crate) fn nanos(&self, from: u64, to: u64) -> u64 {
+        self.tsc.delta_as_nanos(from, to)
+    }
+
     /// The instant `ns` nanoseconds after `epoch`.
+    #[cfg(test)]
     pub(crate) fn instant(&self, ns: u64) -> Instant {
         self.epoch + Duration::from_nanos(ns)
     }
@@ -192,7 +226,7 @@ mod tests {
         let (at, at_ms) = loop {
             clock.calibrate();
             clock.precise();
-            if let Some((ns, ms)) = clock.fast_now() {
+            if let Some((ns, ms, _)) = clock.fast_now() {
                 break (clock.instant(ns), ms);
             }
         };

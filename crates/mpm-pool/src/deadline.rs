@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::clock::{Clock, Ms, NEVER, ms};
+use crate::clock::{Clock, Ms, NEVER, Since, ms};
 use crate::task::Maintained;
 use crate::unwind::{self, Panicked};
 
@@ -155,26 +155,27 @@ pub(crate) enum WaitStart {
 
 /// Starts a wait's deadline (if its count has not started) and reads the wait's start: from
 /// the TSC while the maintenance task ticks on time (then known in milliseconds, and made an
-/// instant only if the statistics or a timer need one), else from Tokio's clock. `since`, the
-/// statistics' start of the wait, is set from the TSC only if `stats` (from Tokio's, always).
+/// instant only if a timer needs one), else from Tokio's clock. `since`, the statistics'
+/// start of the wait, is set (unless set already) from the same reading: the raw TSC reading
+/// if `stats` (else never read), else Tokio's (always).
 #[inline]
 pub(crate) fn start_wait(
     clock: &Clock,
     deadline: &mut Deadline,
     stats: bool,
-    since: &mut Option<Instant>,
+    since: &mut Option<Since>,
 ) -> WaitStart {
     match clock.fast_now() {
-        Some((ns, read_ms)) => {
+        Some((ns, read_ms, raw)) => {
             if stats {
-                since.get_or_insert_with(|| clock.instant(ns));
+                since.get_or_insert(Since::Raw(raw));
             }
             deadline.start_at(clock.epoch, ns);
             WaitStart::Tsc(read_ms)
         }
         None => {
             let now = Instant::now();
-            since.get_or_insert(now);
+            since.get_or_insert(Since::At(now));
             deadline.at(now);
             WaitStart::Tokio(now)
         }

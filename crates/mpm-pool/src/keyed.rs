@@ -31,7 +31,7 @@ use self::config::KeyedConfig;
 use self::guards::OnKey;
 use self::inner::Inner;
 use self::state::{Got, Grant, KEntry, Table};
-use crate::clock::{Clock, NEVER, ms, tick_for};
+use crate::clock::{Clock, NEVER, Since, ms, tick_for};
 use crate::deadline::{Deadline, Expired, bounded};
 use crate::error::{Error, Stage};
 use crate::guards::{Checking, Reservation};
@@ -209,7 +209,7 @@ where
         // as the plain pool's: a get served from an idle object never reads the clock for it.
         let mut deadline = Deadline::new(timeout);
         // Set when the caller had to wait (for an object or a creation), for the histogram.
-        let mut waited_since: Option<Instant> = None;
+        let mut waited_since: Option<Since> = None;
         loop {
             // A caller that must wait joins its key's line with the context's waker (this
             // `poll_fn` never suspends): its first look needs no lock.
@@ -309,7 +309,7 @@ where
                         slot: &slot,
                     });
                     if inner.metrics.is_some() {
-                        waited_since.get_or_insert_with(Instant::now);
+                        waited_since.get_or_insert_with(|| Since::At(Instant::now()));
                     }
                     let started = Instant::now();
                     let created = bounded(
@@ -335,7 +335,7 @@ where
                             let entry = KEntry {
                                 obj,
                                 last_used: inner.clock.precise(),
-                                order: inner.clock.order(),
+                                order: inner.clock.raw(),
                             };
                             return Ok(inner.lend(key, slot, entry, waited_since));
                         }

@@ -93,8 +93,10 @@
 //!   refills `min_idle` in the same pass; a close anywhere else wakes the task to refill at
 //!   once.
 //! - With metrics on, every lease is recorded: a get that did not wait records a zero wait
-//!   without reading the clock, and the time in use costs one TSC read on lend and one on
-//!   release (`cargo xtask bench pool` shows the cost as `mpm_stats` beside `mpm`).
+//!   without reading the clock; a get that waited keeps the raw TSC reading its wait's
+//!   deadline started from, and one raw reading on lend ends the wait and starts the time in
+//!   use, which one more ends on release (Tokio's clock instead while it is paused, or ticks
+//!   are late). `cargo xtask bench pool` shows the cost as `mpm_stats` beside `mpm`.
 //! - Every step that can be cancelled holds a guard: a cancelled acquire leaves the queue
 //!   (passing on an object or room it was handed meanwhile), frees a reserved place and
 //!   closes an object it was checking.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Scope, Unit};
 
+use crate::clock::{Clock, Since};
 use crate::error::Stage;
 use crate::stats::{CloseReason, Status};
 
@@ -244,6 +245,24 @@ impl PoolMetrics {
     ) {
         self._scope
             .collector(target, move |t| gauges.set(&figures(t)));
+    }
+
+    /// A lease begins: records how long its get waited (`waited`, the wait's start; 0 if it did
+    /// not wait, without reading a clock) and returns the lease's start for
+    /// [`PoolMetrics::returned`]. One raw TSC reading serves both, so that every lease is
+    /// recorded, exactly, for one reading here and one on its return.
+    #[inline]
+    pub(crate) fn lent(&self, clock: &Clock, waited: Option<Since>) -> u64 {
+        let now = clock.raw();
+        self.acquire
+            .record(waited.map_or(0, |since| since.nanos_to(clock, now)));
+        now
+    }
+
+    /// A lease that began at `since` (from [`PoolMetrics::lent`]) ends: records its time in use.
+    #[inline]
+    pub(crate) fn returned(&self, clock: &Clock, since: u64) {
+        self.in_use_time.record(clock.nanos(since, clock.raw()));
     }
 
     pub(crate) fn closed(&self, reason: CloseReason) {

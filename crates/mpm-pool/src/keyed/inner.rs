@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::KeyedStatus;
 use super::config::KeyedConfig;
@@ -19,7 +18,7 @@ use super::locks::ParkingLot;
 use super::manager::KeyedManager;
 use super::object::KeyedObject;
 use super::state::{Evicted, Grant, KEntry, Look, Slot, Table};
-use crate::clock::{Clock, Ms, NEVER, ms};
+use crate::clock::{Clock, Ms, NEVER, Since, ms};
 use crate::deadline::{Deadline, start_wait, sweep_again_at, sweep_wake_at, timer_at};
 use crate::error::{Error, Stage};
 use crate::guards::Queued;
@@ -143,7 +142,7 @@ where
         id: usize,
         deadline: &mut Deadline,
         timeout: Option<Duration>,
-        waited_since: &mut Option<Instant>,
+        waited_since: &mut Option<Since>,
     ) -> Result<Grant<M::Object>, Error<M::Error>> {
         let mut waiting = Queued {
             place: OnKey {
@@ -235,15 +234,12 @@ where
         key: K,
         slot: KeySlot<K, M>,
         entry: KEntry<M::Object>,
-        waited_since: Option<Instant>,
+        waited_since: Option<Since>,
     ) -> KeyedObject<K, M> {
-        let timer = self.metrics.as_ref().map(|m| {
-            match waited_since {
-                Some(t) => m.acquire.record_duration(t.elapsed()),
-                None => m.acquire.record(0),
-            }
-            quanta::Instant::now()
-        });
+        let timer = self
+            .metrics
+            .as_ref()
+            .map(|m| m.lent(&self.clock, waited_since));
         KeyedObject {
             key,
             slot,
@@ -260,10 +256,10 @@ where
         slot: &KeySlot<K, M>,
         mut entry: KEntry<M::Object>,
         discard: bool,
-        timer: Option<quanta::Instant>,
+        timer: Option<u64>,
     ) {
         if let (Some(m), Some(t)) = (&self.metrics, timer) {
-            m.in_use_time.record_duration(t.elapsed());
+            m.returned(&self.clock, t);
         }
         let broken_reason = if discard {
             Some(CloseReason::Discarded)
@@ -280,7 +276,7 @@ where
         }
         // Read before the lock, to keep the key's critical section short.
         entry.last_used = self.clock.now();
-        entry.order = self.clock.order();
+        entry.order = self.clock.raw();
         let mut evicted = Vec::new();
         let mut woken = Woken::default();
         self.table

@@ -34,8 +34,9 @@ where
     pub(super) entry: Option<KEntry<M::Object>>,
     pub(super) pool: Arc<Inner<K, M>>,
     pub(super) discard: bool,
-    /// When the lease began, if metrics are on (for the time in use).
-    pub(super) timer: Option<quanta::Instant>,
+    /// When the lease began, if metrics are on (for the time in use): a raw reading of the
+    /// pool's clock.
+    pub(super) timer: Option<u64>,
 }
 
 impl<K: Clone + Eq + Hash + Send + Sync + 'static, M: KeyedManager<K>> KeyedObject<K, M> {

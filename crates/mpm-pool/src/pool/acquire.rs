@@ -16,7 +16,7 @@ use super::inner::{Entry, Inner, Lease, PoolSlots};
 use super::object::Object;
 
 use crate::backoff::{backoff, jitter};
-use crate::clock::{Ms, NEVER, ms};
+use crate::clock::{Ms, NEVER, Since, ms};
 use crate::deadline::{
     Deadline, Expired, bounded, bounded_call, start_wait, sweep_again_at, sweep_wake_at, timer_at,
 };
@@ -42,7 +42,7 @@ impl<M: Manager> Inner<M> {
         }
         let mut deadline = Deadline::new(timeout);
         // Set when the caller had to wait (for an object or a creation), for the histogram.
-        let mut waited_since: Option<Instant> = None;
+        let mut waited_since: Option<Since> = None;
         let mut failures = 0u32;
         // A place kept through the pause after a failed creation, so that the pause holds
         // for every caller (giving it up would hand it to a waiter that creates at once).
@@ -110,7 +110,9 @@ impl<M: Manager> Inner<M> {
                 }
                 Grant::Room => {
                     let reservation = Reservation(&**self);
-                    let started = *waited_since.get_or_insert_with(Instant::now);
+                    // A wait has started the deadline already, if there was one.
+                    let started = Instant::now();
+                    waited_since.get_or_insert(Since::At(started));
                     deadline.at(started);
                     // Boxed, as the waits below: creating is rare and slow beside an allocation, and
                     // the futures of this cold path would otherwise make every get's future (moved
@@ -188,7 +190,7 @@ impl<M: Manager> Inner<M> {
         &self,
         key: Option<usize>,
         timeout: Option<Duration>,
-        waited_since: &mut Option<Instant>,
+        waited_since: &mut Option<Since>,
         deadline: &mut Deadline,
     ) -> Result<Grant<Box<Entry<M::Object>>>, Error<M::Error>> {
         // Leaves the queue if this wait is dropped.
@@ -482,20 +484,15 @@ impl<M: Manager> Inner<M> {
     pub(super) fn lend(
         self: &Arc<Self>,
         entry: Box<Entry<M::Object>>,
-        waited_since: Option<Instant>,
+        waited_since: Option<Since>,
         at: &'static Location<'static>,
         now: Ms,
     ) -> Object<M> {
-        // Every lease is recorded, so the histograms' counts are exact: an acquire that
-        // did not wait records 0 without reading the clock; the time in use costs one
-        // TSC read here and one on release.
-        let timer = self.metrics.as_ref().map(|m| {
-            match waited_since {
-                Some(t) => m.acquire.record_duration(t.elapsed()),
-                None => m.acquire.record(0),
-            }
-            quanta::Instant::now()
-        });
+        // Every lease is recorded, so the histograms' counts are exact (see `lent`).
+        let timer = self
+            .metrics
+            .as_ref()
+            .map(|m| m.lent(&self.clock, waited_since));
         if let Some(leases) = &self.leases {
             leases.lock().insert(
                 entry.id,

@@ -8,8 +8,9 @@ use super::inner::{Entry, Inner};
 use crate::manager::Manager;
 use crate::stats::CloseReason;
 
-/// When a lease started, for the time-in-use histogram.
-pub(super) type Timer = quanta::Instant;
+/// When a lease started, for the time-in-use histogram: a raw reading of the pool's clock
+/// ([`Clock::raw`](crate::clock::Clock::raw)).
+pub(super) type Timer = u64;
 
 /// An object lent out by a [`Pool`](super::Pool); it goes back when dropped (synchronously, without
 /// allocating). Dereferences to the manager's object.

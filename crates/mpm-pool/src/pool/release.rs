@@ -20,7 +20,7 @@ impl<M: Manager> Inner<M> {
     ) {
         let now = self.clock.now();
         if let (Some(m), Some(t)) = (&self.metrics, timer) {
-            m.in_use_time.record_duration(t.elapsed());
+            m.returned(&self.clock, t);
         }
         let leaked = self
             .leases

@@ -112,6 +112,49 @@ async fn histogram_counts_are_exact_and_gauges_fresh_at_scrape() {
     assert_eq!(sample(&text, "mpm_pool_idle{name=\"db\"}"), 2.0);
 }
 
+/// The histograms' values, not only their counts: a get that waited 30 ms for an object held
+/// 30 ms records both (read from the TSC, or Tokio's clock, as the wait started), in seconds.
+#[tokio::test]
+async fn histograms_record_how_long_a_get_waited_and_an_object_was_held() {
+    let held_for = Duration::from_millis(30);
+    let registry = Registry::default();
+    let pool = Pool::builder(TestManager::new())
+        .max_size(nz(1))
+        .metrics(&registry, "db")
+        .build()
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { drop(pool.get().await.unwrap()) }
+    });
+    while pool.status().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(held_for).await;
+    drop(held);
+    waiter.await.unwrap();
+    let text = registry.render_prometheus();
+    let count = |h: &str| sample(&text, &format!("mpm_pool_{h}_seconds_count{{name=\"db\"}}"));
+    let sum = |h: &str| sample(&text, &format!("mpm_pool_{h}_seconds_sum{{name=\"db\"}}"));
+    assert_eq!(count("acquire"), 2.0);
+    assert_eq!(count("in_use"), 2.0);
+    // Lower bounds (the histograms' values are within 1%), and upper ones far off to catch
+    // a reading in the wrong unit.
+    let at_least = held_for.as_secs_f64() * 0.99;
+    assert!(
+        (at_least..5.0).contains(&sum("acquire")),
+        "acquire: {}",
+        sum("acquire")
+    );
+    assert!(
+        (at_least..5.0).contains(&sum("in_use")),
+        "in use: {}",
+        sum("in_use")
+    );
+}
+
 #[tokio::test]
 async fn the_keyed_pool_records_the_same_histograms_exactly() {
     let registry = Registry::default();
