@@ -299,11 +299,13 @@ impl<K: Eq, V> Evicted<K, V> {
     /// with the inserted key that is still resident after the request was replaced, not
     /// evicted.
     fn mark_replaced(&mut self, inserted: &Hashed<K>, resident: impl Fn(&Hashed<K>) -> bool) {
-        for (k, _, cause) in self.first.iter_mut().chain(self.items.iter_mut()) {
+        let mark = |(k, _, cause): &mut (Hashed<K>, Slot<V>, RemovalCause)| {
             if *cause == RemovalCause::Capacity && k == inserted && resident(k) {
                 *cause = RemovalCause::Replaced;
             }
-        }
+        };
+        self.first.iter_mut().for_each(mark);
+        self.items.iter_mut().for_each(mark);
     }
 }
 
@@ -1031,11 +1033,15 @@ where
         if let Some((d, w)) = entered {
             ledger.add(d, w);
         }
-        for (k, slot, _) in evicted.first.iter().chain(evicted.items.iter()) {
+        // The entry in `first`, then the list (empty for most inserts): no chained iterator,
+        // whose state cost the insert about 12 instructions.
+        let forget = |(k, slot, _): &(Hashed<K>, Slot<V>, RemovalCause)| {
             if let Some((d, w)) = shared.ledger_key(&k.key, slot) {
                 ledger.sub(d, w);
             }
-        }
+        };
+        evicted.first.iter().for_each(forget);
+        evicted.items.iter().for_each(forget);
         if let Some(a) = &inner.adaptive
             && a.filtering()
             && let Some((k, _, _)) = evicted
@@ -1050,8 +1056,10 @@ where
         if let Some((k, slot, cause)) = evicted.first.take() {
             shared.report(&k.key, &slot, cause);
         }
-        for (k, slot, cause) in evicted.items.drain(..) {
-            shared.report(&k.key, &slot, cause);
+        if !evicted.items.is_empty() {
+            for (k, slot, cause) in evicted.items.drain(..) {
+                shared.report(&k.key, &slot, cause);
+            }
         }
         evicted.finish();
     }
