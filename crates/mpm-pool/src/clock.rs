@@ -1,5 +1,6 @@
 //! The pools' millisecond clock: coarse (refreshed by the maintenance task) or precise.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -39,6 +40,15 @@ pub(crate) fn tick_for(skip_window: Duration, leak: Option<Duration>) -> Duratio
 /// getting and returning an object never calls the system clock. Comparisons that must not
 /// err on the optimistic side add `lag`.
 ///
+/// The coarse value is trusted only while it is refreshed: each tick also notes the
+/// [`heartbeat`] (a process-wide millisecond count that a thread of its own keeps, so it
+/// never stalls with a runtime, and that costs a reader one load where a TSC read cost
+/// 20-30 ns on the benchmark machine), and a reader that finds the note older than a tick
+/// and [`STALE_SLACK`] refreshes the clock itself ([`Clock::refresh`]: a precise read). So a
+/// task that is stalled (its runtime not driven, its thread blocked, or starved by tasks that
+/// never yield) or gone stops no lifetime or skip-validation window, and the clock is read
+/// precisely about once a tick meanwhile.
+///
 /// A wait must start its deadline at a precise time, and reading the system clock (or Tokio's)
 /// there cost about a tenth of a contended get. So each tick also reads Tokio's clock and the
 /// TSC (through `quanta`, as the statistics' timers) together, and [`Clock::fast_now`] reads
@@ -58,6 +68,46 @@ pub(crate) struct Clock {
     tick_raw: AtomicU64,
     /// How long after a tick (in nanoseconds: four ticks) its reading still serves.
     fresh_ns: u64,
+    /// The [`heartbeat`] from which `coarse` is stale: `stale_ms` after its last refresh (or
+    /// the clock's start).
+    stale_at: AtomicU64,
+    /// How many milliseconds of the heartbeat after a refresh the coarse clock goes stale: a
+    /// tick and [`STALE_SLACK`].
+    stale_ms: Ms,
+    /// The time of the last tick (only ticks set it, where any precise read moves `coarse`).
+    ticked_ms: AtomicU64,
+}
+
+/// How late a tick may come before readers stop trusting the coarse clock: Tokio's timers
+/// fire up to a millisecond late, and the heartbeat lags by up to a beat at either end.
+const STALE_SLACK: Duration = Duration::from_millis(2 + 2 * BEAT_MS);
+
+/// How often the heartbeat beats, in milliseconds.
+const BEAT_MS: u64 = 2;
+
+/// The heartbeat's count: milliseconds since it started, as of its last beat.
+static BEAT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the heartbeat's thread runs (started by the first clock with a coarse value).
+static BEATING: OnceLock<bool> = OnceLock::new();
+
+/// Starts the heartbeat's thread unless it runs: it sleeps [`BEAT_MS`] at a time and stores
+/// the milliseconds since it started in [`BEAT`], for readers of a coarse clock to tell
+/// cheaply whether the clock was refreshed lately. Returns whether it runs (a platform
+/// without threads has none: readers then always read the precise clock).
+fn heartbeat() -> bool {
+    *BEATING.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("mpm-pool-heartbeat".into())
+            .spawn(|| {
+                let start = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_millis(BEAT_MS));
+                    BEAT.store(ms(start.elapsed()), Ordering::Relaxed);
+                }
+            })
+            .is_ok()
+    })
 }
 
 /// When a get began to wait, for the acquire-time histogram: a raw TSC reading
@@ -94,6 +144,13 @@ fn ns(d: Duration) -> u64 {
 impl Clock {
     pub(crate) fn new(tick: Option<Duration>) -> Self {
         let lag = tick.map_or(0, ms);
+        // Without a heartbeat, the coarse clock is never trusted (always stale).
+        let beating = tick.is_some() && heartbeat();
+        let stale_ms = if beating {
+            ms(tick.unwrap_or_default() + STALE_SLACK)
+        } else {
+            0
+        };
         Clock {
             epoch: Instant::now(),
             coarse: tick.map(|_| AtomicU64::new(0)),
@@ -102,6 +159,10 @@ impl Clock {
             tick_ns: AtomicU64::new(UNSET),
             tick_raw: AtomicU64::new(0),
             fresh_ns: lag.saturating_mul(4).saturating_mul(1_000_000),
+            // The coarse clock starts at 0, the epoch: fresh now.
+            stale_at: AtomicU64::new(BEAT.load(Ordering::Relaxed).saturating_add(stale_ms)),
+            stale_ms,
+            ticked_ms: AtomicU64::new(0),
         }
     }
 
@@ -202,13 +263,40 @@ impl Clock {
         self.coarse.as_ref().map(|_| self.lag.max(1))
     }
 
-    /// The coarse time if there is one, else the precise time.
+    /// A tick of the maintenance task: refreshes the coarse clock and the readings the fast
+    /// clock and the staleness test count from; returns the time.
+    pub(crate) fn ticked(&self) -> Ms {
+        self.calibrate();
+        let now = self.refresh();
+        self.ticked_ms.store(now, Ordering::Relaxed);
+        now
+    }
+
+    /// Reads the precise clock, moves the coarse one forward and marks it fresh for another
+    /// tick: what a tick does to it, and what a reader that finds it stale does, so that the
+    /// coarse clock is read precisely about once a tick while the task is late or stalled.
+    pub(crate) fn refresh(&self) -> Ms {
+        let beat = BEAT.load(Ordering::Relaxed);
+        let now = self.precise();
+        // Released after the coarse clock moved: a reader that finds it fresh reads it moved.
+        self.stale_at
+            .store(beat.saturating_add(self.stale_ms), Ordering::Release);
+        now
+    }
+
+    /// The time of the last tick (0 before the first): how late the ticks are.
+    pub(crate) fn ticked_ms(&self) -> Ms {
+        self.ticked_ms.load(Ordering::Relaxed)
+    }
+
+    /// The coarse time, if there is one and it was refreshed (see [`Clock::refresh`]) within a
+    /// tick and [`STALE_SLACK`].
     #[inline]
-    pub(crate) fn now(&self) -> Ms {
-        match &self.coarse {
-            Some(c) => c.load(Ordering::Relaxed),
-            None => self.precise(),
-        }
+    pub(crate) fn fresh_coarse(&self) -> Option<Ms> {
+        let stale_at = self.stale_at.load(Ordering::Acquire);
+        let coarse = self.coarse.as_ref()?.load(Ordering::Relaxed);
+        // Without a heartbeat `stale_ms` is 0, and the beat never moves: never fresh.
+        (BEAT.load(Ordering::Relaxed) < stale_at).then_some(coarse)
     }
 }
 

@@ -207,7 +207,12 @@ pub(crate) fn sweep_wake_at<T: Maintained>(
         WaitStart::Tsc(now_ms) => (now_ms, pool.ticking().load(Ordering::Acquire)),
         WaitStart::Tokio(now) => {
             let now_ms = clock.at(now);
-            (now_ms, pool.ticks_on_time_ms(now_ms))
+            let on_time = pool.ticks_on_time_ms(now_ms);
+            if !on_time {
+                // The task may have stalled after earlier waiters counted on its sweep.
+                pool.wake_swept();
+            }
+            (now_ms, on_time)
         }
     };
     let end_ms = if fresh {

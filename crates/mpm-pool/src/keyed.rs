@@ -37,6 +37,7 @@ use crate::error::{Error, Stage};
 use crate::guards::{Checking, Reservation};
 use crate::metrics::{Figures, Gauges, PoolMetrics};
 use crate::stats::CloseReason;
+use crate::task::Maintained;
 use crate::unwind;
 use crate::waiters::Woken;
 
@@ -243,7 +244,6 @@ where
                 Grant::Object(entry) => {
                     // The coarse clock may lag by `lag`: count that against the window.
                     let idle_for = inner
-                        .clock
                         .now()
                         .saturating_add(inner.clock.lag)
                         .saturating_sub(entry.last_used);

@@ -77,7 +77,13 @@
 //!   maintenance on, getting and returning never read the system clock: timestamps come from a coarse
 //!   millisecond clock that the maintenance task refreshes (every 100 ms at most, a quarter of
 //!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
-//!   be optimistic (the skip-validation window, leak reports) allow for that lag.
+//!   be optimistic (the skip-validation window, leak reports) allow for that lag. The coarse
+//!   clock is trusted only while it was refreshed within a tick (and a few milliseconds): a
+//!   process-wide heartbeat thread (`mpm-pool-heartbeat`, one for all pools, beating every
+//!   2 ms) tells a reader so with one load, and a reader that finds the clock stale (the task
+//!   stalled: its runtime not driven, its thread blocked, starved) reads the system clock and
+//!   refreshes it, and wakes the waiters that counted on the stalled task's sweep, so that
+//!   lifetimes, the skip-validation window and deadlines hold without the task.
 //! - A caller that must wait sets no timer of its own while its deadline is more than two
 //!   clock ticks away: its place in the queue says when it must be woken (the pool keeps the
 //!   earliest such time); the first tick at or after that time (also during a long

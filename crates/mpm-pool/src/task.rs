@@ -77,9 +77,7 @@ pub(crate) trait Maintained: Send + Sync + 'static {
     /// A clock tick: refreshes the coarse clock and, once a waiter's wake time has come,
     /// wakes the waiters whose time it is to check their deadlines.
     fn tick(&self) {
-        let clock = self.clock();
-        clock.calibrate();
-        let now = clock.precise();
+        let now = self.clock().ticked();
         let due = self.sweep_due();
         if now >= due.load(Ordering::Acquire) {
             // Cleared first and lowered after: a waiter that publishes its wake time while
@@ -91,12 +89,55 @@ pub(crate) trait Maintained: Send + Sync + 'static {
         }
     }
 
+    /// The pool's time on its hot paths: the coarse clock while ticks come on time, else the
+    /// precise clock ([`Clock::fresh_coarse`]), so that lifetimes, idle timeouts and the
+    /// skip-validation window do not stop with a stalled task.
+    #[inline]
+    fn now(&self) -> Ms {
+        match self.clock().fresh_coarse() {
+            Some(now) => now,
+            None => self.now_late(),
+        }
+    }
+
+    /// [`Maintained::now`] when the coarse clock is stale or off: the precise clock, which
+    /// refreshes the coarse one for another tick. A task more than four ticks late may have
+    /// stalled after waiters counted on its sweep (their deadlines more than two ticks away
+    /// when they began to wait): this reader wakes them all, and each then finds the ticks
+    /// late and arms its own timer (or, if the task was only late, counts on its sweep again).
+    #[cold]
+    fn now_late(&self) -> Ms {
+        let clock = self.clock();
+        if clock.tick().is_none() {
+            return clock.precise();
+        }
+        let now = clock.refresh();
+        if !self.ticks_on_time_ms(now) {
+            self.wake_swept();
+        }
+        now
+    }
+
+    /// Wakes every waiter that counts on the sweep (see [`Maintained::now_late`]): called by
+    /// a reader or a new waiter that finds the task late.
+    #[cold]
+    fn wake_swept(&self) {
+        let due = self.sweep_due();
+        if due.load(Ordering::Acquire) != NEVER {
+            // As a tick's sweep (see `tick`), with every published wake time come.
+            due.store(NEVER, Ordering::SeqCst);
+            let next = self.sweep(NEVER - 1);
+            due.fetch_min(next, Ordering::AcqRel);
+        }
+    }
+
     /// Whether a maintenance task is running and has ticked lately (within four ticks of
-    /// `now`), so that waiters can count on its sweep.
+    /// `now`), so that waiters can count on its sweep. The time of its last tick, not the
+    /// coarse clock, which precise reads move forward while the task is stalled.
     fn ticks_on_time_ms(&self, now: Ms) -> bool {
         let clock = self.clock();
         self.ticking().load(Ordering::Acquire)
-            && now.saturating_sub(clock.now()) <= clock.lag.saturating_mul(4)
+            && now.saturating_sub(clock.ticked_ms()) <= clock.lag.saturating_mul(4)
     }
 
     /// [`Maintained::ticks_on_time_ms`] at an instant.

@@ -275,7 +275,7 @@ where
             return;
         }
         // Read before the lock, to keep the key's critical section short.
-        entry.last_used = self.clock.now();
+        entry.last_used = self.now();
         entry.order = self.clock.raw();
         let mut evicted = Vec::new();
         let mut woken = Woken::default();

@@ -75,7 +75,7 @@ impl<M: Manager> Inner<M> {
                     grant
                 }
             };
-            let now = self.clock.now();
+            let now = self.now();
             match grant {
                 Grant::Object(mut entry) => {
                     if now >= entry.expires {

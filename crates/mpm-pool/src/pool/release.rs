@@ -6,6 +6,7 @@ use super::inner::{Entry, Inner};
 use super::object::Timer;
 use crate::manager::Manager;
 use crate::stats::CloseReason;
+use crate::task::Maintained;
 use crate::unwind;
 
 impl<M: Manager> Inner<M> {
@@ -18,7 +19,7 @@ impl<M: Manager> Inner<M> {
         timer: Option<Timer>,
         discard: bool,
     ) {
-        let now = self.clock.now();
+        let now = self.now();
         if let (Some(m), Some(t)) = (&self.metrics, timer) {
             m.returned(&self.clock, t);
         }

@@ -412,3 +412,139 @@ async fn maintenance_backs_off_while_the_server_is_down() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pool.status().idle, 2, "refilled once the server is back");
 }
+
+/// A current-thread runtime on which `build` makes a pool and then returns: the pool's
+/// maintenance task lives on, but nothing drives it (its runtime's `block_on` has returned).
+fn built_on_a_stalled_runtime<T>(
+    build: impl std::future::Future<Output = T>,
+) -> (tokio::runtime::Runtime, T) {
+    let stalled = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = stalled.block_on(async {
+        let pool = build.await;
+        // Let the task start and tick.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pool
+    });
+    (stalled, pool)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Issue 10, fault 2: with its maintenance task stalled, the coarse clock stopped, so an
+/// object returned before the stall was never validated again (its skip-validation window
+/// never ended) however long it then sat idle.
+#[test]
+fn with_the_maintenance_task_stalled_the_skip_validation_window_still_ends() {
+    let m = TestManager::new();
+    let window = Duration::from_millis(40);
+    let (stalled, pool) = built_on_a_stalled_runtime(
+        Pool::builder(Arc::clone(&m))
+            .max_size(nz(1))
+            .skip_validation_within(window)
+            .build(),
+    );
+    let pool = pool.unwrap();
+    runtime().block_on(async {
+        drop(pool.get().await.unwrap());
+        let validated = m.validated.load(Ordering::SeqCst);
+        tokio::time::sleep(window * 5).await;
+        drop(pool.get().await.unwrap());
+        assert_eq!(
+            m.validated.load(Ordering::SeqCst),
+            validated + 1,
+            "idle for five windows, yet not validated"
+        );
+        // Used again at once: within the window, not validated.
+        drop(pool.get().await.unwrap());
+        assert_eq!(m.validated.load(Ordering::SeqCst), validated + 1);
+    });
+    drop(pool);
+    drop(stalled);
+}
+
+/// Issue 10, fault 2: with its maintenance task stalled, lifetimes judged on the coarse
+/// clock never ended.
+#[test]
+fn with_the_maintenance_task_stalled_lifetimes_still_end() {
+    let m = TestManager::new();
+    let lifetime = Duration::from_millis(50);
+    let (stalled, pool) = built_on_a_stalled_runtime(
+        Pool::builder(Arc::clone(&m))
+            .max_size(nz(1))
+            .max_lifetime(Some(lifetime))
+            .build(),
+    );
+    let pool = pool.unwrap();
+    runtime().block_on(async {
+        let first = *pool.get().await.unwrap();
+        tokio::time::sleep(lifetime * 4).await;
+        let second = *pool.get().await.unwrap();
+        assert_ne!(first, second, "an object kept past its lifetime");
+        assert_eq!(m.closed.load(Ordering::SeqCst), 1);
+    });
+    drop(pool);
+    drop(stalled);
+}
+
+/// Issue 10, fault 2: a wait whose deadline was far off counted on the maintenance task's
+/// sweep to wake it near its deadline; when the task then stalled (here its runtime's thread
+/// blocks), nothing woke it and it waited past its deadline. A later get finds the task late
+/// and wakes it, and it arms its own timer.
+#[test]
+fn a_wait_that_counted_on_a_task_that_then_stalled_still_times_out() {
+    let timeout = Duration::from_millis(1000);
+    let (pool_tx, pool_rx) = std::sync::mpsc::channel();
+    let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<()>();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let stalled = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let pool = Pool::builder(TestManager::new())
+                .max_size(nz(1))
+                .acquire_timeout(Some(timeout))
+                .build()
+                .await
+                .unwrap();
+            pool_tx.send(pool).unwrap();
+            // The task ticks while this waits, and stalls while the thread blocks below.
+            let _ = stall_rx.await;
+            let _ = resume_rx.recv();
+        });
+    });
+    let pool = pool_rx.recv().unwrap();
+    runtime().block_on(async {
+        let held = pool.get().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let started = tokio::time::Instant::now();
+                (pool.get().await.map(|o| *o), started.elapsed())
+            }
+        });
+        while pool.status().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        stall_tx.send(()).unwrap();
+        // The task is now more than four ticks (of 100 ms) late.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other = pool.get_timeout(Some(Duration::from_millis(10))).await;
+        assert!(matches!(other, Err(Error::Timeout { .. })), "{other:?}");
+        let (got, waited) = tokio::time::timeout(timeout * 4, waiter)
+            .await
+            .expect("the wait outlived its deadline")
+            .unwrap();
+        assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+        assert!(waited >= timeout, "timed out early: {waited:?}");
+        drop(held);
+    });
+    resume_tx.send(()).unwrap();
+    stalled.join().unwrap();
+    drop(pool);
+}

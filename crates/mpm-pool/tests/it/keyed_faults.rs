@@ -152,3 +152,60 @@ async fn maintenance_restarts_on_the_callers_runtime_after_the_first_is_gone() {
     });
     assert_eq!(pool.status().keys, 0);
 }
+
+/// Counts validations.
+#[derive(Default)]
+struct Counting {
+    validated: AtomicUsize,
+}
+
+impl KeyedManager<u32> for Counting {
+    type Object = u32;
+    type Error = std::io::Error;
+    async fn create(&self, key: &u32) -> Result<u32, std::io::Error> {
+        Ok(*key)
+    }
+    async fn validate(&self, _: &u32, _: &mut u32) -> Result<(), std::io::Error> {
+        self.validated.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Issue 10, fault 2, as the plain pool's test: built on a runtime whose `block_on` has
+/// returned (its maintenance task lives on, undriven) and used from another, the keyed pool's
+/// coarse clock stopped, and an object returned before was never validated again.
+#[test]
+fn with_the_maintenance_task_stalled_the_skip_validation_window_still_ends() {
+    let window = Duration::from_millis(40);
+    let stalled = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = stalled.block_on(async {
+        let pool = KeyedPool::builder(Arc::new(Counting::default()))
+            .max_total(nz(1))
+            .skip_validation_within(window)
+            .build()
+            .unwrap();
+        // Let the task start and tick.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pool
+    });
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        drop(pool.get(1).await.unwrap());
+        let validated = pool.manager().validated.load(Ordering::SeqCst);
+        tokio::time::sleep(window * 5).await;
+        drop(pool.get(1).await.unwrap());
+        assert_eq!(
+            pool.manager().validated.load(Ordering::SeqCst),
+            validated + 1,
+            "idle for five windows, yet not validated"
+        );
+    });
+    drop(pool);
+    drop(stalled);
+}
