@@ -5,20 +5,21 @@
 //! ours runs without a timeout too (`mpm_no_timeout`), to show what the timeout costs.
 //!
 //! Criterion measures each pool in a few seconds of its own, one pool after another, so a busy
-//! spell of a shared machine still moves the ratios of its figures (in hold mode on one thread,
-//! two runs of the same binary read 0.94x and 1.53x against deadpool without its timeout at one
-//! shape); the interleaved pass (`pool_interleaved`) runs the pools in turns, round by round,
-//! and its ratios (each the median over rounds of the ratio within a round) are the ones to
-//! quote.
+//! spell of a shared machine moves the ratios of its figures; where that moved them most (hold
+//! mode, and the keyed pools), the pools are measured in turns instead, round by round
+//! (`mpm_benches::rounds`), and those rounds are the figures `cargo xtask bench` reads: one
+//! measurement, not two that disagree (criterion's own hold group read 1.04x deadpool without
+//! its timeout in one full run and 1.37x in a rerun minutes later, where the interleaved pass
+//! read 1.34x-1.36x).
 //!
 //! - `pool_get_drop/<objects>x<tasks>`: every task gets an object and drops it at once, in a
 //!   loop; one element is one get-and-drop.
 //! - `pool_hold/<objects>x<tasks>`: every task yields once while it holds the object, on a
 //!   current-thread Tokio runtime. Every get but a few waits, so a busy spell moves these
-//!   figures most: each criterion iteration of a pool is one round of [`HOLD_ROUND`] cycles
-//!   run in turn with one round of every other pool (whose times it drops), the rounds the
-//!   interleaved pass runs, so both passes measure the same thing the same way (criterion
-//!   reports the median over its samples, the interleaved pass the median of eleven rounds).
+//!   figures most: the pools take turns, 21 rounds of [`HOLD_ROUND`] cycles each, and each
+//!   pool's rounds are recorded (its median round, with the interval of the median that 21
+//!   rounds give). The pass prints each ratio as the median over rounds of the ratio within a
+//!   round (`pool_interleaved/hold`).
 //!
 //!   Hold mode runs on one thread because on a 2-core machine a 2-worker runtime has two
 //!   regimes of hold mode, whatever the pool: about 0.9 M cycles/s while both workers share
@@ -37,7 +38,8 @@
 //!   not to quote.
 //! - `keyed_get_drop/<keys>x<tasks>`: mpm's `KeyedPool` (one object per key) beside what a
 //!   user would otherwise write, a map from key to a deadpool pool of one object behind a
-//!   read-write lock; task `i` uses key `i % keys`.
+//!   read-write lock; task `i` uses key `i % keys`. The two take turns, 21 rounds of 200,000
+//!   cycles on the 2-worker runtime, recorded as hold mode's are (`keyed_interleaved`).
 //! - After the groups, a fairness run in hold mode prints, for each pool, when the first task
 //!   finished as a share of the run's total time and the longest single wait, with the pools
 //!   taking turns round by round.
@@ -51,16 +53,14 @@ use std::hint::black_box;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mpm_benches::rounds;
 use tokio::runtime::Runtime;
 
 /// (objects, tasks) pairs.
 const SHAPES: [(usize, usize); 3] = [(4, 16), (8, 32), (16, 64)];
 
-/// Get-and-hold cycles in one round of hold mode, in the criterion group and the interleaved
-/// pass alike.
+/// Get-and-hold cycles in one round of hold mode.
 const HOLD_ROUND: u64 = 50_000;
 
 fn runtime() -> Runtime {
@@ -193,6 +193,19 @@ impl AnyPool {
     }
 }
 
+/// The pools of [`pools`], in order.
+const POOL_LABELS: [&str; 6] = [
+    "mpm",
+    "mpm_stats",
+    "deadpool",
+    "bb8",
+    "deadpool_no_timeout",
+    "mpm_no_timeout",
+];
+
+/// The keyed pools of [`keyed_pools`], in order.
+const KEYED_LABELS: [&str; 2] = ["mpm_keyed", "deadpool_per_key"];
+
 fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
     rt.block_on(async {
         let registry = mpm_metrics::Registry::default();
@@ -243,50 +256,16 @@ fn pools(rt: &Runtime, objects: usize) -> Vec<(&'static str, AnyPool)> {
             .build(Bb8Noop)
             .await
             .expect("bb8");
+        let [l0, l1, l2, l3, l4, l5] = POOL_LABELS;
         vec![
-            ("mpm", AnyPool::Mpm(mpm)),
-            ("mpm_stats", AnyPool::Mpm(mpm_stats)),
-            ("deadpool", AnyPool::Deadpool(deadpool)),
-            ("bb8", AnyPool::Bb8(bb8)),
-            ("deadpool_no_timeout", AnyPool::Deadpool(deadpool_default)),
-            ("mpm_no_timeout", AnyPool::Mpm(mpm_no_timeout)),
+            (l0, AnyPool::Mpm(mpm)),
+            (l1, AnyPool::Mpm(mpm_stats)),
+            (l2, AnyPool::Deadpool(deadpool)),
+            (l3, AnyPool::Bb8(bb8)),
+            (l4, AnyPool::Deadpool(deadpool_default)),
+            (l5, AnyPool::Mpm(mpm_no_timeout)),
         ]
     })
-}
-
-/// Eleven rounds in which each of `n` pools takes its turn (`rate(i)` runs pool `i` once and
-/// returns its throughput), so that a busy spell of the machine hits all of them alike; returns
-/// each pool's median.
-fn interleaved_medians(n: usize, rate: impl FnMut(usize) -> f64) -> Vec<f64> {
-    interleaved_rates(n, 11, rate)
-        .into_iter()
-        .map(middle)
-        .collect()
-}
-
-/// `rounds` rounds in which each of `n` pools takes its turn (`rate(i)` runs pool `i` once and
-/// returns its throughput); returns each pool's throughputs, round by round.
-fn interleaved_rates(n: usize, rounds: usize, mut rate: impl FnMut(usize) -> f64) -> Vec<Vec<f64>> {
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..rounds {
-        for (i, r) in rates.iter_mut().enumerate() {
-            r.push(rate(i));
-        }
-    }
-    rates
-}
-
-/// The median.
-fn middle(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The median over rounds of the ratio of `a`'s throughput to `b`'s in the same round: the
-/// load of a shared machine changes within a pass, and two rounds run one shortly after the
-/// other share more of it than two medians over the pass do.
-fn paired(a: &[f64], b: &[f64]) -> f64 {
-    middle(a.iter().zip(b).map(|(a, b)| a / b).collect())
 }
 
 /// Spawns `tasks` tasks made by `task` at once and returns the wall time until all are done.
@@ -351,39 +330,6 @@ fn get_drop(c: &mut Criterion) {
             let id = BenchmarkId::new(label, format!("{objects}x{tasks}"));
             g.bench_function(id, |b| {
                 b.iter_custom(|iters| run(&rt, &pool, tasks, iters.max(tasks as u64), false))
-            });
-        }
-    }
-    g.finish();
-}
-
-/// Hold mode, on one thread: one iteration of a pool is its round of [`HOLD_ROUND`] cycles, run
-/// in turn with a round of every other pool (their times dropped), as in the interleaved pass.
-fn hold(c: &mut Criterion) {
-    let rt = hold_runtime();
-    let mut g = c.benchmark_group("pool_hold");
-    g.sampling_mode(SamplingMode::Flat);
-    g.warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(2));
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(HOLD_ROUND));
-    for (objects, tasks) in SHAPES {
-        let pools = pools(&rt, objects);
-        for (i, (label, _)) in pools.iter().enumerate() {
-            let id = BenchmarkId::new(*label, format!("{objects}x{tasks}"));
-            g.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let mut mine = Duration::ZERO;
-                    for _ in 0..iters {
-                        for (j, (_, pool)) in pools.iter().enumerate() {
-                            let took = hold_round(&rt, pool, tasks);
-                            if j == i {
-                                mine += took;
-                            }
-                        }
-                    }
-                    mine
-                })
             });
         }
     }
@@ -462,9 +408,10 @@ fn keyed_pools(rt: &Runtime, keys: usize) -> Vec<(&'static str, AnyKeyed)> {
             pools: RwLock::new(HashMap::new()),
             per_key: 1,
         });
+        let [ours, theirs] = KEYED_LABELS;
         let pools = vec![
-            ("mpm_keyed", AnyKeyed::Mpm(mpm)),
-            ("deadpool_per_key", AnyKeyed::Deadpool(deadpool)),
+            (ours, AnyKeyed::Mpm(mpm)),
+            (theirs, AnyKeyed::Deadpool(deadpool)),
         ];
         for (_, pool) in &pools {
             for key in 0..keys as u32 {
@@ -489,44 +436,47 @@ fn run_keyed(rt: &Runtime, pool: &AnyKeyed, keys: usize, tasks: usize, total: u6
     })
 }
 
-fn keyed(c: &mut Criterion) {
-    let rt = runtime();
-    let mut g = c.benchmark_group("keyed_get_drop");
-    g.warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(2));
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(1));
-    for (keys, tasks) in KEYED_SHAPES {
-        for (label, pool) in keyed_pools(&rt, keys) {
-            let id = BenchmarkId::new(label, format!("{keys}x{tasks}"));
-            g.bench_function(id, |b| {
-                b.iter_custom(|iters| run_keyed(&rt, &pool, keys, tasks, iters.max(tasks as u64)))
-            });
-        }
-    }
-    g.finish();
-}
-
-/// Keyed get-and-drop, 200,000 cycles, the two pools taking turns, eleven rounds each: prints
-/// each one's median throughput and the ratio.
+/// Keyed get-and-drop, 200,000 cycles, the two pools taking turns, 21 rounds: prints each
+/// one's median throughput and the ratio, and records the rounds as `keyed_get_drop`.
 fn keyed_interleaved(_: &mut Criterion) {
-    if !selected("keyed_interleaved") {
-        return;
-    }
     let rt = runtime();
     for (keys, tasks) in KEYED_SHAPES {
+        let shape = format!("{keys}x{tasks}");
+        let mut ids = vec![format!("keyed_interleaved/get_drop/{shape}")];
+        ids.extend(KEYED_LABELS.map(|l| format!("keyed_get_drop/{l}/{shape}")));
+        if !rounds::selected(ids.iter().map(String::as_str)) {
+            continue;
+        }
         let pools = keyed_pools(&rt, keys);
         let total = 200_000;
-        let medians = interleaved_medians(pools.len(), |i| {
+        let rates = rounds::interleaved(pools.len(), 21, |i| {
             let took = run_keyed(&rt, &pools[i].1, keys, tasks, total);
             total as f64 / took.as_secs_f64() / 1e6
         });
         println!(
-            "keyed_interleaved/get_drop/{keys}x{tasks}: mpm_keyed {:.2} Mops/s, deadpool_per_key {:.2} Mops/s; mpm/deadpool_per_key {:.2}x",
-            medians[0],
-            medians[1],
-            medians[0] / medians[1]
+            "keyed_interleaved/get_drop/{shape}: mpm_keyed {:.2} Mops/s, deadpool_per_key {:.2} Mops/s (medians of 21 rounds); mpm/deadpool_per_key {:.2}x (median over rounds)",
+            rounds::median(rates[0].clone()),
+            rounds::median(rates[1].clone()),
+            rounds::paired(&rates[0], &rates[1]),
         );
+        for ((label, _), r) in pools.iter().zip(&rates) {
+            record("keyed_get_drop", label, &shape, total, r);
+        }
+    }
+}
+
+/// Records the rounds of one pool (throughputs in millions of elements a second, each round
+/// `elements` long) as benchmark `group/label/shape`, where criterion writes its results.
+fn record(group: &str, label: &str, shape: &str, elements: u64, rates: &[f64]) {
+    let id = format!("{group}/{label}/{shape}");
+    let times: Vec<Duration> = rates
+        .iter()
+        .map(|r| Duration::from_secs_f64(elements as f64 / (r * 1e6)))
+        .collect();
+    match rounds::record(&id, elements, &times) {
+        // The line `cargo xtask bench` follows to show its progress.
+        Ok(()) => println!("Benchmarking {id}: recorded from the interleaved rounds"),
+        Err(e) => eprintln!("{id}: the interleaved rounds could not be recorded: {e}"),
     }
 }
 
@@ -594,7 +544,7 @@ fn median<T: Copy>(mut v: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) ->
 /// the ratios of those medians, and in how many rounds ours was no longer than deadpool's in
 /// the round run next to it (of the pairs no stall hit).
 fn fairness(_: &mut Criterion) {
-    if !selected("pool_fairness") {
+    if !rounds::selected(["pool_fairness"]) {
         return;
     }
     let rt = runtime();
@@ -653,18 +603,13 @@ fn fairness(_: &mut Criterion) {
     }
 }
 
-/// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`]; on one thread as the criterion
-/// group, then on the 2-worker runtime) with the pools taking turns, eleven rounds each (hold
-/// mode 21), so that a noisy neighbour hits all of them alike: prints each pool's median
-/// throughput and our ratios, each the median over rounds of the ratio within a round (to
-/// deadpool with the same 30 s wait timeout, to deadpool's default without one, to bb8, and of
-/// statistics on to off).
+/// Get-and-drop (400,000 cycles) and hold mode ([`HOLD_ROUND`] cycles on one thread, then on
+/// the 2-worker runtime) with the pools taking turns, eleven rounds each (hold mode 21), so
+/// that a noisy neighbour hits all of them alike: prints each pool's median throughput and our
+/// ratios, each the median over rounds of the ratio within a round (to deadpool with the same
+/// 30 s wait timeout, to deadpool's default without one, to bb8, and of statistics on to off).
+/// The rounds of hold mode on one thread are recorded as `pool_hold`.
 fn interleaved(_: &mut Criterion) {
-    // A filter such as `pool_interleaved/hold` runs the hold passes alone.
-    let selected = |mode: &str| selected(&format!("pool_interleaved/{mode}"));
-    if !["get_drop", "hold"].into_iter().any(selected) {
-        return;
-    }
     let two_workers = runtime();
     let one_thread = hold_runtime();
     let passes = [
@@ -672,84 +617,55 @@ fn interleaved(_: &mut Criterion) {
         ("hold", true, &one_thread),
         ("hold_2_workers", true, &two_workers),
     ];
-    for (mode, hold, rt, (objects, tasks)) in passes
-        .iter()
-        .filter(|(mode, ..)| selected(mode))
-        .flat_map(|&(mode, hold, rt)| SHAPES.iter().map(move |&s| (mode, hold, rt, s)))
-    {
-        let pools = pools(rt, objects);
-        let total = if hold { HOLD_ROUND } else { 400_000 };
-        // Hold rounds are short: more of them.
-        let rounds = if hold { 21 } else { 11 };
-        let rates = interleaved_rates(pools.len(), rounds, |i| {
-            let took = if mode == "hold" {
-                hold_round(rt, &pools[i].1, tasks)
-            } else {
-                run(rt, &pools[i].1, tasks, total, hold)
+    for (mode, hold, rt) in passes {
+        for (objects, tasks) in SHAPES {
+            let shape = format!("{objects}x{tasks}");
+            // A filter such as `pool_interleaved/hold` runs the hold passes alone; the ids
+            // of `pool_hold` select the pass that records them.
+            let mut ids = vec![format!("pool_interleaved/{mode}/{shape}")];
+            if mode == "hold" {
+                ids.extend(POOL_LABELS.map(|l| format!("pool_hold/{l}/{shape}")));
+            }
+            if !rounds::selected(ids.iter().map(String::as_str)) {
+                continue;
+            }
+            let pools = pools(rt, objects);
+            let total = if hold { HOLD_ROUND } else { 400_000 };
+            // Hold rounds are short: more of them.
+            let n = if hold { 21 } else { 11 };
+            let rates = rounds::interleaved(pools.len(), n, |i| {
+                let took = if mode == "hold" {
+                    hold_round(rt, &pools[i].1, tasks)
+                } else {
+                    run(rt, &pools[i].1, tasks, total, hold)
+                };
+                total as f64 / took.as_secs_f64() / 1e6
+            });
+            let line: Vec<String> = pools
+                .iter()
+                .zip(&rates)
+                .map(|((label, _), r)| format!("{label} {:.2} Mops/s", rounds::median(r.clone())))
+                .collect();
+            let [mpm, stats, deadpool, bb8, deadpool_default, mpm_no_timeout] = &rates[..] else {
+                unreachable!("six pools");
             };
-            total as f64 / took.as_secs_f64() / 1e6
-        });
-        let line: Vec<String> = pools
-            .iter()
-            .zip(&rates)
-            .map(|((label, _), r)| format!("{label} {:.2} Mops/s", middle(r.clone())))
-            .collect();
-        let [mpm, stats, deadpool, bb8, deadpool_default, mpm_no_timeout] = &rates[..] else {
-            unreachable!("six pools");
-        };
-        println!(
-            "pool_interleaved/{mode}/{objects}x{tasks}: {} (medians of {rounds} rounds); ratios (medians over rounds): mpm/deadpool {:.2}x (without its timeout {:.2}x; both without {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
-            line.join(", "),
-            paired(mpm, deadpool),
-            paired(mpm, deadpool_default),
-            paired(mpm_no_timeout, deadpool_default),
-            paired(mpm, bb8),
-            (1.0 - paired(stats, mpm)) * 100.0
-        );
-    }
-}
-
-/// Whether a pass that criterion does not see (it prints its own lines) is selected by the
-/// filter on the command line. Criterion's filter is a regular expression over benchmark ids;
-/// these passes take it as a substring of their name (`pool`, `keyed`, `fairness`, ...), so that
-/// `cargo bench ... -- cache` does not spend minutes on them.
-fn selected(name: &str) -> bool {
-    // Criterion's flags that take a value: their values are not filters.
-    const WITH_VALUE: [&str; 15] = [
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--baseline-lenient",
-        "--load-baseline",
-        "--profile-time",
-        "--output-format",
-        "--color",
-        "--plotting-backend",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-    ];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if WITH_VALUE.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return name.contains(a.as_str());
+            println!(
+                "pool_interleaved/{mode}/{shape}: {} (medians of {n} rounds); ratios (medians over rounds): mpm/deadpool {:.2}x (without its timeout {:.2}x; both without {:.2}x), mpm/bb8 {:.2}x, statistics cost {:.1}%",
+                line.join(", "),
+                rounds::paired(mpm, deadpool),
+                rounds::paired(mpm, deadpool_default),
+                rounds::paired(mpm_no_timeout, deadpool_default),
+                rounds::paired(mpm, bb8),
+                (1.0 - rounds::paired(stats, mpm)) * 100.0
+            );
+            if mode == "hold" {
+                for ((label, _), r) in pools.iter().zip(&rates) {
+                    record("pool_hold", label, &shape, total, r);
+                }
+            }
         }
     }
-    true
 }
 
-criterion_group!(
-    benches,
-    get_drop,
-    hold,
-    keyed,
-    fairness,
-    interleaved,
-    keyed_interleaved
-);
+criterion_group!(benches, get_drop, fairness, interleaved, keyed_interleaved);
 criterion_main!(benches);

@@ -13,3 +13,4 @@
 #![forbid(unsafe_code)]
 
 pub mod ops;
+pub mod rounds;

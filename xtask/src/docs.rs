@@ -76,7 +76,7 @@ pub(crate) fn readme_block(s: &Summary) -> String {
     let _ = writeln!(out, "{BEGIN}");
     let _ = writeln!(
         out,
-        "From {}. Each row is ours beside one peer in the same run; the verdict says which way is better, and \"no clear difference\" where criterion's confidence intervals overlap. Every figure with its interval, and the budgets CI enforces: [docs/PERFORMANCE.md](docs/PERFORMANCE.md).\n",
+        "From {}. Each row is ours beside one peer in the same run; the verdict says which way is better, and \"no clear difference\" where the confidence intervals overlap. Every figure with its interval, and the budgets CI enforces: [docs/PERFORMANCE.md](docs/PERFORMANCE.md).\n",
         provenance(s)
     );
     out.push_str("| crate | what | ours | peer | verdict |\n|---|---|---|---|---|\n");
@@ -130,6 +130,7 @@ pub(crate) fn performance(s: &Summary) -> String {
     o.push_str("## How to read it\n\n");
     o.push_str("- Each group is one operation, ours beside the peers that do the same work, declared in `benches/comparisons.toml` by criterion benchmark id; nothing is paired by name.\n");
     o.push_str("- A figure is criterion's median with its confidence interval: time per operation, or operations per second for the pools (throughput). The ratio is ours over the peer in that unit; its interval runs from the best case of one side against the worst of the other.\n");
+    o.push_str("- Two groups of the pools are measured in interleaved rounds instead of criterion's one-after-another runs, because a busy spell of the machine moved their ratios most: hold mode (`pool_hold`, 21 rounds of 50,000 cycles, the six pools taking turns) and the keyed pools (`keyed_get_drop`, 21 rounds of 200,000 cycles, the two taking turns). Their figure is the median round, their interval the one the order statistics of 21 rounds give for the median (at least 95%).\n");
     o.push_str("- \"No clear difference\" means the two confidence intervals overlap. The machine is a shared 2-core VM: small differences move from run to run, so read the verdict, not the second decimal.\n");
     o.push_str("- The Python peer (claude-mpm's `MemoryOptimizer`, installed from PyPI by `cargo xtask bench --python`) is timed on the same generated file, a few runs in the same process: its figure is the median, its interval the fastest and slowest run. It reads and writes the file and makes a backup; ours optimizes the text in memory, a small part of the whole at these sizes.\n");
     o.push_str("- `all_pairs` is mpm-memory-opt itself without candidate pruning: what pruning saves, not a peer a user would pick.\n\n");
