@@ -16,11 +16,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
-use mpm_metrics::Registry;
+use mpm_metrics::{Counter, Registry};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
@@ -107,7 +106,7 @@ impl RegistryBuilder {
             type_name: type_name::<T>(),
             implementations: service.implementations,
             value: OnceLock::new(),
-            accesses: AtomicU64::new(0),
+            accesses: Counter::new(),
             stats: Mutex::new(EntryStats::default()),
         };
         self.services.insert(Box::from(name), entry);
@@ -256,7 +255,7 @@ impl LazyRegistry {
         if let Some(entry) = self.inner.services.get(name)
             && let Some(value) = entry.value.get()
         {
-            entry.accesses.fetch_add(1, Ordering::Relaxed);
+            entry.accesses.inc();
             return downcast(entry, Arc::clone(value));
         }
         lookup_sync(&self.inner, None, name)

@@ -3,7 +3,6 @@
 //! factories may run.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::graph::{Claim, Step, step};
@@ -37,7 +36,7 @@ pub(super) fn resolve_sync(
     requester: Option<&Arc<str>>,
     entry: &Entry,
 ) -> Result<AnyService, Error> {
-    entry.accesses.fetch_add(1, Ordering::Relaxed);
+    entry.accesses.inc();
     if let Some(value) = entry.value.get() {
         return Ok(Arc::clone(value));
     }
@@ -70,7 +69,7 @@ pub(super) async fn resolve_async(
     requester: Option<&Arc<str>>,
     entry: &Entry,
 ) -> Result<AnyService, Error> {
-    entry.accesses.fetch_add(1, Ordering::Relaxed);
+    entry.accesses.inc();
     if let Some(value) = entry.value.get() {
         return Ok(Arc::clone(value));
     }

@@ -2,11 +2,10 @@
 //! of each implementation attempt (stats and the init-time histogram).
 
 use std::any::TypeId;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mpm_metrics::{Histogram, IntGauge, Registry, Scope, Unit};
+use mpm_metrics::{Counter, Histogram, IntGauge, Registry, Scope, Unit};
 use parking_lot::Mutex;
 
 use super::service::{Factory, Implementation};
@@ -51,7 +50,9 @@ pub(super) struct Entry {
     pub(super) type_name: &'static str,
     pub(super) implementations: Vec<Implementation>,
     pub(super) value: OnceLock<AnyService>,
-    pub(super) accesses: AtomicU64,
+    /// Sharded per thread (`mpm_metrics::Counter`): a hit counts with a plain load and
+    /// store, not the atomic read-modify-write that was a third of a warm lookup's time.
+    pub(super) accesses: Counter,
     pub(super) stats: Mutex<EntryStats>,
 }
 
@@ -70,7 +71,7 @@ pub(super) fn entry_stats(entry: &Entry) -> ServiceStats {
         name: entry.name.to_string(),
         initialized: entry.value.get().is_some(),
         init_time: stats.init_time,
-        accesses: entry.accesses.load(Ordering::Relaxed),
+        accesses: entry.accesses.get(),
         attempts: stats.attempts,
         failures: stats.failures,
         last_error: stats.last_error.clone(),

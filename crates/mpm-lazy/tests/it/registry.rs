@@ -342,6 +342,29 @@ fn concurrent_first_lookups_build_once() {
     assert_eq!(registry.stats("index").unwrap().accesses, 64);
 }
 
+/// Warm lookups count on per-thread cells: more threads than cells (the extra ones share a
+/// cell) and many lookups each, and not one is lost.
+#[test]
+fn warm_lookups_from_many_threads_are_all_counted() {
+    let registry = LazyRegistry::builder()
+        .register_fn("index", |_| Ok(7_u64))
+        .build()
+        .unwrap();
+    assert_eq!(*registry.get::<u64>("index").unwrap(), 7);
+    let start = Barrier::new(24);
+    std::thread::scope(|scope| {
+        for _ in 0..24 {
+            scope.spawn(|| {
+                start.wait();
+                for _ in 0..5_000 {
+                    assert_eq!(*registry.get::<u64>("index").unwrap(), 7);
+                }
+            });
+        }
+    });
+    assert_eq!(registry.stats("index").unwrap().accesses, 1 + 24 * 5_000);
+}
+
 fn async_registry(builder: RegistryBuilder) -> LazyRegistry {
     builder
         .register_async_fn("remote", |_| async {
