@@ -378,9 +378,9 @@ impl Adaptive {
     }
 
     /// The policy's hash of a key (for the sketch, the sampling and the shadows): foldhash's
-    /// fast hasher, seeded, then [`mix`]. Far cheaper than the tier's hasher (SipHash by
-    /// default), which a hit would otherwise run a second time (quick_cache does not hand its
-    /// hash out); the seed comes from the tier's hasher, so a seeded tier hasher reseeds the
+    /// fast hasher, seeded, then [`mix`]. Not the tier's hasher, which may be any `BuildHasher`
+    /// (foldhash by default, SipHash in the instruction budgets) and which a hit would
+    /// otherwise run a second time (quick_cache does not hand its hash out); the seed comes from the tier's hasher, so a seeded tier hasher reseeds the
     /// policy too. Collisions only blur frequency estimates, which are lossy anyway. Without
     /// [`mix`] an insert cost 11 to 13 instructions fewer, but the shared traces (hash seeds 0
     /// to 3) had 7 cells below the goal instead of 3 (LIRS multi1 at 1% down to -1.11 points).

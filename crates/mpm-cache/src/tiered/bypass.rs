@@ -63,7 +63,7 @@ impl BypassPolicy {
     }
 
     /// How long a bypass lasts before a probe (default 1 s), on the L1's
-    /// [`Clock`](crate::Clock).
+    /// [`Clock`].
     pub fn cool_down(mut self, d: Duration) -> Self {
         self.cool_down = d;
         self
@@ -71,7 +71,7 @@ impl BypassPolicy {
 
     /// A call that takes longer than this counts as a failure even if it succeeds, and while
     /// one has been running this long other callers skip the tier (default 250 ms), on the
-    /// L1's [`Clock`](crate::Clock).
+    /// L1's [`Clock`].
     pub fn slow_call(mut self, d: Duration) -> Self {
         self.slow_call = d;
         self
