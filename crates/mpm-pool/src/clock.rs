@@ -1,7 +1,8 @@
 //! The pools' millisecond clock: coarse (refreshed by the maintenance task) or precise.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,7 +42,7 @@ pub(crate) fn tick_for(skip_window: Duration, leak: Option<Duration>) -> Duratio
 /// err on the optimistic side add `lag`.
 ///
 /// The coarse value is trusted only while it is refreshed: each tick also notes the
-/// [`heartbeat`] (a process-wide millisecond count that a thread of its own keeps, so it
+/// [`Heartbeat`] (a process-wide millisecond count that a thread of its own keeps, so it
 /// never stalls with a runtime, and that costs a reader one load where a TSC read cost
 /// 20-30 ns on the benchmark machine), and a reader that finds the note older than a tick
 /// and [`STALE_SLACK`] refreshes the clock itself ([`Clock::refresh`]: a precise read). So a
@@ -68,7 +69,7 @@ pub(crate) struct Clock {
     tick_raw: AtomicU64,
     /// How long after a tick (in nanoseconds: four ticks) its reading still serves.
     fresh_ns: u64,
-    /// The [`heartbeat`] from which `coarse` is stale: `stale_ms` after its last refresh (or
+    /// The [`Heartbeat`] from which `coarse` is stale: `stale_ms` after its last refresh (or
     /// the clock's start).
     stale_at: AtomicU64,
     /// How many milliseconds of the heartbeat after a refresh the coarse clock goes stale: a
@@ -76,6 +77,16 @@ pub(crate) struct Clock {
     stale_ms: Ms,
     /// The time of the last tick (only ticks set it, where any precise read moves `coarse`).
     ticked_ms: AtomicU64,
+    /// Whether this clock registered with the [`Heartbeat`] (deregisters when dropped).
+    beating: bool,
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        if self.beating {
+            HEART.deregister();
+        }
+    }
 }
 
 /// How late a tick may come before readers stop trusting the coarse clock: Tokio's timers
@@ -85,29 +96,144 @@ const STALE_SLACK: Duration = Duration::from_millis(2 + 2 * BEAT_MS);
 /// How often the heartbeat beats, in milliseconds.
 const BEAT_MS: u64 = 2;
 
-/// The heartbeat's count: milliseconds since it started, as of its last beat.
-static BEAT: AtomicU64 = AtomicU64::new(0);
+/// The process's heartbeat, which every clock with a coarse value uses.
+static HEART: Heartbeat = Heartbeat::new();
 
-/// Whether the heartbeat's thread runs (started by the first clock with a coarse value).
-static BEATING: OnceLock<bool> = OnceLock::new();
+/// A millisecond count that a thread of its own (`mpm-pool-heartbeat`) stores every
+/// [`BEAT_MS`] while at least one clock uses it, for readers of a coarse clock to tell with
+/// one load whether the clock was refreshed lately ([`Clock::fresh_coarse`]).
+///
+/// Its life: the first user starts the thread; a user registers ([`Heartbeat::register`],
+/// in [`Clock::new`]) and deregisters ([`Heartbeat::deregister`], when its clock drops). With
+/// no user the thread parks at its next beat (waiting on a condition variable: no wake-ups),
+/// and the next user to register wakes it. Both decisions are taken under one lock, so a user
+/// that registers while the thread is about to park is seen (the thread looks at the count
+/// under the lock before it waits, and the registration notifies under it).
+///
+/// The count never goes back and reads the time since the thread started, paused or not: the
+/// user that ends a pause stores the current count itself before its clock reads it (a
+/// catch-up beat), so a stale-from mark taken before the pause (a beat plus a tick and
+/// [`STALE_SLACK`]) is below the count as soon as the pause outlasted that slack, as it would
+/// be had the beat never paused, and no reader trusts a coarse clock because the beat stopped.
+/// While a user lives the thread beats, so the count a reader loads is never older than a
+/// beat (and the scheduler's delay).
+pub(crate) struct Heartbeat {
+    /// Milliseconds since the thread started, as of its last beat (or a catch-up beat).
+    beat: AtomicU64,
+    state: Mutex<Beating>,
+    /// Signalled when the first user registers (to wake the thread) and when the thread parks.
+    changed: Condvar,
+}
 
-/// Starts the heartbeat's thread unless it runs: it sleeps [`BEAT_MS`] at a time and stores
-/// the milliseconds since it started in [`BEAT`], for readers of a coarse clock to tell
-/// cheaply whether the clock was refreshed lately. Returns whether it runs (a platform
-/// without threads has none: readers then always read the precise clock).
-fn heartbeat() -> bool {
-    *BEATING.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("mpm-pool-heartbeat".into())
-            .spawn(|| {
+/// The heartbeat's state, under its lock.
+struct Beating {
+    /// Clocks that use the heartbeat.
+    users: usize,
+    /// When the thread started (the count's zero), once it did.
+    start: Option<std::time::Instant>,
+    /// The thread could not be started (a platform without threads): never beats.
+    failed: bool,
+    /// The thread is parked, waiting for a user.
+    parked: bool,
+}
+
+impl Heartbeat {
+    const fn new() -> Self {
+        Heartbeat {
+            beat: AtomicU64::new(0),
+            state: Mutex::new(Beating {
+                users: 0,
+                start: None,
+                failed: false,
+                parked: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The count as of the last beat.
+    #[inline]
+    fn beat(&self) -> Ms {
+        self.beat.load(Ordering::Relaxed)
+    }
+
+    /// Registers a user, starting the thread if it never ran and waking it if it is parked (or
+    /// about to park); returns whether the heartbeat beats (a platform without threads has
+    /// none: the caller then must not register again or deregister).
+    fn register(&'static self) -> bool {
+        let mut state = self.state.lock();
+        if state.failed {
+            return false;
+        }
+        let start = match state.start {
+            Some(start) => start,
+            None => {
                 let start = std::time::Instant::now();
-                loop {
-                    std::thread::sleep(Duration::from_millis(BEAT_MS));
-                    BEAT.store(ms(start.elapsed()), Ordering::Relaxed);
+                let spawned = std::thread::Builder::new()
+                    .name("mpm-pool-heartbeat".into())
+                    .spawn(move || self.run(start));
+                if spawned.is_err() {
+                    state.failed = true;
+                    return false;
                 }
-            })
-            .is_ok()
-    })
+                state.start = Some(start);
+                start
+            }
+        };
+        state.users += 1;
+        if state.users == 1 {
+            // The catch-up beat (see the type's docs), before the new user's clock reads the
+            // count, and the thread woken if it waits.
+            self.beat.fetch_max(ms(start.elapsed()), Ordering::Relaxed);
+            self.changed.notify_all();
+        }
+        true
+    }
+
+    /// Deregisters a user: with none left, the thread parks at its next beat.
+    fn deregister(&self) {
+        let mut state = self.state.lock();
+        state.users = state.users.saturating_sub(1);
+    }
+
+    /// The thread: beats every [`BEAT_MS`] while there is a user, and waits for one otherwise.
+    fn run(&self, start: std::time::Instant) {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if state.users == 0 {
+                    state.parked = true;
+                    self.changed.notify_all();
+                    while state.users == 0 {
+                        self.changed.wait(&mut state);
+                    }
+                    state.parked = false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(BEAT_MS));
+            // Never back past a catch-up beat stored meanwhile.
+            self.beat.fetch_max(ms(start.elapsed()), Ordering::Relaxed);
+        }
+    }
+
+    /// Waits up to `timeout` for the thread to park with no user; returns whether it did.
+    #[cfg(test)]
+    fn wait_parked(&self, timeout: Duration) -> bool {
+        let mut state = self.state.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        while !(state.parked && state.users == 0) {
+            if self.changed.wait_until(&mut state, deadline).timed_out() {
+                return state.parked && state.users == 0;
+            }
+        }
+        true
+    }
+
+    /// How many clocks use the heartbeat.
+    #[cfg(test)]
+    fn users(&self) -> usize {
+        self.state.lock().users
+    }
 }
 
 /// When a get began to wait, for the acquire-time histogram: a raw TSC reading
@@ -145,7 +271,7 @@ impl Clock {
     pub(crate) fn new(tick: Option<Duration>) -> Self {
         let lag = tick.map_or(0, ms);
         // Without a heartbeat, the coarse clock is never trusted (always stale).
-        let beating = tick.is_some() && heartbeat();
+        let beating = tick.is_some() && HEART.register();
         let stale_ms = if beating {
             ms(tick.unwrap_or_default() + STALE_SLACK)
         } else {
@@ -160,9 +286,10 @@ impl Clock {
             tick_raw: AtomicU64::new(0),
             fresh_ns: lag.saturating_mul(4).saturating_mul(1_000_000),
             // The coarse clock starts at 0, the epoch: fresh now.
-            stale_at: AtomicU64::new(BEAT.load(Ordering::Relaxed).saturating_add(stale_ms)),
+            stale_at: AtomicU64::new(HEART.beat().saturating_add(stale_ms)),
             stale_ms,
             ticked_ms: AtomicU64::new(0),
+            beating,
         }
     }
 
@@ -276,7 +403,7 @@ impl Clock {
     /// tick: what a tick does to it, and what a reader that finds it stale does, so that the
     /// coarse clock is read precisely about once a tick while the task is late or stalled.
     pub(crate) fn refresh(&self) -> Ms {
-        let beat = BEAT.load(Ordering::Relaxed);
+        let beat = HEART.beat();
         let now = self.precise();
         // Released after the coarse clock moved: a reader that finds it fresh reads it moved.
         self.stale_at
@@ -296,18 +423,188 @@ impl Clock {
         let stale_at = self.stale_at.load(Ordering::Acquire);
         let coarse = self.coarse.as_ref()?.load(Ordering::Relaxed);
         // Without a heartbeat `stale_ms` is 0, and the beat never moves: never fresh.
-        (BEAT.load(Ordering::Relaxed) < stale_at).then_some(coarse)
+        (HEART.beat() < stale_at).then_some(coarse)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Clock, ms};
+    use super::{BEAT_MS, Clock, HEART, Heartbeat, STALE_SLACK, ms};
     use std::time::Duration;
     use tokio::time::Instant;
 
+    /// Held by the tests that make clocks with a coarse value (users of the process's
+    /// heartbeat), so that those that watch it park see no other user.
+    static HEART_USERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Long enough for any of these waits on a loaded machine, short of hanging.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// A heartbeat of the test's own (its thread parked for good when the test ends).
+    fn own_heart() -> &'static Heartbeat {
+        Box::leak(Box::new(Heartbeat::new()))
+    }
+
+    /// Waits (up to [`PATIENCE`]) for `heart`'s count to pass `beat`; returns the count.
+    fn beat_past(heart: &Heartbeat, beat: u64) -> u64 {
+        let until = std::time::Instant::now() + PATIENCE;
+        loop {
+            let now = heart.beat();
+            if now > beat {
+                return now;
+            }
+            assert!(std::time::Instant::now() < until, "no beat past {beat}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Asserts that `heart`, parked, does not beat: its count does not move for 25 beats (a
+    /// bounded wait for a value to stay still; the park itself is awaited as a signal).
+    fn stays_still(heart: &Heartbeat) -> u64 {
+        assert!(heart.wait_parked(PATIENCE), "the heartbeat did not park");
+        let beat = heart.beat();
+        std::thread::sleep(Duration::from_millis(25 * BEAT_MS));
+        assert_eq!(heart.beat(), beat, "a parked heartbeat beat");
+        beat
+    }
+
+    #[test]
+    fn the_heartbeat_parks_without_users_and_resumes_with_a_count_that_kept_time() {
+        let heart = own_heart();
+        assert!(heart.register());
+        assert!(heart.register());
+        let beat = beat_past(heart, 0);
+        beat_past(heart, beat);
+        heart.deregister();
+        // One user left: still beating.
+        beat_past(heart, heart.beat());
+        heart.deregister();
+        let paused_at = stays_still(heart);
+        let paused = std::time::Instant::now();
+        // A clock refreshed at the last beat went stale this many beats later: the pause
+        // outlasts it, so the count must be past that mark as soon as the beat resumes,
+        // before the thread beats again (the registration's catch-up beat).
+        let mark = paused_at + ms(Duration::from_millis(10) + STALE_SLACK);
+        while paused.elapsed() < Duration::from_millis(40) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(heart.register());
+        let resumed = heart.beat();
+        assert!(
+            resumed > mark && resumed >= paused_at + 40,
+            "resumed at {resumed}, paused at {paused_at}, stale from {mark}"
+        );
+        // And the thread beats again.
+        beat_past(heart, resumed);
+        heart.deregister();
+        stays_still(heart);
+    }
+
+    #[test]
+    fn a_user_that_registers_as_the_last_one_leaves_gets_beats() {
+        let heart = own_heart();
+        assert!(heart.register());
+        for round in 0..200 {
+            // The last user leaves while another registers, on another thread, and in every
+            // fifth round once the thread parked (or is about to).
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    barrier.wait();
+                    heart.deregister();
+                });
+                barrier.wait();
+                if round % 5 == 0 {
+                    heart.wait_parked(Duration::from_millis(BEAT_MS));
+                }
+                assert!(heart.register());
+            });
+            assert_eq!(heart.users(), 1);
+            let beat = heart.beat();
+            beat_past(heart, beat);
+        }
+        heart.deregister();
+        stays_still(heart);
+    }
+
+    struct Nothing;
+
+    impl crate::Manager for Nothing {
+        type Object = ();
+        type Error = std::convert::Infallible;
+        async fn create(&self) -> Result<(), std::convert::Infallible> {
+            Ok(())
+        }
+    }
+
+    impl crate::keyed::KeyedManager<u8> for Nothing {
+        type Object = ();
+        type Error = std::convert::Infallible;
+        async fn create(&self, _: &u8) -> Result<(), std::convert::Infallible> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_heartbeat_stops_when_the_last_pool_drops_and_resumes_for_a_new_one() {
+        let _alone = HEART_USERS.lock().await;
+        let pool = crate::Pool::builder(Nothing).build().await.unwrap();
+        let keyed = crate::keyed::KeyedPool::builder(Nothing).build().unwrap();
+        drop(pool.get().await.unwrap());
+        drop(keyed.get(1).await.unwrap());
+        beat_past(&HEART, HEART.beat());
+        assert_eq!(HEART.users(), 2);
+        drop(pool);
+        beat_past(&HEART, HEART.beat());
+        drop(keyed);
+        // The maintenance tasks let go of the pools (and their clocks) once they see them
+        // closed; then the heartbeat parks.
+        let paused_at = stays_still(&HEART);
+        assert_eq!(HEART.users(), 0);
+
+        let pool = crate::Pool::builder(Nothing).build().await.unwrap();
+        drop(pool.get().await.unwrap());
+        beat_past(&HEART, paused_at);
+        beat_past(&HEART, HEART.beat());
+        // A pool built as the last one drops still gets beats.
+        for _ in 0..20 {
+            let (old, new) = std::thread::scope(|s| {
+                let new = s.spawn(|| Clock::new(Some(Duration::from_millis(10))));
+                (pool.clone(), new.join().unwrap())
+            });
+            drop(pool.clone());
+            drop(old);
+            let beat = HEART.beat();
+            beat_past(&HEART, beat);
+            drop(new);
+        }
+        drop(pool);
+        stays_still(&HEART);
+    }
+
+    #[test]
+    fn a_clock_made_as_the_beat_resumes_goes_stale_without_ticks() {
+        let _alone = HEART_USERS.blocking_lock();
+        // Started (if no test did), then parked (no other user), its count left at the last
+        // beat.
+        drop(Clock::new(Some(Duration::from_millis(1))));
+        let paused_at = stays_still(&HEART);
+        std::thread::sleep(Duration::from_millis(40));
+        let clock = Clock::new(Some(Duration::from_millis(1)));
+        // Fresh now (its coarse value is its start), never from the old count.
+        assert!(clock.fresh_coarse().is_some());
+        assert!(HEART.beat() >= paused_at + 40);
+        // Without a tick it goes stale once the beat passes its mark.
+        let stale_from = clock.stale_at.load(std::sync::atomic::Ordering::Relaxed);
+        beat_past(&HEART, stale_from);
+        assert!(clock.fresh_coarse().is_none());
+        clock.refresh();
+        assert!(clock.fresh_coarse().is_some());
+    }
+
     #[tokio::test]
     async fn the_fast_clock_reads_tokio_time_once_a_tick_read_it() {
+        let _alone = HEART_USERS.lock().await;
         let clock = Clock::new(Some(Duration::from_millis(100)));
         assert!(clock.fast_now().is_none(), "no reading before a tick");
         // A calibration interrupted between its readings keeps the last ones: try again.
@@ -332,6 +629,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_paused_tokio_clock_turns_the_fast_clock_off() {
+        let _alone = HEART_USERS.lock().await;
         let clock = Clock::new(Some(Duration::from_millis(100)));
         clock.calibrate();
         clock.precise();

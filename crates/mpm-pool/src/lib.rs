@@ -83,7 +83,12 @@
 //!   2 ms) tells a reader so with one load, and a reader that finds the clock stale (the task
 //!   stalled: its runtime not driven, its thread blocked, starved) reads the system clock and
 //!   refreshes it, and wakes the waiters that counted on the stalled task's sweep, so that
-//!   lifetimes, the skip-validation window and deadlines hold without the task.
+//!   lifetimes, the skip-validation window and deadlines hold without the task. The
+//!   heartbeat runs only while a pool with maintenance on is alive: the first such pool
+//!   starts the thread, which then costs a wake-up and a store every 2 ms (500 a second,
+//!   however many pools there are), and once the last such pool is gone (dropped, and let go
+//!   by its maintenance task, which sees it closed within a tick) the thread parks, with no
+//!   wake-ups, until another is built. Pools with maintenance off never use it.
 //! - A caller that must wait sets no timer of its own while its deadline is more than two
 //!   clock ticks away: its place in the queue says when it must be woken (the pool keeps the
 //!   earliest such time); the first tick at or after that time (also during a long
