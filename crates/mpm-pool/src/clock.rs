@@ -583,6 +583,34 @@ mod tests {
     }
 
     #[test]
+    fn pools_dropped_while_their_maintenance_tasks_are_stalled_let_the_heartbeat_park() {
+        let _alone = HEART_USERS.blocking_lock();
+        // Each pool's task runs until it waits for its next tick, and then its runtime is no
+        // longer driven: a task that held its pool while waiting would keep it (and its
+        // clock) alive until the runtime is driven or dropped.
+        let stalled = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (pool, keyed) = stalled.block_on(async {
+            let pool = crate::Pool::builder(Nothing).build().await.unwrap();
+            let keyed = crate::keyed::KeyedPool::builder(Nothing).build().unwrap();
+            drop(pool.get().await.unwrap());
+            drop(keyed.get(1).await.unwrap());
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            (pool, keyed)
+        });
+        assert_eq!(HEART.users(), 2);
+        drop(pool);
+        drop(keyed);
+        stays_still(&HEART);
+        assert_eq!(HEART.users(), 0);
+        drop(stalled);
+    }
+
+    #[test]
     fn a_clock_made_as_the_beat_resumes_goes_stale_without_ticks() {
         let _alone = HEART_USERS.blocking_lock();
         // Started (if no test did), then parked (no other user), its count left at the last

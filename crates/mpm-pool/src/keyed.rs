@@ -137,7 +137,7 @@ where
             manager,
             table: Table::new(max_per_key, max_total),
             metrics,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             ticking: AtomicBool::new(false),
             clock: Clock::new(
                 config

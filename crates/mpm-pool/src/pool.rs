@@ -171,7 +171,7 @@ impl<M: Manager> Pool<M> {
             slots: CachePadded::new(inner::SlotsLock::new(Slots::new(config.max_size))),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             ticking: AtomicBool::new(false),
             drained: Notify::new(),
             sweep_due: CachePadded::new(AtomicU64::new(NEVER)),

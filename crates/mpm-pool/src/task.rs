@@ -60,8 +60,9 @@ pub(crate) trait Maintained: Send + Sync + 'static {
     /// Whether the pool was closed (the task then ends).
     fn is_closed(&self) -> bool;
 
-    /// Wakes the task for a pass now.
-    fn wake(&self) -> &Notify;
+    /// Wakes the task for a pass now: shared with the task, which waits on it between ticks
+    /// without holding the pool.
+    fn wake(&self) -> &Arc<Notify>;
 
     /// Whether the task runs a pass as soon as it starts (else after the first interval).
     const PASS_AT_START: bool;
@@ -201,16 +202,18 @@ pub(crate) fn spawn_unless_running<T: Maintained>(pool: &Arc<T>, interval: Durat
 }
 
 /// The maintenance task: refreshes the coarse clock every tick and runs a pass every
-/// interval (or when woken). It holds only a weak reference between ticks, so it never keeps
-/// a dropped pool alive.
+/// interval (or when woken). It holds only a weak reference while it waits for its next tick
+/// (and its wake-up, shared with the pool), so it never keeps a dropped pool alive, even if
+/// its runtime is no longer driven (the pool's clock then also lets the heartbeat park).
 async fn maintain<T: Maintained>(weak: Weak<T>, interval: Duration, ended: TaskEnded<T>) {
     let _ended = ended;
+    let Some(inner) = weak.upgrade() else { return };
+    let wake = Arc::clone(inner.wake());
     let mut next_pass = Instant::now();
-    if !T::PASS_AT_START
-        && let Some(inner) = weak.upgrade()
-    {
+    if !T::PASS_AT_START {
         next_pass += inner.pass_interval(interval);
     }
+    drop(inner);
     let mut woken = false;
     loop {
         let Some(inner) = weak.upgrade() else { return };
@@ -242,7 +245,8 @@ async fn maintain<T: Maintained>(weak: Weak<T>, interval: Duration, ended: TaskE
             next_pass = Instant::now() + inner.pass_interval(interval);
         }
         let until = (Instant::now() + tick).min(next_pass);
-        let wake = inner.wake().notified();
-        woken = tokio::time::timeout_at(until, wake).await.is_ok();
+        let notified = wake.notified();
+        drop(inner);
+        woken = tokio::time::timeout_at(until, notified).await.is_ok();
     }
 }

@@ -36,8 +36,9 @@ pub(super) struct Inner<K, M: KeyedManager<K>> {
     pub(super) config: KeyedConfig,
     pub(super) table: Table<K, M::Object, Waker, ParkingLot>,
     pub(super) metrics: Option<PoolMetrics>,
-    /// Wakes the maintenance task (the pool closed).
-    pub(super) wake: Notify,
+    /// Wakes the maintenance task (the pool closed); shared with the task, which waits on it
+    /// without holding the pool.
+    pub(super) wake: Arc<Notify>,
     /// A maintenance task is running: set by whoever spawns one, cleared when it ends for
     /// any reason (its runtime shut down, the pool closed, the pool dropped); a `get` that
     /// finds it clear starts a new one on its own runtime. While it is clear, waits use
@@ -353,7 +354,7 @@ where
         self.table.is_closed()
     }
 
-    fn wake(&self) -> &Notify {
+    fn wake(&self) -> &Arc<Notify> {
         &self.wake
     }
 

@@ -91,8 +91,9 @@ pub(crate) struct Inner<M: Manager> {
     pub(super) slots: CachePadded<SlotsLock<M>>,
     pub(super) closed: AtomicBool,
     pub(super) next_id: AtomicU64,
-    /// Wakes the maintenance task (an object was closed, or the pool closed).
-    pub(super) wake: Notify,
+    /// Wakes the maintenance task (an object was closed, or the pool closed); shared with the
+    /// task, which waits on it without holding the pool.
+    pub(super) wake: std::sync::Arc<Notify>,
     /// A maintenance task is running: set by whoever spawns one, cleared when the task ends
     /// for any reason (its runtime shut down, a panic, the pool closed). While it is clear,
     /// waits use their own timers and the next acquire starts a new task on its runtime.

@@ -224,7 +224,7 @@ impl<M: Manager> Maintained for Inner<M> {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn wake(&self) -> &Notify {
+    fn wake(&self) -> &Arc<Notify> {
         &self.wake
     }
 
