@@ -566,19 +566,30 @@ mod tests {
         drop(pool.get().await.unwrap());
         beat_past(&HEART, paused_at);
         beat_past(&HEART, HEART.beat());
-        // A pool built as the last one drops still gets beats.
-        for _ in 0..20 {
-            let (old, new) = std::thread::scope(|s| {
-                let new = s.spawn(|| Clock::new(Some(Duration::from_millis(10))));
-                (pool.clone(), new.join().unwrap())
+        // A pool built (on another thread, without a runtime: no maintenance task holds it)
+        // as the last one drops still gets beats.
+        let mut current = crate::keyed::KeyedPool::builder(Nothing).build().unwrap();
+        drop(pool);
+        // The plain pool's task lets go of it once it sees it closed.
+        while HEART.users() > 1 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..50 {
+            let barrier = std::sync::Barrier::new(2);
+            current = std::thread::scope(|s| {
+                let old = current;
+                s.spawn(|| {
+                    barrier.wait();
+                    drop(old);
+                });
+                barrier.wait();
+                crate::keyed::KeyedPool::builder(Nothing).build().unwrap()
             });
-            drop(pool.clone());
-            drop(old);
+            assert_eq!(HEART.users(), 1);
             let beat = HEART.beat();
             beat_past(&HEART, beat);
-            drop(new);
         }
-        drop(pool);
+        drop(current);
         stays_still(&HEART);
     }
 
