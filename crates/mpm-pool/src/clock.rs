@@ -117,102 +117,110 @@ static HEART: Heartbeat = Heartbeat::new();
 /// be had the beat never paused, and no reader trusts a coarse clock because the beat stopped.
 /// While a user lives the thread beats, so the count a reader loads is never older than a
 /// beat (and the scheduler's delay).
-pub(crate) struct Heartbeat {
+pub(crate) struct Heartbeat<B: Beats = Os> {
     /// Milliseconds since the thread started, as of its last beat (or a catch-up beat).
     beat: AtomicU64,
-    state: Mutex<Beating>,
+    state: B::Lock,
     /// Signalled when the first user registers (to wake the thread) and when the thread parks.
-    changed: Condvar,
+    changed: B::Signal,
 }
 
-/// The heartbeat's state, under its lock.
-struct Beating {
+/// What a [`Heartbeat`] runs on: the process's locks, threads and clock ([`Os`]), or a
+/// model's (the shuttle model in the tests).
+pub(crate) trait Beats: Sized + Sync + 'static {
+    /// The lock around the heartbeat's state.
+    type Lock: Sync;
+    /// The lock, held.
+    type Guard<'a>: std::ops::DerefMut<Target = Beating<Self::Start>>;
+    /// The condition variable beside the lock.
+    type Signal: Sync;
+    /// When the thread started.
+    type Start: Copy + Send + 'static;
+    /// Takes the lock.
+    fn lock(lock: &Self::Lock) -> Self::Guard<'_>;
+    /// Waits on `signal`, letting go of the lock meanwhile.
+    fn wait<'a>(signal: &Self::Signal, guard: Self::Guard<'a>) -> Self::Guard<'a>;
+    /// Wakes every thread waiting on `signal`.
+    fn notify_all(signal: &Self::Signal);
+    /// Now, as the thread's start.
+    fn start() -> Self::Start;
+    /// Milliseconds since `start`.
+    fn elapsed(start: Self::Start) -> Ms;
+    /// Starts the thread; returns whether it started.
+    fn spawn(run: impl FnOnce() + Send + 'static) -> bool;
+    /// Waits a beat.
+    fn sleep();
+}
+
+/// The process's locks, threads and clock.
+pub(crate) struct Os;
+
+impl Beats for Os {
+    type Lock = Mutex<Beating<std::time::Instant>>;
+    type Guard<'a> = parking_lot::MutexGuard<'a, Beating<std::time::Instant>>;
+    type Signal = Condvar;
+    type Start = std::time::Instant;
+    fn lock(lock: &Self::Lock) -> Self::Guard<'_> {
+        lock.lock()
+    }
+    fn wait<'a>(signal: &Condvar, mut guard: Self::Guard<'a>) -> Self::Guard<'a> {
+        signal.wait(&mut guard);
+        guard
+    }
+    fn notify_all(signal: &Condvar) {
+        signal.notify_all();
+    }
+    fn start() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    fn elapsed(start: std::time::Instant) -> Ms {
+        ms(start.elapsed())
+    }
+    fn spawn(run: impl FnOnce() + Send + 'static) -> bool {
+        std::thread::Builder::new()
+            .name("mpm-pool-heartbeat".into())
+            .spawn(run)
+            .is_ok()
+    }
+    fn sleep() {
+        std::thread::sleep(Duration::from_millis(BEAT_MS));
+    }
+}
+
+/// A heartbeat's state, under its lock.
+pub(crate) struct Beating<S> {
     /// Clocks that use the heartbeat.
     users: usize,
     /// When the thread started (the count's zero), once it did.
-    start: Option<std::time::Instant>,
+    start: Option<S>,
     /// The thread could not be started (a platform without threads): never beats.
     failed: bool,
     /// The thread is parked, waiting for a user.
     parked: bool,
+    /// The thread is to end once it parks (a model's, at its end).
+    #[cfg(test)]
+    stop: bool,
 }
 
-impl Heartbeat {
+impl<S> Beating<S> {
+    const fn new() -> Self {
+        Beating {
+            users: 0,
+            start: None,
+            failed: false,
+            parked: false,
+            #[cfg(test)]
+            stop: false,
+        }
+    }
+}
+
+impl Heartbeat<Os> {
     const fn new() -> Self {
         Heartbeat {
             beat: AtomicU64::new(0),
-            state: Mutex::new(Beating {
-                users: 0,
-                start: None,
-                failed: false,
-                parked: false,
-            }),
+            state: Mutex::new(Beating::new()),
             changed: Condvar::new(),
-        }
-    }
-
-    /// The count as of the last beat.
-    #[inline]
-    fn beat(&self) -> Ms {
-        self.beat.load(Ordering::Relaxed)
-    }
-
-    /// Registers a user, starting the thread if it never ran and waking it if it is parked (or
-    /// about to park); returns whether the heartbeat beats (a platform without threads has
-    /// none: the caller then must not register again or deregister).
-    fn register(&'static self) -> bool {
-        let mut state = self.state.lock();
-        if state.failed {
-            return false;
-        }
-        let start = match state.start {
-            Some(start) => start,
-            None => {
-                let start = std::time::Instant::now();
-                let spawned = std::thread::Builder::new()
-                    .name("mpm-pool-heartbeat".into())
-                    .spawn(move || self.run(start));
-                if spawned.is_err() {
-                    state.failed = true;
-                    return false;
-                }
-                state.start = Some(start);
-                start
-            }
-        };
-        state.users += 1;
-        if state.users == 1 {
-            // The catch-up beat (see the type's docs), before the new user's clock reads the
-            // count, and the thread woken if it waits.
-            self.beat.fetch_max(ms(start.elapsed()), Ordering::Relaxed);
-            self.changed.notify_all();
-        }
-        true
-    }
-
-    /// Deregisters a user: with none left, the thread parks at its next beat.
-    fn deregister(&self) {
-        let mut state = self.state.lock();
-        state.users = state.users.saturating_sub(1);
-    }
-
-    /// The thread: beats every [`BEAT_MS`] while there is a user, and waits for one otherwise.
-    fn run(&self, start: std::time::Instant) {
-        loop {
-            {
-                let mut state = self.state.lock();
-                if state.users == 0 {
-                    state.parked = true;
-                    self.changed.notify_all();
-                    while state.users == 0 {
-                        self.changed.wait(&mut state);
-                    }
-                    state.parked = false;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(BEAT_MS));
-            // Never back past a catch-up beat stored meanwhile.
-            self.beat.fetch_max(ms(start.elapsed()), Ordering::Relaxed);
         }
     }
 
@@ -228,11 +236,81 @@ impl Heartbeat {
         }
         true
     }
+}
+
+impl<B: Beats> Heartbeat<B> {
+    /// The count as of the last beat.
+    #[inline]
+    fn beat(&self) -> Ms {
+        self.beat.load(Ordering::Relaxed)
+    }
+
+    /// Registers a user, starting the thread if it never ran and waking it if it is parked (or
+    /// about to park); returns whether the heartbeat beats (a platform without threads has
+    /// none: the caller then must not register again or deregister).
+    fn register(&'static self) -> bool {
+        let mut state = B::lock(&self.state);
+        if state.failed {
+            return false;
+        }
+        let start = match state.start {
+            Some(start) => start,
+            None => {
+                let start = B::start();
+                if !B::spawn(move || self.run(start)) {
+                    state.failed = true;
+                    return false;
+                }
+                state.start = Some(start);
+                start
+            }
+        };
+        state.users += 1;
+        if state.users == 1 {
+            // The catch-up beat (see the type's docs), before the new user's clock reads the
+            // count, and the thread woken if it waits.
+            self.beat.fetch_max(B::elapsed(start), Ordering::Relaxed);
+            B::notify_all(&self.changed);
+        }
+        true
+    }
+
+    /// Deregisters a user: with none left, the thread parks at its next beat.
+    fn deregister(&self) {
+        let mut state = B::lock(&self.state);
+        state.users = state.users.saturating_sub(1);
+    }
+
+    /// The thread: beats every [`BEAT_MS`] while there is a user, and waits for one otherwise.
+    fn run(&self, start: B::Start) {
+        loop {
+            {
+                let mut state = B::lock(&self.state);
+                if state.users == 0 {
+                    state.parked = true;
+                    B::notify_all(&self.changed);
+                    while state.users == 0 {
+                        #[cfg(test)]
+                        if state.stop {
+                            state.parked = false;
+                            B::notify_all(&self.changed);
+                            return;
+                        }
+                        state = B::wait(&self.changed, state);
+                    }
+                    state.parked = false;
+                }
+            }
+            B::sleep();
+            // Never back past a catch-up beat stored meanwhile.
+            self.beat.fetch_max(B::elapsed(start), Ordering::Relaxed);
+        }
+    }
 
     /// How many clocks use the heartbeat.
     #[cfg(test)]
     fn users(&self) -> usize {
-        self.state.lock().users
+        B::lock(&self.state).users
     }
 }
 
@@ -525,6 +603,107 @@ mod tests {
         }
         heart.deregister();
         stays_still(heart);
+    }
+
+    /// A shuttle model of the heartbeat's life, on its own code with shuttle's locks, threads
+    /// and a clock that counts beats: the last user leaves while another registers, in every
+    /// interleaving shuttle picks (and the leaver, in some, registers again first). The new user
+    /// must see the thread beat after it registered (a lost wake-up leaves the thread parked
+    /// and the user spinning, which shuttle reports at its step bound), and the count must
+    /// never go back; at the end, with no user, the thread parks (it is then stopped).
+    mod model {
+        use super::super::{Beating, Beats, Heartbeat, Ms};
+        use shuttle::sync::{Condvar, Mutex, MutexGuard};
+        use shuttle::thread;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        /// Beats so far, across all executions: the model's clock.
+        static TIME: AtomicU64 = AtomicU64::new(0);
+
+        struct Model;
+
+        impl Beats for Model {
+            type Lock = Mutex<Beating<()>>;
+            type Guard<'a> = MutexGuard<'a, Beating<()>>;
+            type Signal = Condvar;
+            type Start = ();
+            fn lock(lock: &Self::Lock) -> Self::Guard<'_> {
+                lock.lock().expect("not poisoned")
+            }
+            fn wait<'a>(signal: &Condvar, guard: Self::Guard<'a>) -> Self::Guard<'a> {
+                signal.wait(guard).expect("not poisoned")
+            }
+            fn notify_all(signal: &Condvar) {
+                signal.notify_all();
+            }
+            fn start() {}
+            fn elapsed((): ()) -> Ms {
+                TIME.load(Ordering::Relaxed)
+            }
+            fn spawn(run: impl FnOnce() + Send + 'static) -> bool {
+                thread::spawn(run);
+                true
+            }
+            fn sleep() {
+                TIME.fetch_add(1, Ordering::Relaxed);
+                thread::yield_now();
+            }
+        }
+
+        /// Waits until the thread beats past `from`.
+        fn beat_past(heart: &Heartbeat<Model>, from: Ms) {
+            while heart.beat() <= from {
+                thread::yield_now();
+            }
+        }
+
+        fn model(rejoin: bool) {
+            let heart: &'static Heartbeat<Model> = Box::leak(Box::new(Heartbeat {
+                beat: AtomicU64::new(0),
+                state: Mutex::new(Beating::new()),
+                changed: Condvar::new(),
+            }));
+            assert!(heart.register());
+            beat_past(heart, heart.beat());
+            let leaving = thread::spawn(move || {
+                heart.deregister();
+                if rejoin {
+                    assert!(heart.register());
+                    let from = heart.beat();
+                    beat_past(heart, from);
+                    heart.deregister();
+                }
+            });
+            let coming = thread::spawn(move || {
+                let before = heart.beat();
+                assert!(heart.register());
+                let from = heart.beat();
+                assert!(from >= before, "the count went back");
+                beat_past(heart, from);
+                heart.deregister();
+            });
+            leaving.join().expect("no panic");
+            coming.join().expect("no panic");
+            let mut state = Model::lock(&heart.state);
+            assert_eq!(state.users, 0);
+            // Parks with no user, then stops.
+            while !state.parked {
+                state = Model::wait(&heart.changed, state);
+            }
+            state.stop = true;
+            Model::notify_all(&heart.changed);
+            while state.parked {
+                state = Model::wait(&heart.changed, state);
+            }
+        }
+
+        #[test]
+        fn a_user_that_registers_as_the_last_one_leaves_is_never_left_without_beats() {
+            shuttle::check_random(|| model(false), 2_000);
+            shuttle::check_random(|| model(true), 2_000);
+            shuttle::check_pct(|| model(false), 2_000, 3);
+            shuttle::check_pct(|| model(true), 2_000, 3);
+        }
     }
 
     struct Nothing;
