@@ -40,7 +40,7 @@ pub(super) struct KEntry<T> {
     pub(super) obj: T,
     /// When (on the pool's coarse clock) it was created or last returned.
     pub(super) last_used: Ms,
-    /// A raw TSC reading taken at the same time ([`Clock::order`](crate::clock::Clock::order)):
+    /// A raw TSC reading taken at the same time ([`Clock::raw`](crate::clock::Clock::raw)):
     /// the coarse clock's ticks are too far apart to tell which of two keys' objects has been
     /// idle longer, which the eviction at the total cap must.
     pub(super) order: u64,
