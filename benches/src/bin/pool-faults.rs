@@ -1,7 +1,8 @@
 //! The fault scenarios of mpm-pool, each run against mpm-pool and against the deadpool pool a
 //! user would pick instead, printed as one table.
 //!
-//! `pool-faults [--scenario N]...`: runs every scenario (about a minute), or only those given.
+//! `pool-faults [--scenario N]... [--kill-all-normal]`: runs every scenario (about 35 s), or
+//! only those given.
 //! Scenarios 1 and 4 need the servers at `MPM_REDIS_URL` (default `redis://127.0.0.1:6379`) and
 //! `MPM_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); a scenario whose
 //! server cannot be reached is skipped with a message that says how to start it. Scenarios 2
@@ -14,7 +15,8 @@
 //!    connection is named by `CLIENT SETNAME` (mpm: the manager's `client_name`; deadpool: a
 //!    `post_create` hook). After 2 s, a separate connection kills every connection of that name
 //!    in one `MULTI`/`EXEC` (the pool's connections only, so that other clients of the server are
-//!    left alone); the run ends 3 s later.
+//!    left alone; `--kill-all-normal` kills as an operator would, with `CLIENT KILL TYPE normal
+//!    SKIPME yes`); the run ends 3 s later.
 //! 2. **Timeouts without a live maintenance runtime.** A pool of one object is built inside a
 //!    current-thread runtime A, which is then dropped; from runtime B the object is taken and
 //!    held, and a second get must time out: once with the pool's 1 s acquire timeout (deadpool:
@@ -100,14 +102,29 @@ impl Row {
 }
 
 fn usage() -> &'static str {
-    "usage: pool-faults [--scenario N]...   (N from 1 to 4; all four without the option)"
+    "usage: pool-faults [--scenario N]... [--kill-all-normal]\n  \
+     --scenario N       run scenario N (1 to 4); all four without it\n  \
+     --kill-all-normal  scenario 1 kills with CLIENT KILL TYPE normal SKIPME yes: every\n                     \
+     normal client of the Redis server, not only the pool's"
 }
 
-fn parse_args(args: &[String]) -> Result<Vec<u8>, String> {
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Options {
+    scenarios: Vec<u8>,
+    kill_all_normal: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut chosen = Vec::new();
+    let mut kill_all_normal = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let value = match arg.as_str() {
+            "--kill-all-normal" => {
+                kill_all_normal = true;
+                continue;
+            }
             "--scenario" | "-s" => it
                 .next()
                 .ok_or_else(|| format!("{arg} needs a number\n{}", usage()))?
@@ -130,13 +147,20 @@ fn parse_args(args: &[String]) -> Result<Vec<u8>, String> {
     if chosen.is_empty() {
         chosen = vec![1, 2, 3, 4];
     }
-    Ok(chosen)
+    Ok(Options {
+        scenarios: chosen,
+        kill_all_normal,
+    })
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let chosen = match parse_args(&args) {
-        Ok(c) => c,
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let options = match parse_args(&args) {
+        Ok(o) => o,
         Err(message) => {
             eprintln!("pool-faults: {message}");
             return ExitCode::FAILURE;
@@ -145,14 +169,14 @@ fn main() -> ExitCode {
     quiet_injected_panics();
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    for n in chosen {
+    for n in options.scenarios {
         eprintln!("pool-faults: scenario {n}...");
         let result = match n {
             2 => runtime_gone::run(),
             _ => match multi_thread_runtime() {
                 Ok(rt) => rt.block_on(async {
                     match n {
-                        1 => redis_kill::run().await,
+                        1 => redis_kill::run(options.kill_all_normal).await,
                         3 => panics::run().await,
                         _ => outage::run().await,
                     }
@@ -545,7 +569,7 @@ mod redis_kill {
     /// Connections are named `<prefix>-<pool>-<process id>`.
     const PREFIX: &str = "pool-faults";
 
-    pub(crate) async fn run() -> Result<Vec<Row>, String> {
+    pub(crate) async fn run(kill_all_normal: bool) -> Result<Vec<Row>, String> {
         let url = url("MPM_REDIS_URL", "redis://127.0.0.1:6379");
         let mut admin = connect(&url).await?;
         let mut rows = Vec::new();
@@ -578,7 +602,10 @@ mod redis_kill {
                 }
             }
         };
-        let figures = probe(&mut admin, &name, call, || pool.status().idle).await?;
+        let figures = probe(&mut admin, &name, kill_all_normal, call, || {
+            pool.status().idle
+        })
+        .await?;
         rows.push(Row::new(1, "mpm", figures));
         drop(pool);
 
@@ -623,7 +650,10 @@ mod redis_kill {
                 }
             }
         };
-        let figures = probe(&mut admin, &name, call, || pool.status().available).await?;
+        let figures = probe(&mut admin, &name, kill_all_normal, call, || {
+            pool.status().available
+        })
+        .await?;
         rows.push(Row::new(1, "deadpool-redis", figures));
         Ok(rows)
     }
@@ -679,9 +709,23 @@ mod redis_kill {
         Ok(killed.iter().filter(|k| **k == 1).count())
     }
 
+    /// Kills every normal client of the server but this one; how many were killed.
+    async fn kill_normal(admin: &mut MultiplexedConnection) -> Result<usize, String> {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async::<usize>(admin)
+            .await
+            .map_err(|e| format!("CLIENT KILL failed: {e}"))
+    }
+
     async fn probe<F, Fut>(
         admin: &mut MultiplexedConnection,
         name: &str,
+        kill_all_normal: bool,
         call: F,
         idle: impl Fn() -> usize,
     ) -> Result<Vec<String>, String>
@@ -696,7 +740,11 @@ mod redis_kill {
         tokio::time::sleep(BEFORE).await;
         let ids = named(admin, name).await?.len();
         let at = rec.mark();
-        let killed = kill(admin, name).await;
+        let killed = if kill_all_normal {
+            kill_normal(admin).await
+        } else {
+            kill(admin, name).await
+        };
         tokio::time::sleep(AFTER).await;
         let end = Instant::now();
         rec.stop.store(true, Ordering::SeqCst);
@@ -723,10 +771,17 @@ mod redis_kill {
             ms(last_error)
         };
         let mut figures = vec![
-            format!(
-                "killed {killed} of {ids} named connections at {}",
-                secs(BEFORE)
-            ),
+            if kill_all_normal {
+                format!(
+                    "killed {killed} normal clients ({ids} of them the pool's) at {}",
+                    secs(BEFORE)
+                )
+            } else {
+                format!(
+                    "killed {killed} of {ids} named connections at {}",
+                    secs(BEFORE)
+                )
+            },
             format!(
                 "errors after the kill: {} ({} instant)",
                 count(errors),
@@ -1433,11 +1488,20 @@ mod tests {
 
     #[test]
     fn arguments() {
-        assert_eq!(parse_args(&[]).unwrap(), vec![1, 2, 3, 4]);
-        assert_eq!(parse_args(&args(&["--scenario", "3"])).unwrap(), vec![3]);
+        let scenarios = |a: &[&str]| parse_args(&args(a)).unwrap().scenarios;
+        assert_eq!(scenarios(&[]), vec![1, 2, 3, 4]);
+        assert_eq!(scenarios(&["--scenario", "3"]), vec![3]);
         assert_eq!(
-            parse_args(&args(&["--scenario=4", "-s", "1"])).unwrap(),
+            scenarios(&["--scenario=4", "-s", "1", "-s", "4"]),
             vec![4, 1]
+        );
+        assert!(!parse_args(&[]).unwrap().kill_all_normal);
+        assert_eq!(
+            parse_args(&args(&["--kill-all-normal", "-s", "1"])).unwrap(),
+            Options {
+                scenarios: vec![1],
+                kill_all_normal: true
+            }
         );
         assert!(parse_args(&args(&["--scenario"])).is_err());
         assert!(parse_args(&args(&["--scenario", "5"])).is_err());
