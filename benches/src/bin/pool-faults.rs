@@ -39,8 +39,9 @@
 //!
 //! - `errors`: failed calls (a failed get, or a command that failed on the connection got)
 //!   that ended after the kill (1), or from the cut to the restore (4); `errors after the
-//!   restore` (4): those that ended after it. `instant`: those that failed in
-//!   under 1 ms, a caller spinning.
+//!   restore` (4): those that ended after it. `instant`: those that failed in under 1 ms (in
+//!   1, a command on a connection already dead fails that fast; in 4, thousands of them are
+//!   a caller spinning). `first error`: the text of the first error of the phase.
 //! - `errors stop` (1): from the kill to the last error of the run. `all tasks ok`: from the
 //!   kill until every task has had a successful call after its own last error. `never` means
 //!   errors went on until the end of the run.
@@ -48,8 +49,9 @@
 //!   (1: from the kill to the end; 4: the last second of the run), with the 500 ms after the
 //!   start left out of "before". `longest call`: the slowest call of the run (a caller that
 //!   waits through a fault rather than failing shows here).
-//! - `idle` / `server conns` (1): at the end, the objects the pool holds idle beside the
-//!   connections the server lists under the pool's name. They should agree.
+//! - `idle` / `server conns` (1): at the end, the objects the pool holds idle (deadpool: its
+//!   `available`) beside the connections the server lists under the pool's name. They should
+//!   agree.
 //! - `first ok` (4): from the restore to the first successful call; `every task served`: until
 //!   each of the 32 tasks has had a successful call after the restore. `full rate`: from the
 //!   restore to the end of the first 200 ms window (in 10 ms steps) with at least 80% of the
@@ -60,9 +62,10 @@
 //! - Scenario 2: the elapsed time of each get, and how it ended.
 //! - Scenario 3: `fired`: the call during which the panic happened and what its caller got (an
 //!   error's text; `panic reached caller`: the panic unwound into the caller's task; `ok`: the
-//!   panic happened where the caller cannot see it, such as on release); `status`: size/in use/available after it; `next
-//!   20`: rounds that each take both objects at once (200 ms timeout), all 20 or the first that
-//!   failed.
+//!   panic happened where the caller cannot see it, such as on release); `status`: size, in
+//!   use and available after it (deadpool: available is its idle objects, in use its size
+//!   less those); `next 20`: rounds that each take both objects at once (200 ms timeout), all
+//!   20 or the first that failed.
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
