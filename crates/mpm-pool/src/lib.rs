@@ -114,7 +114,10 @@
 //! - A creation failure is retried with jittered exponential backoff until the acquire
 //!   deadline; the caller keeps its reserved place through each pause and other callers
 //!   wait in the queue meanwhile, so a down server sees at most `max_size` attempts per
-//!   backoff step.
+//!   backoff step. The first creation that succeeds ends every other place's pause at once
+//!   and resets its backoff (and the refill's), so a server back after a long outage is
+//!   used by every place within a creation, not as each place's pause (up to the maximum)
+//!   runs out.
 //! - Leaks are counted in `mpm_pool_leaks_total` and reported; a leaked object is not reclaimed
 //!   (the pool cannot know it will never come back). If it does come back, it is closed
 //!   with reason `leaked` rather than lent again, and a new object takes its place.

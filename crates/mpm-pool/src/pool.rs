@@ -186,6 +186,7 @@ impl<M: Manager> Pool<M> {
             ),
             skip_window: ms(config.skip_validation_within),
             refill_backoff: Mutex::new((0, 0)),
+            recovery: crate::backoff::Recovery::new(),
             manager,
             config,
         });

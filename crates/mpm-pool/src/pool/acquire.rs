@@ -117,6 +117,7 @@ impl<M: Manager> Inner<M> {
                     // Boxed, as the waits below: creating is rare and slow beside an allocation, and
                     // the futures of this cold path would otherwise make every get's future (moved
                     // and copied on each get) several times larger.
+                    let seen = self.recovery.seen();
                     match Box::pin(self.create_entry(&mut deadline, timeout)).await {
                         Ok(entry) => {
                             std::mem::forget(reservation);
@@ -164,7 +165,11 @@ impl<M: Manager> Inner<M> {
                                 (None, _) => return Err(e),
                                 (Some(d), _) if now + pause >= d => return Err(e),
                                 (Some(_), _) => {
-                                    Box::pin(tokio::time::sleep(pause)).await;
+                                    // A creation that succeeds elsewhere (the server is back)
+                                    // ends the pause at once and resets the backoff.
+                                    if Box::pin(self.recovery.pause(pause, seen)).await {
+                                        failures = 0;
+                                    }
                                     kept = Some(reservation);
                                 }
                             }
@@ -419,6 +424,7 @@ impl<M: Manager> Inner<M> {
                 if let Some(b) = breaker {
                     b.record_success();
                 }
+                self.recovered();
                 obj
             }
             Ok(Err(panicked)) => {
@@ -508,6 +514,19 @@ impl<M: Manager> Inner<M> {
             timer,
             pool: Arc::clone(self),
             discard: false,
+        }
+    }
+}
+
+impl<M: Manager> Inner<M> {
+    /// A creation succeeded: the places pausing after failed creations try again at once,
+    /// and the refill's backoff starts over.
+    #[cold]
+    fn recovered(&self) {
+        self.recovery.succeeded();
+        let mut refill = self.refill_backoff.lock();
+        if refill.0 != 0 {
+            *refill = (0, 0);
         }
     }
 }

@@ -138,7 +138,8 @@ impl<M: Manager> Builder<M> {
     }
 
     /// The first and the longest pause between creation attempts after a failure (doubled
-    /// after each failure, with jitter). Defaults: 10 ms and 1 s.
+    /// after each failure, with jitter). Defaults: 10 ms and 1 s. A successful creation
+    /// ends the other places' pauses at once and resets the backoff.
     pub fn create_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.config.backoff_min = min;
         self.config.backoff_max = max.max(min);

@@ -11,6 +11,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::backoff::Recovery;
 use crate::clock::{Clock, Ms};
 use crate::config::{Config, MAX_SIZE_LIMIT};
 use crate::error::{ConfigError, Error, Stage};
@@ -109,8 +110,11 @@ pub(crate) struct Inner<M: Manager> {
     pub(super) leases: Option<Mutex<HashMap<u64, Lease>>>,
     pub(super) metrics: Option<PoolMetrics>,
     pub(super) clock: Clock,
-    /// Consecutive failed refill passes, and when the next may run.
+    /// Consecutive failed refill passes, and when the next may run; reset by any successful
+    /// creation.
     pub(super) refill_backoff: Mutex<(u32, Ms)>,
+    /// Ends the callers' pauses after failed creations once a creation succeeds.
+    pub(super) recovery: Recovery,
     /// The skip-validation window in milliseconds.
     pub(super) skip_window: Ms,
 }

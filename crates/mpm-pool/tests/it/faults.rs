@@ -211,6 +211,61 @@ async fn waiters_proceed_once_creation_works_again_without_a_busy_loop() {
     assert!(s.size <= 2);
 }
 
+/// 32 tasks on 8 places, each holding its object for 20 ms (work on the paused clock),
+/// behind a creation that failed for 10 s: every place pauses near the 1 s maximum. Once
+/// creation works again, the first success must end the other places' pauses, so that all 8
+/// are refilled and every task is served within a few rounds of work (4 x 20 ms), not as each
+/// place's own pause of up to 1 s runs out.
+#[tokio::test(start_paused = true)]
+async fn after_a_long_outage_the_first_success_refills_every_place_at_once() {
+    const HOLD: Duration = Duration::from_millis(20);
+    let m = TestManager::new();
+    m.fail_create.store(true, Ordering::SeqCst);
+    let pool = Pool::builder(Arc::clone(&m))
+        .max_size(nz(8))
+        .maintenance_interval(None)
+        .acquire_timeout(Some(Duration::from_secs(60)))
+        .create_backoff(Duration::from_millis(10), Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let pool = pool.clone();
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                let o = pool.get().await?;
+                let served = (tokio::time::Instant::now(), m.live.load(Ordering::SeqCst));
+                tokio::time::sleep(HOLD).await;
+                drop(o);
+                Ok::<_, Error<_>>(served)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(m.created.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        pool.status().creating,
+        8,
+        "every place pausing between attempts"
+    );
+    m.fail_create.store(false, Ordering::SeqCst);
+    let mut served = Vec::new();
+    for t in tasks {
+        served.push(t.await.unwrap().unwrap());
+    }
+    let first = served.iter().map(|s| s.0).min().unwrap();
+    let last = served.iter().map(|s| s.0).max().unwrap();
+    let most = served.iter().map(|s| s.1).max().unwrap();
+    assert!(
+        last - first <= Duration::from_millis(100),
+        "every task served {:?} after the first (8 places: 4 rounds of {HOLD:?})",
+        last - first
+    );
+    assert_eq!(most, 8, "every place refilled");
+    assert_eq!(m.created.load(Ordering::SeqCst), 8);
+}
+
 /// What one step of [`ChaosManager`] does.
 #[derive(Clone, Copy, Debug)]
 enum Act {
