@@ -335,10 +335,16 @@ impl fmt::Debug for LazyRegistry {
     }
 }
 
+#[inline]
 fn downcast<T: Send + Sync + 'static>(entry: &Entry, service: AnyService) -> Result<Arc<T>, Error> {
-    service.downcast::<T>().map_err(|_| mismatch::<T>(entry))
+    match service.downcast::<T>() {
+        Ok(service) => Ok(service),
+        Err(_) => Err(mismatch::<T>(entry)),
+    }
 }
 
+#[cold]
+#[inline(never)]
 fn mismatch<T>(entry: &Entry) -> Error {
     Error::TypeMismatch {
         service: entry.name.to_string(),
