@@ -33,6 +33,8 @@
 //! }
 //! ```
 //!
+//! [`Forwarder`] stands between a test and a server and can play an outage.
+//!
 //! [`prometheus`] drives the Prometheus programs: a real server scraping an endpoint and
 //! answering queries, and `promtool check metrics`.
 //!
@@ -50,7 +52,10 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+mod forwarder;
 pub mod prometheus;
+
+pub use forwarder::Forwarder;
 
 /// How long a service has to accept a TCP connection before it counts as missing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

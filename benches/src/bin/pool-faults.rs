@@ -75,6 +75,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mpm_testkit::{Forwarder, Service};
+
 /// A scenario's number and title.
 const SCENARIOS: [(u8, &str); 4] = [
     (1, "redis killed in use"),
@@ -305,12 +307,13 @@ fn count(n: u64) -> String {
     out
 }
 
-/// A URL from `var`, or `default`.
-fn url(var: &str, default: &str) -> String {
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// What to tell a reader whose `service` is missing.
+fn how_to_start(service: Service) -> String {
+    format!(
+        "start it with: {} (or set {})",
+        service.start_hint(),
+        service.env_var()
+    )
 }
 
 /// What a load loop records: calls per 10 ms bucket, and each task's errors after the fault.
@@ -573,7 +576,7 @@ mod redis_kill {
     const PREFIX: &str = "pool-faults";
 
     pub(crate) async fn run(kill_all_normal: bool) -> Result<Vec<Row>, String> {
-        let url = url("MPM_REDIS_URL", "redis://127.0.0.1:6379");
+        let url = Service::Redis.url();
         let mut admin = connect(&url).await?;
         let mut rows = Vec::new();
 
@@ -592,16 +595,7 @@ mod redis_kill {
                 let pool = pool.clone();
                 async move {
                     let mut c = pool.get().await.map_err(|e| e.to_string())?;
-                    let pong: String = redis::cmd("PING")
-                        .query_async(&mut *c)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    drop(c);
-                    if pong == "PONG" {
-                        Ok(())
-                    } else {
-                        Err(format!("PING answered {pong:?}"))
-                    }
+                    ping(&mut *c).await
                 }
             }
         };
@@ -640,16 +634,7 @@ mod redis_kill {
                 let pool = pool.clone();
                 async move {
                     let mut c = pool.get().await.map_err(|e| e.to_string())?;
-                    let pong: String = redis::cmd("PING")
-                        .query_async(&mut c)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    drop(c);
-                    if pong == "PONG" {
-                        Ok(())
-                    } else {
-                        Err(format!("PING answered {pong:?}"))
-                    }
+                    ping(&mut c).await
                 }
             }
         };
@@ -661,9 +646,21 @@ mod redis_kill {
         Ok(rows)
     }
 
+    /// `PING` on a pooled connection, answered `PONG`.
+    async fn ping<C: redis::aio::ConnectionLike + Send>(c: &mut C) -> Result<(), String> {
+        let pong: String = redis::cmd("PING")
+            .query_async(c)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(format!("PING answered {pong:?}"))
+        }
+    }
+
     async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
-        let how = "start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
-                   --save \"\" --appendonly no (or set MPM_REDIS_URL)";
+        let how = how_to_start(Service::Redis);
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
         let mut conn = tokio::time::timeout(
             Duration::from_secs(3),
@@ -1216,8 +1213,6 @@ mod panics {
 mod outage {
     use super::load::{Recorder, TaskEnd};
     use super::*;
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::sync::watch;
 
     const TASKS: usize = 32;
     const MAX_SIZE: usize = 8;
@@ -1227,67 +1222,8 @@ mod outage {
     /// The pool's size is read this often in the first moments after the restore.
     const SIZE_EVERY: Duration = Duration::from_millis(100);
 
-    /// A TCP forwarder to the server that can be cut and restored.
-    struct Forwarder {
-        port: u16,
-        /// `true` while forwarding; every forwarded connection ends when it turns `false`.
-        up: watch::Sender<bool>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Drop for Forwarder {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    impl Forwarder {
-        async fn start(target: (String, u16)) -> Result<Forwarder, String> {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| format!("could not listen on 127.0.0.1: {e}"))?;
-            let port = listener
-                .local_addr()
-                .map_err(|e| format!("no local address: {e}"))?
-                .port();
-            let (up, rx) = watch::channel(true);
-            let task = tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if !*rx.borrow() {
-                        drop(client);
-                        continue;
-                    }
-                    let target = target.clone();
-                    let mut rx = rx.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(target).await else {
-                            return;
-                        };
-                        // As the driver's own socket: without it, Nagle's algorithm and
-                        // delayed acknowledgements stall small queries for tens of ms.
-                        let _ = client.set_nodelay(true);
-                        let _ = server.set_nodelay(true);
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = rx.wait_for(|up| !*up) => {}
-                        }
-                        // Both sockets close here.
-                    });
-                }
-            });
-            Ok(Forwarder { port, up, task })
-        }
-
-        fn set(&self, up: bool) {
-            self.up.send_replace(up);
-        }
-    }
-
     pub(crate) async fn run() -> Result<Vec<Row>, String> {
-        let url = url(
-            "MPM_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
+        let url = Service::Postgres.url();
         let server: tokio_postgres::Config = url
             .parse()
             .map_err(|e| format!("bad PostgreSQL URL {url}: {e}"))?;
@@ -1297,9 +1233,11 @@ mod outage {
             _ => "127.0.0.1".to_owned(),
         };
         let port = server.get_ports().first().copied().unwrap_or(5432);
-        let forwarder = Forwarder::start((host, port)).await?;
+        let forwarder = Forwarder::start((host, port))
+            .await
+            .map_err(|e| format!("could not start the forwarder on 127.0.0.1: {e}"))?;
         let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(forwarder.port);
+        config.host("127.0.0.1").port(forwarder.port());
         if let Some(user) = server.get_user() {
             config.user(user);
         }
@@ -1385,8 +1323,7 @@ mod outage {
     }
 
     async fn check(server: &tokio_postgres::Config, url: &str) -> Result<(), String> {
-        let how = "start it (for example: service postgresql start), with a database `test` \
-                   that user postgres can reach, or set MPM_POSTGRES_URL";
+        let how = how_to_start(Service::Postgres);
         let (client, connection) = tokio::time::timeout(
             Duration::from_secs(3),
             server.connect(tokio_postgres::NoTls),
@@ -1410,17 +1347,17 @@ mod outage {
         F: Fn() -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        forwarder.set(true);
+        forwarder.set_up(true);
         let rec = Recorder::new(BEFORE + OUTAGE + AFTER);
         let handles: Vec<_> = (0..TASKS)
             .map(|_| tokio::spawn(load::task(Arc::clone(&rec), call.clone())))
             .collect();
         tokio::time::sleep(BEFORE).await;
         let cut = rec.mark();
-        forwarder.set(false);
+        forwarder.set_up(false);
         tokio::time::sleep(OUTAGE).await;
         let restore = rec.mark();
-        forwarder.set(true);
+        forwarder.set_up(true);
         let mut sizes = Vec::new();
         for _ in 0..4 {
             tokio::time::sleep(SIZE_EVERY).await;

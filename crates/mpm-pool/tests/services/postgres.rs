@@ -415,36 +415,6 @@ pub(crate) async fn maintenance_survives_a_panicking_manager() {
     .unwrap_or_else(|_| panic!("not refilled after a second panic: {:?}", pool.status()));
 }
 
-/// A TCP proxy in front of the PostgreSQL server that can play "down": while down it accepts
-/// and at once closes every new connection, as a restarting server does.
-struct Proxy {
-    port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-async fn proxy_to(target: (String, u16)) -> Proxy {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let up = std::sync::Arc::new(AtomicBool::new(true));
-    let flag = std::sync::Arc::clone(&up);
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            if !flag.load(Ordering::SeqCst) {
-                drop(client);
-                continue;
-            }
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    });
-    Proxy { port, up }
-}
-
 /// Fault: with a circuit breaker (threshold 5), after the server came back recovery waited
 /// out a fixed cool-down (30 s by default), and a retrying caller got millions of instant
 /// `CircuitOpen` errors meanwhile. Now an acquire waits for the breaker's probe within its
@@ -461,9 +431,9 @@ pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outag
         _ => "127.0.0.1".to_owned(),
     };
     let port = server.get_ports().first().copied().unwrap_or(5432);
-    let proxy = proxy_to((host, port)).await;
+    let proxy = mpm_testkit::Forwarder::start((host, port)).await.unwrap();
     let mut config = tokio_postgres::Config::new();
-    config.host("127.0.0.1").port(proxy.port);
+    config.host("127.0.0.1").port(proxy.port());
     if let Some(user) = server.get_user() {
         config.user(user);
     }
@@ -473,7 +443,7 @@ pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outag
     if let Some(dbname) = server.get_dbname() {
         config.dbname(dbname);
     }
-    proxy.up.store(false, Ordering::SeqCst);
+    proxy.set_up(false);
 
     let acquire_timeout = Duration::from_millis(300);
     let tasks = 4;
@@ -524,7 +494,7 @@ pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outag
     let mut first_success = std::pin::pin!(served.notified());
     first_success.as_mut().enable();
     let back = tokio::time::Instant::now();
-    proxy.up.store(true, Ordering::SeqCst);
+    proxy.set_up(true);
     let recovered = tokio::time::timeout(Duration::from_secs(10), first_success).await;
     let recovery = back.elapsed();
     stop.store(true, Ordering::SeqCst);
