@@ -89,3 +89,36 @@ impl Forwarder {
         self.up.send_replace(up);
     }
 }
+
+#[cfg(feature = "postgres")]
+impl Forwarder {
+    /// A forwarder to the PostgreSQL server that `server` names (its first TCP host, else
+    /// 127.0.0.1; its first port, else 5432), and `server`'s user, password and database
+    /// reached through the forwarder.
+    ///
+    /// # Errors
+    ///
+    /// As [`Forwarder::start`].
+    pub async fn to_postgres(
+        server: &tokio_postgres::Config,
+    ) -> std::io::Result<(Forwarder, tokio_postgres::Config)> {
+        let host = match server.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = server.get_ports().first().copied().unwrap_or(5432);
+        let forwarder = Forwarder::start((host, port)).await?;
+        let mut config = tokio_postgres::Config::new();
+        config.host("127.0.0.1").port(forwarder.port());
+        if let Some(user) = server.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = server.get_password() {
+            config.password(password);
+        }
+        if let Some(dbname) = server.get_dbname() {
+            config.dbname(dbname);
+        }
+        Ok((forwarder, config))
+    }
+}

@@ -946,6 +946,21 @@ mod runtime_gone {
             .map_err(|e| format!("could not start runtime B: {e}"))
     }
 
+    /// The first get, of the pool's one free object (held while the timed gets wait), given
+    /// up at `GIVE_UP`; or why it failed.
+    async fn first_get<T, E: std::fmt::Display>(
+        get: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(GIVE_UP, get).await {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(e)) => Err(format!("the first get failed: {e}")),
+            Err(_) => Err(format!(
+                "the first get (a free object) still waited after {}",
+                secs(GIVE_UP)
+            )),
+        }
+    }
+
     /// How long `get` took and how it ended, given up at `GIVE_UP`.
     async fn timed<T, E: std::fmt::Display>(
         what: &str,
@@ -980,15 +995,9 @@ mod runtime_gone {
         })?;
         let figures = runtime_b()?.block_on(async {
             let mut figures = Vec::new();
-            let held = match tokio::time::timeout(GIVE_UP, pool.get()).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => return vec![format!("the first get failed: {e}")],
-                Err(_) => {
-                    return vec![format!(
-                        "the first get (a free object) still waited after {}",
-                        secs(GIVE_UP)
-                    )];
-                }
+            let held = match first_get(pool.get()).await {
+                Ok(o) => o,
+                Err(why) => return vec![why],
             };
             figures.push(timed("get, 1 s acquire timeout", pool.get()).await);
             figures.push(timed("get_timeout(300 ms)", pool.get_timeout(Some(SHORT))).await);
@@ -1014,15 +1023,9 @@ mod runtime_gone {
         })?;
         let figures = runtime_b()?.block_on(async {
             let mut figures = Vec::new();
-            let held = match tokio::time::timeout(GIVE_UP, pool.get()).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => return vec![format!("the first get failed: {e}")],
-                Err(_) => {
-                    return vec![format!(
-                        "the first get (a free object) still waited after {}",
-                        secs(GIVE_UP)
-                    )];
-                }
+            let held = match first_get(pool.get()).await {
+                Ok(o) => o,
+                Err(why) => return vec![why],
             };
             figures.push(timed("get, wait_timeout 1 s", pool.get()).await);
             let short = deadpool::managed::Timeouts {
@@ -1228,25 +1231,9 @@ mod outage {
             .parse()
             .map_err(|e| format!("bad PostgreSQL URL {url}: {e}"))?;
         check(&server, &url).await?;
-        let host = match server.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let port = server.get_ports().first().copied().unwrap_or(5432);
-        let forwarder = Forwarder::start((host, port))
+        let (forwarder, config) = Forwarder::to_postgres(&server)
             .await
             .map_err(|e| format!("could not start the forwarder on 127.0.0.1: {e}"))?;
-        let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(forwarder.port());
-        if let Some(user) = server.get_user() {
-            config.user(user);
-        }
-        if let Some(password) = server.get_password() {
-            config.password(password);
-        }
-        if let Some(dbname) = server.get_dbname() {
-            config.dbname(dbname);
-        }
 
         let mut rows = Vec::new();
         for breaker in [false, true] {

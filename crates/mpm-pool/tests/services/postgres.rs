@@ -426,23 +426,7 @@ pub(crate) async fn the_breaker_neither_spins_nor_delays_recovery_after_an_outag
 
     let url = Service::Postgres.url();
     let server: tokio_postgres::Config = url.parse().unwrap();
-    let host = match server.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    let port = server.get_ports().first().copied().unwrap_or(5432);
-    let proxy = mpm_testkit::Forwarder::start((host, port)).await.unwrap();
-    let mut config = tokio_postgres::Config::new();
-    config.host("127.0.0.1").port(proxy.port());
-    if let Some(user) = server.get_user() {
-        config.user(user);
-    }
-    if let Some(password) = server.get_password() {
-        config.password(password);
-    }
-    if let Some(dbname) = server.get_dbname() {
-        config.dbname(dbname);
-    }
+    let (proxy, config) = mpm_testkit::Forwarder::to_postgres(&server).await.unwrap();
     proxy.set_up(false);
 
     let acquire_timeout = Duration::from_millis(300);
