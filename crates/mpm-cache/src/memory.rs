@@ -283,14 +283,14 @@ impl<K, V> Drop for Evicted<K, V> {
 }
 
 impl<K, V> Evicted<K, V> {
-    /// Ends one of [`MemoryTier`]'s own requests, whose entries it has reported: without a
-    /// list allocated there is nothing left to drop, and the drop glue (an out-of-line call
-    /// of about 26 instructions an insert) is skipped.
+    /// Whether one of [`MemoryTier`]'s own requests, whose entries it has reported, has
+    /// nothing left to drop (no entry, no list allocated): then the caller forgets it and
+    /// skips the drop glue, an out-of-line call of about 26 instructions an insert. A check by
+    /// reference: taking the state by value copied it, and reading it back whole just after
+    /// quick_cache wrote it field by field stalled the insert (store forwarding).
     #[inline]
-    fn finish(self) {
-        if self.first.is_none() && self.items.capacity() == 0 && self.shared.is_none() {
-            std::mem::forget(self);
-        }
+    fn is_spent(&self) -> bool {
+        self.first.is_none() && self.items.capacity() == 0 && self.shared.is_none()
     }
 }
 
@@ -1025,7 +1025,9 @@ where
             if let Some((d, w)) = entered {
                 shared.ledger.writer().add(d, w);
             }
-            evicted.finish();
+            if evicted.is_spent() {
+                std::mem::forget(evicted);
+            }
             return;
         }
         evicted.mark_replaced(&inserted, |k| inner.cache.contains_key(k));
@@ -1053,15 +1055,20 @@ where
         {
             a.evicted(k.hash, a.hash(&k.key));
         }
-        if let Some((k, slot, cause)) = evicted.first.take() {
-            shared.report(&k.key, &slot, cause);
+        // Reported where it lies and dropped in place: moved out, it was copied whole just
+        // after quick_cache wrote it field by field, a store-forwarding stall.
+        if let Some((k, slot, cause)) = &evicted.first {
+            shared.report(&k.key, slot, *cause);
         }
+        evicted.first = None;
         if !evicted.items.is_empty() {
             for (k, slot, cause) in evicted.items.drain(..) {
                 shared.report(&k.key, &slot, cause);
             }
         }
-        evicted.finish();
+        if evicted.is_spent() {
+            std::mem::forget(evicted);
+        }
     }
 
     /// Removes `key`, returning its live value; the listener hears [`RemovalCause::Invalidated`].
