@@ -23,13 +23,22 @@ fn l1(admission: Admission) -> MemoryTier<u64, u64> {
         .unwrap()
 }
 
-/// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s); also with
-/// the adaptive admission policy (a hit on one key in 32 at this size, the sampled ones, is
-/// queued for the shadow caches, and one hit in 16 is counted in the frequency sketch).
+/// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s).
 fn hot_get(c: &mut Criterion) {
-    let mut g = c.benchmark_group("l1_hot_get");
-    let ours = l1(Admission::All);
-    let adaptive = l1(Admission::Adaptive);
+    hot_get_group(c, "l1_hot_get", Admission::All);
+}
+
+/// [`hot_get`] with the adaptive admission policy: a hit on one key in 32 at this size (the
+/// sampled ones) is queued for the shadow caches, and one hit in 16 is counted in the
+/// frequency sketch.
+fn adaptive_hot_get(c: &mut Criterion) {
+    hot_get_group(c, "l1_adaptive_hot_get", Admission::Adaptive);
+}
+
+/// mpm's L1 with `admission` beside quick_cache and moka, each measured in the group.
+fn hot_get_group(c: &mut Criterion, name: &str, admission: Admission) {
+    let mut g = c.benchmark_group(name);
+    let ours = l1(admission);
     let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
     let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
         .max_capacity(ENTRIES)
@@ -37,7 +46,6 @@ fn hot_get(c: &mut Criterion) {
         .build();
     for k in 0..HOT {
         ours.insert(k, k);
-        adaptive.insert(k, k);
         qc.insert(k, k);
         moka.insert(k, k);
     }
@@ -47,12 +55,6 @@ fn hot_get(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (HOT - 1);
             black_box(ours.get(black_box(&i)))
-        })
-    });
-    g.bench_function("mpm_adaptive", |b| {
-        b.iter(|| {
-            i = (i + 1) & (HOT - 1);
-            black_box(adaptive.get(black_box(&i)))
         })
     });
     g.bench_function("quick_cache", |b| {
@@ -137,14 +139,22 @@ fn tiered_hot_get(c: &mut Criterion) {
     g.finish();
 }
 
-/// L1 insert of a fresh key into a full cache (one eviction per insert). With the adaptive
-/// policy every insert is also counted in the sketch, and one in 32 (the sampled keys)
-/// replays in the shadow caches; fresh keys never hit, so the filter stays off and every
-/// insert evicts.
+/// L1 insert of a fresh key into a full cache (one eviction per insert).
 fn insert(c: &mut Criterion) {
-    let mut g = c.benchmark_group("l1_insert_evict");
-    let ours = l1(Admission::All);
-    let adaptive = l1(Admission::Adaptive);
+    insert_group(c, "l1_insert_evict", Admission::All);
+}
+
+/// [`insert`] with the adaptive admission policy: every insert is also counted in the sketch,
+/// and one in 32 (the sampled keys) replays in the shadow caches; fresh keys never hit, so the
+/// filter stays off and every insert evicts.
+fn adaptive_insert(c: &mut Criterion) {
+    insert_group(c, "l1_adaptive_insert_evict", Admission::Adaptive);
+}
+
+/// mpm's L1 with `admission` beside quick_cache and moka, each measured in the group.
+fn insert_group(c: &mut Criterion, name: &str, admission: Admission) {
+    let mut g = c.benchmark_group(name);
+    let ours = l1(admission);
     let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
     let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
         .max_capacity(ENTRIES)
@@ -152,7 +162,6 @@ fn insert(c: &mut Criterion) {
         .build();
     for k in 0..ENTRIES * 2 {
         ours.insert(k, k);
-        adaptive.insert(k, k);
         qc.insert(k, k);
         moka.insert(k, k);
     }
@@ -162,12 +171,6 @@ fn insert(c: &mut Criterion) {
         b.iter(|| {
             k += 1;
             ours.insert(black_box(k), k);
-        })
-    });
-    g.bench_function("mpm_adaptive", |b| {
-        b.iter(|| {
-            k += 1;
-            adaptive.insert(black_box(k), k);
         })
     });
     g.bench_function("quick_cache", |b| {
@@ -397,6 +400,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hot_get, tiered_hot_get, insert, invalidate, l2_get, l2_reopen
+    targets = hot_get, adaptive_hot_get, tiered_hot_get, insert, adaptive_insert, invalidate,
+        l2_get, l2_reopen
 }
 criterion_main!(benches);
