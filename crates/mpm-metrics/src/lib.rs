@@ -77,6 +77,7 @@ pub mod counter;
 mod error;
 mod exposition;
 mod gauge;
+pub mod heartbeat;
 pub mod histogram;
 #[cfg(feature = "http")]
 pub mod http;

@@ -78,15 +78,15 @@
 //!   millisecond clock that the maintenance task refreshes (every 100 ms at most, a quarter of
 //!   the skip-validation window, a twentieth of the leak threshold). Comparisons that must not
 //!   be optimistic (the skip-validation window, leak reports) allow for that lag. The coarse
-//!   clock is trusted only while it was refreshed within a tick (and a few milliseconds): a
-//!   process-wide heartbeat thread (`mpm-pool-heartbeat`, one for all pools, beating every
-//!   2 ms) tells a reader so with one load, and a reader that finds the clock stale (the task
+//!   clock is trusted only while it was refreshed within a tick (and a few milliseconds): the
+//!   process-wide heartbeat ([`mpm_metrics::heartbeat`]: one thread, `mpm-heartbeat`, for all
+//!   pools and mpm-cache's coarse clocks, beating every 2 ms) tells a reader so with one load, and a reader that finds the clock stale (the task
 //!   stalled: its runtime not driven, its thread blocked, starved) reads the system clock and
 //!   refreshes it, and wakes the waiters that counted on the stalled task's sweep, so that
 //!   lifetimes, the skip-validation window and deadlines hold without the task. The
-//!   heartbeat runs only while a pool with maintenance on is alive: the first such pool
-//!   starts the thread, which then costs a wake-up and a store every 2 ms (500 a second,
-//!   however many pools there are), and once the last such pool is gone (dropped, and let go
+//!   heartbeat runs only while a pool with maintenance on (or a coarse cache clock) is alive:
+//!   the first such pool starts the thread, which then costs a wake-up and a store every 2 ms
+//!   (500 a second, however many pools there are), and once the last such pool is gone (dropped, and let go
 //!   by its maintenance task, which sees it closed within a tick) the thread parks, with no
 //!   wake-ups, until another is built. Pools with maintenance off never use it.
 //! - A caller that must wait sets no timer of its own while its deadline is more than two
