@@ -1,12 +1,14 @@
 //! Coarse clocks for TTL checks: reading one costs one atomic load, never a system call.
 
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How often the shared ticker thread refreshes the coarse time.
-pub const TICK: Duration = Duration::from_millis(1);
+use mpm_metrics::heartbeat::{self, Beat};
+
+/// How often the coarse time moves: the process's heartbeat
+/// ([`mpm_metrics::heartbeat::BEAT`]), shared with mpm-pool's clocks.
+pub const TICK: Duration = heartbeat::BEAT;
 
 /// The latest reading of any clock, in milliseconds (2^60 - 1, some 36 million years): a
 /// [`ManualClock`] moved further stops there. The L1 keeps a deadline in 60 bits of a word and
@@ -15,13 +17,25 @@ pub(crate) const MAX_MS: u64 = u64::MAX >> 4;
 
 /// A millisecond clock read with one relaxed atomic load.
 ///
-/// [`Clock::coarse`] (the default) is driven by one background thread per process that stores the
-/// milliseconds elapsed since the process first used it, every [`TICK`]. A TTL can therefore be
-/// honoured up to one tick late, never early. [`Clock::manual`] returns a clock and a
-/// [`ManualClock`] handle that moves it, for deterministic tests.
+/// [`Clock::coarse`] (the default) reads the process's heartbeat
+/// ([`mpm_metrics::heartbeat`]): one background thread, shared with mpm-pool, that stores the
+/// milliseconds since it started every [`TICK`] while a coarse clock (or a pool's) lives, and
+/// parks when the last is dropped. A TTL can therefore be honoured up to one tick late, never
+/// early. [`Clock::manual`] returns a clock and a [`ManualClock`] handle that moves it, for
+/// deterministic tests.
 #[derive(Clone, Debug)]
 pub struct Clock {
-    now_ms: Arc<AtomicU64>,
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    /// The heartbeat, which beats while this registration (shared by the clock's clones)
+    /// lives; `None` where no thread could start (the clock then stands still: entries expire
+    /// late, at the next successful read, the safe direction for a cache of derived data).
+    Coarse { _beat: Arc<Option<Beat>> },
+    /// A [`ManualClock`]'s time.
+    Manual(Arc<AtomicU64>),
 }
 
 /// The handle that moves a clock made by [`Clock::manual`].
@@ -48,29 +62,6 @@ impl ManualClock {
     }
 }
 
-fn shared_ticker() -> &'static Arc<AtomicU64> {
-    static NOW: OnceLock<Arc<AtomicU64>> = OnceLock::new();
-    NOW.get_or_init(|| {
-        let now = Arc::new(AtomicU64::new(0));
-        let writer = Arc::clone(&now);
-        let start = Instant::now();
-        // If the thread cannot be spawned the clock stands still: entries then expire late, at
-        // the next successful read, which is the safe direction for a cache of derived data.
-        let _ = std::thread::Builder::new()
-            .name("mpm-cache-clock".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(TICK);
-                    let ms = u64::try_from(start.elapsed().as_millis())
-                        .unwrap_or(MAX_MS)
-                        .min(MAX_MS);
-                    writer.store(ms, Ordering::Relaxed);
-                }
-            });
-        now
-    })
-}
-
 impl Default for Clock {
     fn default() -> Self {
         Self::coarse()
@@ -78,10 +69,13 @@ impl Default for Clock {
 }
 
 impl Clock {
-    /// The process-wide coarse clock (starts its ticker thread on first use).
+    /// The process-wide coarse clock (starts the heartbeat's thread, or wakes it, if it does
+    /// not beat; it beats while this clock or a clone of it lives).
     pub fn coarse() -> Self {
         Self {
-            now_ms: Arc::clone(shared_ticker()),
+            source: Source::Coarse {
+                _beat: Arc::new(Beat::start()),
+            },
         }
     }
 
@@ -90,7 +84,7 @@ impl Clock {
         let now_ms = Arc::new(AtomicU64::new(0));
         (
             Self {
-                now_ms: Arc::clone(&now_ms),
+                source: Source::Manual(Arc::clone(&now_ms)),
             },
             ManualClock { now_ms },
         )
@@ -99,7 +93,10 @@ impl Clock {
     /// Milliseconds on this clock.
     #[inline]
     pub fn now_ms(&self) -> u64 {
-        self.now_ms.load(Ordering::Relaxed)
+        match &self.source {
+            Source::Coarse { .. } => heartbeat::now_ms(),
+            Source::Manual(now_ms) => now_ms.load(Ordering::Relaxed),
+        }
     }
 
     /// The deadline `ttl` from now, in this clock's milliseconds (rounded up, saturating).
@@ -137,5 +134,20 @@ mod tests {
         assert_eq!(clock.deadline(Duration::from_millis(2)), 7);
         assert_eq!(clock.deadline(Duration::new(3, 999_999_999)), 4_005);
         assert_eq!(clock.deadline(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn a_coarse_clock_moves_while_it_lives() {
+        let clock = Clock::coarse();
+        let start = clock.now_ms();
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        // A bounded wait for the value to move (the heartbeat beats every TICK).
+        while clock.now_ms() <= start {
+            assert!(
+                std::time::Instant::now() < until,
+                "the coarse clock stood still"
+            );
+            std::thread::sleep(TICK);
+        }
     }
 }

@@ -58,9 +58,10 @@
 //!
 //! # Time to live
 //!
-//! TTLs in memory run on a [`Clock`] with millisecond resolution, refreshed by one background
-//! thread per process: a get reads one atomic instead of the system clock. An entry is never
-//! returned after its deadline as that clock sees it, so it may live up to about a millisecond
+//! TTLs in memory run on a [`Clock`] with millisecond resolution, refreshed every [`TICK`]
+//! (2 ms) by one background thread per process, mpm-metrics' heartbeat, which parks once no
+//! clock uses it: a get reads one atomic instead of the system clock. An entry is never
+//! returned after its deadline as that clock sees it, so it may live up to about a tick
 //! longer than asked, never shorter. [`MemoryTier::len`] and [`MemoryTier::weight`] count live
 //! entries only (a ledger of counts per deadline, no walk); the memory of an expired entry is
 //! reclaimed on lookup, by eviction, by [`MemoryTier::purge_expired`] or by
