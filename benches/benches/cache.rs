@@ -23,6 +23,31 @@ fn l1(admission: Admission) -> MemoryTier<u64, u64> {
         .unwrap()
 }
 
+/// mpm's L1 with `admission`, quick_cache and moka of `ENTRIES` (moka and mpm with a TTL of
+/// 300 s), each given the keys `0..keys`.
+fn filled(
+    admission: Admission,
+    keys: u64,
+) -> (
+    MemoryTier<u64, u64>,
+    quick_cache::sync::Cache<u64, u64>,
+    moka::sync::Cache<u64, u64>,
+) {
+    let ours = l1(admission);
+    let qc = quick_cache::sync::Cache::new(ENTRIES as usize);
+    let moka = moka::sync::Cache::builder()
+        .max_capacity(ENTRIES)
+        .time_to_live(Duration::from_secs(300))
+        .build();
+    for k in 0..keys {
+        ours.insert(k, k);
+        qc.insert(k, k);
+        moka.insert(k, k);
+    }
+    moka.run_pending_tasks();
+    (ours, qc, moka)
+}
+
 /// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s).
 fn hot_get(c: &mut Criterion) {
     hot_get_group(c, "l1_hot_get", Admission::All);
@@ -38,18 +63,7 @@ fn adaptive_hot_get(c: &mut Criterion) {
 /// mpm's L1 with `admission` beside quick_cache and moka, each measured in the group.
 fn hot_get_group(c: &mut Criterion, name: &str, admission: Admission) {
     let mut g = c.benchmark_group(name);
-    let ours = l1(admission);
-    let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
-    let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
-        .max_capacity(ENTRIES)
-        .time_to_live(Duration::from_secs(300))
-        .build();
-    for k in 0..HOT {
-        ours.insert(k, k);
-        qc.insert(k, k);
-        moka.insert(k, k);
-    }
-    moka.run_pending_tasks();
+    let (ours, qc, moka) = filled(admission, HOT);
     let mut i = 0u64;
     g.bench_function("mpm", |b| {
         b.iter(|| {
@@ -154,18 +168,7 @@ fn adaptive_insert(c: &mut Criterion) {
 /// mpm's L1 with `admission` beside quick_cache and moka, each measured in the group.
 fn insert_group(c: &mut Criterion, name: &str, admission: Admission) {
     let mut g = c.benchmark_group(name);
-    let ours = l1(admission);
-    let qc: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(ENTRIES as usize);
-    let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
-        .max_capacity(ENTRIES)
-        .time_to_live(Duration::from_secs(300))
-        .build();
-    for k in 0..ENTRIES * 2 {
-        ours.insert(k, k);
-        qc.insert(k, k);
-        moka.insert(k, k);
-    }
-    moka.run_pending_tasks();
+    let (ours, qc, moka) = filled(admission, ENTRIES * 2);
     let mut k = ENTRIES * 2;
     g.bench_function("mpm", |b| {
         b.iter(|| {
