@@ -164,9 +164,10 @@
 //! Speed beside quick_cache, moka and `std::fs` comes from `cargo xtask bench cache`; hit
 //! ratios on real traces beside quick_cache, moka and exact LRU from `cargo xtask trace`. The
 //! L1's options ([`DEFAULT_HOT_ALLOCATION`], [`DEFAULT_GHOST_ALLOCATION`]) were chosen on those
-//! replays. [`Admission::Adaptive`] (opt-in, [`MemoryTierBuilder::admission`]) adds a frequency
-//! filter that sampled shadow caches switch on for loops and scans and off for recency-heavy
-//! workloads; the replays show it as `mpm-adapt`.
+//! replays. The default [`Admission::Adaptive`] ([`MemoryTierBuilder::admission`]) adds a
+//! frequency filter that sampled shadow caches switch on for loops and scans and off for
+//! recency-heavy workloads; the replays show it as `mpm`, and [`Admission::All`] (every insert
+//! enters, quick_cache's policy) as `mpm-all`.
 //!
 //! # Feature flags
 //!
