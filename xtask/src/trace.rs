@@ -1,6 +1,7 @@
 //! `cargo xtask trace`: replays cache access traces and prints, per trace and capacity, the
-//! hit ratios of mpm-cache's L1 (as it is and with adaptive admission), quick_cache, moka, the
-//! adaptive prototype and an exact LRU, then a summary against the goal of the adaptive policy.
+//! hit ratios of mpm-cache's L1 (`mpm`: its default, adaptive admission; `mpm-all`:
+//! `Admission::All`, quick_cache's policy with mpm's options), quick_cache, moka, the adaptive
+//! prototype and an exact LRU, then a summary against the goal of the adaptive policy.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -127,7 +128,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
                 o.settings.adaptive = adaptive_config(&value(a)?)?;
                 o.settings.adaptive.hash_seed = seed;
             }
-            // Another draw of the hash collisions of the adaptive policies (mpm-adapt and the
+            // Another draw of the hash collisions of the adaptive policies (mpm and the
             // prototype): how much of a cell's figure is luck. The peers keep theirs.
             "--hash-seed" => {
                 let v = value(a)?;
@@ -479,14 +480,14 @@ fn print_table(traces: &[Trace], cells: &[Cell], threads: usize) {
         for p in Policy::ALL {
             print!(" {:>11}", p.name());
         }
-        println!(" {:>9} {:>10} {:>9}", "mpm-peer", "madap-peer", "adap-peer");
+        println!(" {:>9} {:>9} {:>9}", "all-peer", "mpm-peer", "adap-peer");
         for c in cells.iter().filter(|c| c.trace == t) {
             print!("{:>14}", format!("{} {}", c.label, c.capacity));
             for p in Policy::ALL {
                 print!(" {:>10.2}%", c.ratio(p));
             }
             println!(
-                " {:>+9.2} {:>+10.2} {:>+9.2}",
+                " {:>+9.2} {:>+9.2} {:>+9.2}",
                 c.ratio(Policy::Mpm) - c.best_peer(),
                 c.ratio(Policy::MpmAdaptive) - c.best_peer(),
                 c.ratio(Policy::Adaptive) - c.best_peer()
@@ -523,7 +524,7 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
         }
         println!();
     }
-    for p in [Policy::Mpm, Policy::MpmAdaptive, Policy::Adaptive] {
+    for p in [Policy::MpmAdaptive, Policy::Mpm, Policy::Adaptive] {
         let gap = |c: &Cell| c.ratio(p) - c.best_peer();
         let worst = cells
             .iter()

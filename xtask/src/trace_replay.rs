@@ -15,9 +15,10 @@ use crate::policy::{self, Fixed};
 /// A cache policy under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Policy {
-    /// mpm-cache's L1 as a service runs it (TTL, tags, statistics).
+    /// mpm-cache's L1 as a service runs it (TTL, tags, statistics) with `Admission::All`:
+    /// quick_cache's policy with mpm's options.
     Mpm,
-    /// The same with `Admission::Adaptive` (the prototype's policy, ported).
+    /// The same with `Admission::Adaptive`, the L1's default (the prototype's policy, ported).
     MpmAdaptive,
     /// quick_cache with its default options.
     QuickCache,
@@ -43,8 +44,8 @@ impl Policy {
     /// The column title.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Policy::Mpm => "mpm",
-            Policy::MpmAdaptive => "mpm-adapt",
+            Policy::Mpm => "mpm-all",
+            Policy::MpmAdaptive => "mpm",
             Policy::QuickCache => "quick_cache",
             Policy::Moka => "moka",
             Policy::Adaptive => "adaptive",
