@@ -48,12 +48,13 @@ fn filled(
     (ours, qc, moka)
 }
 
-/// L1 hot get: a resident key, single thread, TTL on for mpm (default TTL 300 s).
+/// L1 hot get under `Admission::All` (every insert enters): a resident key, single thread,
+/// TTL on for mpm (default TTL 300 s).
 fn hot_get(c: &mut Criterion) {
     hot_get_group(c, "l1_hot_get", Admission::All);
 }
 
-/// [`hot_get`] with the adaptive admission policy: a hit on one key in 32 at this size (the
+/// [`hot_get`] with the adaptive admission policy, the L1's default: a hit on one key in 32 at this size (the
 /// sampled ones) is queued for the shadow caches, and one hit in 16 is counted in the
 /// frequency sketch.
 fn adaptive_hot_get(c: &mut Criterion) {
@@ -153,12 +154,12 @@ fn tiered_hot_get(c: &mut Criterion) {
     g.finish();
 }
 
-/// L1 insert of a fresh key into a full cache (one eviction per insert).
+/// L1 insert of a fresh key into a full cache (one eviction per insert) under `Admission::All`.
 fn insert(c: &mut Criterion) {
     insert_group(c, "l1_insert_evict", Admission::All);
 }
 
-/// [`insert`] with the adaptive admission policy: every insert is also counted in the sketch,
+/// [`insert`] with the adaptive admission policy, the L1's default: every insert is also counted in the sketch,
 /// and one in 32 (the sampled keys) replays in the shadow caches; fresh keys never hit, so the
 /// filter stays off and every insert evicts.
 fn adaptive_insert(c: &mut Criterion) {
