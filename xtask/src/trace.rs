@@ -15,7 +15,7 @@ use crate::trace_replay::{Policy, Settings, replay};
 pub(crate) const USAGE: &str = "cargo xtask trace [--trace PATH]... [--dir DIR] \
 [--filter TEXT[,TEXT...]] [--format cache2k|scarab|lirs|arc|csv[:COL]] \
 [--capacity N|P%[,...]] [--quick] [--threads N] [--jobs N] [--json] \
-[--hot-allocation F] [--ghost-allocation F] [--mpm-only] [--hash-seed N] \
+[--hot-allocation F] [--ghost-allocation F] [--mpm-only] [--hash-seed N] [--seeds A-B|N,N...] \
 [--adaptive KNOB=VALUE[,...]] (knobs: hot, ghost, shadow, window, margin, bar, modes=0:1:2, filter=auto|off|on|N)";
 
 /// The shared traces the adaptive policy's knobs were tuned on (all six: the shadow size and
@@ -79,6 +79,9 @@ struct Options {
     json: bool,
     mpm_only: bool,
     settings: Settings,
+    /// Hash seeds to replay the adaptive policies with (`--seeds`); empty: only
+    /// `settings.hash_seed`.
+    seeds: Vec<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>> {
@@ -95,6 +98,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
         json: false,
         mpm_only: false,
         settings: Settings::default(),
+        seeds: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -136,6 +140,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
                 o.settings.hash_seed = seed;
                 o.settings.adaptive.hash_seed = seed;
             }
+            "--seeds" => o.seeds = seeds(&value(a)?)?,
             "--json" => o.json = true,
             "--mpm-only" => o.mpm_only = true,
             "-h" | "--help" => {
@@ -221,6 +226,28 @@ fn adaptive_config(spec: &str) -> Result<crate::policy::Config> {
         bail!("--adaptive: hot and ghost must be within [0, 1]");
     }
     Ok(c)
+}
+
+/// Parses `--seeds`: a range `A-B` (inclusive) or a list `N,N,...`.
+fn seeds(spec: &str) -> Result<Vec<u64>> {
+    let bad = || format!("--seeds: {spec:?} is not A-B or N,N,...");
+    let seeds: Vec<u64> = match spec.split_once('-') {
+        Some((a, b)) => {
+            let (a, b): (u64, u64) = (
+                a.trim().parse().with_context(bad)?,
+                b.trim().parse().with_context(bad)?,
+            );
+            if a > b || b - a >= 64 {
+                bail!("--seeds: {spec:?} must run upwards, 64 seeds at most");
+            }
+            (a..=b).collect()
+        }
+        None => spec
+            .split(',')
+            .map(|n| n.trim().parse().with_context(bad))
+            .collect::<Result<_>>()?,
+    };
+    Ok(seeds)
 }
 
 fn positive(name: &str, v: &str) -> Result<usize> {
@@ -343,14 +370,57 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .collect();
     // The peers' figures do not change with the adaptive knobs: they are kept between runs.
     let memo = Memo::load();
-    let ratios = parallel(&work, o.jobs, |&(j, p)| {
+    let measure = |settings: &Settings| -> Result<Vec<Cell>> {
+        measure(&o, settings, &traces, &jobs, &work, &memo)
+    };
+    let seeds = if o.seeds.is_empty() {
+        vec![o.settings.hash_seed]
+    } else {
+        o.seeds.clone()
+    };
+    let with_seed = |seed: u64| {
+        let mut s = o.settings;
+        s.hash_seed = seed;
+        s.adaptive.hash_seed = seed;
+        s
+    };
+    let cells = measure(&with_seed(seeds[0]))?;
+    let mut more = Vec::new();
+    for &seed in &seeds[1..] {
+        more.push((seed, measure(&with_seed(seed))?));
+    }
+    memo.save()?;
+    if o.json {
+        return print_json(&traces, &cells);
+    }
+    if seeds.len() > 1 {
+        println!("hash seed {} (the others: see the closing lines)", seeds[0]);
+    }
+    print_table(&traces, &cells, o.threads);
+    print_summary(&traces, &cells);
+    if seeds.len() > 1 {
+        let mut all = vec![(seeds[0], cells)];
+        all.extend(more);
+        print_seeds(&traces, &all);
+    }
+    Ok(())
+}
+
+/// Replays every (cell, policy) of `work` with `settings`: the hit ratios by cell.
+fn measure(
+    o: &Options,
+    settings: &Settings,
+    traces: &[Trace],
+    jobs: &[(usize, String, usize)],
+    work: &[(usize, Policy)],
+    memo: &Memo,
+) -> Result<Vec<Cell>> {
+    let ratios = parallel(work, o.jobs, |&(j, p)| {
         let (t, _, cap) = &jobs[j];
         let trace = &traces[*t];
         let fixed = match p {
             Policy::Adaptive | Policy::MpmAdaptive => false,
-            Policy::Mpm => {
-                o.settings.hot_allocation.is_none() && o.settings.ghost_allocation.is_none()
-            }
+            Policy::Mpm => settings.hot_allocation.is_none() && settings.ghost_allocation.is_none(),
             Policy::QuickCache | Policy::Moka | Policy::Lru => true,
         };
         // `v1`: how replays run; a change to them must change it, so old figures are not reused.
@@ -364,14 +434,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         if fixed && let Some(r) = memo.get(&id) {
             return Ok(r);
         }
-        let r = replay(&trace.keys, p, *cap, o.threads, &o.settings)?;
+        let r = replay(&trace.keys, p, *cap, o.threads, settings)?;
         if fixed {
             memo.put(id, r);
         }
         Ok(r)
     })?;
-    memo.save()?;
-    let cells: Vec<Cell> = jobs
+    Ok(jobs
         .iter()
         .enumerate()
         .map(|(j, (t, label, cap))| {
@@ -384,14 +453,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 ratios: r,
             }
         })
-        .collect();
-    if o.json {
-        print_json(&traces, &cells)
-    } else {
-        print_table(&traces, &cells, o.threads);
-        print_summary(&traces, &cells);
-        Ok(())
-    }
+        .collect())
 }
 
 /// Hit ratios of the policies whose figures do not depend on the command's options, by trace,
@@ -556,10 +618,7 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
             if set.is_empty() {
                 continue;
             }
-            let lead = mean(set, |c| c.ratio(p))
-                - mean(set, |c| c.ratio(Policy::QuickCache))
-                    .max(mean(set, |c| c.ratio(Policy::Moka)));
-            let below = set.iter().filter(|c| gap(c) < -CELL_TOLERANCE).count();
+            let (below, lead, _) = verdict(set, p);
             let met = below == 0 && lead >= MEAN_LEAD;
             println!(
                 "  goal on {name}: {below} cells below best peer - {CELL_TOLERANCE}, \
@@ -567,6 +626,53 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
                 if met { "MET" } else { "NOT MET" }
             );
         }
+    }
+}
+
+/// The goal's figures for policy `p` over `set`: cells below the better peer minus
+/// [`CELL_TOLERANCE`], the lead of its mean over the better peer's mean, and its worst cell.
+fn verdict<'a>(set: &[&'a Cell], p: Policy) -> (usize, f64, Option<&'a Cell>) {
+    let gap = |c: &Cell| c.ratio(p) - c.best_peer();
+    let below = set.iter().filter(|c| gap(c) < -CELL_TOLERANCE).count();
+    let lead = mean(set, |c| c.ratio(p))
+        - mean(set, |c| c.ratio(Policy::QuickCache)).max(mean(set, |c| c.ratio(Policy::Moka)));
+    let worst = set.iter().copied().min_by(|a, b| gap(a).total_cmp(&gap(b)));
+    (below, lead, worst)
+}
+
+/// The goal per hash seed for the policies whose figures depend on it (`--seeds`): how much
+/// of a verdict is the draw of the hash collisions.
+fn print_seeds(traces: &[Trace], runs: &[(u64, Vec<Cell>)]) {
+    println!(
+        "\nthe goal per hash seed (cells below best peer - {CELL_TOLERANCE}; mean lead, needs +{MEAN_LEAD}; worst cell)"
+    );
+    for p in [Policy::MpmAdaptive, Policy::Adaptive] {
+        let mut failed = 0;
+        for (seed, cells) in runs {
+            let all: Vec<&Cell> = cells.iter().collect();
+            let (below, lead, worst) = verdict(&all, p);
+            let met = below == 0 && lead >= MEAN_LEAD;
+            failed += usize::from(!met);
+            let worst = worst.map_or(String::new(), |c| {
+                format!(
+                    "{} {} {:+.2}",
+                    traces[c.trace].name,
+                    c.label,
+                    c.ratio(p) - c.best_peer()
+                )
+            });
+            println!(
+                "  {:<9} seed {seed:>3}: {below:>2} below, mean {lead:+.2}, worst {worst}: {}",
+                p.name(),
+                if met { "MET" } else { "NOT MET" }
+            );
+        }
+        println!(
+            "  {}: the goal held for {} of {} seeds",
+            p.name(),
+            runs.len() - failed,
+            runs.len()
+        );
     }
 }
 
@@ -632,6 +738,39 @@ mod tests {
         assert!(parse(&args(&["--dir", d, "--filter", "none"])).is_err());
         assert!(parse(&args(&["--bogus"])).is_err());
         assert!(parse(&args(&["--dir", d, "--threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn seeds_are_a_range_or_a_list_and_bad_ones_are_refused() {
+        assert_eq!(seeds("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(seeds("5").unwrap(), vec![5]);
+        assert_eq!(seeds("1, 5,9").unwrap(), vec![1, 5, 9]);
+        for bad in ["3-1", "0-100", "x", "1,,2", "-", ""] {
+            assert!(seeds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_goal_counts_cells_below_the_tolerance_and_the_mean_lead() {
+        // Two cells: mpm 0.2 below the better peer on one (within the tolerance), 0.5 below on
+        // the other; the mean lead is their mean gap to the better peer's mean.
+        let cell = |mpm: f64, qc: f64, moka: f64| {
+            let mut ratios = [0.0; Policy::ALL.len()];
+            ratios[index(Policy::MpmAdaptive)] = mpm;
+            ratios[index(Policy::QuickCache)] = qc;
+            ratios[index(Policy::Moka)] = moka;
+            Cell {
+                trace: 0,
+                label: "1%".into(),
+                capacity: 1,
+                ratios,
+            }
+        };
+        let (a, b) = (cell(49.8, 50.0, 40.0), cell(29.5, 20.0, 30.0));
+        let (below, lead, worst) = verdict(&[&a, &b], Policy::MpmAdaptive);
+        assert_eq!(below, 1);
+        assert!((lead - (39.65 - 35.0)).abs() < 1e-9, "{lead}");
+        assert!(std::ptr::eq(worst.unwrap(), &b));
     }
 
     #[test]
