@@ -54,9 +54,9 @@ fn hot_get(c: &mut Criterion) {
     hot_get_group(c, "l1_hot_get", Admission::All);
 }
 
-/// [`hot_get`] with the adaptive admission policy, the L1's default: a hit on one key in 32 at this size (the
-/// sampled ones) is queued for the shadow caches, and one hit in 16 is counted in the
-/// frequency sketch.
+/// [`hot_get`] with the adaptive admission policy, the L1's default: a hit on one key in 32 at
+/// this size (the sampled ones) is queued for the shadow caches, and one hit in 16 is counted
+/// in the frequency sketch.
 fn adaptive_hot_get(c: &mut Criterion) {
     hot_get_group(c, "l1_adaptive_hot_get", Admission::Adaptive);
 }
@@ -159,9 +159,9 @@ fn insert(c: &mut Criterion) {
     insert_group(c, "l1_insert_evict", Admission::All);
 }
 
-/// [`insert`] with the adaptive admission policy, the L1's default: every insert is also counted in the sketch,
-/// and one in 32 (the sampled keys) replays in the shadow caches; fresh keys never hit, so the
-/// filter stays off and every insert evicts.
+/// [`insert`] with the adaptive admission policy, the L1's default: every insert is also
+/// counted in the sketch, and one in 32 (the sampled keys) replays in the shadow caches; fresh
+/// keys never hit, so the filter stays off and every insert evicts.
 fn adaptive_insert(c: &mut Criterion) {
     insert_group(c, "l1_adaptive_insert_evict", Admission::Adaptive);
 }

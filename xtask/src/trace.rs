@@ -62,6 +62,11 @@ impl Cell {
     fn best_peer(&self) -> f64 {
         self.ratio(Policy::QuickCache).max(self.ratio(Policy::Moka))
     }
+
+    /// `p`'s hit ratio minus the better peer's, in points.
+    fn gap(&self, p: Policy) -> f64 {
+        self.ratio(p) - self.best_peer()
+    }
 }
 
 fn index(p: Policy) -> usize {
@@ -370,38 +375,30 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .collect();
     // The peers' figures do not change with the adaptive knobs: they are kept between runs.
     let memo = Memo::load();
-    let measure = |settings: &Settings| -> Result<Vec<Cell>> {
-        measure(&o, settings, &traces, &jobs, &work, &memo)
-    };
     let seeds = if o.seeds.is_empty() {
         vec![o.settings.hash_seed]
     } else {
         o.seeds.clone()
     };
-    let with_seed = |seed: u64| {
-        let mut s = o.settings;
-        s.hash_seed = seed;
-        s.adaptive.hash_seed = seed;
-        s
-    };
-    let cells = measure(&with_seed(seeds[0]))?;
-    let mut more = Vec::new();
-    for &seed in &seeds[1..] {
-        more.push((seed, measure(&with_seed(seed))?));
+    let mut runs = Vec::new();
+    for seed in seeds {
+        let mut settings = o.settings;
+        settings.hash_seed = seed;
+        settings.adaptive.hash_seed = seed;
+        runs.push((seed, measure(&o, &settings, &traces, &jobs, &work, &memo)?));
     }
     memo.save()?;
+    let (first, cells) = &runs[0];
     if o.json {
-        return print_json(&traces, &cells);
+        return print_json(&traces, cells);
     }
-    if seeds.len() > 1 {
-        println!("hash seed {} (the others: see the closing lines)", seeds[0]);
+    if runs.len() > 1 {
+        println!("hash seed {first} (the others: see the closing lines)");
     }
-    print_table(&traces, &cells, o.threads);
-    print_summary(&traces, &cells);
-    if seeds.len() > 1 {
-        let mut all = vec![(seeds[0], cells)];
-        all.extend(more);
-        print_seeds(&traces, &all);
+    print_table(&traces, cells, o.threads);
+    print_summary(&traces, cells);
+    if runs.len() > 1 {
+        print_seeds(&traces, &runs);
     }
     Ok(())
 }
@@ -550,9 +547,9 @@ fn print_table(traces: &[Trace], cells: &[Cell], threads: usize) {
             }
             println!(
                 " {:>+9.2} {:>+9.2} {:>+9.2}",
-                c.ratio(Policy::Mpm) - c.best_peer(),
-                c.ratio(Policy::MpmAdaptive) - c.best_peer(),
-                c.ratio(Policy::Adaptive) - c.best_peer()
+                c.gap(Policy::Mpm),
+                c.gap(Policy::MpmAdaptive),
+                c.gap(Policy::Adaptive)
             );
         }
     }
@@ -587,24 +584,25 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
         println!();
     }
     for p in [Policy::MpmAdaptive, Policy::Mpm, Policy::Adaptive] {
-        let gap = |c: &Cell| c.ratio(p) - c.best_peer();
-        let worst = cells
-            .iter()
-            .min_by(|a, b| gap(a).total_cmp(&gap(b)))
-            .expect("at least one cell");
+        let worst = Verdict::of(&all, p).worst.expect("at least one cell");
         println!(
             "\n{}: worst gap to the best peer {:+.2} points ({} at {})",
             p.name(),
-            gap(worst),
+            worst.gap(p),
             traces[worst.trace].name,
             worst.label
         );
         let behind: Vec<String> = cells
             .iter()
-            .filter(|c| gap(c) < 0.0)
+            .filter(|c| c.gap(p) < 0.0)
             .map(|c| {
-                let mark = if gap(c) < -CELL_TOLERANCE { "!" } else { "" };
-                format!("{} {} {:+.2}{mark}", traces[c.trace].name, c.label, gap(c))
+                let mark = if c.gap(p) < -CELL_TOLERANCE { "!" } else { "" };
+                format!(
+                    "{} {} {:+.2}{mark}",
+                    traces[c.trace].name,
+                    c.label,
+                    c.gap(p)
+                )
             })
             .collect();
         println!(
@@ -618,26 +616,49 @@ fn print_summary(traces: &[Trace], cells: &[Cell]) {
             if set.is_empty() {
                 continue;
             }
-            let (below, lead, _) = verdict(set, p);
-            let met = below == 0 && lead >= MEAN_LEAD;
+            let v = Verdict::of(set, p);
             println!(
-                "  goal on {name}: {below} cells below best peer - {CELL_TOLERANCE}, \
-                 mean {lead:+.2} points over the better peer's mean (needs +{MEAN_LEAD}): {}",
-                if met { "MET" } else { "NOT MET" }
+                "  goal on {name}: {} cells below best peer - {CELL_TOLERANCE}, \
+                 mean {:+.2} points over the better peer's mean (needs +{MEAN_LEAD}): {}",
+                v.below,
+                v.lead,
+                v.word()
             );
         }
     }
 }
 
-/// The goal's figures for policy `p` over `set`: cells below the better peer minus
-/// [`CELL_TOLERANCE`], the lead of its mean over the better peer's mean, and its worst cell.
-fn verdict<'a>(set: &[&'a Cell], p: Policy) -> (usize, f64, Option<&'a Cell>) {
-    let gap = |c: &Cell| c.ratio(p) - c.best_peer();
-    let below = set.iter().filter(|c| gap(c) < -CELL_TOLERANCE).count();
-    let lead = mean(set, |c| c.ratio(p))
-        - mean(set, |c| c.ratio(Policy::QuickCache)).max(mean(set, |c| c.ratio(Policy::Moka)));
-    let worst = set.iter().copied().min_by(|a, b| gap(a).total_cmp(&gap(b)));
-    (below, lead, worst)
+/// A policy against the goal over a set of cells.
+struct Verdict<'a> {
+    /// Cells below the better peer minus [`CELL_TOLERANCE`].
+    below: usize,
+    /// The policy's mean over the better peer's mean, in points.
+    lead: f64,
+    /// The cell with the largest gap to the better peer (none in an empty set).
+    worst: Option<&'a Cell>,
+}
+
+impl<'a> Verdict<'a> {
+    fn of(set: &[&'a Cell], p: Policy) -> Self {
+        Verdict {
+            below: set.iter().filter(|c| c.gap(p) < -CELL_TOLERANCE).count(),
+            lead: mean(set, |c| c.ratio(p))
+                - mean(set, |c| c.ratio(Policy::QuickCache))
+                    .max(mean(set, |c| c.ratio(Policy::Moka))),
+            worst: set
+                .iter()
+                .copied()
+                .min_by(|a, b| a.gap(p).total_cmp(&b.gap(p))),
+        }
+    }
+
+    fn met(&self) -> bool {
+        self.below == 0 && self.lead >= MEAN_LEAD
+    }
+
+    fn word(&self) -> &'static str {
+        if self.met() { "MET" } else { "NOT MET" }
+    }
 }
 
 /// The goal per hash seed for the policies whose figures depend on it (`--seeds`): how much
@@ -650,21 +671,17 @@ fn print_seeds(traces: &[Trace], runs: &[(u64, Vec<Cell>)]) {
         let mut failed = 0;
         for (seed, cells) in runs {
             let all: Vec<&Cell> = cells.iter().collect();
-            let (below, lead, worst) = verdict(&all, p);
-            let met = below == 0 && lead >= MEAN_LEAD;
-            failed += usize::from(!met);
-            let worst = worst.map_or(String::new(), |c| {
-                format!(
-                    "{} {} {:+.2}",
-                    traces[c.trace].name,
-                    c.label,
-                    c.ratio(p) - c.best_peer()
-                )
+            let v = Verdict::of(&all, p);
+            failed += usize::from(!v.met());
+            let worst = v.worst.map_or(String::new(), |c| {
+                format!("{} {} {:+.2}", traces[c.trace].name, c.label, c.gap(p))
             });
             println!(
-                "  {:<9} seed {seed:>3}: {below:>2} below, mean {lead:+.2}, worst {worst}: {}",
+                "  {:<9} seed {seed:>3}: {:>2} below, mean {:+.2}, worst {worst}: {}",
                 p.name(),
-                if met { "MET" } else { "NOT MET" }
+                v.below,
+                v.lead,
+                v.word()
             );
         }
         println!(
@@ -767,10 +784,10 @@ mod tests {
             }
         };
         let (a, b) = (cell(49.8, 50.0, 40.0), cell(29.5, 20.0, 30.0));
-        let (below, lead, worst) = verdict(&[&a, &b], Policy::MpmAdaptive);
-        assert_eq!(below, 1);
-        assert!((lead - (39.65 - 35.0)).abs() < 1e-9, "{lead}");
-        assert!(std::ptr::eq(worst.unwrap(), &b));
+        let v = Verdict::of(&[&a, &b], Policy::MpmAdaptive);
+        assert_eq!(v.below, 1);
+        assert!((v.lead - (39.65 - 35.0)).abs() < 1e-9, "{}", v.lead);
+        assert!(std::ptr::eq(v.worst.unwrap(), &b));
     }
 
     #[test]
