@@ -76,9 +76,9 @@ pub(crate) const HIT_SAMPLE: u32 = 16;
 /// to 7 (`cargo xtask trace --seeds 0-7`, with and without `--dir` on the held-out traces),
 /// 4 against 1 (count all): the shared traces 8 cells below the goal in all against 8, mean
 /// lead +1.81 against +1.82; the held-out ones 50 against 49, +2.35 against +2.36; an insert
-/// into a full tier 845 instructions against 916 (quick_cache: 574). Counting none measured
-/// worse: ARC P3 at 5% down to -2.19 points (seed 6), as the filter then turns on without the
-/// history of the keys it judges.
+/// into a full tier 858 instructions against 916 (quick_cache 574; `cargo xtask budgets
+/// cache`). Counting none measured worse: ARC P3 at 5% down to -2.19 points (seed 6), as the
+/// filter then turns on without the history of the keys it judges.
 const INSERT_SAMPLE: u32 = 4;
 /// The ring of sampled hits waiting for the shadows.
 const RING: usize = 256;
