@@ -159,9 +159,9 @@ fn insert(c: &mut Criterion) {
     insert_group(c, "l1_insert_evict", Admission::All);
 }
 
-/// [`insert`] with the adaptive admission policy, the L1's default: every insert is also
-/// counted in the sketch, and one in 32 (the sampled keys) replays in the shadow caches; fresh
-/// keys never hit, so the filter stays off and every insert evicts.
+/// [`insert`] with the adaptive admission policy, the L1's default: fresh keys never hit, so
+/// the filter stays off and every insert evicts; one insert in four is counted in the sketch
+/// (and every sampled key's), and one in 32 (the sampled keys) replays in the shadow caches.
 fn adaptive_insert(c: &mut Criterion) {
     insert_group(c, "l1_adaptive_insert_evict", Admission::Adaptive);
 }

@@ -224,8 +224,8 @@ fn l1_hot_get(admission: mpm_cache::Admission, n: u64) {
 }
 
 /// Fresh keys into a full tier: every insert evicts one entry. With adaptive admission fresh
-/// keys never hit, so the filter stays off; every insert is counted in the sketch and one in
-/// 32 (the sampled keys) replays in the shadow caches.
+/// keys never hit, so the filter stays off: one insert in four is counted in the sketch (and
+/// every sampled key's), and one in 32 (the sampled keys) replays in the shadow caches.
 fn l1_insert_evict(admission: mpm_cache::Admission, n: u64) {
     let tier = memory_tier(admission);
     for k in 0..ENTRIES as u64 * 2 {
