@@ -119,9 +119,21 @@ pub fn record(id: &str, elements: u64, times: &[Duration]) -> io::Result<()> {
     record_in(&criterion_home(), id, elements, times)
 }
 
+/// Writes the rounds of benchmark `id` as [`record`] does, each round's figure the mean time of
+/// one operation in nanoseconds (a fraction, where a [`Duration`] would round it): what
+/// criterion reports for a benchmark without a throughput, so that a group measured in rounds
+/// reads like its neighbours, in time per operation.
+pub fn record_per_op(id: &str, ns_per_op: &[f64]) -> io::Result<()> {
+    record_ns(&criterion_home(), id, 1, ns_per_op.to_vec())
+}
+
 /// [`record`] into the criterion folder `home`.
 pub fn record_in(home: &Path, id: &str, elements: u64, times: &[Duration]) -> io::Result<()> {
-    let ns: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e9).collect();
+    let ns = times.iter().map(|t| t.as_secs_f64() * 1e9).collect();
+    record_ns(home, id, elements, ns)
+}
+
+fn record_ns(home: &Path, id: &str, elements: u64, ns: Vec<f64>) -> io::Result<()> {
     let (median, lower, upper) = median_interval(&ns)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{id}: no rounds")))?;
     let dir = id
@@ -251,6 +263,22 @@ mod tests {
         assert_eq!(e["median"]["confidence_interval"]["lower_bound"], 2e6);
         assert_eq!(e["median"]["confidence_interval"]["upper_bound"], 10e6);
         assert!(record_in(home.path(), "x/y", 1, &[]).is_err());
+    }
+
+    #[test]
+    fn a_record_per_operation_keeps_fractions_of_a_nanosecond() {
+        let home = tempfile::tempdir().expect("a temporary folder");
+        let ns: Vec<f64> = (0..11).map(|i| 8.25 + f64::from(i) / 10.0).collect();
+        record_ns(home.path(), "l1_hot_get/mpm", 1, ns).expect("written");
+        let new = home.path().join("l1_hot_get/mpm/new");
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(new.join(f)).expect("a file")).expect("JSON")
+        };
+        assert_eq!(read("benchmark.json")["throughput"]["Elements"], 1);
+        let median = &read("estimates.json")["median"];
+        assert_eq!(median["point_estimate"], 8.75);
+        assert_eq!(median["confidence_interval"]["lower_bound"], 8.35);
+        assert_eq!(median["confidence_interval"]["upper_bound"], 9.15);
     }
 
     #[test]
