@@ -169,6 +169,12 @@
 //! recency-heavy workloads; the replays show it as `mpm`, and [`Admission::All`] (every insert
 //! enters, quick_cache's policy) as `mpm-all`.
 //!
+//! The L1 is quick_cache underneath, and its get and insert cost more than a bare
+//! quick_cache's: the TTL check on a coarse clock, the statistics, the deadline ledger, the
+//! removal listener's bookkeeping and, by default, the adaptive admission's sketch and shadows.
+//! `docs/PERFORMANCE.md` gives the ratios from the last benchmark run (the L1 groups) and the
+//! instruction counts `cargo xtask budgets cache` checks.
+//!
 //! # Feature flags
 //!
 //! - `disk` (default): the disk tier, [`DiskTier`] with [`DiskTierBuilder`], [`Durability`],
