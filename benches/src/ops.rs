@@ -76,6 +76,11 @@ pub const OPS: &[Op] = &[
         run: cache_quick_cache_insert_evict,
     },
     Op {
+        name: "cache.quick_cache_insert_evict_l1_ghost",
+        what: "`cache.quick_cache_insert_evict` with the L1's ghost allocation",
+        run: cache_quick_cache_insert_evict_l1_ghost,
+    },
+    Op {
         name: "pool.get_drop",
         what: "get an object from a pool of 4 and drop it, one task",
         run: pool_get_drop,
@@ -268,7 +273,32 @@ fn cache_quick_cache_hot_get(n: u64) {
 
 /// [`l1_insert_evict`] on a bare quick_cache.
 fn cache_quick_cache_insert_evict(n: u64) {
-    let qc = quick_cache();
+    quick_cache_insert_evict(quick_cache(), n);
+}
+
+/// [`l1_insert_evict`] on a bare quick_cache with the L1's ghost allocation
+/// ([`mpm_cache::DEFAULT_GHOST_ALLOCATION`]), its other options its defaults.
+fn cache_quick_cache_insert_evict_l1_ghost(n: u64) {
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(ENTRIES)
+        .weight_capacity(ENTRIES as u64)
+        .ghost_allocation(mpm_cache::DEFAULT_GHOST_ALLOCATION)
+        .build()
+        .expect("valid options");
+    let qc = quick_cache::sync::Cache::with_options(
+        options,
+        quick_cache::UnitWeighter,
+        FixedHasher::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    );
+    quick_cache_insert_evict(qc, n);
+}
+
+/// Fills `qc` with twice its capacity, then measures `n` inserts of fresh keys.
+fn quick_cache_insert_evict(
+    qc: quick_cache::sync::Cache<u64, u64, quick_cache::UnitWeighter, FixedHasher>,
+    n: u64,
+) {
     for k in 0..ENTRIES as u64 * 2 {
         qc.insert(k, k);
     }
