@@ -1,6 +1,6 @@
 //! mpm-cache beside quick_cache and moka (and `std::fs::read` for the disk tier).
 //!
-//! The L1 groups (`l1_hot_get`, `l1_insert_evict` and their adaptive twins) measure the three
+//! The L1 groups (`l1_hot_get`, `l1_insert_evict` and their adaptive twins) measure the
 //! caches in turns, round by round (`mpm_benches::rounds`): 101 rounds of 100,000 operations,
 //! each figure the median round's time per operation, each ratio the median over rounds of the
 //! ratio within a round. Criterion measured them one after another for two seconds each, and
@@ -24,7 +24,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mpm_benches::rounds;
+use mpm_benches::{ops, rounds};
 use mpm_cache::{Admission, DiskTier, EntryOptions, MemoryTier, TieredCache};
 
 const ENTRIES: u64 = 10_000;
@@ -80,7 +80,7 @@ fn adaptive_hot_get(_: &mut Criterion) {
 
 /// mpm's L1 with `admission` beside quick_cache and moka, in interleaved rounds.
 fn hot_get_group(name: &str, admission: Admission) {
-    if !selected(name) {
+    if !selected(name, &["mpm", "quick_cache", "moka"]) {
         return;
     }
     let (ours, qc, moka) = filled(admission, HOT);
@@ -182,10 +182,13 @@ fn adaptive_insert(_: &mut Criterion) {
     insert_group("l1_adaptive_insert_evict", Admission::Adaptive);
 }
 
-/// mpm's L1 with `admission` beside quick_cache and moka, in interleaved rounds; each inserts
-/// keys it has never seen.
+/// mpm's L1 with `admission` beside quick_cache, moka and quick_cache with the L1's ghost
+/// allocation, in interleaved rounds; each inserts keys it has never seen.
 fn insert_group(name: &str, admission: Admission) {
-    if !selected(name) {
+    if !selected(
+        name,
+        &["mpm", "quick_cache", "moka", "quick_cache_l1_ghost"],
+    ) {
         return;
     }
     let (ours, qc, moka) = filled(admission, ENTRIES * 2);
@@ -214,20 +217,11 @@ fn insert_group(name: &str, admission: Admission) {
     );
 }
 
-/// quick_cache of `ENTRIES` with its defaults but the L1's ghost allocation
-/// ([`mpm_cache::DEFAULT_GHOST_ALLOCATION`], under either admission policy), given the keys
-/// `0..keys`: what quick_cache's own insert costs with the ghost records the L1's hit ratio
-/// needs (a larger ghost set keeps more evicted keys' hashes, so the working set is larger).
-/// It tells the L1's own cost from that of the option it gives quick_cache.
+/// quick_cache of `ENTRIES` with the L1's ghost allocation (`ops::l1_ghost_options`), given
+/// the keys `0..keys`.
 fn quick_cache_l1_ghost(keys: u64) -> quick_cache::sync::Cache<u64, u64> {
-    let options = quick_cache::OptionsBuilder::new()
-        .estimated_items_capacity(ENTRIES as usize)
-        .weight_capacity(ENTRIES)
-        .ghost_allocation(mpm_cache::DEFAULT_GHOST_ALLOCATION)
-        .build()
-        .unwrap();
     let c = quick_cache::sync::Cache::with_options(
-        options,
+        ops::l1_ghost_options(ENTRIES as usize),
         quick_cache::UnitWeighter,
         Default::default(),
         Default::default(),
@@ -245,9 +239,10 @@ const ROUNDS: usize = 101;
 /// A contender of an interleaved group: its label and one round of [`ROUND_OPS`] operations.
 type Contender<'a> = (&'static str, Box<dyn FnMut() + 'a>);
 
-/// Whether the filter on the command line selects a benchmark of group `name`.
-fn selected(name: &str) -> bool {
-    let ids = ["mpm", "quick_cache", "moka", "quick_cache_l1_ghost"].map(|l| format!("{name}/{l}"));
+/// Whether the filter on the command line selects a benchmark of group `name` (its contenders
+/// `labels`).
+fn selected(name: &str, labels: &[&str]) -> bool {
+    let ids: Vec<String> = labels.iter().map(|l| format!("{name}/{l}")).collect();
     rounds::selected(ids.iter().map(String::as_str))
 }
 

@@ -185,7 +185,7 @@ const HOT: u64 = 1_024;
 
 /// The hasher of quick_cache's and the tier's defaults (foldhash's quality variant) with a fixed
 /// seed: seeded at random, it moves the instruction count of an insert by a few percent from
-/// run to run. SipHash, which these budgets used before, cost each side about 80 instructions
+/// run to run. SipHash, which these budgets used before, cost each side 70 to 140 instructions
 /// an operation that the defaults do not spend, which flattered every ratio to quick_cache.
 type FixedHasher = foldhash::quality::FixedState;
 
@@ -276,17 +276,23 @@ fn cache_quick_cache_insert_evict(n: u64) {
     quick_cache_insert_evict(quick_cache(), n);
 }
 
-/// [`l1_insert_evict`] on a bare quick_cache with the L1's ghost allocation
-/// ([`mpm_cache::DEFAULT_GHOST_ALLOCATION`]), its other options its defaults.
-fn cache_quick_cache_insert_evict_l1_ghost(n: u64) {
-    let options = quick_cache::OptionsBuilder::new()
-        .estimated_items_capacity(ENTRIES)
-        .weight_capacity(ENTRIES as u64)
+/// quick_cache's options for `entries` entries of weight 1, its defaults but the L1's ghost
+/// allocation ([`mpm_cache::DEFAULT_GHOST_ALLOCATION`], under either admission policy): what
+/// quick_cache's own insert costs with the ghost records the L1's hit ratio needs, to tell
+/// the L1's own cost from that option's (here and in the insert benches).
+pub fn l1_ghost_options(entries: usize) -> quick_cache::Options {
+    quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(entries)
+        .weight_capacity(entries as u64)
         .ghost_allocation(mpm_cache::DEFAULT_GHOST_ALLOCATION)
         .build()
-        .expect("valid options");
+        .expect("valid options")
+}
+
+/// [`l1_insert_evict`] on a bare quick_cache with [`l1_ghost_options`].
+fn cache_quick_cache_insert_evict_l1_ghost(n: u64) {
     let qc = quick_cache::sync::Cache::with_options(
-        options,
+        l1_ghost_options(ENTRIES),
         quick_cache::UnitWeighter,
         FixedHasher::default(),
         quick_cache::sync::DefaultLifecycle::default(),

@@ -81,8 +81,9 @@ pub(crate) const HIT_SAMPLE: u32 = 16;
 /// 4 against 1 (count all): the shared traces 8 cells below the goal in all against 8, mean
 /// lead +1.81 against +1.82; the held-out ones 50 against 49, +2.354 against +2.355; an insert
 /// into a full tier 858 instructions against 916 (quick_cache 574; `cargo xtask budgets
-/// cache` when it hashed with SipHash). Counting none measured worse: ARC P3 at 5% down to -2.19 points (seed 6), as the
-/// filter then turns on without the history of the keys it judges.
+/// cache` when it hashed with SipHash). Counting none measured worse: ARC P3 at 5% down to
+/// -2.19 points (seed 6), as the filter then turns on without the history of the keys it
+/// judges.
 const INSERT_SAMPLE: u32 = 4;
 /// The ring of sampled hits waiting for the shadows.
 const RING: usize = 256;
@@ -409,9 +410,10 @@ impl Adaptive {
     /// fast hasher, seeded, then [`mix`]. Not the tier's hasher, which may be any `BuildHasher`
     /// (foldhash by default) and which a hit would otherwise run a second time (quick_cache
     /// does not hand its hash out); the seed comes from the tier's hasher, so a seeded tier
-    /// hasher reseeds the policy too. Collisions only blur frequency estimates, which are lossy anyway. Without
-    /// [`mix`] an insert cost 11 to 13 instructions fewer, but the shared traces (hash seeds 0
-    /// to 3) had 7 cells below the goal instead of 3 (LIRS multi1 at 1% down to -1.11 points).
+    /// hasher reseeds the policy too. Collisions only blur frequency estimates, which are lossy
+    /// anyway. Without [`mix`] an insert cost 11 to 13 instructions fewer, but the shared
+    /// traces (hash seeds 0 to 3) had 7 cells below the goal instead of 3 (LIRS multi1 at 1%
+    /// down to -1.11 points).
     /// A one-multiply mix (`h * 0xff51afd7ed558ccd`, then `h ^ h >> 32`) saved about 7 on an
     /// insert and 2 on a hot get and kept 3 cells in all and the mean lead (+1.80 over the four
     /// seeds; held-out 7 cells, +2.31 against +2.28), but left seed 0, the one the summary
