@@ -1,8 +1,8 @@
-//! The L1's admission policy: [`Admission::All`] (quick_cache as it is) or the default
-//! [`Admission::Adaptive`], a TinyLFU filter in front of quick_cache's inserts that sampled
-//! shadow caches switch on and off ("set dueling").
+//! The L1's admission policy: [`Admission::All`] (the table's policy as it is, quick_cache's)
+//! or the default [`Admission::Adaptive`], a TinyLFU filter in front of the table's inserts
+//! that sampled shadow caches switch on and off ("set dueling").
 //!
-//! quick_cache (S3-FIFO-like) wins on recency-heavy workloads; TinyLFU admission (moka,
+//! quick_cache's policy (S3-FIFO-like) wins on recency-heavy workloads; TinyLFU admission (moka,
 //! Caffeine) wins on loops and scans, where it refuses a new key that is not more frequent than
 //! the key it would evict. The adaptive policy runs both on a small sample of the key space and
 //! lets the tier follow the one that hits more:
@@ -16,10 +16,10 @@
 //!   lossy ring; the shadows replay the ring under their lock, taken by sampled inserts and by
 //!   the hit that fills a stretch of the ring (if the lock is free), never waited for on a hit.
 //! - With the filter on, an insert of a new key into a full tier is refused unless the key's
-//!   estimate beats the last evicted key's (quick_cache does not say which key an insert will
-//!   evict, so the last one stands for it). A refused insert is reported like an entry evicted
+//!   estimate beats the last evicted key's (the key an insert will evict is known only as
+//!   the insert runs, under the shard's lock, so the last one stands for it). A refused insert is reported like an entry evicted
 //!   at once.
-//! - Shadow quick_caches, one per mode, see only the keys whose hash falls in a sample (1 in
+//! - Shadow caches (a shard of the L1's table each), one per mode, see only the keys whose hash falls in a sample (1 in
 //!   2^s, so a shadow holds about [`SHADOW_ENTRIES`] keys) and have the capacity scaled by the
 //!   same rate. They store hashes only. Every window of sampled accesses the tier takes the mode
 //!   whose shadow hit most, and the scores decay.
@@ -28,12 +28,12 @@
 //! (`cargo xtask trace`), with hits counted one in [`HIT_SAMPLE`].
 
 use std::cell::Cell;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread::LocalKey;
 
-use quick_cache::{Lifecycle, OptionsBuilder, UnitWeighter, unsync};
+use crate::table::Shard;
 
 /// How the L1 admits a new key into a full tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,13 +50,12 @@ pub enum Admission {
     Adaptive,
 }
 
-/// quick_cache's hot share of the capacity under the adaptive policy (tuned with the traces).
+/// The hot ring's share of the capacity under the adaptive policy (tuned with the traces).
 pub(crate) const ADAPTIVE_HOT_ALLOCATION: f64 = 0.97;
-/// quick_cache's ghost share under the adaptive policy. It costs speed: quick_cache's own
-/// insert into a full cache is slower with it than at its default 0.5 (the benches'
-/// `quick_cache_l1_ghost`: a larger ghost set, a larger working set, about as many
-/// instructions). But over hash seeds 0 to 7 on the shared traces, 0.5 left 28 cells below the
-/// goal in all (mean lead +1.16) and 0.75 left 15 (+1.60), against 8 (+1.81) with 1.0.
+/// Ghost records per entry under the adaptive policy. Measured on quick_cache, whose ghost
+/// records were exact (over hash seeds 0 to 7 on the shared traces, 0.5 left 28 cells below
+/// the goal in all, mean lead +1.16, and 0.75 left 15, +1.60, against 8, +1.81, with 1.0); the
+/// table's lossy records cost two bytes each and little time, so the L1 keeps the value.
 pub(crate) const ADAPTIVE_GHOST_ALLOCATION: f64 = 1.0;
 /// How many keys a shadow cache aims to hold (at least this many, fewer than twice). 512
 /// measured the same cells below the goal on the shared traces (hash seeds 0 to 3) and on the
@@ -235,46 +234,10 @@ impl Sketch {
     }
 }
 
-/// Passes a hash through: the shadows are keyed by hashes already mixed, and the L1's
-/// quick_cache by keys that carry the tier's hash of them.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// Records the hash of the key a shadow insert evicted.
-#[derive(Clone, Copy, Default)]
-struct LastEvicted;
-
-impl Lifecycle<u64, ()> for LastEvicted {
-    type RequestState = Option<u64>;
-
-    fn on_evict(&self, state: &mut Self::RequestState, key: u64, _: ()) {
-        *state = Some(key);
-    }
-}
-
-type ShadowCache =
-    unsync::Cache<u64, (), UnitWeighter, BuildHasherDefault<PassThrough>, LastEvicted>;
-
-/// A shadow: a quick_cache of hashes, with the admission test of its mode.
+/// A shadow: a shard of the L1's table holding hashes, with the admission test of its mode.
 struct Shadow {
     mode: u8,
-    cache: ShadowCache,
+    cache: Shard<u64, ()>,
     /// The hash of the key it evicted last (`None` before its first eviction).
     victim: Option<u64>,
     score: u32,
@@ -282,25 +245,14 @@ struct Shadow {
 
 impl Shadow {
     fn new(mode: u8, capacity: usize) -> Self {
-        let mut opts = OptionsBuilder::new();
-        opts.estimated_items_capacity(capacity)
-            .weight_capacity(capacity as u64)
-            .hot_allocation(ADAPTIVE_HOT_ALLOCATION)
-            .ghost_allocation(ADAPTIVE_GHOST_ALLOCATION);
-        let cache = match opts.build() {
-            Ok(o) => unsync::Cache::with_options(o, UnitWeighter, Default::default(), LastEvicted),
-            // The options above are in range; a shadow of quick_cache's defaults would do too.
-            Err(_) => unsync::Cache::with(
-                capacity,
-                capacity as u64,
-                UnitWeighter,
-                Default::default(),
-                LastEvicted,
-            ),
-        };
         Self {
             mode,
-            cache,
+            cache: Shard::new(
+                capacity as u64,
+                capacity,
+                ADAPTIVE_HOT_ALLOCATION,
+                ADAPTIVE_GHOST_ALLOCATION,
+            ),
             victim: None,
             score: 0,
         }
@@ -309,7 +261,7 @@ impl Shadow {
     /// Replays one access; counts a hit. `estimate` is the key's estimate in the sketch, once
     /// a shadow has asked for it (the shadows of one access share it).
     fn access(&mut self, hash: u64, sketch: &Sketch, estimate: &mut Option<u8>) {
-        if self.cache.get(&hash).is_some() {
+        if self.cache.get(hash, |&k| k == hash).is_some() {
             self.score += 1;
             return;
         }
@@ -325,7 +277,10 @@ impl Shadow {
             return;
         }
         let mut evicted = None;
-        self.cache.insert_with_lifecycle(hash, (), &mut evicted);
+        self.cache
+            .insert(hash, hash, (), 1, false, &mut |_, k, _, _| {
+                evicted = Some(k)
+            });
         if evicted.is_some() {
             self.victim = evicted;
         }
@@ -350,12 +305,11 @@ struct Duel {
 /// The adaptive policy's state, shared by every clone of a tier.
 pub(crate) struct Adaptive {
     sketch: Sketch,
-    /// Per quick_cache shard, the mixed hash of the key it evicted last (0: none since an entry
+    /// Per table shard, the mixed hash of the key it evicted last (0: none since an entry
     /// left the tier otherwise, so the shard may have room and the filter is off there).
     victims: Box<[AtomicU64]>,
-    /// The shard of a tier hash is `hash.rotate_right(usize::BITS / 2) & shard_mask`, as
-    /// quick_cache picks it (a different choice would only pair a key with another shard's
-    /// victim).
+    /// The shard of a tier hash is `hash.rotate_right(usize::BITS / 2) & shard_mask`, as the
+    /// table picks it (a different choice would only pair a key with another shard's victim).
     shard_mask: u64,
     /// The mode the tier follows now.
     mode: AtomicU8,
@@ -371,7 +325,7 @@ pub(crate) struct Adaptive {
 }
 
 impl Adaptive {
-    /// The policy for a tier of about `entries` entries in `shards` quick_cache shards, its
+    /// The policy for a tier of about `entries` entries in `shards` table shards, its
     /// key hashes seeded with `seed`.
     pub(crate) fn new(entries: usize, shards: usize, seed: u64) -> Self {
         let shards = shards.max(1).next_power_of_two();
@@ -408,8 +362,7 @@ impl Adaptive {
 
     /// The policy's hash of a key (for the sketch, the sampling and the shadows): foldhash's
     /// fast hasher, seeded, then [`mix`]. Not the tier's hasher, which may be any `BuildHasher`
-    /// (foldhash by default) and which a hit would otherwise run a second time (quick_cache
-    /// does not hand its hash out); the seed comes from the tier's hasher, so a seeded tier
+    /// (foldhash by default) and which a sampled hit would otherwise run a second time; the seed comes from the tier's hasher, so a seeded tier
     /// hasher reseeds the policy too. Collisions only blur frequency estimates, which are lossy
     /// anyway. Without [`mix`] an insert cost 11 to 13 instructions fewer, but the shared
     /// traces (hash seeds 0 to 3) had 7 cells below the goal instead of 3 (LIRS multi1 at 1%

@@ -46,8 +46,9 @@
 //!   both; entries may depend on files; [`warm`](TieredCache::warm) and
 //!   [`warm_from_l2`](TieredCache::warm_from_l2) fill it. Built with [`TieredCacheBuilder`]
 //!   from a [`MemoryTierBuilder`] and a [`Tier`].
-//! - [`MemoryTier`] is the L1, on [quick_cache](https://docs.rs/quick_cache): entry and byte
-//!   bounds, per-entry TTL, pins, `shrink_to`, an eviction listener told the [`RemovalCause`].
+//! - [`MemoryTier`] is the L1, a sharded table with quick_cache's eviction policy and compact
+//!   ghost records: entry and byte bounds, per-entry TTL, pins, `shrink_to`, an eviction
+//!   listener told the [`RemovalCause`].
 //! - [`Tier`] is what a level below the L1 does; [`DiskTier`] is one, on
 //!   [redb](https://docs.rs/redb). [`record`] is the entry codec it stores (expiry, tags and a
 //!   checksum over the key and the bytes), public so another tier can store the same bytes.
@@ -169,11 +170,16 @@
 //! recency-heavy workloads; the replays show it as `mpm`, and [`Admission::All`] (every insert
 //! enters, quick_cache's policy) as `mpm-all`.
 //!
-//! The L1 is quick_cache underneath, and its get and insert cost more than a bare
-//! quick_cache's: the TTL check on a coarse clock, the statistics, the deadline ledger, the
-//! removal listener's bookkeeping and, by default, the adaptive admission's sketch and shadows.
-//! `docs/PERFORMANCE.md` gives the ratios from the last benchmark run (the L1 groups) and the
-//! instruction counts `cargo xtask budgets cache` checks.
+//! The L1's table is its own: quick_cache's policy (S3-FIFO-like: a cold ring, a hot ring,
+//! ghost records of keys evicted lately), with the ghost records kept as 16-bit fingerprints
+//! in four-way buckets (about two bytes each) instead of a slot of the entry slab each, and
+//! the weight and pin of an entry kept in it, so that no user code runs under a shard's lock.
+//! An insert into a full tier touches less memory than quick_cache's at the same ghost
+//! allocation, and an entry costs about half as much memory after churn. A hit still costs
+//! more than a bare quick_cache's: the TTL check on a coarse clock, the statistics and, by
+//! default, the adaptive admission's sketch and sampled hits. `docs/PERFORMANCE.md` gives the
+//! ratios from the last benchmark run (the L1 groups) and the instruction counts
+//! `cargo xtask budgets cache` checks.
 //!
 //! # Feature flags
 //!
@@ -201,6 +207,7 @@ mod metrics;
 mod pattern;
 pub mod record;
 mod stats;
+mod table;
 mod tier;
 mod tiered;
 

@@ -1,42 +1,46 @@
-//! `MemoryTier`: the L1, a quick_cache with TTL, weights, pinning and an eviction listener.
+//! `MemoryTier`: the L1, a sharded table (quick_cache's policy, compact ghost records) with
+//! TTL, weights, pinning and an eviction listener.
 
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quick_cache::sync::Cache;
-use quick_cache::{Equivalent, Lifecycle, OptionsBuilder, Weighter};
+use quick_cache::Equivalent;
 
 use mpm_metrics::{Registry, Scope};
 
 use crate::Error;
 use crate::admission::{
-    self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, PassThrough,
-    Verdict,
+    self, ADAPTIVE_GHOST_ALLOCATION, ADAPTIVE_HOT_ALLOCATION, Adaptive, Admission, Verdict,
 };
 use crate::clock::{self, Clock};
 use crate::ledger::Ledger;
 use crate::metrics::{self, SizeGauges, Target};
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
+use crate::table::{Left, Sizes, Table};
 
 /// The hasher quick_cache uses by default (foldhash, randomly seeded).
 pub type DefaultHashBuilder = quick_cache::DefaultHashBuilder;
 
-/// The `hot_allocation` mpm-cache gives quick_cache unless told otherwise, chosen by replaying
-/// the traces with `cargo xtask trace`, which prints the figures.
+/// The hot ring's share of the capacity under [`Admission::All`] unless told otherwise, chosen
+/// by replaying the traces with `cargo xtask trace`, which prints the figures.
 pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 
-/// The `ghost_allocation` mpm-cache gives quick_cache unless told otherwise (quick_cache's own
-/// default is 0.5), chosen with the same trace replays: it raised the hit ratio on the ARC and
-/// LIRS multi1 traces by up to 4.6 points, for about 7 more bytes per entry once the ghost
-/// records fill.
+/// Ghost records per entry unless told otherwise (quick_cache's default is 0.5), chosen with
+/// the same trace replays: it raised the hit ratio on the ARC and LIRS multi1 traces by up to
+/// 4.6 points. A record is a 16-bit fingerprint (two bytes an entry, rounded up to a power of
+/// two a shard).
 pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 
 /// The fewest entries a shard holds under [`Admission::Adaptive`] when the shard count is not
 /// set.
 const MIN_ADAPTIVE_SHARD: usize = 128;
+
+/// The fewest entries a shard holds under [`Admission::All`] when the shard count is not set
+/// (quick_cache's floor).
+const MIN_SHARD: usize = 32;
 
 /// The deadline of an entry that never expires (the largest 60-bit value, which no clock
 /// reaches: see [`clock::MAX_MS`]).
@@ -56,7 +60,7 @@ pub(crate) struct Slot<V> {
     /// entry. With the deadline on top, a hit's expiry test is one shift of the clock and one
     /// comparison with the whole word, and an entry without a deadline needs no test of its
     /// own: no clock reaches [`NEVER`]. The word is never zero, so that `Option<Slot<V>>`, what
-    /// quick_cache's get returns, is no larger than the slot (for a `u64` value, two registers
+    /// the table's get returns, is no larger than the slot (for a `u64` value, two registers
     /// rather than a copy through memory).
     meta: NonZeroU64,
 }
@@ -123,87 +127,13 @@ impl<K, V> SlotWeighter<K, V> {
     }
 }
 
-impl<K, V> Weighter<Hashed<K>, Slot<V>> for SlotWeighter<K, V> {
-    #[inline]
-    fn weight(&self, key: &Hashed<K>, slot: &Slot<V>) -> u64 {
-        self.weight_of(&key.key, slot)
-    }
-}
-
-/// A key as the L1's quick_cache holds it: with the tier hasher's hash of it, computed once
-/// when the key enters. quick_cache hashes with [`PassThrough`], so the hash it works with is
-/// the same one, but the keys it evicts (which it hashes again to unlink them) and the adaptive
-/// admission's victims cost no second run of the tier's hasher.
-#[derive(Clone)]
-pub(crate) struct Hashed<K> {
-    hash: u64,
-    key: K,
-}
-
-impl<K> Hash for Hashed<K> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl<K: PartialEq> PartialEq for Hashed<K> {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.key == other.key
-    }
-}
-
-impl<K: Eq> Eq for Hashed<K> {}
-
-/// A borrowed key with its hash, to look a [`Hashed`] key up.
-struct Probe<'a, Q: ?Sized> {
-    hash: u64,
-    key: &'a Q,
-}
-
-impl<Q: ?Sized> Hash for Probe<'_, Q> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl<K, Q: Equivalent<K> + ?Sized> Equivalent<Hashed<K>> for Probe<'_, Q> {
-    #[inline]
-    fn equivalent(&self, key: &Hashed<K>) -> bool {
-        self.key.equivalent(&key.key)
-    }
-}
-
-/// A borrowed key and the tier's hasher, to look a [`Hashed`] key up: the key is hashed when
-/// quick_cache asks (inside its lookup, as it would hash the key itself).
-struct Lookup<'a, Q: ?Sized, S> {
-    hasher: &'a S,
-    key: &'a Q,
-}
-
-impl<Q: Hash + ?Sized, S: BuildHasher> Hash for Lookup<'_, Q, S> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hasher.hash_one(self.key));
-    }
-}
-
-impl<K, Q: Equivalent<K> + ?Sized, S> Equivalent<Hashed<K>> for Lookup<'_, Q, S> {
-    #[inline]
-    fn equivalent(&self, key: &Hashed<K>) -> bool {
-        self.key.equivalent(&key.key)
-    }
-}
-
 /// What the eviction hooks share: the clock (to tell expiry from capacity), the statistics and
 /// the user's listener.
 pub(crate) struct Shared<K, V> {
     clock: Clock,
     stats: TierStats,
     listener: Option<ListenFn<K, V>>,
-    /// The weigher quick_cache uses, to take an entry's weight back out of the ledger.
+    /// The tier's weigher, to take an entry's weight back out of the ledger.
     weigher: SlotWeighter<K, V>,
     /// Expired entries still held, so that `len` and `weight` count only live ones.
     ledger: Ledger,
@@ -242,91 +172,43 @@ impl<K, V> Shared<K, V> {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct SlotLifecycle<K, V> {
-    shared: Arc<Shared<K, V>>,
-}
-
-/// Entries evicted during one quick_cache request; reported after quick_cache has released the
-/// shard lock, so a listener may call back into the cache.
-pub(crate) struct Evicted<K, V> {
-    /// The first eviction of a request lives inline: most inserts evict exactly one entry.
-    first: Option<(Hashed<K>, Slot<V>, RemovalCause)>,
-    items: Vec<(Hashed<K>, Slot<V>, RemovalCause)>,
-    /// For a request quick_cache starts with a state of its own (`set_capacity`): the tier's
-    /// shared parts, so that dropping the state reports the entries.
-    shared: Option<Arc<Shared<K, V>>>,
-    /// Set by [`MemoryTier`]'s own inserts, which report the entries themselves (and so take
-    /// no reference count per request).
-    own: bool,
-}
-
-impl<K, V> Default for Evicted<K, V> {
-    fn default() -> Self {
-        Self {
-            first: None,
-            items: Vec::new(),
-            shared: None,
-            own: false,
-        }
-    }
-}
-
-impl<K, V> Drop for Evicted<K, V> {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            for (k, slot, cause) in self.first.take().into_iter().chain(self.items.drain(..)) {
-                shared.notify(&k.key, &slot, cause);
-            }
-        }
-    }
+/// Entries that left during one insert, with their hashes; reported after the table has
+/// released the shard lock, so a listener may call back into the tier.
+struct Evicted<K, V> {
+    /// The first lives inline: most inserts into a full tier evict exactly one entry.
+    first: Option<(u64, K, Slot<V>, RemovalCause)>,
+    rest: Vec<(u64, K, Slot<V>, RemovalCause)>,
 }
 
 impl<K, V> Evicted<K, V> {
-    /// Whether one of [`MemoryTier`]'s own requests, whose entries it has reported, has
-    /// nothing left to drop (no entry, no list allocated): then the caller forgets it and
-    /// skips the drop glue, an out-of-line call of about 26 instructions an insert. A check by
-    /// reference: taking the state by value copied it, and reading it back whole just after
-    /// quick_cache wrote it field by field stalled the insert (store forwarding).
-    #[inline]
-    fn is_spent(&self) -> bool {
-        self.first.is_none() && self.items.capacity() == 0 && self.shared.is_none()
-    }
-}
-
-impl<K: Eq, V> Evicted<K, V> {
-    /// quick_cache reports a replaced value through its eviction hook too. An evicted entry
-    /// with the inserted key that is still resident after the request was replaced, not
-    /// evicted.
-    fn mark_replaced(&mut self, inserted: &Hashed<K>, resident: impl Fn(&Hashed<K>) -> bool) {
-        let mark = |(k, _, cause): &mut (Hashed<K>, Slot<V>, RemovalCause)| {
-            if *cause == RemovalCause::Capacity && k == inserted && resident(k) {
-                *cause = RemovalCause::Replaced;
-            }
-        };
-        self.first.iter_mut().for_each(mark);
-        self.items.iter_mut().for_each(mark);
-    }
-}
-
-impl<K, V> Lifecycle<Hashed<K>, Slot<V>> for SlotLifecycle<K, V> {
-    type RequestState = Evicted<K, V>;
-
-    #[inline]
-    fn is_pinned(&self, _key: &Hashed<K>, slot: &Slot<V>) -> bool {
-        slot.pinned()
-    }
-
-    fn on_evict(&self, state: &mut Self::RequestState, key: Hashed<K>, slot: Slot<V>) {
-        let cause = self.shared.cause_of(&slot);
-        if !state.own && state.shared.is_none() {
-            state.shared = Some(Arc::clone(&self.shared));
+    fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
         }
-        // Held until the request ends so values drop outside the shard lock.
-        if state.first.is_none() {
-            state.first = Some((key, slot, cause));
+    }
+
+    #[inline]
+    fn push(&mut self, e: (u64, K, Slot<V>, RemovalCause)) {
+        if self.first.is_none() {
+            self.first = Some(e);
         } else {
-            state.items.push((key, slot, cause));
+            self.rest.push(e);
+        }
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &(u64, K, Slot<V>, RemovalCause)> {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
+impl<K, V> Shared<K, V> {
+    /// The cause of an entry's leaving the table.
+    #[inline]
+    fn cause(&self, slot: &Slot<V>, left: Left) -> RemovalCause {
+        match left {
+            Left::Replaced => RemovalCause::Replaced,
+            Left::Evicted => self.cause_of(slot),
         }
     }
 }
@@ -411,7 +293,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// quick_cache's `hot_allocation`, in `[0, 1]`; default 0.97 under [`Admission::Adaptive`]
+    /// The hot ring's share of the capacity (quick_cache's `hot_allocation`), in `[0, 1]`;
+    /// default 0.97 under [`Admission::Adaptive`]
     /// (the default policy; the value it was tuned with), [`DEFAULT_HOT_ALLOCATION`] under
     /// [`Admission::All`].
     pub fn hot_allocation(mut self, fraction: f64) -> Self {
@@ -419,7 +302,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// quick_cache's `ghost_allocation`, in `[0, 1]`; default [`DEFAULT_GHOST_ALLOCATION`].
+    /// Ghost records per entry (quick_cache's `ghost_allocation`), in `[0, 1]`; default
+    /// [`DEFAULT_GHOST_ALLOCATION`].
     pub fn ghost_allocation(mut self, fraction: f64) -> Self {
         self.ghost_allocation = Some(fraction);
         self
@@ -437,7 +321,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards (a power of two); default quick_cache's (4 per core).
+    /// The number of shards (a power of two); default 4 per core, fewer for a small tier (at
+    /// least 32 entries a shard, 128 under [`Admission::Adaptive`]).
     pub fn shards(mut self, n: NonZeroUsize) -> Self {
         self.shards = Some(n.get());
         self
@@ -591,7 +476,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
             return bad(format!("shards must be a power of two, got {s}"));
         }
         let entries = self.max_entries.map(NonZeroUsize::get);
-        let (weight_capacity, estimated, floor, weigh) = match (self.max_weight, self.weigh) {
+        let (weight_capacity, estimated, weight_floor, weigh) = match (self.max_weight, self.weigh)
+        {
             (Some(w), Some(f)) => {
                 let est = entries.unwrap_or_else(|| usize::try_from(w.min(1 << 20)).unwrap_or(1));
                 let floor = entries.map_or(1, |n| (w / n as u64).max(1));
@@ -610,49 +496,34 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
                 (n as u64, n, 1, None)
             }
         };
-        let mut opts = OptionsBuilder::new();
-        opts.weight_capacity(weight_capacity)
-            .estimated_items_capacity(estimated)
-            .hot_allocation(hot)
-            .ghost_allocation(ghost);
-        match (self.shards, self.admission) {
-            (Some(s), _) => {
-                opts.shards(s);
-            }
-            (None, Admission::Adaptive) => {
-                // The filter compares a key with its shard's last victim, and small shards
-                // make that a poor stand-in: at least MIN_ADAPTIVE_SHARD entries per shard
-                // (quick_cache's own floor is 32).
-                let mut s = std::thread::available_parallelism()
-                    .map_or(4, |n| n.get() * 4)
-                    .next_power_of_two();
-                while s > 1 && estimated / s < MIN_ADAPTIVE_SHARD {
-                    s /= 2;
-                }
-                opts.shards(s);
-            }
-            (None, _) => {}
-        }
-        let opts = opts.build().map_err(|e| Error::InvalidConfig {
-            what: e.to_string(),
-        })?;
-        let weigher = SlotWeighter { weigh, floor };
+        let floor = match self.admission {
+            // The filter compares a key with its shard's last victim, and small shards make
+            // that a poor stand-in.
+            Admission::Adaptive => MIN_ADAPTIVE_SHARD,
+            Admission::All => MIN_SHARD,
+        };
+        let shards = self
+            .shards
+            .unwrap_or_else(|| default_shards(estimated, floor));
+        let weigher = SlotWeighter {
+            weigh,
+            floor: weight_floor,
+        };
         let shared = Arc::new(Shared {
             clock: self.clock.clone(),
             stats: self.stats.clone(),
             listener: self.listener,
-            weigher: weigher.clone(),
+            weigher,
             ledger: Ledger::default(),
         });
-        let cache = Cache::with_options(
-            opts,
-            weigher,
-            BuildHasherDefault::default(),
-            SlotLifecycle {
-                shared: Arc::clone(&shared),
-            },
-        );
-        cache.reserve(initial_reserve(estimated, ghost, cache.num_shards()));
+        let cache = Table::new(Sizes {
+            capacity: weight_capacity,
+            estimated,
+            hot,
+            ghost,
+            shards,
+        });
+        cache.reserve(initial_reserve(estimated, cache.num_shards()));
         let adaptive = match self.admission {
             Admission::All => None,
             Admission::Adaptive => Some(Box::new(Adaptive::new(
@@ -680,54 +551,35 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
     }
 }
 
-/// A shard's ghost records and its residents plus ghosts, as quick_cache sizes a shard of a
-/// tier of `estimated` entries in `shards` shards (`sync::Cache::with_options` and
-/// `CacheShard::new`).
-fn shard_slots(estimated: usize, ghost_allocation: f64, shards: usize) -> (usize, usize) {
-    let items = estimated.div_ceil(shards);
-    let ghosts = (items as f64 * ghost_allocation) as usize;
-    (ghosts, items.saturating_add(ghosts))
+/// The default number of shards: four per core, halved while a shard would hold fewer than
+/// `floor` of the `estimated` entries.
+fn default_shards(estimated: usize, floor: usize) -> usize {
+    let mut s = std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 4)
+        .next_power_of_two();
+    while s > 1 && estimated / s < floor {
+        s /= 2;
+    }
+    s
 }
 
-/// Entries to reserve in a new tier (`Cache::reserve`) so that, growing by doubling, each
-/// shard's slab ends up holding at most its residents and ghost records with almost no room to
-/// spare, instead of up to twice that.
-///
-/// quick_cache keeps residents and ghost records in one vector per shard, which grows by
-/// doubling from where the last reservation left it: without one, a shard of 12,500 entries
-/// and as many ghosts (25,000 slots) grows to 32,768. Reserving `full / 2^k` slots makes the
-/// doublings land on `full`; `k` is chosen so that the first reservation is small (between 128
-/// and 255 slots a shard, or the whole shard if it is smaller), so an empty tier costs no more
-/// than before. quick_cache's `reserve(n)` gives each shard `n / shards` slots and as many
-/// more for ghosts, up to the shard's ghost capacity.
-fn initial_reserve(estimated: usize, ghost_allocation: f64, shards: usize) -> usize {
+/// Entries to reserve in a new tier so that, growing by doubling, each shard's slab ends up
+/// holding its entries with almost no room to spare, instead of up to twice that: reserving
+/// `full / 2^k` places makes the doublings land on `full`; `k` is chosen so that the first
+/// reservation is small (between 128 and 255 places a shard, or the whole shard if it is
+/// smaller), so an empty tier costs little.
+fn initial_reserve(estimated: usize, shards: usize) -> usize {
     let shards = shards.max(1);
-    let (ghosts, full) = shard_slots(estimated, ghost_allocation, shards);
+    let full = estimated.div_ceil(shards);
     let mut step = 1;
     while full / (step * 2) >= 128 {
         step *= 2;
     }
-    // The slab's first size: every doubling after it stays at or below `full` but the last.
-    let target = full.div_ceil(step);
-    // `a` entries reserve `a + min(a, ghosts)` slots.
-    let per_shard = if target > 2 * ghosts {
-        target - ghosts
-    } else {
-        target.div_ceil(2)
-    };
-    per_shard.saturating_mul(shards)
+    full.div_ceil(step).saturating_mul(shards)
 }
 
-type SlotCache<K, V> = Cache<
-    Hashed<K>,
-    Slot<V>,
-    SlotWeighter<K, V>,
-    BuildHasherDefault<PassThrough>,
-    SlotLifecycle<K, V>,
->;
-
 struct Inner<K, V, S> {
-    cache: SlotCache<K, V>,
+    cache: Table<K, Slot<V>>,
     clock: Clock,
     default_ttl: Option<Duration>,
     /// The default TTL in milliseconds, converted once rather than at every insert.
@@ -737,8 +589,8 @@ struct Inner<K, V, S> {
     capacity: u64,
     /// The adaptive admission policy, with [`Admission::Adaptive`].
     adaptive: Option<Box<Adaptive>>,
-    /// The tier's hasher: every key's [`Hashed`] hash (quick_cache's shards and buckets, and the
-    /// admission policy's victims per shard).
+    /// The tier's hasher: every key's hash (the table's shards and buckets, and the admission
+    /// policy's victims per shard).
     hasher: S,
     /// Held while the tier lives: its claim on the registry and its collector.
     _scope: Option<Scope>,
@@ -778,8 +630,9 @@ where
     }
 }
 
-/// The in-memory tier: a concurrent [quick_cache](https://docs.rs/quick_cache) (S3-FIFO-like
-/// CLOCK-Pro policy) with TTL on a coarse clock, a weight bound, pinned entries, an eviction
+/// The in-memory tier: a concurrent sharded table with
+/// [quick_cache](https://docs.rs/quick_cache)'s policy (S3-FIFO-like, CLOCK on a hot and a
+/// cold ring) with TTL on a coarse clock, a weight bound, pinned entries, an eviction
 /// listener told the [`RemovalCause`], and statistics.
 ///
 /// Clones share the same tier.
@@ -873,7 +726,10 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let inner = &*self.inner;
-        match inner.cache.get(&self.probe(key)) {
+        match inner
+            .cache
+            .get(inner.hasher.hash_one(key), |k| key.equivalent(k))
+        {
             Some(slot) if slot.live_at(inner.clock.now_ms()) => {
                 inner.stats.hits.inc();
                 if slot.meta.get() & ADAPTIVE != 0 {
@@ -899,7 +755,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let slot = self.inner.cache.peek(&self.probe(key))?;
+        let slot = self.peek_slot(key)?;
         self.live(&slot).then_some(slot.value)
     }
 
@@ -909,7 +765,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let slot = self.inner.cache.peek(&self.probe(key))?;
+        let slot = self.peek_slot(key)?;
         if !self.live(&slot) {
             return None;
         }
@@ -923,10 +779,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.inner
-            .cache
-            .peek(&self.probe(key))
-            .is_some_and(|s| self.live(&s))
+        self.peek_slot(key).is_some_and(|s| self.live(&s))
     }
 
     /// Whether an entry (live or expired but not yet reclaimed) occupies `key`.
@@ -935,16 +788,17 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.inner.cache.contains_key(&self.probe(key))
+        let hash = self.inner.hasher.hash_one(key);
+        self.inner.cache.contains(hash, |k| key.equivalent(k))
     }
 
-    /// `key` to look up, hashed by the tier's hasher when quick_cache asks.
-    #[inline(always)]
-    fn probe<'a, Q: Hash + ?Sized>(&'a self, key: &'a Q) -> Lookup<'a, Q, S> {
-        Lookup {
-            hasher: &self.inner.hasher,
-            key,
-        }
+    /// The slot for `key`, live or not, without counting.
+    fn peek_slot<Q>(&self, key: &Q) -> Option<Slot<V>>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        self.inner.cache.peek(hash, |k| key.equivalent(k))
     }
 
     #[inline]
@@ -957,15 +811,14 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let now = self.inner.clock.now_ms();
-        if let Some((k, slot)) = self
-            .inner
-            .cache
-            .remove_if(&self.probe(key), |s| s.expired_at(now))
+        let hash = self.inner.hasher.hash_one(key);
+        if let Some((k, slot)) =
+            self.inner
+                .cache
+                .remove_if(hash, |k| key.equivalent(k), |s| s.expired_at(now))
         {
             self.made_room();
-            self.inner
-                .shared
-                .notify(&k.key, &slot, RemovalCause::Expired);
+            self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
         }
     }
 
@@ -1007,7 +860,7 @@ where
                 a.hash(&key),
                 || hash,
                 pinned,
-                || inner.cache.contains_key(&Probe { hash, key: &key }),
+                || inner.cache.contains(hash, |k| *k == key),
             );
             match verdict {
                 Verdict::Refused => {
@@ -1019,59 +872,36 @@ where
                 Verdict::Admitted => slot.meta |= ADAPTIVE,
             }
         }
-        let entered = shared.ledger_key(&key, &slot);
-        let key = Hashed { hash, key };
-        let inserted = key.clone();
-        let mut evicted = Evicted::default();
-        evicted.own = true;
-        inner.cache.insert_with_lifecycle(key, slot, &mut evicted);
-        if evicted.first.is_none() {
-            if let Some((d, w)) = entered {
-                shared.ledger.writer().add(d, w);
-            }
-            if evicted.is_spent() {
-                std::mem::forget(evicted);
-            }
-            return;
-        }
-        evicted.mark_replaced(&inserted, |k| inner.cache.contains_key(k));
+        // The weigher is the user's code: it runs here, outside the table's locks.
+        let weight = shared.weigher.weight_of(&key, &slot);
+        let entered = (slot.deadline() != NEVER).then(|| (slot.deadline(), weight));
+        let mut evicted = Evicted::new();
+        inner
+            .cache
+            .insert(hash, key, slot, weight, pinned, &mut |h, k, s, left| {
+                let cause = shared.cause(&s, left);
+                evicted.push((h, k, s, cause));
+            });
         let ledger = shared.ledger.writer();
         if let Some((d, w)) = entered {
             ledger.add(d, w);
         }
-        // The entry in `first`, then the list (empty for most inserts): no chained iterator,
-        // whose state cost the insert about 12 instructions.
-        let forget = |(k, slot, _): &(Hashed<K>, Slot<V>, RemovalCause)| {
-            if let Some((d, w)) = shared.ledger_key(&k.key, slot) {
+        if evicted.first.is_none() {
+            return;
+        }
+        for (_, k, slot, _) in evicted.iter() {
+            if let Some((d, w)) = shared.ledger_key(k, slot) {
                 ledger.sub(d, w);
             }
-        };
-        evicted.first.iter().for_each(forget);
-        evicted.items.iter().for_each(forget);
+        }
         if let Some(a) = &inner.adaptive
             && a.filtering()
-            && let Some((k, _, _)) = evicted
-                .items
-                .iter()
-                .rev()
-                .chain(evicted.first.iter())
-                .find(|e| e.2 == RemovalCause::Capacity)
+            && let Some((h, k, _, _)) = evicted.iter().rev().find(|e| e.3 == RemovalCause::Capacity)
         {
-            a.evicted(k.hash, a.hash(&k.key));
+            a.evicted(*h, a.hash(k));
         }
-        // Reported where it lies and dropped in place: moved out, it was copied whole just
-        // after quick_cache wrote it field by field, a store-forwarding stall.
-        if let Some((k, slot, cause)) = &evicted.first {
-            shared.report(&k.key, slot, *cause);
-        }
-        evicted.first = None;
-        if !evicted.items.is_empty() {
-            for (k, slot, cause) in evicted.items.drain(..) {
-                shared.report(&k.key, &slot, cause);
-            }
-        }
-        if evicted.is_spent() {
-            std::mem::forget(evicted);
+        for (_, k, slot, cause) in evicted.iter() {
+            shared.report(k, slot, *cause);
         }
     }
 
@@ -1080,7 +910,8 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let (k, slot) = self.inner.cache.remove(&self.probe(key))?;
+        let hash = self.inner.hasher.hash_one(key);
+        let (k, slot) = self.inner.cache.remove(hash, |k| key.equivalent(k))?;
         self.made_room();
         let live = self.live(&slot);
         let cause = if live {
@@ -1088,7 +919,7 @@ where
         } else {
             RemovalCause::Expired
         };
-        self.inner.shared.notify(&k.key, &slot, cause);
+        self.inner.shared.notify(&k, &slot, cause);
         live.then_some(slot.value)
     }
 
@@ -1098,26 +929,26 @@ where
         for (k, slot) in self.inner.cache.drain() {
             self.inner
                 .shared
-                .notify(&k.key, &slot, RemovalCause::Invalidated);
+                .notify(&k, &slot, RemovalCause::Invalidated);
         }
     }
 
     /// Removes every expired entry now; returns how many. Costs a walk over the whole tier.
     pub fn purge_expired(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        let expired: Vec<Hashed<K>> = self
+        let expired = self
             .inner
             .cache
-            .iter()
-            .filter(|(_, s)| s.expired_at(now))
-            .map(|(k, _)| k)
-            .collect();
+            .collect(|k, s| s.expired_at(now).then(|| k.clone()));
         let mut n = 0;
-        for k in expired {
-            if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| s.expired_at(now)) {
+        for key in expired {
+            let hash = self.inner.hasher.hash_one(&key);
+            if let Some((k, slot)) =
                 self.inner
-                    .shared
-                    .notify(&k.key, &slot, RemovalCause::Expired);
+                    .cache
+                    .remove_if(hash, |k| *k == key, |s| s.expired_at(now))
+            {
+                self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
                 n += 1;
             }
         }
@@ -1160,25 +991,38 @@ where
         let before = self.inner.cache.len();
         self.purge_expired();
         let target = ((self.inner.capacity as f64) * fraction).floor() as u64;
-        self.inner.cache.set_capacity(target.max(1));
+        let shared = &*self.inner.shared;
+        let mut evicted = Evicted::new();
+        self.inner
+            .cache
+            .set_capacity(target.max(1), &mut |h, k, s, left| {
+                let cause = shared.cause(&s, left);
+                evicted.push((h, k, s, cause));
+            });
+        for (_, k, slot, cause) in evicted.iter() {
+            shared.notify(k, slot, *cause);
+        }
+        drop(evicted);
         if fraction == 0.0 {
             // A capacity of one entry per shard may remain; drop the unpinned rest.
-            let keys: Vec<Hashed<K>> = self
+            let keys = self
                 .inner
                 .cache
-                .iter()
-                .filter(|(_, s)| !s.pinned())
-                .map(|(k, _)| k)
-                .collect();
-            for k in keys {
-                if let Some((k, slot)) = self.inner.cache.remove_if(&k, |s| !s.pinned()) {
+                .collect(|k, s| (!s.pinned()).then(|| k.clone()));
+            for key in keys {
+                let hash = self.inner.hasher.hash_one(&key);
+                if let Some((k, slot)) =
                     self.inner
-                        .shared
-                        .notify(&k.key, &slot, RemovalCause::Capacity);
+                        .cache
+                        .remove_if(hash, |k| *k == key, |s| !s.pinned())
+                {
+                    shared.notify(&k, &slot, RemovalCause::Capacity);
                 }
             }
         }
-        self.inner.cache.set_capacity(self.inner.capacity);
+        self.inner
+            .cache
+            .set_capacity(self.inner.capacity, &mut |_, _, _, _| {});
         self.made_room();
         Ok(before.saturating_sub(self.inner.cache.len()))
     }
@@ -1235,18 +1079,15 @@ where
     /// Every live entry (key and value), in no particular order.
     pub fn entries(&self) -> Vec<(K, V)> {
         let now = self.inner.clock.now_ms();
-        self.inner
-            .cache
-            .iter()
-            .filter(|(_, s)| s.deadline() == NEVER || now <= s.deadline())
-            .map(|(k, s)| (k.key, s.value))
-            .collect()
+        self.inner.cache.collect(|k, s| {
+            (s.deadline() == NEVER || now <= s.deadline()).then(|| (k.clone(), s.value.clone()))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{ADAPTIVE, MemoryTier, NEVER, PIN, SAMPLED, Slot, initial_reserve, shard_slots};
+    use super::{ADAPTIVE, MemoryTier, NEVER, PIN, SAMPLED, Slot, initial_reserve};
     use crate::Clock;
     use std::time::Duration;
 
@@ -1283,13 +1124,11 @@ mod tests {
         assert_eq!(tier.get(&2), None);
     }
 
-    /// The slots a shard's slab holds once it has grown by doubling from the reservation to
-    /// `full` (quick_cache's `reserve(n)`: `n / shards` slots a shard, and as many more for
-    /// ghosts up to the shard's ghost capacity).
-    fn grown(estimated: usize, ghost: f64, shards: usize) -> (usize, usize, usize) {
-        let (ghosts, full) = shard_slots(estimated, ghost, shards);
-        let a = initial_reserve(estimated, ghost, shards).div_ceil(shards);
-        let first = a + a.min(ghosts);
+    /// The places a shard's slab holds first and once it has grown by doubling from the
+    /// reservation to its share of `estimated`.
+    fn grown(estimated: usize, shards: usize) -> (usize, usize, usize) {
+        let full = estimated.div_ceil(shards);
+        let first = initial_reserve(estimated, shards).div_ceil(shards);
         let mut cap = first;
         while cap < full {
             cap *= 2;
@@ -1298,7 +1137,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reservation_doubles_onto_the_residents_and_ghosts() {
+    fn the_reservation_doubles_onto_the_entries() {
         for estimated in [
             1,
             31,
@@ -1310,16 +1149,14 @@ mod tests {
             1 << 20,
             3_000_017,
         ] {
-            for ghost in [0.0, 0.5, 1.0] {
-                for shards in [1, 4, 8, 64] {
-                    let (first, cap, full) = grown(estimated, ghost, shards);
-                    // A small first reservation, and at most 2% to spare at the end.
-                    assert!(first <= 257, "{estimated} {ghost} {shards}: {first}");
-                    assert!(
-                        cap as f64 <= full as f64 * 1.02 + 1.0,
-                        "{estimated} {ghost} {shards}: {cap} for {full}"
-                    );
-                }
+            for shards in [1, 4, 8, 64] {
+                let (first, cap, full) = grown(estimated, shards);
+                // A small first reservation, and at most 2% to spare at the end.
+                assert!(first <= 256, "{estimated} {shards}: {first}");
+                assert!(
+                    cap as f64 <= full as f64 * 1.02 + 1.0,
+                    "{estimated} {shards}: {cap} for {full}"
+                );
             }
         }
     }
