@@ -90,7 +90,11 @@ impl<K, V> Shard<K, V> {
 
     /// Room for `additional` more entries without growing.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional, |_| 0);
+        let nodes = &self.nodes;
+        self.map.reserve(additional, |&i| match &nodes[i as usize] {
+            Some(n) => n.hash,
+            None => unreachable!("an indexed place holds an entry"),
+        });
         self.nodes.reserve(additional);
     }
 
@@ -557,6 +561,16 @@ mod tests {
         assert_eq!(all, vec![0, 3, 4]);
         assert_eq!((s.len(), s.weight(), s.iter().count()), (0, 0, 0));
         assert!(put(&mut s, 9, false).is_empty(), "usable after a drain");
+    }
+
+    #[test]
+    fn reserving_room_keeps_every_entry_findable() {
+        let mut s = shard(1000);
+        for k in 0..100 {
+            put(&mut s, k, false);
+        }
+        s.reserve(5000);
+        assert!((0..100).all(|k| get(&s, k) == Some(k * 10)));
     }
 
     #[test]
