@@ -11,10 +11,10 @@
 //! `iter`, which diluted every ratio to it.
 //!
 //! The insert groups hold a fourth contender, `quick_cache_l1_ghost`: quick_cache with the
-//! ghost allocation the L1 gives it. Much of the gap between the L1's insert and quick_cache's
-//! default one is that option's, spent inside quick_cache (the hot allocation made no
-//! difference when tried the same way), and the trace replays lose most of the L1's lead
-//! without it (`ADAPTIVE_GHOST_ALLOCATION` in mpm-cache).
+//! ghost allocation the L1 uses. quick_cache keeps a ghost record in a slot of its slab, so at
+//! that allocation its insert slows (the trace replays lose most of the L1's lead without the
+//! records: `ADAPTIVE_GHOST_ALLOCATION` in mpm-cache); the L1's table keeps them as two-byte
+//! fingerprints.
 
 // criterion's macros generate public functions without docs.
 #![allow(missing_docs)]

@@ -30,8 +30,8 @@ pub const DEFAULT_HOT_ALLOCATION: f64 = 0.9;
 
 /// Ghost records per entry unless told otherwise (quick_cache's default is 0.5), chosen with
 /// the same trace replays: it raised the hit ratio on the ARC and LIRS multi1 traces by up to
-/// 4.6 points. A record is a 16-bit fingerprint (two bytes an entry, rounded up to a power of
-/// two a shard).
+/// 4.6 points. A record is a 16-bit fingerprint, four to a bucket word (about two bytes an
+/// entry).
 pub const DEFAULT_GHOST_ALLOCATION: f64 = 1.0;
 
 /// The fewest entries a shard holds under [`Admission::Adaptive`] when the shard count is not
