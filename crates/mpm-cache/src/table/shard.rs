@@ -194,8 +194,10 @@ impl<K, V> Shard<K, V> {
         next
     }
 
-    /// Takes the entry at `i` out of the slab and the index (not out of its ring).
-    #[inline]
+    /// Takes the entry at `i` out of the slab and the index (not out of its ring). Always
+    /// inlined: out of line, the entry was returned through memory, and an insert into a full
+    /// tier counted 689 instructions instead of 643 (`cargo xtask budgets cache`).
+    #[inline(always)]
     fn take(&mut self, i: u32) -> Node<K, V> {
         let Some(n) = self.nodes.get_mut(i as usize).and_then(Option::take) else {
             unreachable!("a linked place holds an entry");
@@ -230,7 +232,36 @@ impl<K, V> Shard<K, V> {
 
     /// Evicts from the cold ring (or, when it is empty or all pinned, the hot ring) or moves
     /// its first referenced entry to the hot ring. Whether anything changed.
+    ///
+    /// The common case, an unreferenced, unpinned first entry that leaves, is inline in the
+    /// insert; the rest is [`advance_cold_slow`](Self::advance_cold_slow). Inline, an insert
+    /// into a full tier counted 622 instructions instead of 643 (`cargo xtask budgets cache`).
+    #[inline(always)]
     fn advance_cold(&mut self, out: &mut impl FnMut(u64, K, V, Left)) -> bool {
+        let i = self.cold;
+        if i != NIL {
+            let n = self.node_mut(i);
+            if *n.referenced.get_mut() == 0 && !n.pinned {
+                self.evict_cold(i, out);
+                return true;
+            }
+        }
+        self.advance_cold_slow(out)
+    }
+
+    /// Evicts the cold entry at `i` (the ring's first unpinned one): the ring then starts
+    /// after it, and its hash goes to the ghost records.
+    #[inline(always)]
+    fn evict_cold(&mut self, i: u32, out: &mut impl FnMut(u64, K, V, Left)) {
+        self.weight_cold -= self.node(i).weight;
+        self.cold = self.unlink(i);
+        let n = self.take(i);
+        self.ghost.record(n.hash);
+        out(n.hash, n.key, n.value, Left::Evicted);
+    }
+
+    /// [`advance_cold`](Self::advance_cold) past its common case.
+    fn advance_cold_slow(&mut self, out: &mut impl FnMut(u64, K, V, Left)) -> bool {
         let mut i = self.cold;
         if i == NIL {
             return self.advance_hot(out);
@@ -257,11 +288,7 @@ impl<K, V> Shard<K, V> {
                 i = next;
                 continue;
             }
-            self.weight_cold -= n.weight;
-            self.cold = self.unlink(i);
-            let n = self.take(i);
-            self.ghost.record(n.hash);
-            out(n.hash, n.key, n.value, Left::Evicted);
+            self.evict_cold(i, out);
             return true;
         }
     }
