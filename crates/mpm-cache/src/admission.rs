@@ -278,7 +278,7 @@ impl Shadow {
         }
         let mut evicted = None;
         self.cache
-            .insert(hash, hash, (), 1, false, &mut |_, k, _, _| {
+            .insert(hash, hash, (), 1, false, &mut |_, k, _, _, _| {
                 evicted = Some(k)
             });
         if evicted.is_some() {

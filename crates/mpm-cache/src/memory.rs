@@ -133,7 +133,8 @@ pub(crate) struct Shared<K, V> {
     clock: Clock,
     stats: TierStats,
     listener: Option<ListenFn<K, V>>,
-    /// The tier's weigher, to take an entry's weight back out of the ledger.
+    /// The tier's weigher, run once as an entry enters (the table keeps the weight and hands
+    /// it back as the entry leaves, so the ledger takes out exactly what it put in).
     weigher: SlotWeighter<K, V>,
     /// Expired entries still held, so that `len` and `weight` count only live ones.
     ledger: Ledger,
@@ -142,13 +143,13 @@ pub(crate) struct Shared<K, V> {
 impl<K, V> Shared<K, V> {
     /// The deadline and weight the ledger knows an entry by (`None` if it never expires).
     #[inline]
-    fn ledger_key(&self, key: &K, slot: &Slot<V>) -> Option<(u64, u64)> {
-        (slot.deadline() != NEVER).then(|| (slot.deadline(), self.weigher.weight_of(key, slot)))
+    fn ledger_key(slot: &Slot<V>, weight: u64) -> Option<(u64, u64)> {
+        (slot.deadline() != NEVER).then(|| (slot.deadline(), weight))
     }
 
     /// Every entry that leaves the tier, by any cause, passes here exactly once.
-    fn notify(&self, key: &K, slot: &Slot<V>, cause: RemovalCause) {
-        if let Some((d, w)) = self.ledger_key(key, slot) {
+    fn notify(&self, key: &K, slot: &Slot<V>, weight: u64, cause: RemovalCause) {
+        if let Some((d, w)) = Self::ledger_key(slot, weight) {
             self.ledger.sub(d, w);
         }
         self.report(key, slot, cause);
@@ -172,12 +173,17 @@ impl<K, V> Shared<K, V> {
     }
 }
 
+/// An entry that left the table: its hash, key and slot, the weight the table held it at (so
+/// that its ledger record goes exactly as it came, whatever the weigher would say now), and
+/// why.
+type Gone<K, V> = (u64, K, Slot<V>, u64, RemovalCause);
+
 /// Entries that left during one insert, with their hashes; reported after the table has
 /// released the shard lock, so a listener may call back into the tier.
 struct Evicted<K, V> {
     /// The first lives inline: most inserts into a full tier evict exactly one entry.
-    first: Option<(u64, K, Slot<V>, RemovalCause)>,
-    rest: Vec<(u64, K, Slot<V>, RemovalCause)>,
+    first: Option<Gone<K, V>>,
+    rest: Vec<Gone<K, V>>,
 }
 
 impl<K, V> Evicted<K, V> {
@@ -189,7 +195,7 @@ impl<K, V> Evicted<K, V> {
     }
 
     #[inline]
-    fn push(&mut self, e: (u64, K, Slot<V>, RemovalCause)) {
+    fn push(&mut self, e: Gone<K, V>) {
         if self.first.is_none() {
             self.first = Some(e);
         } else {
@@ -197,7 +203,7 @@ impl<K, V> Evicted<K, V> {
         }
     }
 
-    fn iter(&self) -> impl DoubleEndedIterator<Item = &(u64, K, Slot<V>, RemovalCause)> {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Gone<K, V>> {
         self.first.iter().chain(self.rest.iter())
     }
 
@@ -206,7 +212,7 @@ impl<K, V> Evicted<K, V> {
     /// of two over what an insert evicted, an insert into a full tier counted 555 instructions
     /// instead of 622 (`cargo xtask budgets cache`).
     #[inline(always)]
-    fn for_each(&self, mut f: impl FnMut(&(u64, K, Slot<V>, RemovalCause))) {
+    fn for_each(&self, mut f: impl FnMut(&Gone<K, V>)) {
         if let Some(e) = &self.first {
             f(e);
             self.rest.iter().for_each(f);
@@ -293,6 +299,8 @@ impl<K, V, S> MemoryTierBuilder<K, V, S> {
     }
 
     /// How much an entry weighs (a weight of 0 counts as 1). Without a weigher every entry weighs 1.
+    /// It runs once per insert, outside the tier's locks; the entry keeps that weight until it
+    /// leaves, even if its value's size changes in place meanwhile.
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         self.weigh = Some(Arc::new(f));
         self
@@ -824,13 +832,15 @@ where
     {
         let now = self.inner.clock.now_ms();
         let hash = self.inner.hasher.hash_one(key);
-        if let Some((k, slot)) =
+        if let Some((k, slot, weight)) =
             self.inner
                 .cache
                 .remove_if(hash, |k| key.equivalent(k), |s| s.expired_at(now))
         {
             self.made_room();
-            self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+            self.inner
+                .shared
+                .notify(&k, &slot, weight, RemovalCause::Expired);
         }
     }
 
@@ -890,9 +900,9 @@ where
         let mut evicted = Evicted::new();
         inner
             .cache
-            .insert(hash, key, slot, weight, pinned, &mut |h, k, s, left| {
+            .insert(hash, key, slot, weight, pinned, &mut |h, k, s, w, left| {
                 let cause = shared.cause(&s, left);
-                evicted.push((h, k, s, cause));
+                evicted.push((h, k, s, w, cause));
             });
         let ledger = shared.ledger.writer();
         if let Some((d, w)) = entered {
@@ -903,13 +913,14 @@ where
         }
         if let Some(a) = &inner.adaptive
             && a.filtering()
-            && let Some((h, k, _, _)) = evicted.iter().rev().find(|e| e.3 == RemovalCause::Capacity)
+            && let Some((h, k, _, _, _)) =
+                evicted.iter().rev().find(|e| e.4 == RemovalCause::Capacity)
         {
             a.evicted(*h, a.hash(k));
         }
         // One pass: each entry's ledger record goes, then it is reported.
-        evicted.for_each(|(_, k, slot, cause)| {
-            if let Some((d, w)) = shared.ledger_key(k, slot) {
+        evicted.for_each(|(_, k, slot, w, cause)| {
+            if let Some((d, w)) = Shared::<K, V>::ledger_key(slot, *w) {
                 ledger.sub(d, w);
             }
             shared.report(k, slot, *cause);
@@ -922,7 +933,7 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.inner.hasher.hash_one(key);
-        let (k, slot) = self.inner.cache.remove(hash, |k| key.equivalent(k))?;
+        let (k, slot, weight) = self.inner.cache.remove(hash, |k| key.equivalent(k))?;
         self.made_room();
         let live = self.live(&slot);
         let cause = if live {
@@ -930,17 +941,17 @@ where
         } else {
             RemovalCause::Expired
         };
-        self.inner.shared.notify(&k, &slot, cause);
+        self.inner.shared.notify(&k, &slot, weight, cause);
         live.then_some(slot.value)
     }
 
     /// Removes every entry (each reported as [`RemovalCause::Invalidated`]).
     pub fn clear(&self) {
         self.made_room();
-        for (k, slot) in self.inner.cache.drain() {
+        for (k, slot, weight) in self.inner.cache.drain() {
             self.inner
                 .shared
-                .notify(&k, &slot, RemovalCause::Invalidated);
+                .notify(&k, &slot, weight, RemovalCause::Invalidated);
         }
     }
 
@@ -954,12 +965,14 @@ where
         let mut n = 0;
         for key in expired {
             let hash = self.inner.hasher.hash_one(&key);
-            if let Some((k, slot)) =
+            if let Some((k, slot, weight)) =
                 self.inner
                     .cache
                     .remove_if(hash, |k| *k == key, |s| s.expired_at(now))
             {
-                self.inner.shared.notify(&k, &slot, RemovalCause::Expired);
+                self.inner
+                    .shared
+                    .notify(&k, &slot, weight, RemovalCause::Expired);
                 n += 1;
             }
         }
@@ -1006,11 +1019,11 @@ where
         let mut evicted = Evicted::new();
         self.inner
             .cache
-            .set_capacity(target.max(1), &mut |h, k, s, left| {
+            .set_capacity(target.max(1), &mut |h, k, s, w, left| {
                 let cause = shared.cause(&s, left);
-                evicted.push((h, k, s, cause));
+                evicted.push((h, k, s, w, cause));
             });
-        evicted.for_each(|(_, k, slot, cause)| shared.notify(k, slot, *cause));
+        evicted.for_each(|(_, k, slot, w, cause)| shared.notify(k, slot, *w, *cause));
         drop(evicted);
         if fraction == 0.0 {
             // A capacity of one entry per shard may remain; drop the unpinned rest.
@@ -1020,18 +1033,18 @@ where
                 .collect(|k, s| (!s.pinned()).then(|| k.clone()));
             for key in keys {
                 let hash = self.inner.hasher.hash_one(&key);
-                if let Some((k, slot)) =
+                if let Some((k, slot, weight)) =
                     self.inner
                         .cache
                         .remove_if(hash, |k| *k == key, |s| !s.pinned())
                 {
-                    shared.notify(&k, &slot, RemovalCause::Capacity);
+                    shared.notify(&k, &slot, weight, RemovalCause::Capacity);
                 }
             }
         }
         self.inner
             .cache
-            .set_capacity(self.inner.capacity, &mut |_, _, _, _| {});
+            .set_capacity(self.inner.capacity, &mut |_, _, _, _, _| {});
         self.made_room();
         Ok(before.saturating_sub(self.inner.cache.len()))
     }

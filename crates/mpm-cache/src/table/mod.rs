@@ -103,7 +103,7 @@ impl<K: Eq, V> Table<K, V> {
         value: V,
         weight: u64,
         pinned: bool,
-        out: &mut impl FnMut(u64, K, V, Left),
+        out: &mut impl FnMut(u64, K, V, u64, Left),
     ) {
         self.shard(hash)
             .write()
@@ -111,7 +111,7 @@ impl<K: Eq, V> Table<K, V> {
     }
 
     /// Removes the entry for the key.
-    pub(crate) fn remove(&self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<(K, V)> {
+    pub(crate) fn remove(&self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<(K, V, u64)> {
         self.shard(hash).write().remove(hash, eq)
     }
 
@@ -121,12 +121,12 @@ impl<K: Eq, V> Table<K, V> {
         hash: u64,
         eq: impl Fn(&K) -> bool,
         pred: impl FnOnce(&V) -> bool,
-    ) -> Option<(K, V)> {
+    ) -> Option<(K, V, u64)> {
         self.shard(hash).write().remove_if(hash, eq, pred)
     }
 
     /// Removes every entry.
-    pub(crate) fn drain(&self) -> Vec<(K, V)> {
+    pub(crate) fn drain(&self) -> Vec<(K, V, u64)> {
         self.shards.iter().flat_map(|s| s.write().drain()).collect()
     }
 
@@ -142,7 +142,7 @@ impl<K: Eq, V> Table<K, V> {
 
     /// Sets the weight bound (split over the shards) and evicts down to it; the entries that
     /// left go to `out`.
-    pub(crate) fn set_capacity(&self, capacity: u64, out: &mut impl FnMut(u64, K, V, Left)) {
+    pub(crate) fn set_capacity(&self, capacity: u64, out: &mut impl FnMut(u64, K, V, u64, Left)) {
         let each = capacity.div_ceil(self.shards.len() as u64);
         for s in &*self.shards {
             s.write().set_capacity(each, out);
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(t.capacity(), 1000);
         let h = crate::admission::mix;
         for k in 0..5000u64 {
-            t.insert(h(k), k, k, 1, false, &mut |_, _, _, _| {});
+            t.insert(h(k), k, k, 1, false, &mut |_, _, _, _, _| {});
         }
         assert!(t.len() <= 1000 && t.len() > 900, "{}", t.len());
         assert_eq!(t.weight(), t.len() as u64);
@@ -221,7 +221,7 @@ mod tests {
                                     assert_eq!(v, k * 3);
                                 }
                             }
-                            _ => t.insert(h(k), k, k * 3, 1, false, &mut |_, k, v, _| {
+                            _ => t.insert(h(k), k, k * 3, 1, false, &mut |_, k, v, _, _| {
                                 assert_eq!(v, k * 3)
                             }),
                         }
@@ -235,7 +235,7 @@ mod tests {
         assert!(t.weight() <= 512);
         assert_eq!(t.collect(|_, _| Some(())).len(), t.len());
         let mut evicted = 0;
-        t.set_capacity(100, &mut |_, _, _, _| evicted += 1);
+        t.set_capacity(100, &mut |_, _, _, _, _| evicted += 1);
         assert!(t.len() <= 100 && evicted > 0);
     }
 }

@@ -211,7 +211,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Unlinks and takes the entry at `i`, wherever it is.
-    fn remove_at(&mut self, i: u32) -> (K, V) {
+    fn remove_at(&mut self, i: u32) -> (K, V, u64) {
         let next = self.unlink(i);
         let n = self.node(i);
         let (hot, weight) = (n.hot, n.weight);
@@ -227,7 +227,7 @@ impl<K, V> Shard<K, V> {
             self.weight_cold -= weight;
         }
         let n = self.take(i);
-        (n.key, n.value)
+        (n.key, n.value, n.weight)
     }
 
     /// Evicts from the cold ring (or, when it is empty or all pinned, the hot ring) or moves
@@ -237,7 +237,7 @@ impl<K, V> Shard<K, V> {
     /// insert; the rest is [`advance_cold_slow`](Self::advance_cold_slow). Inline, an insert
     /// into a full tier counted 622 instructions instead of 643 (`cargo xtask budgets cache`).
     #[inline(always)]
-    fn advance_cold(&mut self, out: &mut impl FnMut(u64, K, V, Left)) -> bool {
+    fn advance_cold(&mut self, out: &mut impl FnMut(u64, K, V, u64, Left)) -> bool {
         let i = self.cold;
         if i != NIL {
             let n = self.node_mut(i);
@@ -252,16 +252,16 @@ impl<K, V> Shard<K, V> {
     /// Evicts the cold entry at `i` (the ring's first unpinned one): the ring then starts
     /// after it, and its hash goes to the ghost records.
     #[inline(always)]
-    fn evict_cold(&mut self, i: u32, out: &mut impl FnMut(u64, K, V, Left)) {
+    fn evict_cold(&mut self, i: u32, out: &mut impl FnMut(u64, K, V, u64, Left)) {
         self.weight_cold -= self.node(i).weight;
         self.cold = self.unlink(i);
         let n = self.take(i);
         self.ghost.record(n.hash);
-        out(n.hash, n.key, n.value, Left::Evicted);
+        out(n.hash, n.key, n.value, n.weight, Left::Evicted);
     }
 
     /// [`advance_cold`](Self::advance_cold) past its common case.
-    fn advance_cold_slow(&mut self, out: &mut impl FnMut(u64, K, V, Left)) -> bool {
+    fn advance_cold_slow(&mut self, out: &mut impl FnMut(u64, K, V, u64, Left)) -> bool {
         let mut i = self.cold;
         if i == NIL {
             return self.advance_hot(out);
@@ -295,7 +295,7 @@ impl<K, V> Shard<K, V> {
 
     /// Evicts the first unreferenced, unpinned entry of the hot ring, taking a reference from
     /// each entry passed. False if the ring is empty or all pinned.
-    fn advance_hot(&mut self, out: &mut impl FnMut(u64, K, V, Left)) -> bool {
+    fn advance_hot(&mut self, out: &mut impl FnMut(u64, K, V, u64, Left)) -> bool {
         let mut i = self.hot;
         if i == NIL {
             return false;
@@ -326,14 +326,14 @@ impl<K, V> Shard<K, V> {
             self.weight_hot -= n.weight;
             self.hot = self.unlink(i);
             let n = self.take(i);
-            out(n.hash, n.key, n.value, Left::Evicted);
+            out(n.hash, n.key, n.value, n.weight, Left::Evicted);
             return true;
         }
     }
 
     /// Evicts until the shard's weight plus `extra` fits (or nothing more can go).
     #[inline]
-    fn make_room(&mut self, extra: u64, out: &mut impl FnMut(u64, K, V, Left)) {
+    fn make_room(&mut self, extra: u64, out: &mut impl FnMut(u64, K, V, u64, Left)) {
         while self.weight() + extra > self.capacity && self.advance_cold(out) {}
     }
 
@@ -348,7 +348,7 @@ impl<K, V> Shard<K, V> {
         value: V,
         weight: u64,
         pinned: bool,
-        out: &mut impl FnMut(u64, K, V, Left),
+        out: &mut impl FnMut(u64, K, V, u64, Left),
     ) where
         K: Eq,
     {
@@ -356,10 +356,10 @@ impl<K, V> Shard<K, V> {
         let found = self.find(hash, |k| *k == key);
         if weight > self.hot_target && !pinned {
             if let Some(i) = found {
-                let (k, v) = self.remove_at(i);
-                out(hash, k, v, Left::Evicted);
+                let (k, v, w) = self.remove_at(i);
+                out(hash, k, v, w, Left::Evicted);
             }
-            out(hash, key, value, Left::Evicted);
+            out(hash, key, value, weight, Left::Evicted);
             return;
         }
         if let Some(i) = found {
@@ -374,7 +374,7 @@ impl<K, V> Shard<K, V> {
             } else {
                 self.weight_cold = self.weight_cold - old_weight + weight;
             }
-            out(hash, key, old, Left::Replaced);
+            out(hash, key, old, old_weight, Left::Replaced);
             self.make_room(0, out);
             return;
         }
@@ -425,7 +425,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes the entry for the key.
-    pub(crate) fn remove(&mut self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<(K, V)> {
+    pub(crate) fn remove(&mut self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<(K, V, u64)> {
         let i = self.find(hash, eq)?;
         Some(self.remove_at(i))
     }
@@ -436,7 +436,7 @@ impl<K, V> Shard<K, V> {
         hash: u64,
         eq: impl Fn(&K) -> bool,
         pred: impl FnOnce(&V) -> bool,
-    ) -> Option<(K, V)> {
+    ) -> Option<(K, V, u64)> {
         let i = self.find(hash, eq)?;
         if !pred(&self.node(i).value) {
             return None;
@@ -445,12 +445,12 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes every entry.
-    pub(crate) fn drain(&mut self) -> Vec<(K, V)> {
+    pub(crate) fn drain(&mut self) -> Vec<(K, V, u64)> {
         let out = self
             .nodes
             .drain(..)
             .flatten()
-            .map(|n| (n.key, n.value))
+            .map(|n| (n.key, n.value, n.weight))
             .collect();
         self.map.clear();
         self.free.clear();
@@ -463,7 +463,11 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Sets the weight bound and evicts down to it.
-    pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut impl FnMut(u64, K, V, Left)) {
+    pub(crate) fn set_capacity(
+        &mut self,
+        capacity: u64,
+        out: &mut impl FnMut(u64, K, V, u64, Left),
+    ) {
         self.capacity = capacity;
         self.hot_target = hot_target(capacity, self.hot_share);
         self.make_room(0, out);
@@ -487,7 +491,7 @@ mod tests {
             k * 10,
             1,
             pinned,
-            &mut |_, k, _, why| left.push((k, why)),
+            &mut |_, k, _, _, why| left.push((k, why)),
         );
         left
     }
@@ -564,10 +568,14 @@ mod tests {
     fn an_entry_heavier_than_the_hot_share_is_refused_unless_pinned() {
         let mut s: Shard<u64, u64> = Shard::new(10, 10, 0.5, 1.0);
         let mut left = Vec::new();
-        s.insert(1, 1, 1, 6, false, &mut |_, k, _, why| left.push((k, why)));
+        s.insert(1, 1, 1, 6, false, &mut |_, k, _, _, why| {
+            left.push((k, why))
+        });
         assert_eq!(left, vec![(1, Left::Evicted)]);
         assert_eq!(s.len(), 0);
-        s.insert(1, 1, 1, 6, true, &mut |_, _, _, _| panic!("nothing leaves"));
+        s.insert(1, 1, 1, 6, true, &mut |_, _, _, _, _| {
+            panic!("nothing leaves")
+        });
         assert_eq!(s.weight(), 6);
     }
 
@@ -578,12 +586,15 @@ mod tests {
             put(&mut s, k, false);
         }
         let h = |k: u64| crate::admission::mix(k);
-        assert_eq!(s.remove(h(1), |k| *k == 1), Some((1, 10)));
+        assert_eq!(s.remove(h(1), |k| *k == 1), Some((1, 10, 1)));
         assert_eq!(s.remove(h(1), |k| *k == 1), None);
         assert_eq!(s.remove_if(h(2), |k| *k == 2, |v| *v == 0), None);
-        assert_eq!(s.remove_if(h(2), |k| *k == 2, |v| *v == 20), Some((2, 20)));
+        assert_eq!(
+            s.remove_if(h(2), |k| *k == 2, |v| *v == 20),
+            Some((2, 20, 1))
+        );
         assert_eq!((s.len(), s.weight()), (3, 3));
-        let mut all: Vec<u64> = s.drain().into_iter().map(|(k, _)| k).collect();
+        let mut all: Vec<u64> = s.drain().into_iter().map(|(k, _, _)| k).collect();
         all.sort_unstable();
         assert_eq!(all, vec![0, 3, 4]);
         assert_eq!((s.len(), s.weight(), s.iter().count()), (0, 0, 0));
@@ -607,7 +618,7 @@ mod tests {
             put(&mut s, k, false);
         }
         let mut n = 0;
-        s.set_capacity(30, &mut |_, _, _, _| n += 1);
+        s.set_capacity(30, &mut |_, _, _, _, _| n += 1);
         assert_eq!((n, s.len(), s.weight()), (70, 30, 30));
     }
 

@@ -251,6 +251,33 @@ fn len_and_weight_leave_out_expired_entries_before_they_are_reclaimed() {
 }
 
 #[test]
+fn a_value_whose_weight_changes_after_it_entered_leaves_the_totals_true() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    // The weigher reads the value's current size, which the application changes in place.
+    let (clock, hand) = Clock::manual();
+    let t: MemoryTier<u32, Arc<AtomicU64>> = MemoryTier::builder()
+        .max_entries(NonZeroUsize::new(100).unwrap())
+        .max_weight(100)
+        .weigher(|_: &u32, v: &Arc<AtomicU64>| v.load(Relaxed))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let grows = Arc::new(AtomicU64::new(3));
+    t.insert_with_ttl(1, Arc::clone(&grows), Some(secs(1)));
+    t.insert_with_ttl(2, Arc::new(AtomicU64::new(2)), Some(secs(1)));
+    t.insert_with_ttl(3, Arc::new(AtomicU64::new(5)), Some(secs(10)));
+    assert_eq!((t.len(), t.weight()), (3, 10));
+    // Key 1 leaves weighing 7 by the weigher now, 3 as it entered and as the tier held it.
+    grows.store(7, Relaxed);
+    assert!(t.remove(&1).is_some());
+    assert_eq!((t.len(), t.weight()), (2, 7));
+    // Once key 2 expires only key 3 is live: the ledger took key 1 out at the weight it put
+    // in (taken out at 7, the ledger would owe 4 under key 2's deadline, and say 7).
+    hand.advance(Duration::from_millis(1_001));
+    assert_eq!((t.len(), t.weight()), (1, 5));
+}
+
+#[test]
 fn an_entry_too_heavy_to_admit_is_never_counted() {
     let (clock, hand) = Clock::manual();
     let t: MemoryTier<u32, u32> = MemoryTier::builder()
