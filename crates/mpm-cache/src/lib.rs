@@ -216,6 +216,9 @@ pub use bus::{Invalidate, InvalidationBus};
 pub use clock::{Clock, ManualClock, TICK};
 #[cfg(feature = "disk")]
 pub use disk::{DiskTier, DiskTierBuilder, Durability, WriteBehind};
+/// How a borrowed form of a key (a `&str` for a `String` key, say) is compared with stored
+/// keys in lookups: the `equivalent` crate's trait, as hashbrown and quick_cache use it.
+pub use equivalent::Equivalent;
 pub use error::Error;
 pub use memory::{
     DEFAULT_GHOST_ALLOCATION, DEFAULT_HOT_ALLOCATION, DefaultHashBuilder, MemoryTier,

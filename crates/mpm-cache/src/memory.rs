@@ -7,7 +7,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quick_cache::Equivalent;
+use equivalent::Equivalent;
 
 use mpm_metrics::{Registry, Scope};
 
@@ -21,8 +21,9 @@ use crate::metrics::{self, SizeGauges, Target};
 use crate::stats::{RemovalCause, StatsSnapshot, TierStats};
 use crate::table::{Left, Sizes, Table};
 
-/// The hasher quick_cache uses by default (foldhash, randomly seeded).
-pub type DefaultHashBuilder = quick_cache::DefaultHashBuilder;
+/// The tier's default hasher: foldhash's quality variant, randomly seeded (what quick_cache
+/// uses by default).
+pub type DefaultHashBuilder = foldhash::quality::RandomState;
 
 /// The hot ring's share of the capacity under [`Admission::All`] unless told otherwise, chosen
 /// by replaying the traces with `cargo xtask trace`, which prints the figures.
