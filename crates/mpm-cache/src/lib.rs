@@ -177,9 +177,9 @@
 //! An insert into a full tier touches less memory than quick_cache's at the same ghost
 //! allocation, and an entry costs about half as much memory after churn. A hit still runs
 //! more instructions than a bare quick_cache's: the TTL check on a coarse clock, the
-//! statistics and, by default, the adaptive admission's sketch and sampled hits. `docs/PERFORMANCE.md` gives the
-//! ratios from the last benchmark run (the L1 groups) and the instruction counts
-//! `cargo xtask budgets cache` checks.
+//! statistics and, by default, the adaptive admission's sketch and sampled hits.
+//! `docs/PERFORMANCE.md` gives the ratios from the last benchmark run (the L1 groups) and the
+//! instruction counts `cargo xtask budgets cache` checks.
 //!
 //! # Feature flags
 //!

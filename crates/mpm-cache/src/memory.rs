@@ -97,6 +97,13 @@ impl<V> Slot<V> {
         !self.live_at(now)
     }
 
+    /// The deadline and weight the ledger knows the entry by, given the weight the table holds
+    /// it at (`None` if it never expires).
+    #[inline]
+    fn ledger_key(&self, weight: u64) -> Option<(u64, u64)> {
+        (self.deadline() != NEVER).then(|| (self.deadline(), weight))
+    }
+
     #[inline]
     fn sampled(&self) -> bool {
         self.meta.get() & SAMPLED != 0
@@ -142,15 +149,9 @@ pub(crate) struct Shared<K, V> {
 }
 
 impl<K, V> Shared<K, V> {
-    /// The deadline and weight the ledger knows an entry by (`None` if it never expires).
-    #[inline]
-    fn ledger_key(slot: &Slot<V>, weight: u64) -> Option<(u64, u64)> {
-        (slot.deadline() != NEVER).then(|| (slot.deadline(), weight))
-    }
-
     /// Every entry that leaves the tier, by any cause, passes here exactly once.
     fn notify(&self, key: &K, slot: &Slot<V>, weight: u64, cause: RemovalCause) {
-        if let Some((d, w)) = Self::ledger_key(slot, weight) {
+        if let Some((d, w)) = slot.ledger_key(weight) {
             self.ledger.sub(d, w);
         }
         self.report(key, slot, cause);
@@ -897,7 +898,7 @@ where
         }
         // The weigher is the user's code: it runs here, outside the table's locks.
         let weight = shared.weigher.weight_of(&key, &slot);
-        let entered = (slot.deadline() != NEVER).then(|| (slot.deadline(), weight));
+        let entered = slot.ledger_key(weight);
         let mut evicted = Evicted::new();
         inner
             .cache
@@ -921,7 +922,7 @@ where
         }
         // One pass: each entry's ledger record goes, then it is reported.
         evicted.for_each(|(_, k, slot, w, cause)| {
-            if let Some((d, w)) = Shared::<K, V>::ledger_key(slot, *w) {
+            if let Some((d, w)) = slot.ledger_key(*w) {
                 ledger.sub(d, w);
             }
             shared.report(k, slot, *cause);
